@@ -1,0 +1,46 @@
+# The two commands that matter: `make demo` and `make test`. Each sets up .venv itself.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+FLOW ?= flows/b2b_supplier.yaml
+LANG_ARG ?= en
+
+.PHONY: demo test lint lock i18n setup clean
+
+$(STAMP): pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Sada needs Python 3.11 or newer (found: $$($(PYTHON) --version))"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/sada flows lint flows
+	$(BIN)/sada preview $(FLOW) --lang $(LANG_ARG)
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/sada flows lint flows
+
+# Re-pin every dependency after editing pyproject.toml.
+lock:
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+# Bot strings: extract from the code, merge into each catalog, compile.
+i18n: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-wrap --sort-by-file \
+		--project=sada --version=0.1 -o locales/sada.pot bot
+	$(BIN)/pybabel update -i locales/sada.pot -d locales -D sada --no-wrap --ignore-obsolete
+	$(BIN)/pybabel compile -d locales -D sada --statistics
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,57 @@
+"""What the engine asks a channel to show: data, rendered by each channel its own way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Say:
+    """A flow text (intro, outro), already in the session's language with placeholders filled."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One of the bot's own messages, looked up by key in the gettext catalogs."""
+
+    key: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Choice:
+    id: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One question on screen, with everything a channel needs to render it."""
+
+    question_id: str
+    type: str
+    text: str
+    language: str
+    group_title: str
+    new_group: bool  # first question shown from this group: channels show its title
+    index: int  # 1-based position among the questions this person will see
+    total: int
+    seconds_left: int
+    optional: bool
+    can_go_back: bool
+    low: int | None = None  # scale bounds
+    high: int | None = None
+    low_label: str | None = None
+    high_label: str | None = None
+    choices: tuple[Choice, ...] = ()
+    picks: tuple[str, ...] = ()  # ticked options of a multi question
+    min_picks: int = 0
+    max_picks: int = 0
+    max_length: int | None = None
+    previous: str | None = None  # the earlier answer, as typed, when the person went back
+
+
+Prompt = Say | Notice | Ask

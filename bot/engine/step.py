@@ -1,0 +1,363 @@
+"""The survey engine: `step(flow, state, input) -> (state, prompts)`.
+
+Pure and deterministic: no I/O, no clock, no channel types. Every input, however odd,
+yields a valid state and something to show; an answer once accepted is never lost.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from bot.engine import inputs as i
+from bot.engine.normalize import isolate, local_digits
+from bot.engine.parse import Accepted, Rejected, parse, pick
+from bot.engine.prompts import Ask, Choice, Notice, Prompt, Say
+from bot.engine.state import Answered, SessionState, Value
+from bot.engine.words import YESNO_WORDS, is_stop
+from bot.flow.conditions import parse as parse_condition
+from bot.flow.estimate import estimate, question_seconds
+from bot.flow.model import (
+    RTL_LANGUAGES,
+    SCORED_TYPES,
+    ChoiceQuestion,
+    Flow,
+    MultiQuestion,
+    Question,
+    Text,
+    TextQuestion,
+)
+from bot.flow.placeholders import render
+
+Result = tuple[SessionState, list[Prompt]]
+OPEN = ("new", "consent", "active")
+
+
+def new_state(
+    flow: Flow,
+    *,
+    language: str | None = None,
+    context: dict[str, Any] | None = None,
+    contact: dict[str, Any] | None = None,
+) -> SessionState:
+    """A session not yet started, in the person's language when the flow has it."""
+    lang = language if language in flow.languages else flow.default_language
+    return SessionState(
+        flow_id=flow.id, language=lang, context=dict(context or {}), contact=dict(contact or {})
+    )
+
+
+def step(flow: Flow, state: SessionState, event: i.Input) -> Result:
+    state = _repair(flow, state)
+    match event:
+        case i.Stop():
+            return _stop(state)
+        case i.Reply(text) if is_stop(text):
+            return _stop(state)
+        case i.SetLanguage(language):
+            return _set_language(flow, state, language)
+        case i.Start():
+            return _start(flow, state)
+    if state.status == "completed":
+        return state, [Notice("already_completed")]
+    if state.status == "stopped":
+        return state, [Notice("survey_stopped")]
+    if state.current is None:
+        return _start(flow, state) if state.status == "new" else _finish(flow, state)
+    question = flow.question(state.current)
+    match event:
+        case i.Reply(text):
+            return _answer(flow, state, question, text, parse(question, text))
+        case i.Pick(qid, value) if qid == state.current:
+            outcome = pick(question, value)
+            if outcome is None:
+                return state, [Notice("unknown_button"), ask(flow, state)]
+            return _answer(flow, state, question, _label(flow, state, question, value), outcome)
+        case i.Toggle(qid, option_id) if qid == state.current:
+            return _toggle(flow, state, question, option_id)
+        case i.Submit(qid) if qid == state.current:
+            return _submit(flow, state, question)
+        case i.Pick() | i.Toggle() | i.Submit():
+            return state, [Notice("stale_button")]
+        case i.Back():
+            return _back(flow, state)
+        case i.Skip():
+            return _skip(flow, state, question)
+    return state, [ask(flow, state)]
+
+
+# --- transitions -------------------------------------------------------------------------
+
+
+def _start(flow: Flow, state: SessionState) -> Result:
+    if state.status == "completed":
+        return state, [Notice("already_completed")]
+    if state.status != "new":
+        if state.current is not None:
+            state = state.evolve(status="active")
+            return state, [Notice("welcome_back"), ask(flow, state)]
+        if state.history:  # nothing was left to ask when the session was interrupted
+            return _finish(flow, state)
+    first = _next(flow, state, None)
+    if first is None:  # every question is conditional and none applies
+        return _finish(flow, state.evolve(status="active"))
+    state = state.evolve(status="active", current=first, picks=())
+    total = len(_ahead(flow, state))
+    est = estimate(flow).seconds_by_language.get(state.language, 0.0)
+    minutes = max(1, math.ceil(est / 60))
+    values = {**_values(flow, state), "questions": _num(total, state.language)}
+    values["minutes"] = _num(minutes, state.language)
+    intro = _text(flow.intro, state.language)
+    prompts: list[Prompt] = [Say(render(intro, values))]
+    if "{questions}" not in intro and "{minutes}" not in intro:
+        prompts.append(Notice("intro_summary", {"questions": total, "minutes": minutes}))
+    prompts.append(ask(flow, state))
+    return state, prompts
+
+
+def _answer(
+    flow: Flow, state: SessionState, question: Question, raw: str, outcome: Accepted | Rejected
+) -> Result:
+    if isinstance(outcome, Rejected):
+        return state, [Notice(outcome.key, outcome.params), ask(flow, state)]
+    return _advance(flow, state, question.id, Answered(raw=raw, value=outcome.value))
+
+
+def _advance(flow: Flow, state: SessionState, qid: str, answered: Answered) -> Result:
+    state = state.evolve(
+        answers={**state.answers, qid: answered}, history=(*state.history, qid), picks=()
+    )
+    following = _next(flow, state, qid)
+    if following is None:
+        return _finish(flow, state)
+    state = state.evolve(current=following)
+    return state, [ask(flow, state)]
+
+
+def _finish(flow: Flow, state: SessionState) -> Result:
+    # Answers given before going back to a branch that was then left are no longer part
+    # of this person's path: only what was asked on the final path is kept.
+    kept = {qid: a for qid, a in state.answers.items() if qid in state.history}
+    state = state.evolve(status="completed", current=None, answers=kept, picks=())
+    env = _env(state)
+    for variant in flow.outro:
+        if variant.when is None or parse_condition(variant.when).evaluate(env):
+            return state, [Say(render(_text(variant.text, state.language), _values(flow, state)))]
+    return state, [Notice("thanks")]
+
+
+def _skip(flow: Flow, state: SessionState, question: Question) -> Result:
+    if not question.optional:
+        return state, [Notice("cannot_skip"), ask(flow, state)]
+    return _advance(flow, state, question.id, Answered(raw="", value=None, skipped=True))
+
+
+def _back(flow: Flow, state: SessionState) -> Result:
+    if not state.history:
+        return state, [Notice("cannot_go_back"), ask(flow, state)]
+    previous = state.history[-1]
+    state = state.evolve(current=previous, history=state.history[:-1], picks=())
+    return state, [ask(flow, state)]
+
+
+def _stop(state: SessionState) -> Result:
+    if state.status in ("completed", "stopped"):
+        return state, [Notice("stopped")]
+    return state.evolve(status="stopped"), [Notice("stopped")]
+
+
+def _set_language(flow: Flow, state: SessionState, language: str) -> Result:
+    if language not in flow.languages:
+        return state, [Notice("language_unavailable", {"languages": list(flow.languages)})]
+    state = state.evolve(language=language)
+    if state.status == "active" and state.current is not None:
+        return state, [Notice("language_changed"), ask(flow, state)]
+    return state, [Notice("language_changed")]
+
+
+def _toggle(flow: Flow, state: SessionState, question: Question, option_id: str) -> Result:
+    if not isinstance(question, MultiQuestion) or option_id not in {
+        o.id for o in question.options
+    }:
+        return state, [Notice("unknown_button"), ask(flow, state)]
+    if option_id in state.picks:
+        picks = tuple(p for p in state.picks if p != option_id)
+    elif len(state.picks) >= question.most:
+        return state, [Notice("too_many_picks", {"high": question.most})]
+    else:
+        picks = (*state.picks, option_id)
+    state = state.evolve(picks=picks)
+    return state, [ask(flow, state)]
+
+
+def _submit(flow: Flow, state: SessionState, question: Question) -> Result:
+    if not isinstance(question, MultiQuestion):
+        return state, [Notice("unknown_button"), ask(flow, state)]
+    if not question.min_picks <= len(state.picks) <= question.most:
+        params = {"count": len(question.options), "low": question.min_picks,
+                  "high": question.most}
+        return state, [Notice("expect_picks", params), ask(flow, state)]
+    ordered = [o.id for o in question.options if o.id in state.picks]
+    raw = ", ".join(_option_label(question, oid, state.language) for oid in ordered)
+    return _advance(flow, state, question.id, Answered(raw=raw, value=ordered))
+
+
+# --- where we are ------------------------------------------------------------------------
+
+
+def _path_values(state: SessionState) -> dict[str, Value]:
+    """Answers on the path taken; an answer left behind by going back no longer counts."""
+    return {k: v for k, v in state.values().items() if k in state.history}
+
+
+def _env(state: SessionState) -> dict[str, Value | Any]:
+    return {**state.contact, **state.context, **_path_values(state)}
+
+
+def _applies(question: Question, env: dict[str, Any]) -> bool:
+    return question.when is None or parse_condition(question.when).evaluate(env)
+
+
+def _next(flow: Flow, state: SessionState, after: str | None) -> str | None:
+    questions = flow.questions
+    start = 0 if after is None else [q.id for q in questions].index(after) + 1
+    env = _env(state)
+    for question in questions[start:]:
+        if _applies(question, env):
+            return question.id
+    return None
+
+
+def _ahead(flow: Flow, state: SessionState) -> list[Question]:
+    """The current question and the later ones this person may still see.
+
+    A later condition that depends on a question not yet answered may still hold, so it
+    counts: the total shrinks as answers rule questions out, it never jumps up.
+    """
+    questions = flow.questions
+    ids = [q.id for q in questions]
+    if state.current is None:
+        return []
+    start = ids.index(state.current)
+    env = _env(state)
+    pending = set(ids[start:])
+    ahead = []
+    for question in questions[start:]:
+        if question.id == state.current or question.when is None:
+            ahead.append(question)
+            continue
+        names = parse_condition(question.when).names
+        if names & pending - set(env) or _applies(question, env):
+            ahead.append(question)
+    return ahead
+
+
+def ask(flow: Flow, state: SessionState) -> Ask:
+    """The current question as a channel should show it."""
+    assert state.current is not None
+    lang = state.language
+    question = flow.question(state.current)
+    group = flow.group_of(question.id)
+    ahead = _ahead(flow, state)
+    index = len(state.history) + 1
+    previous_group = flow.group_of(state.history[-1]).id if state.history else None
+    earlier = state.answers.get(question.id)
+    view: dict[str, Any] = {
+        "question_id": question.id,
+        "type": question.type,
+        "text": render(_text(question.text, lang), _values(flow, state)),
+        "language": lang,
+        "group_title": _text(group.title, lang),
+        "new_group": previous_group != group.id,
+        "index": index,
+        "total": index + len(ahead) - 1,
+        "seconds_left": round(sum(question_seconds(q, lang) for q in ahead)),
+        "optional": question.optional,
+        "can_go_back": bool(state.history),
+        "previous": earlier.raw if earlier and not earlier.skipped else None,
+    }
+    if isinstance(question, SCORED_TYPES):
+        view["low"], view["high"] = question.bounds
+        if question.labels:
+            view["low_label"] = _text(question.labels.min, lang) if question.labels.min else None
+            view["high_label"] = _text(question.labels.max, lang) if question.labels.max else None
+    if isinstance(question, ChoiceQuestion | MultiQuestion):
+        view["choices"] = tuple(Choice(o.id, _text(o.label, lang)) for o in question.options)
+    if isinstance(question, MultiQuestion):
+        view["picks"] = state.picks
+        view["min_picks"], view["max_picks"] = question.min_picks, question.most
+    if isinstance(question, TextQuestion):
+        view["max_length"] = question.max_length
+    return Ask(**view)
+
+
+# --- texts -------------------------------------------------------------------------------
+
+
+def _text(text: Text, lang: str) -> str:
+    # The linter guarantees every declared language; the fallback keeps a half-translated
+    # flow usable in preview rather than crashing.
+    return text.get(lang) or next(iter(text.values()), "")  # type: ignore[call-overload]
+
+
+def _num(value: int, lang: str) -> str:
+    return local_digits(str(value), lang)
+
+
+def _option_label(question: Question, option_id: str, lang: str) -> str:
+    if isinstance(question, ChoiceQuestion | MultiQuestion):
+        for option in question.options:
+            if option.id == option_id:
+                return _text(option.label, lang)
+    return option_id
+
+
+def _label(flow: Flow, state: SessionState, question: Question, value: str) -> str:
+    """What a pressed button said, kept as the raw answer."""
+    if isinstance(question, ChoiceQuestion):
+        return _option_label(question, value, state.language)
+    if question.type == "yesno":
+        yes, no = YESNO_WORDS.get(state.language, YESNO_WORDS["en"])
+        return yes if value == "yes" else no
+    return value
+
+
+def _shown(flow: Flow, qid: str, value: Value, lang: str) -> str:
+    if isinstance(value, bool):
+        yes, no = YESNO_WORDS.get(lang, YESNO_WORDS["en"])
+        return yes if value else no
+    if isinstance(value, list):
+        sep = "، " if lang in RTL_LANGUAGES else ", "
+        return sep.join(_option_label(flow.question(qid), v, lang) for v in value)
+    if isinstance(value, int | float):
+        return local_digits(f"{value:g}", lang)
+    return _option_label(flow.question(qid), str(value), lang)
+
+
+def _values(flow: Flow, state: SessionState) -> dict[str, str]:
+    """Placeholder values in the reader's language and digits, isolated inside RTL text."""
+    lang = state.language
+    raw: dict[str, str] = {}
+    for key, value in {**state.contact, **state.context}.items():
+        if value is not None and value != "":
+            raw[key] = local_digits(str(value), lang) if isinstance(value, int) else str(value)
+    for qid, value in _path_values(state).items():
+        if value is not None:
+            raw[qid] = _shown(flow, qid, value, lang)
+    if lang in RTL_LANGUAGES:
+        return {k: isolate(v) for k, v in raw.items()}
+    return raw
+
+
+def _repair(flow: Flow, state: SessionState) -> SessionState:
+    """A state from storage that no longer fits the flow (hand-edited, truncated) is put
+    back on its feet instead of crashing: unknown ids are dropped."""
+    ids = {q.id for q in flow.questions}
+    if state.current is not None and state.current not in ids:
+        state = state.evolve(current=None, status="new" if not state.history else state.status)
+    if any(h not in ids for h in state.history):
+        state = state.evolve(history=tuple(h for h in state.history if h in ids))
+    if state.status == "active" and state.current is None:
+        last = state.history[-1] if state.history else None
+        state = state.evolve(current=_next(flow, state, last))
+    return state

@@ -1,0 +1,125 @@
+"""The one service every channel uses: runs the engine on a session and commits the result
+before anything is shown, so a crash at any point resumes at the right question."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.engine import inputs
+from bot.engine.prompts import Prompt
+from bot.engine.state import SessionState
+from bot.engine.step import new_state, step
+from bot.flow.loader import LoadedFlow, load_flow_text
+from bot.flow.model import Flow
+from storage.models import Contact, SurveySession
+from storage.repo import Store
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def contact_fields(contact: Contact) -> dict[str, Any]:
+    """What a flow may read of a contact, in its placeholders and conditions."""
+    first = contact.first_name or (contact.name.split()[0] if contact.name else None)
+    fields = {"first_name": first, "name": contact.name, "company": contact.company,
+              "role": contact.role, "segment": contact.segment}
+    return {k: v for k, v in fields.items() if v}
+
+
+@dataclass
+class Conversation:
+    """One person's session of one flow version."""
+
+    session_id: int
+    contact_id: int
+    flow: Flow
+    state: SessionState
+    resumed: bool
+
+
+class SurveyService:
+    def __init__(self, store: Store, clock: Clock = utc_now) -> None:
+        self.store = store
+        self.clock = clock
+        self._flows: dict[int, Flow] = {}
+
+    async def flow_of(self, version_id: int) -> Flow:
+        # Sessions run on the version they started with, even after the file is edited.
+        if version_id not in self._flows:
+            version = await self.store.get_flow_version(version_id)
+            self._flows[version_id] = load_flow_text(version.content, f"<{version.flow_id}>").flow
+        return self._flows[version_id]
+
+    async def open(
+        self,
+        contact: Contact,
+        loaded: LoadedFlow,
+        *,
+        language: str | None = None,
+        context: dict[str, Any] | None = None,
+        resume: bool = True,
+    ) -> Conversation:
+        """The contact's open session of this flow, or a new one."""
+        assert contact.id is not None
+        if resume:
+            session = await self.store.resumable_session(contact.id, loaded.flow.id)
+            if session is not None:
+                return await self._conversation(session, resumed=True)
+        version = await self.store.flow_version(
+            loaded.flow.id, loaded.source, title=loaded.flow.title.get(loaded.flow.default_language)
+        )
+        assert version.id is not None
+        self._flows.setdefault(version.id, loaded.flow)
+        state = new_state(
+            loaded.flow,
+            language=language or contact.language,
+            context=context,
+            contact=contact_fields(contact),
+        )
+        session = await self.store.open_session(
+            contact_id=contact.id,
+            flow_version_id=version.id,
+            flow_id=loaded.flow.id,
+            language=state.language,
+            context=state.context,
+            state=state.to_json(),
+            status=state.status,
+            position=state.current,
+            now=self.clock(),
+        )
+        return await self._conversation(session, resumed=False)
+
+    async def _conversation(self, session: SurveySession, *, resumed: bool) -> Conversation:
+        assert session.id is not None
+        flow = await self.flow_of(session.flow_version_id)
+        return Conversation(
+            session_id=session.id,
+            contact_id=session.contact_id,
+            flow=flow,
+            state=SessionState.from_json(session.state),
+            resumed=resumed,
+        )
+
+    async def handle(self, conversation: Conversation, event: inputs.Input) -> list[Prompt]:
+        """Run one input; the new state and answers are committed before prompts return."""
+        state, prompts = step(conversation.flow, conversation.state, event)
+        if state != conversation.state:
+            await self.store.save_state(
+                conversation.session_id,
+                state=state.to_json(),
+                status=state.status,
+                position=state.current,
+                language=state.language,
+                answers={q: (a.raw, a.value, a.skipped) for q, a in state.answers.items()},
+                now=self.clock(),
+            )
+            if state.status == "stopped" and conversation.state.status != "stopped":
+                await self.store.set_contact_flags(conversation.contact_id, opted_out=True)
+            conversation.state = state
+        return prompts
