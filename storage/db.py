@@ -1,0 +1,308 @@
+"""Opening the database: URL mapping, engine setup, and Alembic migrations run in-process.
+
+Users write plain URLs (``sqlite:///data/sada.db``, ``postgresql://user@host/db``); we map them
+to the async drivers. SQLite is the embedded default and upgrades its own schema on first use;
+PostgreSQL is upgraded explicitly with ``sada db upgrade`` and refuses to open when behind.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+ACCEPTED_URLS = (
+    "use sqlite:///relative/path.db, sqlite:////absolute/path.db "
+    "or postgresql://user:password@host:port/dbname"
+)
+
+# Any fixed number: serialises concurrent upgrades of one PostgreSQL database.
+_PG_MIGRATION_LOCK = 0x5ADA
+
+_SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA busy_timeout=5000",
+    "PRAGMA synchronous=NORMAL",
+)
+
+
+class StorageError(Exception):
+    """Base of every error the storage layer reports to people; the message is one line."""
+
+
+class DatabaseUnavailable(StorageError):
+    """The database cannot be reached or opened (server down, bad credentials, bad path)."""
+
+
+class SchemaOutdated(StorageError):
+    """The database schema is not the revision this code needs."""
+
+    def __init__(self, current: str | None, head: str) -> None:
+        self.current = current
+        self.head = head
+        super().__init__(
+            f"database is at revision {current or 'none (empty)'}, code needs {head}: "
+            "run `sada db upgrade`"
+        )
+
+
+class NotFound(StorageError, LookupError):
+    """A row the caller named by id does not exist."""
+
+
+def to_async_url(url: str) -> str:
+    """Map a user's plain database URL to its asyncio driver URL."""
+    scheme, sep, rest = url.strip().partition("://")
+    scheme = scheme.lower()
+    if sep and scheme in ("sqlite", "sqlite+aiosqlite") and len(rest) > 1 and rest[0] == "/":
+        return f"sqlite+aiosqlite://{rest}"
+    if sep and scheme in ("postgresql", "postgres", "postgresql+asyncpg") and rest:
+        return f"postgresql+asyncpg://{rest}"
+    # Never echo the URL itself: it may hold a password.
+    shown = f"scheme {scheme!r}" if sep else "value (no scheme://)"
+    raise ValueError(f"unsupported database URL {shown}: {ACCEPTED_URLS}")
+
+
+def display_url(url: str) -> str:
+    """The URL with any password masked, for messages and logs."""
+    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
+
+
+def _json_dumps(value: Any) -> str:
+    # Keep Arabic and Persian readable when someone opens the SQLite file by hand.
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _sqlite_path(async_url: str) -> Path | None:
+    database = make_url(async_url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _create_engine(async_url: str, *, foreign_keys: bool = True) -> AsyncEngine:
+    if not async_url.startswith("sqlite"):
+        return create_async_engine(
+            async_url,
+            json_serializer=_json_dumps,
+            pool_pre_ping=True,  # survive server restarts between quiet hours
+            connect_args={"timeout": 10},  # asyncpg waits 60 s by default
+        )
+    engine = create_async_engine(async_url, json_serializer=_json_dumps)
+    pragmas = (*_SQLITE_PRAGMAS, f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # The driver's legacy mode begins transactions only before DML, so a read-then-write
+        # could lose updates and DDL would not be transactional; SQLAlchemy begins instead.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in pragmas:
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # Take the write lock up front: SQLite has one writer anyway, and a deferred
+        # transaction that later needs to write fails instead of waiting (busy_timeout).
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _unavailable(url: str, exc: BaseException) -> DatabaseUnavailable:
+    orig = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    lines = str(orig).strip().splitlines()
+    if isinstance(orig, ConnectionRefusedError):
+        reason = "connection refused (is the server running, and on this port?)"
+    elif isinstance(orig, TimeoutError):
+        reason = "no answer from the server (timed out)"
+    else:
+        reason = lines[0] if lines else type(orig).__name__
+    return DatabaseUnavailable(f"cannot open database {display_url(url)}: {reason}")
+
+
+# What connecting can raise: socket errors, timeouts, driver errors (asyncpg raises its own
+# PostgresError subclasses for bad credentials or a missing database before SQLAlchemy wraps).
+_CONNECT_ERRORS: tuple[type[BaseException], ...] = (OSError, TimeoutError, DBAPIError)
+try:
+    import asyncpg
+
+    _CONNECT_ERRORS += (asyncpg.PostgresError, asyncpg.InterfaceError)
+except ImportError:  # pragma: no cover - asyncpg is a pinned dependency
+    pass
+
+
+def _alembic_config(connection: Connection | None = None) -> Config:
+    cfg = Config()
+    # ConfigParser interpolates "%": escape it in case the install path has one.
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+@lru_cache(maxsize=1)
+def head_revision() -> str:
+    """The Alembic head revision this code needs."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    if head is None:  # pragma: no cover - the migrations ship with the package
+        raise StorageError(f"no migrations found in {MIGRATIONS_DIR}")
+    return head
+
+
+def _revision_of(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _run_upgrade(connection: Connection) -> tuple[str | None, str]:
+    before = _revision_of(connection)
+    try:
+        command.upgrade(_alembic_config(connection), "head")
+    except CommandError as exc:
+        raise StorageError(
+            f"database is at revision {before}, which this version of Sada does not know "
+            f"(it needs {head_revision()}): use a newer Sada or another database"
+        ) from exc
+    if connection.dialect.name == "sqlite":
+        # Migrations ran with foreign keys off (a batch table rebuild would cascade-delete).
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").first()
+        if broken is not None:
+            raise StorageError(f"migration left a broken foreign key in table {broken[0]}")
+    after = _revision_of(connection)
+    assert after is not None
+    return before, after
+
+
+def _prepare_sqlite(async_url: str) -> None:
+    path = _sqlite_path(async_url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+
+async def _upgrade(url: str) -> tuple[str | None, str]:
+    async_url = to_async_url(url)
+    engine = _create_engine(async_url, foreign_keys=False)
+    try:
+        if engine.dialect.name == "sqlite":
+            _prepare_sqlite(async_url)
+        async with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})")
+            return await conn.run_sync(_run_upgrade)
+    finally:
+        await engine.dispose()
+
+
+async def upgrade(url: str) -> tuple[str | None, str]:
+    """Apply all pending migrations; return the (before, after) revisions."""
+    try:
+        return await _upgrade(url)
+    except _CONNECT_ERRORS as exc:
+        raise _unavailable(url, exc) from exc
+
+
+async def current_revision(url: str) -> str | None:
+    """The database's Alembic revision, or None when it has no schema yet."""
+    async_url = to_async_url(url)
+    path = _sqlite_path(async_url) if async_url.startswith("sqlite") else None
+    if path is not None and not path.exists():
+        return None  # don't create an empty file just to look at it
+    engine = _create_engine(async_url)
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(_revision_of)
+    except _CONNECT_ERRORS as exc:
+        raise _unavailable(url, exc) from exc
+    finally:
+        await engine.dispose()
+
+
+class Database:
+    """An open database: an async engine plus sessions on it."""
+
+    def __init__(self, engine: AsyncEngine, url: str) -> None:
+        self.engine = engine
+        self.url = url
+
+    @classmethod
+    async def open(cls, url: str, *, auto_upgrade: bool | None = None) -> Database:
+        """Open ``url``; upgrade the schema (default for SQLite) or insist it is at head."""
+        async_url = to_async_url(url)
+        is_sqlite = async_url.startswith("sqlite")
+        if auto_upgrade is None:
+            auto_upgrade = is_sqlite
+        engine = _create_engine(async_url)
+        try:
+            if is_sqlite:
+                _prepare_sqlite(async_url)
+            async with engine.connect() as conn:
+                current = await conn.run_sync(_revision_of)
+            if current != head_revision():
+                if not auto_upgrade:
+                    raise SchemaOutdated(current, head_revision())
+                await _upgrade(url)
+        except _CONNECT_ERRORS as exc:
+            await engine.dispose()
+            raise _unavailable(url, exc) from exc
+        except BaseException:
+            await engine.dispose()
+            raise
+        return cls(engine, url)
+
+    def session(self) -> AsyncSession:
+        """A new session; objects stay readable after commit (expire_on_commit=False)."""
+        return AsyncSession(self.engine, expire_on_commit=False)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+async def new_revision(message: str) -> Path:
+    """Autogenerate the next migration (``NNNN_<slug>.py``) by diffing the models against a
+    scratch SQLite database at head; review it, and check it on PostgreSQL, before committing.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{Path(tmp) / 'autogenerate.db'}"
+        await _upgrade(url)
+        engine = _create_engine(to_async_url(url), foreign_keys=False)
+        try:
+            async with engine.begin() as conn:
+                return await conn.run_sync(_autogenerate, message)
+        finally:
+            await engine.dispose()
+
+
+def _autogenerate(connection: Connection, message: str) -> Path:
+    cfg = _alembic_config(connection)
+    count = sum(1 for _ in ScriptDirectory.from_config(cfg).walk_revisions())
+    script = command.revision(cfg, message=message, autogenerate=True, rev_id=f"{count + 1:04d}")
+    assert script is not None and not isinstance(script, list)
+    return Path(script.path)

@@ -1,0 +1,101 @@
+"""SQLModel tables: contacts, versioned flows, survey sessions and their answers.
+
+Every datetime is timezone-aware UTC: a plain ``datetime`` annotation makes SQLModel use its
+``UTCDateTime`` column type, which rejects naive values and reads back aware UTC values on
+SQLite and PostgreSQL alike. Timestamps have no defaults on purpose: the Store records the
+time its caller passes in, so tests and the scheduler control the clock.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Index, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+# Named constraints let later SQLite batch migrations drop or alter them by name.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# JSONB on PostgreSQL gives indexable, compact documents; plain JSON (text) elsewhere.
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+RESUMABLE_STATUSES: tuple[str, ...] = ("new", "consent", "active")
+
+
+class Contact(SQLModel, table=True):
+    """A person we can survey, identified by the channel they talk to us on."""
+
+    __tablename__ = "contact"
+    __table_args__ = (UniqueConstraint("channel", "external_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str
+    external_id: str
+    name: str | None = None
+    first_name: str | None = None
+    language: str | None = None
+    timezone: str | None = None
+    company: str | None = None
+    role: str | None = None
+    segment: str | None = None
+    opted_out: bool = False
+    unreachable: bool = False
+    created_at: datetime
+    updated_at: datetime
+
+
+class FlowVersion(SQLModel, table=True):
+    """One exact text of a flow; editing the YAML creates a new row, never changes one."""
+
+    __tablename__ = "flow_version"
+    __table_args__ = (UniqueConstraint("flow_id", "content_hash"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    flow_id: str = Field(index=True)
+    content_hash: str
+    content: str = Field(sa_type=Text)
+    title: str | None = None
+    created_at: datetime
+
+
+class SurveySession(SQLModel, table=True):
+    """One run of one flow with one contact, with the engine's state as JSON."""
+
+    __tablename__ = "survey_session"
+    __table_args__ = (Index(None, "contact_id", "flow_id", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", ondelete="CASCADE")
+    flow_version_id: int = Field(foreign_key="flow_version.id")
+    flow_id: str = Field(index=True)
+    status: str
+    language: str
+    position: str | None = None
+    state: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType, nullable=False)
+    context: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType, nullable=False)
+    started_at: datetime
+    last_activity_at: datetime
+    completed_at: datetime | None = None
+
+
+class Answer(SQLModel, table=True):
+    """The latest answer to one question in one session: raw text as typed, value normalised."""
+
+    __tablename__ = "answer"
+    __table_args__ = (UniqueConstraint("session_id", "question_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: int = Field(foreign_key="survey_session.id", ondelete="CASCADE")
+    question_id: str
+    raw_text: str = Field(sa_type=Text)
+    value: Any = Field(default=None, sa_type=JSONType, nullable=True)
+    skipped: bool = False
+    answered_at: datetime

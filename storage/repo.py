@@ -1,0 +1,289 @@
+"""The Store: every read and write the bot makes, each one short transaction committed on return.
+
+Times are passed in (``now``) so callers own the clock; ``None`` means the current UTC time,
+read here and nowhere else in the storage layer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import or_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm.attributes import flag_modified
+from sqlmodel import SQLModel, col, select
+from sqlmodel.sql.expression import SelectOfScalar
+
+from storage.db import Database, NotFound
+from storage.models import RESUMABLE_STATUSES, Answer, Contact, FlowVersion, SurveySession
+
+# Fields a caller may set on a contact; the key and the timestamps are the Store's business.
+CONTACT_FIELDS = frozenset(Contact.model_fields) - {
+    "id",
+    "channel",
+    "external_id",
+    "created_at",
+    "updated_at",
+}
+
+
+def _same_json(a: object, b: object) -> bool:
+    # Python says 1 == 1.0 == True; the stored JSON does not, and a changed type is a change.
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def _column(name: str) -> Any:
+    return col(getattr(Contact, name))
+
+
+def _contact_by_key(channel: str, external_id: str) -> SelectOfScalar[Contact]:
+    return select(Contact).where(Contact.channel == channel, Contact.external_id == external_id)
+
+
+class Store:
+    """Storage operations over an open Database."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    @staticmethod
+    def _now(now: datetime | None) -> datetime:
+        return now if now is not None else datetime.now(UTC)
+
+    def _insert(self, model: type[SQLModel]) -> Any:
+        # Both dialects share the INSERT … ON CONFLICT API; the generic insert lacks it.
+        if self.database.engine.dialect.name == "postgresql":
+            return pg_insert(model)
+        return sqlite_insert(model)
+
+    # Contacts
+
+    async def upsert_contact(
+        self, channel: str, external_id: str, *, now: datetime | None = None, **fields: Any
+    ) -> Contact:
+        """Create the contact, or update it with the given non-None fields."""
+        unknown = fields.keys() - CONTACT_FIELDS
+        if unknown:
+            raise TypeError(f"unknown contact field(s): {', '.join(sorted(unknown))}")
+        changes = {k: v for k, v in fields.items() if v is not None}
+        ts = self._now(now)
+        stmt = self._insert(Contact).values(
+            channel=channel,
+            external_id=external_id,
+            **{"opted_out": False, "unreachable": False, **changes},
+            created_at=ts,
+            updated_at=ts,
+        )
+        key = ["channel", "external_id"]
+        if changes:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=key,
+                set_={**{k: stmt.excluded[k] for k in changes}, "updated_at": ts},
+                # Leave updated_at alone when nothing actually changed.
+                where=or_(*(_column(k).is_distinct_from(v) for k, v in changes.items())),
+            )
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=key)
+        async with self.database.session() as s, s.begin():
+            await s.exec(stmt)
+            return (await s.exec(_contact_by_key(channel, external_id))).one()
+
+    async def get_contact(self, contact_id: int) -> Contact | None:
+        async with self.database.session() as s, s.begin():
+            return await s.get(Contact, contact_id)
+
+    async def find_contact(self, channel: str, external_id: str) -> Contact | None:
+        async with self.database.session() as s, s.begin():
+            return (await s.exec(_contact_by_key(channel, external_id))).one_or_none()
+
+    async def set_contact_flags(
+        self,
+        contact_id: int,
+        *,
+        opted_out: bool | None = None,
+        unreachable: bool | None = None,
+        language: str | None = None,
+        now: datetime | None = None,
+    ) -> Contact:
+        """Set the given flags; None leaves a flag as it is."""
+        changes = {
+            k: v
+            for k, v in {
+                "opted_out": opted_out,
+                "unreachable": unreachable,
+                "language": language,
+            }.items()
+            if v is not None
+        }
+        async with self.database.session() as s, s.begin():
+            contact = await s.get(Contact, contact_id, with_for_update=True)
+            if contact is None:
+                raise NotFound(f"no contact with id {contact_id}")
+            if any(getattr(contact, k) != v for k, v in changes.items()):
+                contact.sqlmodel_update({**changes, "updated_at": self._now(now)})
+            return contact
+
+    # Flows
+
+    async def flow_version(
+        self, flow_id: str, content: str, title: str | None = None, *, now: datetime | None = None
+    ) -> FlowVersion:
+        """The version row for this exact flow text, created on first sight."""
+        digest = hashlib.sha256(content.encode("utf-8")).hexdigest()
+        stmt = (
+            self._insert(FlowVersion)
+            .values(
+                flow_id=flow_id,
+                content_hash=digest,
+                content=content,
+                title=title,
+                created_at=self._now(now),
+            )
+            .on_conflict_do_nothing(index_elements=["flow_id", "content_hash"])
+        )
+        async with self.database.session() as s, s.begin():
+            await s.exec(stmt)
+            found = await s.exec(
+                select(FlowVersion).where(
+                    FlowVersion.flow_id == flow_id, FlowVersion.content_hash == digest
+                )
+            )
+            return found.one()
+
+    async def get_flow_version(self, version_id: int) -> FlowVersion:
+        async with self.database.session() as s, s.begin():
+            version = await s.get(FlowVersion, version_id)
+        if version is None:
+            raise NotFound(f"no flow version with id {version_id}")
+        return version
+
+    # Sessions and answers
+
+    async def open_session(
+        self,
+        *,
+        contact_id: int,
+        flow_version_id: int,
+        flow_id: str,
+        language: str,
+        context: dict[str, Any],
+        state: dict[str, Any],
+        status: str,
+        position: str | None,
+        now: datetime | None = None,
+    ) -> SurveySession:
+        ts = self._now(now)
+        row = SurveySession(
+            contact_id=contact_id,
+            flow_version_id=flow_version_id,
+            flow_id=flow_id,
+            status=status,
+            language=language,
+            position=position,
+            state=state,
+            context=context,
+            started_at=ts,
+            last_activity_at=ts,
+            completed_at=ts if status == "completed" else None,
+        )
+        async with self.database.session() as s, s.begin():
+            s.add(row)
+        return row
+
+    async def resumable_session(self, contact_id: int, flow_id: str) -> SurveySession | None:
+        """The contact's latest unfinished session of this flow, if any."""
+        query = (
+            select(SurveySession)
+            .where(
+                SurveySession.contact_id == contact_id,
+                SurveySession.flow_id == flow_id,
+                col(SurveySession.status).in_(RESUMABLE_STATUSES),
+            )
+            .order_by(col(SurveySession.started_at).desc(), col(SurveySession.id).desc())
+            .limit(1)
+        )
+        async with self.database.session() as s, s.begin():
+            return (await s.exec(query)).first()
+
+    async def get_session(self, session_id: int) -> SurveySession | None:
+        async with self.database.session() as s, s.begin():
+            return await s.get(SurveySession, session_id)
+
+    async def save_state(
+        self,
+        session_id: int,
+        *,
+        state: dict[str, Any],
+        status: str,
+        position: str | None,
+        language: str,
+        answers: Mapping[str, tuple[str, object, bool]],
+        now: datetime | None = None,
+    ) -> None:
+        """Store the session's full state and its complete set of answers, atomically.
+
+        ``answers`` maps question id to (raw text, value, skipped) and is the whole set:
+        missing questions are deleted, so repeating a call after a crash changes nothing.
+        """
+        ts = self._now(now)
+        async with self.database.session() as s, s.begin():
+            # Row lock so two saves of one session cannot both insert the same new answer.
+            row = await s.get(SurveySession, session_id, with_for_update=True)
+            if row is None:
+                raise NotFound(f"no survey session with id {session_id}")
+            row.sqlmodel_update(
+                {
+                    "state": state,
+                    "status": status,
+                    "position": position,
+                    "language": language,
+                    "last_activity_at": ts,
+                    # Keep the first completion time when a completed session is saved again.
+                    "completed_at": (row.completed_at or ts) if status == "completed" else None,
+                }
+            )
+            # The ORM skips JSON writes that compare equal in Python ({"a": 1} == {"a": True}).
+            flag_modified(row, "state")
+            stored = await s.exec(select(Answer).where(Answer.session_id == session_id))
+            existing = {a.question_id: a for a in stored}
+            for question_id, (raw_text, value, skipped) in answers.items():
+                old = existing.pop(question_id, None)
+                if old is None:
+                    s.add(
+                        Answer(
+                            session_id=session_id,
+                            question_id=question_id,
+                            raw_text=raw_text,
+                            value=value,
+                            skipped=skipped,
+                            answered_at=ts,
+                        )
+                    )
+                elif (
+                    old.raw_text != raw_text
+                    or old.skipped != skipped
+                    or not _same_json(old.value, value)
+                ):
+                    old.sqlmodel_update(
+                        {
+                            "raw_text": raw_text,
+                            "value": value,
+                            "skipped": skipped,
+                            "answered_at": ts,
+                        }
+                    )
+                    flag_modified(old, "value")
+            for dropped in existing.values():
+                await s.delete(dropped)
+
+    async def answers(self, session_id: int) -> list[Answer]:
+        async with self.database.session() as s, s.begin():
+            found = await s.exec(
+                select(Answer).where(Answer.session_id == session_id).order_by(col(Answer.id))
+            )
+            return list(found.all())
