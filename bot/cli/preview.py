@@ -15,7 +15,7 @@ from bot.channels.console import ConsolePreview, stdin_reader
 from bot.flow.loader import FlowError, LoadedFlow, load_flow
 from bot.settings import get_settings
 from bot.survey import SurveyService
-from storage.db import Database, StorageError
+from storage.db import Database, StorageError, to_async_url
 from storage.repo import Store
 
 
@@ -55,9 +55,14 @@ def preview(
     name = as_name or getpass.getuser()
     url = database_url or get_settings().effective_database_url
     try:
+        to_async_url(url)
+    except ValueError as exc:
+        err.print(str(exc), style="red", markup=False)
+        raise typer.Exit(1) from None
+    try:
         finished = asyncio.run(_run(url, loaded, lang, name))
     except StorageError as exc:
-        err.print(f"[red]{exc}[/red]")
+        err.print(str(exc), style="red", markup=False)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         err.print("\n[yellow]Stopped; your answers are saved. Run again to resume.[/yellow]")

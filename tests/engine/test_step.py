@@ -8,8 +8,10 @@ from bot.engine.state import SessionState
 from bot.engine.step import new_state, step
 from tests.engine.flowdata import FLOW
 
+Run = tuple[SessionState, list[Prompt]]
 
-def run(events: list[i.Input], state: SessionState | None = None) -> tuple[SessionState, list[Prompt]]:
+
+def run(events: list[i.Input], state: SessionState | None = None) -> Run:
     state = state or new_state(FLOW, language="en", context={"ticket": "T-9"},
                                contact={"first_name": "Sara"})
     prompts: list[Prompt] = []
@@ -175,7 +177,8 @@ def test_language_switch_shows_the_current_question_again() -> None:
 
 
 def test_placeholders_are_isolated_and_in_local_digits_in_rtl() -> None:
-    state = new_state(FLOW, language="fa", context={"ticket": "T-9"}, contact={"first_name": "Sara"})
+    state = new_state(FLOW, language="fa", context={"ticket": "T-9"},
+                      contact={"first_name": "Sara"})
     state, prompts = step(FLOW, state, i.Start())
     assert prompts[0] == Say("ف Hello \u2068Sara\u2069, ticket \u2068T-9\u2069.")
     state, prompts = run([i.Reply("1"), i.Reply("۳")], state)

@@ -1,0 +1,93 @@
+"""Engine + storage: every step is committed, a restart resumes, old versions stay put."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bot.engine import inputs as i
+from bot.engine.prompts import Ask, Say
+from bot.flow.loader import load_flow, load_flow_text
+from bot.survey import SurveyService
+from storage.repo import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+B2B = ROOT / "flows" / "b2b_supplier.yaml"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=7)
+        return self.now
+
+
+async def test_answers_are_committed_and_a_new_process_resumes(store: Store) -> None:
+    loaded = load_flow(B2B)
+    contact = await store.upsert_contact("console", "sara", first_name="Sara", language="fa")
+    service = SurveyService(store, Clock())
+    conversation = await service.open(contact, loaded)
+    assert conversation.state.language == "fa" and not conversation.resumed
+    prompts = await service.handle(conversation, i.Start())
+    assert isinstance(prompts[0], Say) and "Sara" in prompts[0].text
+    first = prompts[-1]
+    assert isinstance(first, Ask)
+    await service.handle(conversation, i.Reply("۱"))
+    rows = await store.answers(conversation.session_id)
+    assert [(a.question_id, a.raw_text) for a in rows] == [(first.question_id, "۱")]
+
+    # a new service, as after a restart, continues at the same question
+    again = SurveyService(store, Clock())
+    resumed = await again.open(contact, loaded)
+    assert resumed.resumed and resumed.session_id == conversation.session_id
+    assert resumed.state == conversation.state
+    prompts = await again.handle(resumed, i.Start())
+    ask = prompts[-1]
+    assert isinstance(ask, Ask) and ask.question_id == conversation.state.current
+
+
+async def test_rejected_answers_store_nothing(store: Store) -> None:
+    loaded = load_flow(B2B)
+    contact = await store.upsert_contact("console", "omar", language="ar")
+    service = SurveyService(store, Clock())
+    conversation = await service.open(contact, loaded)
+    await service.handle(conversation, i.Start())
+    before = await store.get_session(conversation.session_id)
+    await service.handle(conversation, i.Reply("٩٩"))
+    after = await store.get_session(conversation.session_id)
+    assert await store.answers(conversation.session_id) == []
+    assert before is not None and after is not None
+    assert before.last_activity_at == after.last_activity_at
+
+
+async def test_stop_opts_the_contact_out(store: Store) -> None:
+    loaded = load_flow(B2B)
+    contact = await store.upsert_contact("console", "lina", language="en")
+    service = SurveyService(store, Clock())
+    conversation = await service.open(contact, loaded)
+    await service.handle(conversation, i.Start())
+    await service.handle(conversation, i.Reply("توقف"))
+    refreshed = await store.get_contact(contact.id)  # type: ignore[arg-type]
+    assert refreshed is not None and refreshed.opted_out
+    session = await store.get_session(conversation.session_id)
+    assert session is not None and session.status == "stopped"
+
+
+async def test_an_edited_flow_never_rewrites_a_running_session(store: Store) -> None:
+    loaded = load_flow(B2B)
+    contact = await store.upsert_contact("console", "reza", language="en")
+    service = SurveyService(store, Clock())
+    conversation = await service.open(contact, loaded)
+    await service.handle(conversation, i.Start())
+    edited = load_flow_text(loaded.source.replace("Supplier relationship review",
+                                                  "Supplier review 2027"), str(B2B))
+    resumed = await SurveyService(store, Clock()).open(contact, edited)
+    assert resumed.session_id == conversation.session_id
+    session = await store.get_session(resumed.session_id)
+    assert session is not None
+    version = await store.get_flow_version(session.flow_version_id)
+    assert "Supplier relationship review" in version.content
+    new_version = await store.flow_version(edited.flow.id, edited.source)
+    assert new_version.id != version.id
