@@ -15,7 +15,7 @@ from bot.engine.step import new_state, step
 from bot.flow.loader import LoadedFlow, load_flow_text
 from bot.flow.model import Flow
 from storage.models import Contact, SurveySession
-from storage.repo import Store
+from storage.repo import DuplicateUpdate, Store
 
 Clock = Callable[[], datetime]
 
@@ -70,7 +70,7 @@ class SurveyService:
         if resume:
             session = await self.store.resumable_session(contact.id, loaded.flow.id)
             if session is not None:
-                return await self._conversation(session, resumed=True)
+                return await self.resume(session)
         version = await self.store.flow_version(
             loaded.flow.id, loaded.source, title=loaded.flow.title.get(loaded.flow.default_language)
         )
@@ -95,6 +95,9 @@ class SurveyService:
         )
         return await self._conversation(session, resumed=False)
 
+    async def resume(self, session: SurveySession) -> Conversation:
+        return await self._conversation(session, resumed=True)
+
     async def _conversation(self, session: SurveySession, *, resumed: bool) -> Conversation:
         assert session.id is not None
         flow = await self.flow_of(session.flow_version_id)
@@ -106,10 +109,21 @@ class SurveyService:
             resumed=resumed,
         )
 
-    async def handle(self, conversation: Conversation, event: inputs.Input) -> list[Prompt]:
-        """Run one input; the new state and answers are committed before prompts return."""
+    async def handle(
+        self,
+        conversation: Conversation,
+        event: inputs.Input,
+        *,
+        update: tuple[str, int] | None = None,
+    ) -> list[Prompt]:
+        """Run one input; the new state and answers are committed before prompts return.
+
+        With ``update`` (source, update_id) the step is applied at most once: a redelivered
+        update raises DuplicateUpdate and changes nothing.
+        """
         state, prompts = step(conversation.flow, conversation.state, event)
         if state != conversation.state:
+            stopping = state.status == "stopped" and conversation.state.status != "stopped"
             await self.store.save_state(
                 conversation.session_id,
                 state=state.to_json(),
@@ -118,8 +132,10 @@ class SurveyService:
                 language=state.language,
                 answers={q: (a.raw, a.value, a.skipped) for q, a in state.answers.items()},
                 now=self.clock(),
+                update=update,
+                contact={"opted_out": True} if stopping else None,
             )
-            if state.status == "stopped" and conversation.state.status != "stopped":
-                await self.store.set_contact_flags(conversation.contact_id, opted_out=True)
             conversation.state = state
+        elif update is not None and not await self.store.record_update(*update, now=self.clock()):
+            raise DuplicateUpdate(f"update {update[1]} was already applied")
         return prompts

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Index, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -84,6 +84,10 @@ class SurveySession(SQLModel, table=True):
     started_at: datetime
     last_activity_at: datetime
     completed_at: datetime | None = None
+    # The question last delivered to the person, and the chat message showing it: a
+    # committed step whose question was never delivered is re-sent, not answered blind.
+    shown: str | None = None
+    prompt_message_id: int | None = None
 
 
 class Answer(SQLModel, table=True):
@@ -99,3 +103,42 @@ class Answer(SQLModel, table=True):
     value: Any = Field(default=None, sa_type=JSONType, nullable=True)
     skipped: bool = False
     answered_at: datetime
+
+
+class ProcessedUpdate(SQLModel, table=True):
+    """An incoming update already applied: a redelivery (same update_id) changes nothing."""
+
+    __tablename__ = "processed_update"
+    __table_args__ = (UniqueConstraint("source", "update_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str  # which bot (its id) or channel the update_id belongs to
+    update_id: int = Field(sa_type=BigInteger)
+    processed_at: datetime
+
+
+class LinkToken(SQLModel, table=True):
+    """An unguessable deep-link payload bound to one flow, and to one contact when issued
+    for one; the context (ticket, touchpoint …) goes to the session it opens."""
+
+    __tablename__ = "link_token"
+
+    token: str = Field(primary_key=True)
+    flow_id: str
+    contact_id: int | None = Field(default=None, foreign_key="contact.id", ondelete="CASCADE")
+    context: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType, nullable=False)
+    created_at: datetime
+
+
+class Consent(SQLModel, table=True):
+    """When a person agreed, to which text, in which language."""
+
+    __tablename__ = "consent"
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", ondelete="CASCADE")
+    session_id: int = Field(foreign_key="survey_session.id", ondelete="CASCADE")
+    flow_id: str
+    language: str
+    text: str = Field(sa_type=Text)
+    given_at: datetime

@@ -12,15 +12,25 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import func, or_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import flag_modified
 from sqlmodel import SQLModel, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from storage.db import Database, NotFound
-from storage.models import RESUMABLE_STATUSES, Answer, Contact, FlowVersion, SurveySession
+from storage.db import Database, NotFound, StorageError
+from storage.models import (
+    RESUMABLE_STATUSES,
+    Answer,
+    Consent,
+    Contact,
+    FlowVersion,
+    LinkToken,
+    ProcessedUpdate,
+    SurveySession,
+)
 
 # Fields a caller may set on a contact; the key and the timestamps are the Store's business.
 CONTACT_FIELDS = frozenset(Contact.model_fields) - {
@@ -43,6 +53,10 @@ def _column(name: str) -> Any:
 
 def _contact_by_key(channel: str, external_id: str) -> SelectOfScalar[Contact]:
     return select(Contact).where(Contact.channel == channel, Contact.external_id == external_id)
+
+
+class DuplicateUpdate(StorageError):
+    """This update was already applied (a redelivery): nothing was changed."""
 
 
 class Store:
@@ -224,18 +238,29 @@ class Store:
         language: str,
         answers: Mapping[str, tuple[str, object, bool]],
         now: datetime | None = None,
+        update: tuple[str, int] | None = None,
+        contact: Mapping[str, Any] | None = None,
     ) -> None:
         """Store the session's full state and its complete set of answers, atomically.
 
         ``answers`` maps question id to (raw text, value, skipped) and is the whole set:
         missing questions are deleted, so repeating a call after a crash changes nothing.
+        ``update`` (source, update_id) is recorded in the same transaction, so an incoming
+        update is applied exactly once (DuplicateUpdate otherwise); ``contact`` fields
+        (opted_out …) are set on the session's contact in it too.
         """
         ts = self._now(now)
         async with self.database.session() as s, s.begin():
+            if update is not None:
+                await self._claim_update(s, update, ts)
             # Row lock so two saves of one session cannot both insert the same new answer.
             row = await s.get(SurveySession, session_id, with_for_update=True)
             if row is None:
                 raise NotFound(f"no survey session with id {session_id}")
+            if contact:
+                person = await s.get(Contact, row.contact_id)
+                if person is not None:
+                    person.sqlmodel_update({**contact, "updated_at": ts})
             row.sqlmodel_update(
                 {
                     "state": state,
@@ -287,3 +312,159 @@ class Store:
                 select(Answer).where(Answer.session_id == session_id).order_by(col(Answer.id))
             )
             return list(found.all())
+
+    # Incoming updates, delivery, links, consent, personal data
+
+    @staticmethod
+    async def _claim_update(s: Any, update: tuple[str, int], ts: datetime) -> None:
+        source, update_id = update
+        try:
+            async with s.begin_nested():
+                s.add(ProcessedUpdate(source=source, update_id=update_id, processed_at=ts))
+                await s.flush()
+        except IntegrityError:
+            raise DuplicateUpdate(f"update {update_id} from {source} was already applied") from None
+
+    async def seen_update(self, source: str, update_id: int) -> bool:
+        query = select(ProcessedUpdate).where(
+            ProcessedUpdate.source == source, ProcessedUpdate.update_id == update_id
+        )
+        async with self.database.session() as s, s.begin():
+            return (await s.exec(query)).first() is not None
+
+    async def record_update(
+        self, source: str, update_id: int, *, now: datetime | None = None
+    ) -> bool:
+        """Mark an update applied on its own; False when it already was."""
+        try:
+            async with self.database.session() as s, s.begin():
+                await self._claim_update(s, (source, update_id), self._now(now))
+        except DuplicateUpdate:
+            return False
+        return True
+
+    async def mark_shown(
+        self, session_id: int, question_id: str | None, message_id: int | None
+    ) -> None:
+        async with self.database.session() as s, s.begin():
+            row = await s.get(SurveySession, session_id, with_for_update=True)
+            if row is not None:
+                row.shown, row.prompt_message_id = question_id, message_id
+
+    async def undelivered_sessions(self, channel: str) -> list[tuple[SurveySession, Contact]]:
+        """Open sessions whose current question was committed but never shown."""
+        query = (
+            select(SurveySession, Contact)
+            .join(Contact, col(Contact.id) == col(SurveySession.contact_id))
+            .where(
+                Contact.channel == channel,
+                col(Contact.opted_out).is_(False),
+                col(Contact.unreachable).is_(False),
+                SurveySession.status == "active",
+                col(SurveySession.position).is_not(None),
+                or_(
+                    col(SurveySession.shown).is_(None),
+                    col(SurveySession.shown) != col(SurveySession.position),
+                ),
+            )
+        )
+        async with self.database.session() as s, s.begin():
+            return [(row[0], row[1]) for row in (await s.exec(query)).all()]
+
+    async def latest_open_session(self, contact_id: int) -> SurveySession | None:
+        query = (
+            select(SurveySession)
+            .where(
+                SurveySession.contact_id == contact_id,
+                col(SurveySession.status).in_(RESUMABLE_STATUSES),
+            )
+            .order_by(col(SurveySession.last_activity_at).desc(), col(SurveySession.id).desc())
+            .limit(1)
+        )
+        async with self.database.session() as s, s.begin():
+            return (await s.exec(query)).first()
+
+    async def create_link(
+        self,
+        token: str,
+        *,
+        flow_id: str,
+        contact_id: int | None,
+        context: dict[str, Any],
+        now: datetime | None = None,
+    ) -> LinkToken:
+        row = LinkToken(
+            token=token, flow_id=flow_id, contact_id=contact_id, context=context,
+            created_at=self._now(now),
+        )
+        async with self.database.session() as s, s.begin():
+            s.add(row)
+        return row
+
+    async def get_link(self, token: str) -> LinkToken | None:
+        async with self.database.session() as s, s.begin():
+            return await s.get(LinkToken, token)
+
+    async def record_consent(
+        self, *, contact_id: int, session_id: int, flow_id: str, language: str, text: str,
+        now: datetime | None = None,
+    ) -> None:
+        async with self.database.session() as s, s.begin():
+            s.add(Consent(contact_id=contact_id, session_id=session_id, flow_id=flow_id,
+                          language=language, text=text, given_at=self._now(now)))
+
+    async def export_contact(self, contact_id: int) -> dict[str, Any]:
+        """Everything stored about one person, as a JSON-ready document."""
+        async with self.database.session() as s, s.begin():
+            contact = await s.get(Contact, contact_id)
+            if contact is None:
+                raise NotFound(f"no contact with id {contact_id}")
+            sessions = (await s.exec(select(SurveySession).where(
+                SurveySession.contact_id == contact_id).order_by(col(SurveySession.id)))).all()
+            consents = (await s.exec(select(Consent).where(
+                Consent.contact_id == contact_id))).all()
+            document: dict[str, Any] = {
+                "contact": contact.model_dump(mode="json"),
+                "consents": [c.model_dump(mode="json", exclude={"id"}) for c in consents],
+                "sessions": [],
+            }
+            for session in sessions:
+                answers = (await s.exec(select(Answer).where(
+                    Answer.session_id == session.id).order_by(col(Answer.id)))).all()
+                item = session.model_dump(mode="json", exclude={"state", "shown",
+                                                                "prompt_message_id"})
+                item["answers"] = [a.model_dump(mode="json", exclude={"id", "session_id"})
+                                   for a in answers]
+                document["sessions"].append(item)
+            return document
+
+    async def forget_contact(self, contact_id: int) -> bool:
+        """Erase a person: the contact row and, by cascade, sessions, answers, consents."""
+        async with self.database.session() as s, s.begin():
+            contact = await s.get(Contact, contact_id)
+            if contact is None:
+                return False
+            for model in (Consent, LinkToken):
+                rows = await s.exec(select(model).where(model.contact_id == contact_id))
+                for row in rows:
+                    await s.delete(row)
+            sessions = await s.exec(select(SurveySession).where(
+                SurveySession.contact_id == contact_id))
+            for session in sessions:
+                for answer in await s.exec(select(Answer).where(
+                        Answer.session_id == session.id)):
+                    await s.delete(answer)
+                await s.delete(session)
+            await s.delete(contact)
+        return True
+
+    async def session_counts(self) -> dict[str, tuple[int, int]]:
+        """Per flow id: (completed, started) sessions."""
+        query = select(
+            SurveySession.flow_id,
+            func.count(col(SurveySession.id)),
+            func.count(col(SurveySession.completed_at)),
+        ).group_by(SurveySession.flow_id)
+        async with self.database.session() as s, s.begin():
+            rows = (await s.exec(query)).all()
+        return {flow: (int(done), int(total)) for flow, total, done in rows}

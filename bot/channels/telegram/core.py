@@ -1,0 +1,533 @@
+"""Telegram behaviour, whatever the framework: commands, buttons, delivery and its errors.
+
+`handle` turns one update into outgoing messages after committing what it changed;
+`process` also delivers them through a framework's Transport. Both frameworks' shells
+only translate their types to and from events.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.channels import text as render
+from bot.channels.telegram.events import (
+    AnswerPress,
+    Blocked,
+    Button,
+    EditMessage,
+    Out,
+    Refused,
+    RetryAfter,
+    SendDocument,
+    SendText,
+    TgEvent,
+    TgPress,
+    TgText,
+    Transient,
+    Transport,
+)
+from bot.channels.telegram.keyboards import PREFIX, Signer, chosen, question_keyboard
+from bot.engine import inputs as i
+from bot.engine.prompts import Ask, Notice, Prompt
+from bot.engine.step import ask
+from bot.engine.words import is_stop
+from bot.flow.loader import FlowError, LoadedFlow, load_flow
+from bot.flow.model import LANGUAGES
+from bot.i18n import Translator
+from bot.survey import Conversation, SurveyService
+from storage.models import Contact
+from storage.repo import DuplicateUpdate, Store
+
+log = logging.getLogger(__name__)
+CHANNEL = "telegram"
+COMMANDS = ("start", "help", "language", "back", "skip", "stop", "export", "forget", "report")
+LANGUAGE_LABELS = {"ar": "العربية", "fa": "فارسی", "en": "English"}
+
+
+def load_flows(folder: Path) -> dict[str, LoadedFlow]:
+    """Every valid flow in the folder; a broken one is logged and left out, not fatal."""
+    flows: dict[str, LoadedFlow] = {}
+    for path in sorted(folder.glob("*.y*ml")):
+        try:
+            loaded = load_flow(path)
+        except FlowError as exc:
+            log.error("skipping %s: %s", path, exc)
+            continue
+        flows[loaded.flow.id] = loaded
+    return flows
+
+
+@dataclass
+class Reply:
+    """The outgoing side of one update, built up while handling it."""
+
+    chat_id: int
+    lang: str
+    outs: list[Out] = field(default_factory=list)
+
+    @property
+    def t(self) -> Translator:
+        return Translator(self.lang)
+
+    def say(self, text: str, keyboard: tuple[tuple[Button, ...], ...] | None = None) -> None:
+        self.outs.append(SendText(self.chat_id, text, keyboard))
+
+
+class TelegramCore:
+    def __init__(
+        self,
+        store: Store,
+        flows: dict[str, LoadedFlow],
+        *,
+        bot_username: str,
+        admin_ids: frozenset[int],
+        secret: str,
+        service: SurveyService | None = None,
+        sleep: Callable[[float], object] = asyncio.sleep,
+    ) -> None:
+        self.store = store
+        self.service = service or SurveyService(store)
+        self.flows = flows
+        self.bot_username = bot_username
+        self.admin_ids = admin_ids
+        self.signer = Signer(secret)
+        self.source = f"{CHANNEL}:{bot_username}"
+        self._sleep = sleep
+
+    @classmethod
+    async def create(
+        cls, store: Store, *, flows_dir: Path, bot_username: str, admin_ids: frozenset[int],
+        secret: str,
+    ) -> TelegramCore:
+        return cls(store, load_flows(flows_dir), bot_username=bot_username,
+                   admin_ids=admin_ids, secret=secret)
+
+    # --- which updates are ours ----------------------------------------------------------
+
+    async def wants(self, event: TgEvent) -> bool:
+        if isinstance(event, TgPress):
+            return event.data.startswith(PREFIX + ":")
+        command = _command(event.text)
+        if command is not None:
+            return command[0] in COMMANDS
+        contact = await self.store.find_contact(CHANNEL, str(event.chat_id))
+        if contact is None or contact.id is None:
+            return False
+        return is_stop(event.text) or await self.store.latest_open_session(contact.id) is not None
+
+    # --- one update ----------------------------------------------------------------------
+
+    async def process(self, event: TgEvent, transport: Transport) -> None:
+        """Handle and deliver; errors are logged, never raised into the framework."""
+        try:
+            outs = await self.handle(event)
+        except Exception:
+            log.exception("update %s failed", event.update_id)
+            return
+        await self.deliver(outs, transport)
+
+    async def handle(self, event: TgEvent) -> list[Out]:
+        if await self.store.seen_update(self.source, event.update_id):
+            return []  # a redelivery: already applied, already answered
+        contact = await self._contact(event)
+        reply = Reply(event.chat_id, contact.language or "en")
+        try:
+            if isinstance(event, TgPress):
+                await self._press(event, contact, reply)
+            else:
+                await self._text(event, contact, reply)
+        except DuplicateUpdate:
+            return []
+        return reply.outs
+
+    async def _contact(self, event: TgEvent) -> Contact:
+        user = event.user
+        name = " ".join(p for p in (user.first_name, user.last_name) if p) or None
+        found = await self.store.find_contact(CHANNEL, str(event.chat_id))
+        fields: dict[str, object] = {"name": name, "first_name": user.first_name or None}
+        if found is None:
+            # Telegram's language is the phone's: a first guess, never over an explicit choice.
+            code = (user.language_code or "").split("-")[0]
+            fields["language"] = code if code in LANGUAGES else None
+        if found is not None and found.unreachable:
+            fields["unreachable"] = False  # they wrote to us: reachable again
+        return await self.store.upsert_contact(CHANNEL, str(event.chat_id), **fields)
+
+    # --- typed text and commands ---------------------------------------------------------
+
+    async def _text(self, event: TgText, contact: Contact, reply: Reply) -> None:
+        assert contact.id is not None
+        command = _command(event.text)
+        conversation = await self._open_conversation(contact)
+        if conversation is not None:
+            reply.lang = conversation.state.language
+        update = (self.source, event.update_id)
+        if command is None:
+            if conversation is None:
+                if is_stop(event.text):
+                    await self._opt_out(contact, reply, update)
+                else:
+                    await self.store.record_update(*update)
+                    reply.say(reply.t.gettext("There is no survey open right now. "
+                                              "Send /start to see the surveys you can take."))
+                return
+            if not await self._was_shown(conversation):
+                # The question was committed but never reached the person (a crash between
+                # commit and send): show it, rather than take this text as its answer.
+                await self.store.record_update(*update)
+                self._show(conversation, [ask(conversation.flow, conversation.state)], reply)
+                return
+            await self._step(conversation, i.Reply(event.text), reply, update)
+            return
+        name, argument = command
+        if name == "start":
+            await self._start(contact, argument, conversation, reply, update)
+        elif name in ("back", "skip") and conversation is not None:
+            await self._step(conversation, i.Back() if name == "back" else i.Skip(), reply, update)
+        elif name == "stop":
+            if conversation is not None:
+                await self._step(conversation, i.Stop(), reply, update)
+            else:
+                await self._opt_out(contact, reply, update)
+        elif name == "language":
+            await self.store.record_update(*update)
+            self._language_menu(reply)
+        elif name == "export":
+            await self.store.record_update(*update)
+            document = await self.store.export_contact(contact.id)
+            content = json.dumps(document, ensure_ascii=False, indent=2).encode()
+            reply.outs.append(SendDocument(event.chat_id, "sada-my-data.json", content,
+                                           reply.t.gettext("Everything we store about you.")))
+        elif name == "forget":
+            await self.store.record_update(*update)
+            buttons = (Button(reply.t.gettext("Yes, erase my data"), f"{PREFIX}:x:yes"),
+                       Button(reply.t.gettext("No, keep it"), f"{PREFIX}:x:no"))
+            reply.say(reply.t.gettext("Erase everything we store about you, including your "
+                                      "answers? This cannot be undone."), (buttons,))
+        elif name == "report":
+            await self.store.record_update(*update)
+            await self._report(event, reply)
+        else:  # help, or back/skip with no survey open
+            await self.store.record_update(*update)
+            reply.say(self._help(reply.t))
+
+    async def _start(
+        self, contact: Contact, token: str, conversation: Conversation | None, reply: Reply,
+        update: tuple[str, int],
+    ) -> None:
+        assert contact.id is not None
+        if contact.opted_out:  # /start opts back in
+            await self.store.set_contact_flags(contact.id, opted_out=False)
+        if token:
+            link = await self.store.get_link(token)
+            if link is None or link.flow_id not in self.flows:
+                await self.store.record_update(*update)
+                reply.say(reply.t.gettext("This link is not valid any more. Please ask the "
+                                          "person who sent it for a new one."))
+                return
+            if link.contact_id is not None and link.contact_id != contact.id:
+                await self.store.record_update(*update)
+                reply.say(reply.t.gettext("This link was made for someone else. Please ask "
+                                          "the person who sent it for your own link."))
+                return
+            conversation = await self.service.open(
+                contact, self.flows[link.flow_id], context=link.context)
+        if conversation is None:
+            await self.store.record_update(*update)
+            self._public_menu(reply)
+            return
+        reply.lang = conversation.state.language
+        await self._step(conversation, i.Start(), reply, update)
+
+    # --- buttons -------------------------------------------------------------------------
+
+    async def _press(self, event: TgPress, contact: Contact, reply: Reply) -> None:
+        assert contact.id is not None
+        update = (self.source, event.update_id)
+        data = event.data
+        conversation = await self._open_conversation(contact)
+        if conversation is not None:
+            reply.lang = conversation.state.language
+        if data.startswith(f"{PREFIX}:l:"):
+            await self._choose_language(data.rsplit(":", 1)[1], contact, conversation, reply,
+                                        event, update)
+            return
+        if data.startswith(f"{PREFIX}:f:"):
+            loaded = self.flows.get(data.rsplit(":", 1)[1])
+            if loaded is None or not loaded.flow.public:
+                await self._refuse(event, reply, update, "unknown_button")
+                return
+            reply.outs.append(AnswerPress(event.callback_id))
+            conversation = await self.service.open(contact, loaded)
+            reply.lang = conversation.state.language
+            await self._step(conversation, i.Start(), reply, update)
+            return
+        if data in (f"{PREFIX}:x:yes", f"{PREFIX}:x:no"):
+            await self._forget(data.endswith("yes"), contact, reply, event, update)
+            return
+        if data == f"{PREFIX}:noop":
+            await self.store.record_update(*update)
+            reply.outs.append(AnswerPress(event.callback_id))
+            return
+        press = self.signer.verify(event.chat_id, data)
+        if press is None:
+            await self._refuse(event, reply, update, "unknown_button")
+            return
+        ids = [] if conversation is None else [q.id for q in conversation.flow.questions]
+        if (conversation is None or press.session_id != conversation.session_id
+                or conversation.state.current is None
+                or press.question != ids.index(conversation.state.current)):
+            await self._refuse(event, reply, update, "stale_button")
+            return
+        qid = conversation.state.current
+        current = conversation.flow.question(qid)
+        engine_input: i.Input
+        if press.kind == "a":
+            value = press.value
+            if current.type in ("choice",) and value.isdigit():
+                options = getattr(current, "options", [])
+                value = options[int(value)].id if int(value) < len(options) else "?"
+            engine_input = i.Pick(qid, value)
+        elif press.kind == "t":
+            options = getattr(current, "options", [])
+            index = int(press.value) if press.value.isdigit() else len(options)
+            engine_input = i.Toggle(qid, options[index].id if index < len(options) else "?")
+        elif press.kind == "d":
+            engine_input = i.Submit(qid)
+        elif press.kind == "b":
+            engine_input = i.Back()
+        else:
+            engine_input = i.Skip()
+        reply.outs.append(AnswerPress(event.callback_id))
+        await self._step(conversation, engine_input, reply, update, message_id=event.message_id)
+
+    async def _refuse(
+        self, event: TgPress, reply: Reply, update: tuple[str, int], key: str
+    ) -> None:
+        await self.store.record_update(*update)
+        reply.outs.append(AnswerPress(event.callback_id, render.notice(Notice(key), reply.t)))
+
+    async def _choose_language(
+        self, lang: str, contact: Contact, conversation: Conversation | None, reply: Reply,
+        event: TgPress, update: tuple[str, int],
+    ) -> None:
+        assert contact.id is not None
+        reply.outs.append(AnswerPress(event.callback_id))
+        if lang not in LANGUAGES:
+            await self.store.record_update(*update)
+            return
+        await self.store.set_contact_flags(contact.id, language=lang)
+        if conversation is not None and lang in conversation.flow.languages:
+            reply.lang = lang
+            await self._step(conversation, i.SetLanguage(lang), reply, update)
+            return
+        await self.store.record_update(*update)
+        reply.lang = lang
+        reply.say(render.notice(Notice("language_changed"), reply.t))
+
+    async def _forget(
+        self, confirmed: bool, contact: Contact, reply: Reply, event: TgPress,
+        update: tuple[str, int],
+    ) -> None:
+        assert contact.id is not None
+        reply.outs.append(AnswerPress(event.callback_id))
+        if event.message_id is not None:
+            reply.outs.append(EditMessage(event.chat_id, event.message_id, keyboard=None))
+        if not confirmed:
+            await self.store.record_update(*update)
+            reply.say(reply.t.gettext("Nothing was erased."))
+            return
+        await self.store.forget_contact(contact.id)
+        # recorded after the erasure: the update row holds no personal data
+        await self.store.record_update(*update)
+        reply.say(reply.t.gettext("Done: everything we stored about you has been erased."))
+
+    # --- running the engine --------------------------------------------------------------
+
+    async def _step(
+        self,
+        conversation: Conversation,
+        event: i.Input,
+        reply: Reply,
+        update: tuple[str, int],
+        *,
+        message_id: int | None = None,
+    ) -> None:
+        before = conversation.state
+        session = await self.store.get_session(conversation.session_id)
+        prompts = await self.service.handle(conversation, event, update=update)
+        after = conversation.state
+        reply.lang = after.language
+        # The answered question's keyboard now shows the choice: no stale buttons remain.
+        old_message = session.prompt_message_id if session else None
+        if old_message is None:
+            old_message = message_id
+        answered = before.current is not None and before.current in after.answers and (
+            before.current != after.current)
+        if old_message is not None and (answered or after.status != before.status):
+            label = after.answers[before.current].raw if answered and before.current else None
+            keyboard = chosen(label) if label else None
+            reply.outs.append(EditMessage(reply.chat_id, old_message, keyboard=keyboard))
+        elif old_message is not None and isinstance(event, i.Back | i.SetLanguage):
+            reply.outs.append(EditMessage(reply.chat_id, old_message, keyboard=None))
+        if isinstance(event, i.Toggle) and prompts and isinstance(prompts[-1], Ask) and \
+                old_message is not None:
+            # ticking an option redraws the same message, not a new one
+            ask_ = prompts[-1]
+            t = Translator(after.language)
+            index = [q.id for q in conversation.flow.questions].index(ask_.question_id)
+            reply.outs.append(EditMessage(
+                reply.chat_id, old_message, render.question(ask_, t, typed=False),
+                question_keyboard(ask_, t, self.signer, reply.chat_id, conversation.session_id,
+                                  index)))
+            return
+        self._show(conversation, prompts, reply)
+
+    def _show(self, conversation: Conversation, prompts: list[Prompt], reply: Reply) -> None:
+        t = Translator(conversation.state.language)
+        ids = [q.id for q in conversation.flow.questions]
+        for prompt in prompts:
+            if isinstance(prompt, Ask):
+                keyboard = question_keyboard(prompt, t, self.signer, reply.chat_id,
+                                             conversation.session_id,
+                                             ids.index(prompt.question_id))
+                reply.outs.append(SendText(reply.chat_id, render.question(prompt, t, typed=False),
+                                           keyboard, conversation.session_id, prompt.question_id))
+            else:
+                reply.say(render.prompt(prompt, t, typed=False))
+
+    async def _open_conversation(self, contact: Contact) -> Conversation | None:
+        assert contact.id is not None
+        session = await self.store.latest_open_session(contact.id)
+        if session is None:
+            return None
+        return await self.service.resume(session)
+
+    async def _was_shown(self, conversation: Conversation) -> bool:
+        session = await self.store.get_session(conversation.session_id)
+        current = conversation.state.current
+        return session is None or current is None or session.shown == current
+
+    async def _opt_out(self, contact: Contact, reply: Reply, update: tuple[str, int]) -> None:
+        assert contact.id is not None
+        await self.store.record_update(*update)
+        await self.store.set_contact_flags(contact.id, opted_out=True)
+        reply.say(render.notice(Notice("stopped"), reply.t))
+
+    # --- menus and staff -----------------------------------------------------------------
+
+    def _language_menu(self, reply: Reply) -> None:
+        row = tuple(Button(LANGUAGE_LABELS[c], f"{PREFIX}:l:{c}") for c in LANGUAGES)
+        reply.say(reply.t.gettext("Choose your language:"), (row,))
+
+    def _public_menu(self, reply: Reply) -> None:
+        public = [f for f in self.flows.values() if f.flow.public]
+        if not public:
+            reply.say(reply.t.gettext("Hello! There is no survey for you right now. "
+                                      "Thank you for stopping by."))
+            return
+        rows = tuple((Button(_title(f, reply.lang), f"{PREFIX}:f:{f.flow.id}"),) for f in public)
+        reply.say(reply.t.gettext("Hello! Which survey would you like to take?"), rows)
+
+    def _help(self, t: Translator) -> str:
+        return t.gettext(
+            "I ask short surveys, one question at a time. Tap a button or type your answer.\n"
+            "/back: the previous question\n/skip: skip an optional question\n"
+            "/language: change the language\n/stop: no more surveys or reminders\n"
+            "/export: your data\n/forget: erase your data")
+
+    async def _report(self, event: TgText, reply: Reply) -> None:
+        if event.user.id not in self.admin_ids:
+            reply.say(reply.t.gettext("Sorry, this command is for the survey team only."))
+            return
+        counts = await self.store.session_counts()
+        if not counts:
+            reply.say(reply.t.gettext("No survey sessions yet."))
+            return
+        lines = [reply.t.gettext("Sessions by flow (completed / started):")]
+        lines += [f"{flow}: {reply.t.number(done)} / {reply.t.number(total)}"
+                  for flow, (done, total) in sorted(counts.items())]
+        reply.say("\n".join(reply.t.line(line) for line in lines))
+
+    # --- delivery ------------------------------------------------------------------------
+
+    async def deliver(self, outs: list[Out], transport: Transport) -> None:
+        blocked: set[int] = set()
+        for out in outs:
+            chat = getattr(out, "chat_id", None)
+            if chat in blocked:
+                continue
+            try:
+                result = await self._with_retries(out, transport)
+            except Blocked:
+                blocked.add(chat)  # type: ignore[arg-type]
+                await self._unreachable(chat)
+                continue
+            except (Refused, Transient) as exc:
+                log.warning("could not deliver %s: %s", type(out).__name__, exc)
+                continue
+            if isinstance(out, SendText) and out.session_id is not None:
+                await self.store.mark_shown(out.session_id, out.question_id, result)
+
+    async def _with_retries(self, out: Out, transport: Transport) -> int | None:
+        delay = 0.5
+        for attempt in range(6):
+            try:
+                return await _send(out, transport)
+            except RetryAfter as exc:
+                await self._sleep(exc.seconds)
+            except Transient:
+                if attempt == 5:
+                    raise
+                await self._sleep(delay)
+                delay = min(delay * 2, 30)
+        raise Transient("gave up after repeated rate limits")
+
+    async def _unreachable(self, chat_id: int | None) -> None:
+        if chat_id is None:
+            return
+        contact = await self.store.find_contact(CHANNEL, str(chat_id))
+        if contact is not None and contact.id is not None:
+            await self.store.set_contact_flags(contact.id, unreachable=True)
+
+    async def resume_pending(self, transport: Transport) -> int:
+        """After a restart: show every question that was committed but never delivered."""
+        count = 0
+        for session, _contact in await self.store.undelivered_sessions(CHANNEL):
+            conversation = await self.service.resume(session)
+            reply = Reply(int(_contact.external_id), conversation.state.language)
+            self._show(conversation, [ask(conversation.flow, conversation.state)], reply)
+            await self.deliver(reply.outs, transport)
+            count += 1
+        return count
+
+
+async def _send(out: Out, transport: Transport) -> int | None:
+    if isinstance(out, SendText):
+        return await transport.send_text(out.chat_id, out.text, out.keyboard)
+    if isinstance(out, EditMessage):
+        await transport.edit(out.chat_id, out.message_id, out.text, out.keyboard)
+    elif isinstance(out, AnswerPress):
+        await transport.answer_press(out.callback_id, out.text)
+    else:
+        await transport.send_document(out.chat_id, out.filename, out.content, out.caption)
+    return None
+
+
+def _command(text: str) -> tuple[str, str] | None:
+    """"/start abc" → ("start", "abc"); "/start@sada_bot" works too; plain text → None."""
+    stripped = text.strip()
+    if not stripped.startswith("/"):
+        return None
+    head, _, argument = stripped[1:].partition(" ")
+    return head.split("@", 1)[0].lower(), argument.strip()
+
+
+def _title(loaded: LoadedFlow, lang: str) -> str:
+    title = loaded.flow.title
+    return title.get(lang) or title.get(loaded.flow.default_language) or loaded.flow.id  # type: ignore[call-overload]

@@ -1,0 +1,97 @@
+"""Questions as Telegram inline keyboards, and callback data that cannot be forged.
+
+Callback data is `s1:<kind>:<session>:<question index>:<value>:<signature>` — at most 64
+bytes, bound to one chat, one session and one question by an HMAC, so a stale or forged
+press is recognised and changes nothing.
+
+Right to left: Telegram lays buttons out left to right whatever the language. For ar and
+fa readers the scale starts at the right, as their eyes do: each row is reversed, so 0 (or
+1) sits at the right edge and the highest score at the left, and the first row still holds
+the lower half. The ends are named in the question text in the reader's words.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from bot.channels.telegram.events import Button, Keyboard
+from bot.engine.prompts import Ask
+from bot.i18n import Translator
+
+PREFIX = "s1"
+
+
+@dataclass(frozen=True)
+class Press:
+    kind: str  # a = answer, t = toggle, d = done, k = skip, b = back
+    session_id: int
+    question: int
+    value: str
+
+
+class Signer:
+    def __init__(self, secret: str) -> None:
+        self._key = hashlib.sha256(secret.encode()).digest()
+
+    def _sig(self, chat_id: int, body: str) -> str:
+        mac = hmac.new(self._key, f"{chat_id}|{body}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac[:6]).decode()
+
+    def data(self, chat_id: int, kind: str, session_id: int, question: int, value: str = "") -> str:
+        body = f"{PREFIX}:{kind}:{session_id:x}:{question}:{value}"
+        return f"{body}:{self._sig(chat_id, body)}"
+
+    def verify(self, chat_id: int, data: str) -> Press | None:
+        """The press, or None when the data was not made by us for this chat."""
+        body, _, sig = data.rpartition(":")
+        parts = body.split(":")
+        if len(parts) != 5 or parts[0] != PREFIX or not hmac.compare_digest(
+            sig, self._sig(chat_id, body)
+        ):
+            return None
+        try:
+            return Press(parts[1], int(parts[2], 16), int(parts[3]), parts[4])
+        except ValueError:
+            return None
+
+
+def question_keyboard(
+    ask: Ask, t: Translator, signer: Signer, chat_id: int, session_id: int, index: int
+) -> Keyboard | None:
+    def data(kind: str, value: str = "") -> str:
+        return signer.data(chat_id, kind, session_id, index, value)
+
+    rows: list[tuple[Button, ...]] = []
+    if ask.low is not None and ask.high is not None:
+        values = list(range(ask.low, ask.high + 1))
+        half = (len(values) + 1) // 2 if len(values) > 7 else len(values)
+        for chunk in (values[:half], values[half:]):
+            if chunk:
+                row = [Button(t.number(v), data("a", str(v))) for v in chunk]
+                rows.append(tuple(reversed(row)) if t.rtl else tuple(row))
+    elif ask.type == "yesno":
+        row = [Button(t.gettext("Yes"), data("a", "yes")), Button(t.gettext("No"), data("a", "no"))]
+        rows.append(tuple(reversed(row)) if t.rtl else tuple(row))
+    elif ask.type == "choice":
+        rows += [(Button(c.label, data("a", str(i))),) for i, c in enumerate(ask.choices)]
+    elif ask.type == "multi":
+        for i, c in enumerate(ask.choices):
+            mark = "☑" if c.id in ask.picks else "☐"
+            rows.append((Button(f"{mark} {c.label}", data("t", str(i))),))
+        rows.append((Button(t.gettext("Done ✓"), data("d")),))
+    nav = []
+    if ask.can_go_back:
+        nav.append(Button(t.gettext("« Back"), data("b")))
+    if ask.optional:
+        nav.append(Button(t.gettext("Skip »"), data("k")))
+    if nav:
+        rows.append(tuple(reversed(nav)) if t.rtl else tuple(nav))
+    return tuple(rows) or None
+
+
+def chosen(label: str) -> Keyboard:
+    """What replaces a question's keyboard once it is answered: the choice, inert."""
+    return ((Button(f"✓ {label}", f"{PREFIX}:noop"),),)

@@ -1,0 +1,201 @@
+"""Telegram behaviour without a framework: a recording transport stands in for the Bot API
+(the end-to-end tests run the real frameworks against the fake HTTP server)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.channels.telegram.core import TelegramCore, load_flows
+from bot.channels.telegram.events import (
+    Blocked,
+    Keyboard,
+    RetryAfter,
+    TgPress,
+    TgText,
+    TgUser,
+)
+from storage.repo import Store
+
+ROOT = Path(__file__).resolve().parents[2]
+RLM = "\u200f"
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, str, Keyboard | None, int]] = []
+        self.edits: list[tuple[int, int, str | None, Keyboard | None]] = []
+        self.answers: list[tuple[str, str | None]] = []
+        self.documents: list[tuple[int, str, bytes]] = []
+        self.ids = itertools.count(100)
+        self.fail: list[Exception] = []
+
+    async def send_text(self, chat_id: int, text: str, keyboard: Keyboard | None) -> int:
+        if self.fail:
+            raise self.fail.pop(0)
+        message_id = next(self.ids)
+        self.sent.append((chat_id, text, keyboard, message_id))
+        return message_id
+
+    async def edit(self, chat_id: int, message_id: int, text: str | None,
+                   keyboard: Keyboard | None) -> None:
+        self.edits.append((chat_id, message_id, text, keyboard))
+
+    async def answer_press(self, callback_id: str, text: str | None) -> None:
+        self.answers.append((callback_id, text))
+
+    async def send_document(self, chat_id: int, filename: str, content: bytes,
+                            caption: str | None) -> None:
+        self.documents.append((chat_id, filename, content))
+
+
+class Chat:
+    """One person talking to the core."""
+
+    updates = itertools.count(5000)
+
+    def __init__(self, core: TelegramCore, transport: Recorder, chat_id: int, lang: str) -> None:
+        self.core, self.transport, self.chat_id = core, transport, chat_id
+        self.user = TgUser(chat_id, "Sara" if lang == "en" else "سارا", language_code=lang)
+
+    async def send(self, text: str, update_id: int | None = None) -> TgText:
+        event = TgText(update_id or next(self.updates), self.chat_id, self.user, text)
+        await self.core.process(event, self.transport)
+        return event
+
+    async def press(self, label: str) -> None:
+        """Press the button with this label on the last message that has a keyboard."""
+        for _, _, keyboard, message_id in reversed(self.transport.sent):
+            if keyboard:
+                for row in keyboard:
+                    for button in row:
+                        if button.text == label or button.text.endswith(" " + label):
+                            event = TgPress(next(self.updates), self.chat_id, self.user,
+                                            f"cb{message_id}", message_id, button.data)
+                            await self.core.process(event, self.transport)
+                            return
+                raise AssertionError(f"no button {label!r} in {keyboard}")
+        raise AssertionError("no keyboard sent")
+
+    def last(self) -> str:
+        return self.transport.sent[-1][1]
+
+
+@pytest.fixture
+async def core(store: Store) -> TelegramCore:
+    return TelegramCore(store, load_flows(ROOT / "flows"), bot_username="sada_test_bot",
+                        admin_ids=frozenset({1}), secret="test-secret", sleep=_no_sleep)
+
+
+async def _no_sleep(_: float) -> None:
+    return None
+
+
+async def test_persian_buttons_survey_end_to_end(core: TelegramCore, store: Store) -> None:
+    tr = Recorder()
+    chat = Chat(core, tr, 42, "fa")
+    await chat.send("/start")
+    assert "کدام" in chat.last()  # the public flows menu, in Persian
+    await chat.press("نظرسنجی همکاری با ما")
+    assert chat.last().startswith(RLM)
+    for label in ("خرید و تدارکات", "۹"):
+        await chat.press(label)
+    await chat.send("تحویل به‌موقع")
+    await chat.press("۴")
+    await chat.press("کیفیت محصول")
+    await chat.press("انجام شد ✓")
+    await chat.press("همیشه")
+    await chat.press("۲")
+    contact = await store.find_contact("telegram", "42")
+    assert contact is not None and contact.id is not None
+    export = await store.export_contact(contact.id)
+    [session] = export["sessions"]
+    assert session["status"] == "completed"
+    answers = {a["question_id"]: a["value"] for a in session["answers"]}
+    assert answers["nps"] == 9 and answers["stakeholder"] == "buyer"
+    # every message was Persian: no Latin letters outside commands
+    for _, text, _, _ in tr.sent:
+        assert not any("a" <= ch.lower() <= "z" for ch in text.replace("/skip", "")), text
+    assert tr.edits, "answered questions lose their keyboards"
+
+
+async def test_redelivered_update_changes_nothing(core: TelegramCore, store: Store) -> None:
+    tr = Recorder()
+    chat = Chat(core, tr, 43, "en")
+    await chat.send("/start")
+    await chat.press("Supplier relationship review")
+    await chat.send("1", update_id=999001)
+    sent = len(tr.sent)
+    await chat.send("1", update_id=999001)  # the same update again
+    assert len(tr.sent) == sent
+    contact = await store.find_contact("telegram", "43")
+    assert contact is not None and contact.id is not None
+    [session] = (await store.export_contact(contact.id))["sessions"]
+    assert [a["question_id"] for a in session["answers"]] == ["stakeholder"]
+
+
+async def test_forged_and_stale_buttons(core: TelegramCore) -> None:
+    tr = Recorder()
+    chat = Chat(core, tr, 44, "en")
+    await chat.send("/start")
+    await chat.press("Supplier relationship review")
+    first = tr.sent[-1]
+    await chat.press("Purchasing")
+    data = first[2][0][0].data  # type: ignore[index]
+    await core.process(TgPress(1, 44, chat.user, "stale", first[3], data), tr)
+    assert tr.answers[-1][1] and "earlier question" in tr.answers[-1][1]
+    await core.process(TgPress(2, 44, chat.user, "forged", first[3], data[:-3] + "AAA"), tr)
+    assert tr.answers[-1][1] and "not part of this survey" in tr.answers[-1][1]
+    other_chat = TgUser(45, "Eve")
+    await core.process(TgPress(3, 45, other_chat, "other", first[3], data), tr)
+    assert "not part of this survey" in (tr.answers[-1][1] or "")
+
+
+async def test_stop_export_forget_and_admin(core: TelegramCore, store: Store) -> None:
+    tr = Recorder()
+    chat = Chat(core, tr, 46, "ar")
+    await chat.send("/start")
+    await chat.press("تقييم علاقة العمل معنا")
+    await chat.press("المشتريات")
+    await chat.send("توقف")
+    contact = await store.find_contact("telegram", "46")
+    assert contact is not None and contact.opted_out
+    await chat.send("/start")
+    contact = await store.find_contact("telegram", "46")
+    assert contact is not None and not contact.opted_out
+    await chat.send("/export")
+    document = json.loads(tr.documents[-1][2])
+    assert document["contact"]["external_id"] == "46"
+    await chat.send("/report")
+    assert "للفريق" in chat.last() or "فريق" in chat.last()
+    await chat.send("/forget")
+    await chat.press("نعم، احذف بياناتي")
+    assert await store.find_contact("telegram", "46") is None
+
+
+async def test_429_is_retried_and_403_marks_unreachable(core: TelegramCore, store: Store) -> None:
+    tr = Recorder()
+    chat = Chat(core, tr, 47, "en")
+    tr.fail = [RetryAfter(1)]
+    await chat.send("/start")
+    assert "Which survey" in chat.last()
+    tr.fail = [Blocked()]
+    await chat.send("/help")
+    contact = await store.find_contact("telegram", "47")
+    assert contact is not None and contact.unreachable
+
+
+async def test_crash_between_commit_and_send_shows_the_question(core: TelegramCore) -> None:
+    tr = Recorder()
+    chat = Chat(core, tr, 48, "en")
+    await chat.send("/start")
+    await chat.press("Supplier relationship review")
+    tr.fail = [OSError("process died")]  # the next question never reaches the person
+    with pytest.raises(OSError):
+        await core.deliver(await core.handle(TgText(777, 48, chat.user, "1")), tr)
+    await chat.send("9")  # typed before seeing the NPS question: not taken as its answer
+    assert "recommend" in chat.last().lower()
+    assert await core.resume_pending(tr) == 0
