@@ -199,3 +199,25 @@ async def test_crash_between_commit_and_send_shows_the_question(core: TelegramCo
     await chat.send("9")  # typed before seeing the NPS question: not taken as its answer
     assert "recommend" in chat.last().lower()
     assert await core.resume_pending(tr) == 0
+
+
+async def test_deep_link_opens_its_flow_with_context(core: TelegramCore, store: Store) -> None:
+    from bot.channels.telegram.links import create_link, parse_context
+
+    url = await create_link(store, flow_id="post-support", contact_id=None,
+                            context=parse_context(["ticket=T-1042"]), bot_username="sada_test_bot")
+    token = url.rsplit("=", 1)[1]
+    assert url.startswith("https://t.me/sada_test_bot?start=") and len(token) >= 22
+    tr = Recorder()
+    chat = Chat(core, tr, 50, "en")
+    await chat.send(f"/start {token}")
+    assert any("T-1042" in text for _, text, _, _ in tr.sent)
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_context(["ticket"])
+    mine = await store.upsert_contact("telegram", "51")
+    url = await create_link(store, flow_id="post-support", contact_id=mine.id, context={},
+                            bot_username="sada_test_bot")
+    await chat.send(f"/start {url.rsplit('=', 1)[1]}")
+    assert "someone else" in chat.last()
+    await chat.send("/start not-a-token")
+    assert "not valid" in chat.last()
