@@ -124,6 +124,8 @@ class SurveyService:
         state, prompts = step(conversation.flow, conversation.state, event)
         if state != conversation.state:
             stopping = state.status == "stopped" and conversation.state.status != "stopped"
+            consented = conversation.state.status == "consent" and state.status == "active"
+            consent_text = conversation.flow.consent or {}
             await self.store.save_state(
                 conversation.session_id,
                 state=state.to_json(),
@@ -134,6 +136,8 @@ class SurveyService:
                 now=self.clock(),
                 update=update,
                 contact={"opted_out": True} if stopping else None,
+                consent=(state.language, consent_text.get(state.language, ""))  # type: ignore[call-overload]
+                if consented else None,
             )
             conversation.state = state
         elif update is not None and not await self.store.record_update(*update, now=self.clock()):

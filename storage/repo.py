@@ -240,6 +240,7 @@ class Store:
         now: datetime | None = None,
         update: tuple[str, int] | None = None,
         contact: Mapping[str, Any] | None = None,
+        consent: tuple[str, str] | None = None,
     ) -> None:
         """Store the session's full state and its complete set of answers, atomically.
 
@@ -257,6 +258,10 @@ class Store:
             row = await s.get(SurveySession, session_id, with_for_update=True)
             if row is None:
                 raise NotFound(f"no survey session with id {session_id}")
+            if consent is not None:  # (language, text) agreed to, recorded with the step
+                s.add(Consent(contact_id=row.contact_id, session_id=session_id,
+                              flow_id=row.flow_id, language=consent[0], text=consent[1],
+                              given_at=ts))
             if contact:
                 person = await s.get(Contact, row.contact_id)
                 if person is not None:

@@ -6,7 +6,7 @@ text-only channels (console, SMS-like) number the choices so they can be typed.
 
 from __future__ import annotations
 
-from bot.engine.prompts import Ask, Notice, Prompt, Say
+from bot.engine.prompts import Ask, AskConsent, Notice, Prompt, Say
 from bot.i18n import Translator
 
 
@@ -73,6 +73,9 @@ def notice(n: Notice, t: Translator) -> str:
             names = [t.gettext(LANGUAGE_NAMES[c]) for c in p["languages"] if c in LANGUAGE_NAMES]
             return t.gettext("This survey is available in: {languages}.",
                              languages=t.join(names))
+        case "consent_declined":
+            return t.gettext("Understood: we will not store any answers. "
+                             "Send /start if you change your mind.")
         case "thanks":
             return t.gettext("Thank you for your answers!")
     return t.gettext("Sorry, something unexpected happened. Please try again.")
@@ -154,4 +157,9 @@ def prompt(p: Prompt, t: Translator, *, typed: bool) -> str:
         return "\n".join(t.line(line) for line in p.text.splitlines())
     if isinstance(p, Notice):
         return t.line(notice(p, t))
+    if isinstance(p, AskConsent):
+        lines = p.text.splitlines()
+        if typed:
+            lines.append(t.gettext("Answer yes or no."))
+        return "\n".join(t.line(line) for line in lines)
     return question(p, t, typed=typed)

@@ -54,4 +54,12 @@ class Ask:
     previous: str | None = None  # the earlier answer, as typed, when the person went back
 
 
-Prompt = Say | Notice | Ask
+@dataclass(frozen=True)
+class AskConsent:
+    """The flow's consent text, to be agreed to (yes) or declined (no) before any question."""
+
+    text: str
+    language: str
+
+
+Prompt = Say | Notice | Ask | AskConsent

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
-Status = Literal["new", "consent", "active", "completed", "stopped"]
+Status = Literal["new", "consent", "active", "completed", "stopped", "declined"]
 Value = int | float | str | bool | list[str] | None
 
 

@@ -12,9 +12,9 @@ from typing import Any
 from bot.engine import inputs as i
 from bot.engine.normalize import isolate, local_digits
 from bot.engine.parse import Accepted, Rejected, parse, pick
-from bot.engine.prompts import Ask, Choice, Notice, Prompt, Say
+from bot.engine.prompts import Ask, AskConsent, Choice, Notice, Prompt, Say
 from bot.engine.state import Answered, SessionState, Value
-from bot.engine.words import YESNO_WORDS, is_stop
+from bot.engine.words import YESNO_WORDS, is_stop, yes_or_no
 from bot.flow.conditions import parse as parse_condition
 from bot.flow.estimate import estimate, question_seconds
 from bot.flow.model import (
@@ -62,6 +62,10 @@ def step(flow: Flow, state: SessionState, event: i.Input) -> Result:
         return state, [Notice("already_completed")]
     if state.status == "stopped":
         return state, [Notice("survey_stopped")]
+    if state.status == "declined":
+        return state, [Notice("consent_declined")]
+    if state.status == "consent":
+        return _consent(flow, state, event)
     if state.current is None:
         return _start(flow, state) if state.status == "new" else _finish(flow, state)
     question = flow.question(state.current)
@@ -92,6 +96,11 @@ def step(flow: Flow, state: SessionState, event: i.Input) -> Result:
 def _start(flow: Flow, state: SessionState) -> Result:
     if state.status == "completed":
         return state, [Notice("already_completed")]
+    if state.status == "consent":
+        return state, [_consent_prompt(flow, state)]
+    if state.status == "declined":
+        # /start again after declining: ask for consent once more
+        return state.evolve(status="consent"), [_consent_prompt(flow, state)]
     if state.status != "new":
         if state.current is not None:
             state = state.evolve(status="active")
@@ -103,6 +112,8 @@ def _start(flow: Flow, state: SessionState) -> Result:
         return _finish(flow, state.evolve(status="active"))
     state = state.evolve(status="active", current=first, picks=())
     total = len(_ahead(flow, state))
+    if flow.consent is not None:
+        state = state.evolve(status="consent")
     est = estimate(flow).seconds_by_language.get(state.language, 0.0)
     minutes = max(1, math.ceil(est / 60))
     values = {**_values(flow, state), "questions": _num(total, state.language)}
@@ -111,8 +122,31 @@ def _start(flow: Flow, state: SessionState) -> Result:
     prompts: list[Prompt] = [Say(render(intro, values))]
     if "{questions}" not in intro and "{minutes}" not in intro:
         prompts.append(Notice("intro_summary", {"questions": total, "minutes": minutes}))
-    prompts.append(ask(flow, state))
+    prompts.append(_consent_prompt(flow, state) if state.status == "consent" else ask(flow, state))
     return state, prompts
+
+
+def _consent_prompt(flow: Flow, state: SessionState) -> AskConsent:
+    assert flow.consent is not None
+    return AskConsent(render(_text(flow.consent, state.language), _values(flow, state)),
+                      state.language)
+
+
+def _consent(flow: Flow, state: SessionState, event: i.Input) -> Result:
+    """Before the first question: only a yes or a no counts; nothing else is stored."""
+    match event:
+        case i.Reply(text):
+            agreed = yes_or_no(text)
+        case i.Pick("consent", value) if value in ("yes", "no"):
+            agreed = value == "yes"
+        case _:
+            agreed = None
+    if agreed is None:
+        return state, [Notice("expect_yesno"), _consent_prompt(flow, state)]
+    if not agreed:
+        return state.evolve(status="declined"), [Notice("consent_declined")]
+    state = state.evolve(status="active")
+    return state, [ask(flow, state)]
 
 
 def _answer(

@@ -189,6 +189,8 @@ class _Linter:
         flow = self.flow
         yield _TextSpot(("title",), flow.title, "the title", before=0)
         yield _TextSpot(("intro",), flow.intro, "the intro", before=0, intro=True)
+        if flow.consent is not None:
+            yield _TextSpot(("consent",), flow.consent, "the consent text", before=0)
         for gi, group in enumerate(flow.groups):
             first = next((self.asked[q.id].order for q in group.questions if q.id in self.asked), 0)
             yield _TextSpot(

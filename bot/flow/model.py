@@ -182,6 +182,8 @@ class Flow(_Strict):
     # placeholders and conditions.
     context: list[Identifier] = Field(default_factory=list)
     intro: Text
+    # Asked before the first question when set; no answer is stored without a yes.
+    consent: Text | None = None
     outro: list[OutroVariant] = Field(min_length=1)
     groups: list[Group] = Field(min_length=1)
 

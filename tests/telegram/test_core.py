@@ -221,3 +221,27 @@ async def test_deep_link_opens_its_flow_with_context(core: TelegramCore, store: 
     assert "someone else" in chat.last()
     await chat.send("/start not-a-token")
     assert "not valid" in chat.last()
+
+
+async def test_consent_is_recorded_with_text_language_and_time(
+    core: TelegramCore, store: Store
+) -> None:
+    from bot.channels.telegram.links import create_link
+
+    url = await create_link(store, flow_id="post-support", contact_id=None,
+                            context={"ticket": "T-7"}, bot_username="sada_test_bot")
+    tr = Recorder()
+    chat = Chat(core, tr, 60, "fa")
+    await chat.send(f"/start {url.rsplit('=', 1)[1]}")
+    assert "موافقید" in chat.last()
+    await chat.send("۵")  # an answer before consent is not stored
+    contact = await store.find_contact("telegram", "60")
+    assert contact is not None and contact.id is not None
+    export = await store.export_contact(contact.id)
+    assert export["sessions"][0]["answers"] == [] and export["consents"] == []
+    await chat.press("موافقم")
+    await chat.press("۵")
+    export = await store.export_contact(contact.id)
+    [consent] = export["consents"]
+    assert consent["language"] == "fa" and "موافقید" in consent["text"] and consent["given_at"]
+    assert [a["question_id"] for a in export["sessions"][0]["answers"]] == ["csat"]

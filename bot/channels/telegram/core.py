@@ -31,9 +31,15 @@ from bot.channels.telegram.events import (
     Transient,
     Transport,
 )
-from bot.channels.telegram.keyboards import PREFIX, Signer, chosen, question_keyboard
+from bot.channels.telegram.keyboards import (
+    PREFIX,
+    Signer,
+    chosen,
+    consent_keyboard,
+    question_keyboard,
+)
 from bot.engine import inputs as i
-from bot.engine.prompts import Ask, Notice, Prompt
+from bot.engine.prompts import Ask, AskConsent, Notice, Prompt
 from bot.engine.step import ask
 from bot.engine.words import is_stop
 from bot.flow.loader import FlowError, LoadedFlow, load_flow
@@ -278,6 +284,13 @@ class TelegramCore:
         if press is None:
             await self._refuse(event, reply, update, "unknown_button")
             return
+        if press.kind == "c" and conversation is not None and \
+                press.session_id == conversation.session_id and \
+                conversation.state.status == "consent":
+            reply.outs.append(AnswerPress(event.callback_id))
+            await self._step(conversation, i.Pick("consent", press.value), reply, update,
+                             message_id=event.message_id)
+            return
         ids = [] if conversation is None else [q.id for q in conversation.flow.questions]
         if (conversation is None or press.session_id != conversation.session_id
                 or conversation.state.current is None
@@ -398,6 +411,10 @@ class TelegramCore:
                                              ids.index(prompt.question_id))
                 reply.outs.append(SendText(reply.chat_id, render.question(prompt, t, typed=False),
                                            keyboard, conversation.session_id, prompt.question_id))
+            elif isinstance(prompt, AskConsent):
+                keyboard = consent_keyboard(t, self.signer, reply.chat_id, conversation.session_id)
+                reply.outs.append(SendText(reply.chat_id, render.prompt(prompt, t, typed=False),
+                                           keyboard))
             else:
                 reply.say(render.prompt(prompt, t, typed=False))
 
@@ -411,7 +428,9 @@ class TelegramCore:
     async def _was_shown(self, conversation: Conversation) -> bool:
         session = await self.store.get_session(conversation.session_id)
         current = conversation.state.current
-        return session is None or current is None or session.shown == current
+        if session is None or current is None or conversation.state.status != "active":
+            return True
+        return session.shown == current
 
     async def _opt_out(self, contact: Contact, reply: Reply, update: tuple[str, int]) -> None:
         assert contact.id is not None

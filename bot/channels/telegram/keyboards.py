@@ -92,6 +92,12 @@ def question_keyboard(
     return tuple(rows) or None
 
 
+def consent_keyboard(t: Translator, signer: Signer, chat_id: int, session_id: int) -> Keyboard:
+    row = [Button(t.gettext("I agree"), signer.data(chat_id, "c", session_id, 0, "yes")),
+           Button(t.gettext("I do not agree"), signer.data(chat_id, "c", session_id, 0, "no"))]
+    return (tuple(reversed(row)) if t.rtl else tuple(row),)
+
+
 def chosen(label: str) -> Keyboard:
     """What replaces a question's keyboard once it is answered: the choice, inert."""
     return ((Button(f"✓ {label}", f"{PREFIX}:noop"),),)

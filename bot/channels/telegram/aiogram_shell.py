@@ -1,0 +1,234 @@
+"""The aiogram 3 shell: aiogram updates in, events.py out; a Transport on aiogram's Bot.
+
+Nothing of aiogram leaves this module except the Router and Bot that a host builds with.
+To add Sada to an existing aiogram bot, include its router *before* the bot's own routers:
+
+    dp.include_router(survey_router(core))   # takes only what core.wants(); the rest falls through
+    dp.include_router(my_router)
+    await core.resume_pending(AiogramTransport(bot))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+from aiogram import Bot, Router
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ChatType
+from aiogram.exceptions import (
+    ClientDecodeError,
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramEntityTooLarge,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.types import (
+    BufferedInputFile,
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
+from aiogram.types import User as AiogramUser
+
+from bot.channels.telegram.events import (
+    Blocked,
+    Keyboard,
+    Refused,
+    RetryAfter,
+    TgEvent,
+    TgPress,
+    TgText,
+    TgUser,
+    Transient,
+    Transport,
+)
+from bot.settings import TELEGRAM_API_URL
+
+__all__ = [
+    "AiogramTransport",
+    "SurveyCore",
+    "build_bot",
+    "press_event",
+    "survey_router",
+    "text_event",
+]
+
+log = logging.getLogger(__name__)
+# How long shutdown waits for updates still being handled before the session closes.
+DRAIN_SECONDS = 30.0
+_EVENT_KEY = "sada_event"  # what the filter hands the handler, so the update is converted once
+
+
+class SurveyCore(Protocol):
+    """The part of TelegramCore a shell needs."""
+
+    async def wants(self, event: TgEvent) -> bool: ...
+
+    async def process(self, event: TgEvent, transport: Transport) -> None: ...
+
+
+# --- updates in -------------------------------------------------------------------------------
+
+
+def _user(user: AiogramUser) -> TgUser:
+    return TgUser(
+        id=user.id,
+        first_name=user.first_name,
+        last_name=user.last_name,
+        username=user.username,
+        language_code=user.language_code,
+    )
+
+
+def text_event(message: Message, update_id: int) -> TgText | None:
+    """A text message (commands included) in a private chat; anything else is not ours."""
+    if message.chat.type != ChatType.PRIVATE or message.text is None or message.from_user is None:
+        return None
+    return TgText(update_id, message.chat.id, _user(message.from_user), message.text)
+
+
+def press_event(query: CallbackQuery, update_id: int) -> TgPress | None:
+    """A button pressed on a message in a private chat.
+
+    Presses on inline-mode messages carry no message and no chat: Sada never sends those."""
+    message = query.message  # a Message, or an InaccessibleMessage when older than 48 hours
+    if message is None or message.chat.type != ChatType.PRIVATE or query.data is None:
+        return None
+    return TgPress(
+        update_id, message.chat.id, _user(query.from_user), query.id, message.message_id,
+        query.data,
+    )
+
+
+def survey_router(core: SurveyCore, *, name: str = "sada") -> Router:
+    """Private texts and button presses that `core.wants`; everything else falls through to
+    the routers included after this one.
+
+    Stopping polling cancels the handler that is running; the update itself is finished in a
+    shielded task and awaited on shutdown (before aiogram closes the session), so an answer
+    that was committed still gets its reply."""
+    router = Router(name=name)
+    running: set[asyncio.Task[None]] = set()
+
+    async def wanted_message(message: Message, event_update: Update) -> dict[str, Any] | bool:
+        event = text_event(message, event_update.update_id)
+        if event is None or not await core.wants(event):
+            return False
+        return {_EVENT_KEY: event}
+
+    async def wanted_press(query: CallbackQuery, event_update: Update) -> dict[str, Any] | bool:
+        event = press_event(query, event_update.update_id)
+        if event is None or not await core.wants(event):
+            return False
+        return {_EVENT_KEY: event}
+
+    async def handle(bot: Bot, sada_event: TgEvent) -> None:
+        task = asyncio.create_task(core.process(sada_event, AiogramTransport(bot)))
+        running.add(task)
+        task.add_done_callback(running.discard)
+        await asyncio.shield(task)
+
+    async def drain() -> None:
+        if running:
+            log.info("finishing %d update(s) before shutdown", len(running))
+            await asyncio.wait(set(running), timeout=DRAIN_SECONDS)
+
+    router.message.register(handle, wanted_message)
+    router.callback_query.register(handle, wanted_press)
+    router.shutdown.register(drain)
+    return router
+
+
+def build_bot(token: str, api_url: str = TELEGRAM_API_URL) -> Bot:
+    """An aiogram Bot on Telegram's API server or another one (a local telegram-bot-api, the
+    test fake). No default parse_mode: flow texts are plain and may contain < & *."""
+    base = api_url.rstrip("/")
+    if base == TELEGRAM_API_URL:
+        return Bot(token)
+    return Bot(token, session=AiohttpSession(api=TelegramAPIServer.from_base(base)))
+
+
+# --- messages out -----------------------------------------------------------------------------
+
+
+def _markup(keyboard: Keyboard | None) -> InlineKeyboardMarkup | None:
+    if keyboard is None:
+        return None
+    return InlineKeyboardMarkup(inline_keyboard=[
+        [InlineKeyboardButton(text=b.text, callback_data=b.data) for b in row]
+        for row in keyboard
+    ])
+
+
+@contextmanager
+def _mapped_errors() -> Iterator[None]:
+    """aiogram's exceptions as the four the core understands."""
+    try:
+        yield
+    except TelegramRetryAfter as exc:
+        raise RetryAfter(float(exc.retry_after)) from exc
+    except TelegramForbiddenError as exc:
+        raise Blocked(exc.message) from exc
+    except TelegramEntityTooLarge as exc:  # a subclass of TelegramNetworkError, yet final
+        raise Refused(exc.message) from exc
+    except (TelegramNetworkError, TelegramServerError) as exc:
+        raise Transient(exc.message) from exc
+    except ClientDecodeError as exc:  # e.g. a proxy's HTML error page instead of JSON
+        raise Transient(str(exc)) from exc
+    except TelegramBadRequest as exc:
+        raise Refused(exc.message) from exc
+    except TelegramAPIError as exc:  # 401, 404, 409, migrated chats: retrying will not help
+        raise Refused(exc.message) from exc
+
+
+class AiogramTransport:
+    """events.Transport on an aiogram Bot. parse_mode=None everywhere, so that a host bot's
+    DefaultBotProperties(parse_mode=HTML) cannot turn survey text into markup."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    async def send_text(self, chat_id: int, text: str, keyboard: Keyboard | None) -> int:
+        with _mapped_errors():
+            message = await self.bot.send_message(
+                chat_id, text, parse_mode=None, reply_markup=_markup(keyboard)
+            )
+        return message.message_id
+
+    async def edit(
+        self, chat_id: int, message_id: int, text: str | None, keyboard: Keyboard | None
+    ) -> None:
+        # An edit without reply_markup removes the inline keyboard, as keyboard=None asks.
+        with _mapped_errors():
+            if text is None:
+                await self.bot.edit_message_reply_markup(
+                    chat_id=chat_id, message_id=message_id, reply_markup=_markup(keyboard)
+                )
+            else:
+                await self.bot.edit_message_text(
+                    text, chat_id=chat_id, message_id=message_id, parse_mode=None,
+                    reply_markup=_markup(keyboard),
+                )
+
+    async def answer_press(self, callback_id: str, text: str | None) -> None:
+        with _mapped_errors():
+            await self.bot.answer_callback_query(callback_id, text=text)
+
+    async def send_document(
+        self, chat_id: int, filename: str, content: bytes, caption: str | None
+    ) -> None:
+        with _mapped_errors():
+            await self.bot.send_document(
+                chat_id, BufferedInputFile(content, filename=filename), caption=caption,
+                parse_mode=None,
+            )

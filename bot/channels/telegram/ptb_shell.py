@@ -1,0 +1,235 @@
+"""The python-telegram-bot 22 shell: PTB updates in, events.py out; a Transport on PTB's Bot.
+
+PTB filters are synchronous, so `core.wants` (which may read the database) is asked inside
+the callbacks. The handlers go in their own group, SURVEY_GROUP (-1), that PTB runs before
+the default group 0: an update Sada does not want returns early and reaches the host bot's
+handlers; an update Sada handles raises ApplicationHandlerStop, so no host handler answers it
+too. To add Sada to an existing PTB bot:
+
+    add_survey_handlers(application, core)
+    await core.resume_pending(PtbTransport(application.bot))   # e.g. in post_init
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any, Protocol
+
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import User as PtbUser
+from telegram.constants import ChatType
+from telegram.error import (
+    BadRequest,
+    Forbidden,
+    NetworkError,
+    TelegramError,
+)
+from telegram.error import RetryAfter as PtbRetryAfter
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    ApplicationHandlerStop,
+    BaseHandler,
+    CallbackQueryHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.channels.telegram.events import (
+    Blocked,
+    Keyboard,
+    Refused,
+    RetryAfter,
+    TgEvent,
+    TgPress,
+    TgText,
+    TgUser,
+    Transient,
+    Transport,
+)
+from bot.settings import TELEGRAM_API_URL
+
+__all__ = [
+    "SURVEY_GROUP",
+    "PtbApplication",
+    "PtbTransport",
+    "SurveyCore",
+    "add_survey_handlers",
+    "build_application",
+    "press_event",
+    "survey_handlers",
+    "text_event",
+]
+
+log = logging.getLogger(__name__)
+SURVEY_GROUP = -1  # before PTB's default group 0, where host bots put their handlers
+PtbApplication = Application[Any, Any, Any, Any, Any, Any]
+PtbHandler = BaseHandler[Update, Any, Any]
+
+
+class SurveyCore(Protocol):
+    """The part of TelegramCore a shell needs."""
+
+    async def wants(self, event: TgEvent) -> bool: ...
+
+    async def process(self, event: TgEvent, transport: Transport) -> None: ...
+
+
+# --- updates in -------------------------------------------------------------------------------
+
+
+def _user(user: PtbUser) -> TgUser:
+    return TgUser(
+        id=user.id,
+        first_name=user.first_name,
+        last_name=user.last_name,
+        username=user.username,
+        language_code=user.language_code,
+    )
+
+
+def text_event(update: Update) -> TgText | None:
+    """A new text message (commands included) in a private chat; anything else is not ours."""
+    message = update.message  # not edited_message: an edit is no new answer
+    if (message is None or message.chat.type != ChatType.PRIVATE or message.text is None
+            or message.from_user is None):
+        return None
+    return TgText(update.update_id, message.chat.id, _user(message.from_user), message.text)
+
+
+def press_event(update: Update) -> TgPress | None:
+    """A button pressed on a message in a private chat (inline-mode presses have no message)."""
+    query = update.callback_query
+    if query is None or query.data is None or query.message is None:
+        return None
+    message = query.message  # a Message, or an InaccessibleMessage when older than 48 hours
+    if message.chat.type != ChatType.PRIVATE:
+        return None
+    return TgPress(
+        update.update_id, message.chat.id, _user(query.from_user), query.id,
+        message.message_id, query.data,
+    )
+
+
+def survey_handlers(core: SurveyCore) -> list[PtbHandler]:
+    """A MessageHandler for private texts and a CallbackQueryHandler; add them to a group
+    that runs before the host bot's own handlers (SURVEY_GROUP, see add_survey_handlers)."""
+
+    async def on_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        event: TgEvent | None = text_event(update) or press_event(update)
+        if event is None or not await core.wants(event):
+            return  # not ours: PTB goes on to the next group, the host bot's handlers
+        await core.process(event, PtbTransport(context.bot))
+        raise ApplicationHandlerStop  # ours and answered: no later group may answer it too
+
+    private_text = filters.UpdateType.MESSAGE & filters.ChatType.PRIVATE & filters.TEXT
+    return [MessageHandler(private_text, on_update), CallbackQueryHandler(on_update)]
+
+
+def add_survey_handlers(
+    application: PtbApplication, core: SurveyCore, group: int = SURVEY_GROUP
+) -> None:
+    application.add_handlers(survey_handlers(core), group=group)
+
+
+def build_application(token: str, api_url: str = TELEGRAM_API_URL) -> PtbApplication:
+    """An Application on Telegram's API server or another one, with an Updater for polling.
+
+    Updates are handled one at a time (concurrent_updates off): two quick answers from one
+    person must be applied in the order they were typed."""
+    base = api_url.rstrip("/")
+    return (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(base + "/bot")
+        .base_file_url(base + "/file/bot")
+        .concurrent_updates(False)
+        .build()
+    )
+
+
+# --- messages out -----------------------------------------------------------------------------
+
+
+def _markup(keyboard: Keyboard | None) -> InlineKeyboardMarkup | None:
+    if keyboard is None:
+        return None
+    return InlineKeyboardMarkup([
+        [InlineKeyboardButton(b.text, callback_data=b.data) for b in row] for row in keyboard
+    ])
+
+
+def _seconds(exc: PtbRetryAfter) -> float:
+    # `retry_after` warns (int -> timedelta migration) unless PTB_TIMEDELTA is set; PTB's own
+    # retry loop reads the timedelta it keeps underneath.
+    delay: Any = getattr(exc, "_retry_after", None)
+    if isinstance(delay, timedelta):
+        return delay.total_seconds()
+    value: Any = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+@contextmanager
+def _mapped_errors() -> Iterator[None]:
+    """PTB's exceptions as the four the core understands. Order matters: BadRequest and
+    TimedOut are subclasses of NetworkError."""
+    try:
+        yield
+    except PtbRetryAfter as exc:
+        raise RetryAfter(_seconds(exc)) from exc
+    except Forbidden as exc:
+        raise Blocked(exc.message) from exc
+    except BadRequest as exc:
+        raise Refused(exc.message) from exc
+    except NetworkError as exc:  # connection errors, TimedOut, 5xx
+        raise Transient(exc.message) from exc
+    except TelegramError as exc:
+        if type(exc) is TelegramError:  # "Invalid server response": not JSON, e.g. a proxy
+            raise Transient(exc.message) from exc
+        raise Refused(exc.message) from exc  # InvalidToken, Conflict, ChatMigrated …
+
+
+class PtbTransport:
+    """events.Transport on a PTB Bot. parse_mode=None everywhere, so that a host bot's
+    Defaults(parse_mode=HTML) cannot turn survey text into markup."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    async def send_text(self, chat_id: int, text: str, keyboard: Keyboard | None) -> int:
+        with _mapped_errors():
+            message = await self.bot.send_message(
+                chat_id, text, parse_mode=None, reply_markup=_markup(keyboard)
+            )
+        return message.message_id
+
+    async def edit(
+        self, chat_id: int, message_id: int, text: str | None, keyboard: Keyboard | None
+    ) -> None:
+        # An edit without reply_markup removes the inline keyboard, as keyboard=None asks.
+        with _mapped_errors():
+            if text is None:
+                await self.bot.edit_message_reply_markup(
+                    chat_id=chat_id, message_id=message_id, reply_markup=_markup(keyboard)
+                )
+            else:
+                await self.bot.edit_message_text(
+                    text, chat_id=chat_id, message_id=message_id, parse_mode=None,
+                    reply_markup=_markup(keyboard),
+                )
+
+    async def answer_press(self, callback_id: str, text: str | None) -> None:
+        with _mapped_errors():
+            await self.bot.answer_callback_query(callback_id, text=text)
+
+    async def send_document(
+        self, chat_id: int, filename: str, content: bytes, caption: str | None
+    ) -> None:
+        with _mapped_errors():
+            await self.bot.send_document(
+                chat_id, content, filename=filename, caption=caption, parse_mode=None
+            )
