@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, or_
+from sqlalchemy import delete, func, or_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -444,23 +444,17 @@ class Store:
             return document
 
     async def forget_contact(self, contact_id: int) -> bool:
-        """Erase a person: the contact row and, by cascade, sessions, answers, consents."""
+        """Erase a person: contact, sessions, answers, consents and links, in one go."""
+        sessions = select(SurveySession.id).where(SurveySession.contact_id == contact_id)
         async with self.database.session() as s, s.begin():
-            contact = await s.get(Contact, contact_id)
-            if contact is None:
+            if await s.get(Contact, contact_id) is None:
                 return False
-            for model in (Consent, LinkToken):
-                rows = await s.exec(select(model).where(model.contact_id == contact_id))
-                for row in rows:
-                    await s.delete(row)
-            sessions = await s.exec(select(SurveySession).where(
-                SurveySession.contact_id == contact_id))
-            for session in sessions:
-                for answer in await s.exec(select(Answer).where(
-                        Answer.session_id == session.id)):
-                    await s.delete(answer)
-                await s.delete(session)
-            await s.delete(contact)
+            # explicit statements, children first: no reliance on the ORM's flush order
+            await s.exec(delete(Answer).where(col(Answer.session_id).in_(sessions)))
+            await s.exec(delete(Consent).where(col(Consent.contact_id) == contact_id))
+            await s.exec(delete(SurveySession).where(col(SurveySession.contact_id) == contact_id))
+            await s.exec(delete(LinkToken).where(col(LinkToken.contact_id) == contact_id))
+            await s.exec(delete(Contact).where(col(Contact.id) == contact_id))
         return True
 
     async def session_counts(self) -> dict[str, tuple[int, int]]:

@@ -346,7 +346,7 @@ def test_empty_file_and_wrong_root() -> None:
             "greeting:",
             "greeting",
             "unknown key 'greeting' in the flow; allowed keys: id, languages, default_language, "
-            "title, touchpoint, public, context, intro, outro, groups",
+            "title, touchpoint, public, context, intro, consent, outro, groups",
         ),
     ],
 )
