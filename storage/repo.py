@@ -376,12 +376,14 @@ class Store:
         async with self.database.session() as s, s.begin():
             return [(row[0], row[1]) for row in (await s.exec(query)).all()]
 
-    async def latest_open_session(self, contact_id: int) -> SurveySession | None:
+    async def latest_open_session(
+        self, contact_id: int, statuses: tuple[str, ...] = RESUMABLE_STATUSES
+    ) -> SurveySession | None:
         query = (
             select(SurveySession)
             .where(
                 SurveySession.contact_id == contact_id,
-                col(SurveySession.status).in_(RESUMABLE_STATUSES),
+                col(SurveySession.status).in_(statuses),
             )
             .order_by(col(SurveySession.last_activity_at).desc(), col(SurveySession.id).desc())
             .limit(1)

@@ -405,6 +405,7 @@ class FakeBotApi:
         self.requests: list[Call] = []
         self.rejected_429 = 0
         self.updates_confirmed = 0  # the highest offset a getUpdates call confirmed
+        self.documents: list[tuple[int, UploadedFile]] = []  # (chat id, file) sent
         self.deliveries: list[int] = []  # update_ids in the order they were handed out
         self.filtered_updates: list[JSON] = []  # dropped because allowed_updates left them out
         self.webhook_url = ""
@@ -438,6 +439,7 @@ class FakeBotApi:
                 "getMe": self._get_me,
                 "getUpdates": self._get_updates,
                 "sendMessage": self._send_message,
+                "sendDocument": self._send_document,
                 "editMessageText": self._edit_message_text,
                 "editMessageReplyMarkup": self._edit_message_reply_markup,
                 "answerCallbackQuery": self._answer_callback_query,
@@ -1027,6 +1029,33 @@ class FakeBotApi:
         if markup is not None:
             record["reply_markup"] = copy.deepcopy(markup)
         self._sent.append(record)
+        return message
+
+    async def _send_document(self, params: JSON, call: Call) -> JSON:
+        chat = self._target_chat(params)
+        upload = params.get("document")
+        if isinstance(upload, str) and upload.startswith("attach://"):
+            upload = params.get(upload.removeprefix("attach://"))  # aiogram's way
+        if not isinstance(upload, UploadedFile):
+            raise _ApiError(400, "Bad Request: there is no document in the request")
+        message: JSON = {
+            "message_id": chat.new_message_id(),
+            "from": self.me,
+            "chat": copy.deepcopy(chat.info),
+            "date": _now(),
+            "document": {
+                "file_id": f"doc{len(self.documents) + 1}",
+                "file_unique_id": f"u{len(self.documents) + 1}",
+                "file_name": upload.filename,
+                "mime_type": upload.content_type,
+                "file_size": len(upload.data),
+            },
+        }
+        if params.get("caption"):
+            message["caption"] = str(params["caption"])
+        chat.messages[message["message_id"]] = copy.deepcopy(message)
+        chat.bot_messages.add(message["message_id"])
+        self.documents.append((chat.info["id"], upload))
         return message
 
     def _editable(self, params: JSON) -> tuple[_Chat, JSON]:

@@ -244,6 +244,11 @@ class TelegramCore:
             conversation = await self.service.open(
                 contact, self.flows[link.flow_id], context=link.context)
         if conversation is None:
+            # a survey left with /stop continues where it stopped
+            stopped = await self.store.latest_open_session(contact.id, ("stopped", "declined"))
+            if stopped is not None:
+                conversation = await self.service.resume(stopped)
+        if conversation is None:
             await self.store.record_update(*update)
             self._public_menu(reply)
             return
