@@ -142,3 +142,111 @@ class Consent(SQLModel, table=True):
     language: str
     text: str = Field(sa_type=Text)
     given_at: datetime
+
+
+class Invitation(SQLModel, table=True):
+    """One contact asked to answer one flow: sent, reminded, answered or expired.
+
+    State is per stakeholder, so staff see which roles of an account stayed silent.
+    Status: scheduled → sent → started → completed, or skipped / expired / cancelled."""
+
+    __tablename__ = "invitation"
+    __table_args__ = (Index(None, "contact_id", "flow_id"), Index(None, "status"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", ondelete="CASCADE")
+    flow_id: str
+    context: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType, nullable=False)
+    status: str
+    # why it was skipped (opted_out, unreachable, fatigue, account_limit) or expired
+    reason: str | None = None
+    due_at: datetime
+    sent_at: datetime | None = None
+    token: str | None = None  # deep-link token, for contacts without a chat
+    session_id: int | None = Field(
+        default=None, foreign_key="survey_session.id", ondelete="SET NULL"
+    )
+    reminders_sent: int = 0
+    last_reminder_at: datetime | None = None
+    created_at: datetime
+
+
+class Outbox(SQLModel, table=True):
+    """A message due to be sent: the scheduler claims it, sends it, records the outcome.
+
+    `key` makes scheduling idempotent (one reminder per invitation and step, one follow-up
+    per action and contact); `locked_until` returns rows stuck in "sending" after a crash."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (UniqueConstraint("key"), Index(None, "status", "due_at"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str
+    kind: str  # invitation, reminder, alert, followup, overdue
+    status: str = "queued"  # queued, sending, sent, failed, cancelled
+    chat_id: int = Field(sa_type=BigInteger)
+    contact_id: int | None = Field(default=None, foreign_key="contact.id", ondelete="CASCADE")
+    text: str = Field(sa_type=Text)
+    keyboard: list[Any] | None = Field(default=None, sa_type=JSONType, nullable=True)
+    due_at: datetime
+    attempts: int = 0
+    locked_until: datetime | None = None
+    sent_at: datetime | None = None
+    message_id: int | None = None
+    last_error: str | None = None
+    invitation_id: int | None = Field(default=None, foreign_key="invitation.id",
+                                      ondelete="CASCADE")
+    action_id: int | None = Field(default=None, foreign_key="action.id", ondelete="CASCADE")
+    case_id: int | None = Field(default=None, foreign_key="case.id", ondelete="CASCADE")
+    created_at: datetime
+
+
+class Case(SQLModel, table=True):
+    """A detractor alert opened for staff; resolving it records the time to resolve."""
+
+    __tablename__ = "case"
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", ondelete="CASCADE")
+    session_id: int = Field(foreign_key="survey_session.id", ondelete="CASCADE")
+    flow_id: str
+    question_id: str
+    score: int
+    comment: str | None = Field(default=None, sa_type=Text)
+    status: str = "open"  # open, resolved
+    opened_at: datetime
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    note: str | None = Field(default=None, sa_type=Text)
+
+
+class Action(SQLModel, table=True):
+    """Something staff did (or promise to do) because of what respondents said; every
+    affected respondent is told, in their language."""
+
+    __tablename__ = "action"
+
+    id: int | None = Field(default=None, primary_key=True)
+    flow_id: str
+    question_id: str | None = None
+    segment: str | None = None
+    account: str | None = None
+    role: str | None = None
+    case_id: int | None = Field(default=None, foreign_key="case.id", ondelete="SET NULL")
+    texts: dict[str, str] = Field(default_factory=dict, sa_type=JSONType, nullable=False)
+    promised_at: datetime | None = None
+    done_at: datetime | None = None
+    overdue_alerted_at: datetime | None = None
+    created_at: datetime
+
+
+class Feedback(SQLModel, table=True):
+    """A respondent's reply to a follow-up message, kept against the action it answers."""
+
+    __tablename__ = "feedback"
+
+    id: int | None = Field(default=None, primary_key=True)
+    action_id: int = Field(foreign_key="action.id", ondelete="CASCADE")
+    contact_id: int = Field(foreign_key="contact.id", ondelete="CASCADE")
+    text: str = Field(sa_type=Text)
+    received_at: datetime
