@@ -346,7 +346,8 @@ def test_empty_file_and_wrong_root() -> None:
             "greeting:",
             "greeting",
             "unknown key 'greeting' in the flow; allowed keys: id, languages, default_language, "
-            "title, touchpoint, public, context, intro, consent, outro, groups",
+            "title, touchpoint, public, context, fatigue, reminders, alerts, account_limit, "
+            "intro, consent, outro, groups",
         ),
     ],
 )

@@ -6,6 +6,7 @@ pydantic's errors at the YAML position of the offending key.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -171,6 +172,42 @@ class OutroVariant(_Strict):
     text: Text
 
 
+Duration = Annotated[str, Field(pattern=r"^[1-9][0-9]*[mhdw]$")]  # 30m, 12h, 2d, 4w
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def duration(text: str) -> timedelta:
+    """"2d" → 2 days; the pattern above guarantees the shape."""
+    unit = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[text[-1]]
+    return timedelta(**{unit: int(text[:-1])})
+
+
+class Reminders(_Strict):
+    """Nudges to the silent: delays after the invitation, sent only inside the contact's
+    local window and working days (default: by language — Sat–Wed in fa, Sun–Thu in ar,
+    Mon–Fri in en)."""
+
+    after: list[Duration] = Field(default_factory=lambda: ["3d", "7d"], max_length=3)
+    window: str = Field(default="09:00-18:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]-"
+                        r"([01][0-9]|2[0-3]):[0-5][0-9]$")
+    days: list[Weekday] | None = None
+
+
+class Alerts(_Strict):
+    """Scores that alert staff at once and open a case (NPS ≤ 6, CSAT ≤ 2, CES ≥ 5)."""
+
+    nps: int | None = Field(default=6, ge=0, le=10)
+    csat: int | None = Field(default=2, ge=1, le=5)
+    ces: int | None = Field(default=5, ge=1, le=7)
+
+
+class AccountLimit(_Strict):
+    """B2B: at most `max` stakeholders of one account invited within `window`."""
+
+    max: int = Field(ge=1)
+    window: Duration = "30d"
+
+
 class Flow(_Strict):
     id: FlowId
     languages: list[Lang] = Field(min_length=1)
@@ -181,6 +218,11 @@ class Flow(_Strict):
     # Keys an invitation or deep link may pass in (ticket, touchpoint, …): usable in
     # placeholders and conditions.
     context: list[Identifier] = Field(default_factory=list)
+    # Not invited again within this time of their last invitation to this flow.
+    fatigue: Duration = "30d"
+    reminders: Reminders | None = Field(default_factory=Reminders)
+    alerts: Alerts = Field(default_factory=Alerts)
+    account_limit: AccountLimit | None = None
     intro: Text
     # Asked before the first question when set; no answer is stored without a yes.
     consent: Text | None = None
