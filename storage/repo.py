@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import flag_modified
 from sqlmodel import SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from storage.db import Database, NotFound, StorageError
@@ -241,6 +242,7 @@ class Store:
         update: tuple[str, int] | None = None,
         contact: Mapping[str, Any] | None = None,
         consent: tuple[str, str] | None = None,
+        within: Callable[[AsyncSession], Awaitable[None]] | None = None,
     ) -> None:
         """Store the session's full state and its complete set of answers, atomically.
 
@@ -248,7 +250,8 @@ class Store:
         missing questions are deleted, so repeating a call after a crash changes nothing.
         ``update`` (source, update_id) is recorded in the same transaction, so an incoming
         update is applied exactly once (DuplicateUpdate otherwise); ``contact`` fields
-        (opted_out …) are set on the session's contact in it too.
+        (opted_out …) are set on the session's contact in it too; ``within`` runs last inside
+        the same transaction, for work that must commit with the step (cases, invitations).
         """
         ts = self._now(now)
         async with self.database.session() as s, s.begin():
@@ -310,6 +313,9 @@ class Store:
                     flag_modified(old, "value")
             for dropped in existing.values():
                 await s.delete(dropped)
+            if within is not None:
+                await s.flush()
+                await within(s)
 
     async def answers(self, session_id: int) -> list[Answer]:
         async with self.database.session() as s, s.begin():
