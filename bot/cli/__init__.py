@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from bot.cli import db, flows, preview
+from bot.cli import db, flows, preview, run
 
 app = typer.Typer(
     help="Sada: conversational CX surveys in Arabic, Persian and English.",
@@ -15,6 +15,7 @@ app = typer.Typer(
 app.add_typer(flows.app, name="flows")
 app.add_typer(db.app, name="db")
 app.command("preview")(preview.preview)
+run.register(app)
 
 
 def main() -> None:

@@ -60,6 +60,7 @@ __all__ = [
     "build_bot",
     "press_event",
     "survey_router",
+    "telegram_errors",
     "text_event",
 ]
 
@@ -132,7 +133,7 @@ def survey_router(core: SurveyCore, *, name: str = "sada") -> Router:
             return False
         return {_EVENT_KEY: event}
 
-    async def handle(bot: Bot, sada_event: TgEvent) -> None:
+    async def handle(_: Message | CallbackQuery, bot: Bot, sada_event: TgEvent) -> None:
         task = asyncio.create_task(core.process(sada_event, AiogramTransport(bot)))
         running.add(task)
         task.add_done_callback(running.discard)
@@ -171,7 +172,7 @@ def _markup(keyboard: Keyboard | None) -> InlineKeyboardMarkup | None:
 
 
 @contextmanager
-def _mapped_errors() -> Iterator[None]:
+def telegram_errors() -> Iterator[None]:
     """aiogram's exceptions as the four the core understands."""
     try:
         yield
@@ -199,7 +200,7 @@ class AiogramTransport:
         self.bot = bot
 
     async def send_text(self, chat_id: int, text: str, keyboard: Keyboard | None) -> int:
-        with _mapped_errors():
+        with telegram_errors():
             message = await self.bot.send_message(
                 chat_id, text, parse_mode=None, reply_markup=_markup(keyboard)
             )
@@ -209,7 +210,7 @@ class AiogramTransport:
         self, chat_id: int, message_id: int, text: str | None, keyboard: Keyboard | None
     ) -> None:
         # An edit without reply_markup removes the inline keyboard, as keyboard=None asks.
-        with _mapped_errors():
+        with telegram_errors():
             if text is None:
                 await self.bot.edit_message_reply_markup(
                     chat_id=chat_id, message_id=message_id, reply_markup=_markup(keyboard)
@@ -221,13 +222,13 @@ class AiogramTransport:
                 )
 
     async def answer_press(self, callback_id: str, text: str | None) -> None:
-        with _mapped_errors():
+        with telegram_errors():
             await self.bot.answer_callback_query(callback_id, text=text)
 
     async def send_document(
         self, chat_id: int, filename: str, content: bytes, caption: str | None
     ) -> None:
-        with _mapped_errors():
+        with telegram_errors():
             await self.bot.send_document(
                 chat_id, BufferedInputFile(content, filename=filename), caption=caption,
                 parse_mode=None,

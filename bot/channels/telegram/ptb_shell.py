@@ -62,6 +62,7 @@ __all__ = [
     "build_application",
     "press_event",
     "survey_handlers",
+    "telegram_errors",
     "text_event",
 ]
 
@@ -148,6 +149,9 @@ def build_application(token: str, api_url: str = TELEGRAM_API_URL) -> PtbApplica
         .base_url(base + "/bot")
         .base_file_url(base + "/file/bot")
         .concurrent_updates(False)
+        # PTB starts an APScheduler JobQueue whenever APScheduler is installed; Sada's own
+        # scheduler owns time, so none here.
+        .job_queue(None)
         .build()
     )
 
@@ -174,7 +178,7 @@ def _seconds(exc: PtbRetryAfter) -> float:
 
 
 @contextmanager
-def _mapped_errors() -> Iterator[None]:
+def telegram_errors() -> Iterator[None]:
     """PTB's exceptions as the four the core understands. Order matters: BadRequest and
     TimedOut are subclasses of NetworkError."""
     try:
@@ -201,7 +205,7 @@ class PtbTransport:
         self.bot = bot
 
     async def send_text(self, chat_id: int, text: str, keyboard: Keyboard | None) -> int:
-        with _mapped_errors():
+        with telegram_errors():
             message = await self.bot.send_message(
                 chat_id, text, parse_mode=None, reply_markup=_markup(keyboard)
             )
@@ -211,7 +215,7 @@ class PtbTransport:
         self, chat_id: int, message_id: int, text: str | None, keyboard: Keyboard | None
     ) -> None:
         # An edit without reply_markup removes the inline keyboard, as keyboard=None asks.
-        with _mapped_errors():
+        with telegram_errors():
             if text is None:
                 await self.bot.edit_message_reply_markup(
                     chat_id=chat_id, message_id=message_id, reply_markup=_markup(keyboard)
@@ -223,13 +227,13 @@ class PtbTransport:
                 )
 
     async def answer_press(self, callback_id: str, text: str | None) -> None:
-        with _mapped_errors():
+        with telegram_errors():
             await self.bot.answer_callback_query(callback_id, text=text)
 
     async def send_document(
         self, chat_id: int, filename: str, content: bytes, caption: str | None
     ) -> None:
-        with _mapped_errors():
+        with telegram_errors():
             await self.bot.send_document(
                 chat_id, content, filename=filename, caption=caption, parse_mode=None
             )

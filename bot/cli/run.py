@@ -1,0 +1,240 @@
+"""`sada run` (the Telegram bot) and `sada link` (a t.me invitation link to a survey).
+
+Every failure a person can cause or meet — no token, a malformed one, a bad --listen, an
+unreachable Bot API, a busy port, a database that cannot open — ends in one line on stderr
+and a non-zero exit code, never a traceback: 2 for bad input, 1 when something is unusable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from bot.channels.telegram.links import create_link, parse_context
+from bot.channels.telegram.runner import DEFAULT_LISTEN, StartError, run_bot, webhook_path
+from bot.settings import Settings, get_settings
+from storage.db import Database, StorageError, to_async_url
+from storage.repo import Store
+
+__all__ = ["Framework", "link", "parse_listen", "register", "run", "settings_or_exit",
+           "token_or_exit"]
+
+TOKEN_FORMAT = re.compile(r"\d+:[A-Za-z0-9_-]{30,}")
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class _BadInput(ValueError):
+    """A command-line value that names nothing: exit code 2."""
+
+
+class Framework(StrEnum):
+    aiogram = "aiogram"
+    ptb = "ptb"
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    # markup=False: messages may hold brackets rich would read as tags; soft_wrap keeps
+    # them on one line in narrow terminals.
+    Console(stderr=True).print(message, style="red", markup=False, highlight=False,
+                               soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def settings_or_exit() -> Settings:
+    """The settings, or one line per bad SADA_* variable and exit code 2."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = "SADA_" + "_".join(str(part) for part in error["loc"]).upper()
+            message = str(error["msg"]).removeprefix("Value error, ")
+            lines.append(message if name in message else f"{name}: {message}")
+        _fail("\n".join(lines), 2)
+
+
+def token_or_exit(settings: Settings) -> str:
+    """The bot token, or one line saying how to get one (exit code 2)."""
+    token = settings.telegram_token.get_secret_value().strip() if settings.telegram_token else ""
+    if not token:
+        _fail("SADA_TELEGRAM_TOKEN is not set: get a token from @BotFather and export "
+              "SADA_TELEGRAM_TOKEN=…", 2)
+    if not TOKEN_FORMAT.fullmatch(token):
+        _fail("SADA_TELEGRAM_TOKEN does not look like a bot token: @BotFather gives digits, a "
+              "colon and 30 or more letters, digits, _ or - (like 123456789:AAF1x…)", 2)
+    return token
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """"127.0.0.1:8080", "0.0.0.0:80", "[::1]:8080" → (host, port); ValueError says why not."""
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--listen must be HOST:PORT, such as 127.0.0.1:8080, not {value!r}")
+    return host, int(port)
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format=_LOG_FORMAT)
+    # httpx (PTB's HTTP client) logs every request URL at INFO, and the URL holds the token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # "Context impl SQLiteImpl" …
+
+
+# --- sada run ---------------------------------------------------------------------------------
+
+
+def run(
+    framework: Annotated[
+        Framework,
+        typer.Option("--framework", "-f", help="The Telegram library to run on: aiogram or ptb "
+                     "(python-telegram-bot). Both behave the same."),
+    ] = Framework.aiogram,
+    webhook: Annotated[
+        str | None,
+        typer.Option("--webhook", metavar="URL", help="Receive updates by webhook at this "
+                     "public HTTPS URL (e.g. https://bot.example.com/telegram), served on "
+                     "--listen behind your reverse proxy. Without it: long polling."),
+    ] = None,
+    listen: Annotated[
+        str,
+        typer.Option("--listen", metavar="HOST:PORT", help="Where the webhook server listens "
+                     "(only with --webhook)."),
+    ] = f"{DEFAULT_LISTEN[0]}:{DEFAULT_LISTEN[1]}",
+) -> None:
+    """Run the Telegram bot until Ctrl-C (or SIGTERM).
+
+    Needs SADA_TELEGRAM_TOKEN, from @BotFather. Optional settings:
+    SADA_ADMIN_IDS: user ids allowed /report, comma-separated;
+    SADA_TELEGRAM_API_URL: another Bot API server (default https://api.telegram.org);
+    SADA_WEBHOOK_SECRET: checked on every webhook request (default: derived from the token);
+    SADA_DATABASE_URL and SADA_FLOWS_DIR.
+
+    On start, questions saved but not yet shown when the bot last stopped are sent.
+    """
+    settings = settings_or_exit()
+    token_or_exit(settings)
+    try:
+        address = parse_listen(listen)
+        if webhook is not None:
+            webhook_path(webhook)
+        to_async_url(settings.effective_database_url)
+    except (ValueError, StartError) as exc:
+        _fail(str(exc), 2)
+    _configure_logging()
+    try:
+        asyncio.run(run_bot(settings, framework=framework.value, webhook_url=webhook,
+                            listen=address))
+    except (StartError, StorageError) as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:  # a second Ctrl-C while stopping
+        _fail("stopped before the shutdown finished", 130)
+
+
+# --- sada link --------------------------------------------------------------------------------
+
+
+def _flow_id(flow: str, flows_dir: Path) -> str:
+    """The id of the flow named by `flow` (an id, or a YAML file), checked to be one the bot
+    serves from flows_dir."""
+    from bot.channels.telegram.core import load_flows
+    from bot.flow.loader import FlowError, load_flow
+
+    served = load_flows(flows_dir) if flows_dir.is_dir() else {}
+    path = Path(flow)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        try:
+            flow_id = load_flow(path).flow.id
+        except FlowError as exc:
+            problems = "; ".join(str(p) for p in exc.problems[:3])
+            _fail(f"{flow}: the flow has errors ({problems}); see `sada flows lint`")
+    else:
+        flow_id = flow
+    if flow_id not in served:
+        known = ", ".join(sorted(served)) or "none"
+        _fail(f"the bot serves no flow {flow_id!r} from {flows_dir} (SADA_FLOWS_DIR); it "
+              f"serves: {known}", 2)
+    return flow_id
+
+
+async def _username_from_telegram(settings: Settings, token: str) -> str:
+    from bot.channels.telegram.aiogram_shell import build_bot, telegram_errors
+    from bot.channels.telegram.events import Blocked, Refused, RetryAfter, Transient
+
+    bot = build_bot(token, settings.telegram_api_url)
+    try:
+        with telegram_errors():
+            me = await bot.me()
+    except (Refused, Blocked) as exc:
+        raise StartError(f"Telegram did not accept SADA_TELEGRAM_TOKEN ({exc}); check it "
+                         "with @BotFather, or set SADA_BOT_USERNAME") from None
+    except (Transient, RetryAfter) as exc:
+        raise StartError(f"cannot reach the Telegram Bot API at {settings.telegram_api_url} "
+                         f"({exc}); set SADA_BOT_USERNAME to make links offline") from None
+    finally:
+        await bot.session.close()
+    return me.username or ""
+
+
+async def _make_link(
+    settings: Settings, flow_id: str, contact: int | None, context: dict[str, str]
+) -> str:
+    username = settings.bot_username
+    if not username:
+        username = await _username_from_telegram(settings, token_or_exit(settings))
+    async with await Database.open(settings.effective_database_url) as database:
+        store = Store(database)
+        # checked first: the database would refuse it too, but with a foreign-key traceback
+        if contact is not None and await store.get_contact(contact) is None:
+            raise _BadInput(f"there is no contact {contact} in the database")
+        return await create_link(store, flow_id=flow_id, contact_id=contact, context=context,
+                                 bot_username=username)
+
+
+def link(
+    flow: Annotated[str, typer.Argument(help="The flow's id, or its YAML file in the flows "
+                                        "folder.")],
+    contact: Annotated[
+        int | None,
+        typer.Option("--contact", help="Sada contact id the link is for; only that person "
+                     "can use it. Without it, anyone with the link can answer."),
+    ] = None,
+    context: Annotated[
+        list[str] | None,
+        typer.Option("--context", "-c", metavar="KEY=VALUE", help="A value for the flow's "
+                     "{KEY} placeholders, e.g. -c ticket=T-1042; repeat for more."),
+    ] = None,
+) -> None:
+    """Print a t.me link that opens the bot and starts FLOW.
+
+    The bot cannot write first to someone who never opened a chat with it:
+    send them this link by e-mail, SMS or your helpdesk instead.
+    The bot's name comes from SADA_BOT_USERNAME, or from Telegram (SADA_TELEGRAM_TOKEN).
+    """
+    try:
+        values = parse_context(context or [])
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    settings = settings_or_exit()
+    flow_id = _flow_id(flow, settings.flows_dir)
+    try:
+        url = asyncio.run(_make_link(settings, flow_id, contact, values))
+    except _BadInput as exc:
+        _fail(str(exc), 2)
+    except (StartError, StorageError) as exc:
+        _fail(str(exc))
+    typer.echo(url)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `run` and `link` to the `sada` app."""
+    app.command("run")(run)
+    app.command("link")(link)

@@ -1,0 +1,215 @@
+"""The real bot, on aiogram and on python-telegram-bot, against the fake Bot API HTTP server.
+
+Whole surveys in ar, fa and en, by buttons and by typing; language switch, /stop, /forget,
+forged and stale buttons, a redelivered update, and a staff command refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.channels.telegram.runner import run_bot
+from bot.engine.normalize import local_digits
+from bot.flow.loader import load_flow
+from bot.settings import Settings
+from tests.fakebot.server import FakeBotApi, FakeUser
+
+ROOT = Path(__file__).resolve().parents[2]
+B2B = load_flow(ROOT / "flows" / "b2b_supplier.yaml").flow
+ADMIN = 1
+LATIN = re.compile(r"[A-Za-z]")
+NAMES = {"fa": "سارا", "ar": "سارة", "en": "Sara"}
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Bot:
+    api: FakeBotApi
+    db: Path
+
+    def user(self, user_id: int, lang: str | None) -> FakeUser:
+        return self.api.user(user_id, first_name=NAMES.get(lang or "en", "Sara"),
+                             language_code=lang)
+
+    async def do(self, user: FakeUser, action: Awaitable[Any], new: int = 1) -> list[dict]:
+        """Act, then wait until the bot has sent `new` more messages to this user."""
+        before = len(self.api.sent(user.id))
+        await action
+        sent = await self.api.wait_sent(user.id, before + new)
+        await asyncio.sleep(0)  # let the bot finish the edits that follow its last send
+        return sent[before:]
+
+    async def press(self, user: FakeUser, label: str, new: int = 1) -> list[dict]:
+        message, data = self.button(user, label)
+        return await self.do(user, user.press(message, data), new)
+
+    def button(self, user: FakeUser, label: str) -> tuple[dict, str]:
+        for message in reversed(self.api.sent(user.id)):
+            current = self.api.message(user.id, message["message_id"]) or message
+            markup = current.get("reply_markup") or message.get("reply_markup") or {}
+            for row in markup.get("inline_keyboard", []):
+                for button in row:
+                    if button["text"] == label or button["text"].endswith(" " + label):
+                        return current, button["callback_data"]
+        raise AssertionError(f"no button {label!r} in the chat with {user.id}")
+
+    def answers(self, user_id: int) -> dict[str, Any]:
+        with sqlite3.connect(self.db) as conn:
+            rows = conn.execute(
+                "select a.question_id, a.value from answer a join survey_session s "
+                "on s.id = a.session_id join contact c on c.id = s.contact_id "
+                "where c.external_id = ?", (str(user_id),)).fetchall()
+        return {q: json.loads(v) if isinstance(v, str) else v for q, v in rows}
+
+    def status(self, user_id: int) -> list[str]:
+        with sqlite3.connect(self.db) as conn:
+            return [r[0] for r in conn.execute(
+                "select s.status from survey_session s join contact c on c.id = s.contact_id "
+                "where c.external_id = ? order by s.id", (str(user_id),))]
+
+
+@pytest.fixture(params=["aiogram", "ptb"])
+async def bot(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Bot]:
+    db = tmp_path / "sada.db"
+    async with FakeBotApi(token="123456:TEST-token-for-sada-e2e-tests-0123456789") as api:
+        settings = Settings(
+            telegram_token=api.token, telegram_api_url=api.base_url,
+            database_url=f"sqlite:///{db}", flows_dir=ROOT / "flows", admin_ids=[ADMIN],
+            _env_file=None,  # type: ignore[call-arg]
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_bot(settings, framework=request.param, webhook_url=None,
+                                           stop=stop, polling_timeout=1))
+        await api.wait_for(lambda: api.calls("getUpdates") or task.done(), what="polling")
+        if task.done():
+            task.result()
+        yield Bot(api, db)
+        stop.set()
+        await asyncio.wait_for(task, 15)
+
+
+def label(lang: str, qid: str, option: str) -> str:
+    question = B2B.question(qid)
+    for o in question.options:  # type: ignore[union-attr]
+        if o.id == option:
+            return o.label[lang]  # type: ignore[index]
+    raise KeyError(option)
+
+
+async def open_b2b(bot: Bot, user: FakeUser, lang: str) -> None:
+    await bot.do(user, user.send("/start"))
+    await bot.press(user, B2B.title[lang], new=2)  # type: ignore[index]  # intro + question
+
+
+@pytest.mark.parametrize("lang", ["fa", "ar", "en"])
+async def test_whole_survey_by_buttons(bot: Bot, lang: str) -> None:
+    user = bot.user(100, lang)
+    await open_b2b(bot, user, lang)
+    await bot.press(user, label(lang, "stakeholder", "buyer"))
+    await bot.press(user, local_digits("9", lang))
+    await bot.press(user, {"fa": "« رد شدن", "ar": "« تخطٍّ", "en": "Skip »"}[lang])
+    await bot.press(user, local_digits("4", lang))
+    await bot.press(user, label(lang, "priorities", "quality"), new=0)
+    await bot.api.wait_for(lambda: any("☑" in json.dumps(e, ensure_ascii=False)
+                                       for e in bot.api.edits(user.id)))
+    await bot.press(user, {"fa": "انجام شد ✓", "ar": "تم ✓", "en": "Done ✓"}[lang])
+    await bot.press(user, label(lang, "informed", "always"))
+    await bot.press(user, local_digits("2", lang))
+    assert bot.status(user.id) == ["completed"]
+    assert bot.answers(user.id) == {"stakeholder": "buyer", "nps": 9, "nps_why": None,
+                                    "expectations": 4, "priorities": ["quality"],
+                                    "informed": "always", "ces": 2}
+    if lang != "en":  # only the reader's language: no Latin letter in any message
+        for text in bot.api.texts(user.id):
+            assert not LATIN.search(text.replace("/skip", "")), text
+    # no stale buttons: every answered question's keyboard was replaced by the choice
+    questions = [m for m in bot.api.sent(user.id) if m.get("reply_markup")][1:]
+    for message in questions:
+        current = bot.api.message(user.id, message["message_id"]) or {}
+        buttons = [b for row in (current.get("reply_markup") or {}).get("inline_keyboard", [])
+                   for b in row]
+        assert len(buttons) <= 1, current
+
+
+@pytest.mark.parametrize("lang", ["fa", "ar", "en"])
+async def test_whole_survey_by_typing_local_digits(bot: Bot, lang: str) -> None:
+    user = bot.user(200, lang)
+    await open_b2b(bot, user, lang)
+    for typed in ("3", "5", "delivery is late" if lang == "en" else "التسليم", "2", "1، 2",
+                  "2", "2", "6", "slow" if lang == "en" else "بطيء"):
+        await bot.do(user, user.send(local_digits(typed, lang)))
+    assert bot.status(user.id) == ["completed"]
+    answers = bot.answers(user.id)
+    assert answers["stakeholder"] == "decision_maker" and answers["nps"] == 5
+    assert answers["priorities"] == ["quality", "on_time"] and answers["vs_others"] == "same"
+    assert answers["ces"] == 6 and answers["ces_why"]
+
+
+async def test_wrong_answers_language_switch_and_stop(bot: Bot) -> None:
+    user = bot.user(300, "fa")
+    await open_b2b(bot, user, "fa")
+    await bot.do(user, user.send("۱"))
+    [hint, _again] = await bot.do(user, user.send("۱۱"), new=2)
+    assert hint["text"].endswith("لطفاً یک عدد صحیح از ۰ تا ۱۰ بفرستید.")
+    await bot.do(user, user.send("/language"))
+    [changed, shown] = await bot.press(user, "العربية", new=2)
+    assert "تم تغيير اللغة" in changed["text"] and "٠" in json.dumps(
+        shown["reply_markup"], ensure_ascii=False)
+    await bot.do(user, user.send("توقف"))
+    assert bot.status(user.id) == ["stopped"]
+    with sqlite3.connect(bot.db) as conn:
+        assert conn.execute("select opted_out, language from contact").fetchone() == (1, "ar")
+    await bot.do(user, user.send("/start"), new=2)  # opts back in: welcome back + question
+    with sqlite3.connect(bot.db) as conn:
+        assert conn.execute("select opted_out from contact").fetchone() == (0,)
+
+
+async def test_forged_stale_and_redelivered_updates_change_nothing(bot: Bot) -> None:
+    user = bot.user(400, "en")
+    await open_b2b(bot, user, "en")
+    first, data = bot.button(user, "Purchasing")
+    await bot.press(user, "Purchasing")
+    answers_before = bot.answers(user.id)
+    await user.forge(data, message_id=first["message_id"])  # the old button, again
+    await bot.api.wait_for(lambda: any("earlier question" in (a.get("text") or "")
+                                       for a in bot.api.callback_answers()))
+    await user.forge(data[:-4] + "AAAA")
+    await bot.api.wait_for(lambda: any("not part of this survey" in (a.get("text") or "")
+                                       for a in bot.api.callback_answers()))
+    before = len(bot.api.sent(user.id))
+    update = await user.send("8")
+    await bot.api.wait_sent(user.id, before + 1)  # the next question
+    sent = len(bot.api.sent(user.id))
+    bot.api.redeliver(update)
+    await bot.api.wait_for(lambda: update["update_id"] in bot.api.deliveries[-3:])
+    await asyncio.sleep(0.3)
+    assert len(bot.api.sent(user.id)) == sent
+    assert bot.answers(user.id) == {**answers_before, "nps": 8}
+
+
+async def test_staff_commands_export_and_forget(bot: Bot) -> None:
+    stranger = bot.user(500, "en")
+    [refusal] = await bot.do(stranger, stranger.send("/report"))
+    assert "survey team only" in refusal["text"]
+    admin = bot.user(ADMIN, "en")
+    [report] = await bot.do(admin, admin.send("/report"))
+    assert "survey team only" not in report["text"]
+    await bot.do(stranger, stranger.send("/export"), new=0)
+    await bot.api.wait_for(lambda: bot.api.documents)
+    [(chat_id, upload)] = bot.api.documents
+    assert chat_id == 500 and json.loads(upload.data)["contact"]["external_id"] == "500"
+    await bot.do(stranger, stranger.send("/forget"))
+    await bot.press(stranger, "Yes, erase my data")
+    with sqlite3.connect(bot.db) as conn:
+        assert conn.execute("select count(*) from contact where external_id = '500'"
+                            ).fetchone() == (0,)

@@ -1,0 +1,709 @@
+"""The aiogram and python-telegram-bot shells, run by the real frameworks against the fake
+Bot API server: updates in as events, the Transport's calls out, errors mapped, `run_bot`
+polling and webhooks, and the `sada run` / `sada link` command lines.
+
+A small fake core stands in for TelegramCore so the shells are proven on their own; the
+last tests run the real core end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import sqlite3
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from aiogram import Dispatcher, F, Router
+from aiogram.types import CallbackQuery, Message
+from telegram import Update
+from telegram.ext import CallbackQueryHandler, ContextTypes, MessageHandler, filters
+from typer.testing import CliRunner
+
+from bot.channels.telegram import aiogram_shell, ptb_shell
+from bot.channels.telegram.events import (
+    Blocked,
+    Button,
+    Keyboard,
+    Refused,
+    RetryAfter,
+    TgEvent,
+    TgPress,
+    TgText,
+    TgUser,
+    Transient,
+    Transport,
+)
+from bot.channels.telegram.runner import (
+    ALLOWED_UPDATES,
+    Core,
+    StartError,
+    run_bot,
+    webhook_secret,
+)
+from bot.cli import run as run_cli
+from bot.settings import Settings, get_settings
+from storage.repo import Store
+from tests.fakebot import FakeBotApi
+
+ROOT = Path(__file__).resolve().parents[2]
+FRAMEWORKS = ["aiogram", "ptb"]
+KEYBOARD: Keyboard = ((Button("Yes <b>", "s1:yes"), Button("No", "s1:no")),)
+GOOD_TOKEN = "123456:" + "A" * 35
+JSON = dict[str, Any]
+
+
+class FakeCore:
+    """What the shells need of TelegramCore: it records events and answers through the
+    transport (a text with a keyboard for a text, a callback answer for a press)."""
+
+    def __init__(self, wanted: Callable[[TgEvent], bool] = lambda _: True) -> None:
+        self.wanted = wanted
+        self.events: list[TgEvent] = []
+        self.asked: list[TgEvent] = []
+        self.resumed: list[Transport] = []
+        self.created: dict[str, Any] = {}
+
+    async def wants(self, event: TgEvent) -> bool:
+        self.asked.append(event)
+        return self.wanted(event)
+
+    async def process(self, event: TgEvent, transport: Transport) -> None:
+        self.events.append(event)
+        if isinstance(event, TgText):
+            await transport.send_text(event.chat_id, f"got {event.text}", KEYBOARD)
+        else:
+            await transport.answer_press(event.callback_id, "ok")
+
+    async def resume_pending(self, transport: Transport) -> int:
+        self.resumed.append(transport)
+        return 0
+
+    async def factory(
+        self, store: Store, *, flows_dir: Path, bot_username: str, admin_ids: frozenset[int],
+        secret: str,
+    ) -> Core:
+        self.created = {"store": store, "flows_dir": flows_dir, "bot_username": bot_username,
+                        "admin_ids": admin_ids, "secret": secret}
+        return self
+
+
+def ours(event: TgEvent) -> bool:
+    """Like the real core: commands and s1: buttons are Sada's, other text is the host's."""
+    if isinstance(event, TgPress):
+        return event.data.startswith("s1:")
+    return event.text.startswith("/")
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeBotApi]:
+    async with FakeBotApi(seed=3) as fake:
+        yield fake
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def settings_for(api: FakeBotApi, tmp_path: Path, **extra: Any) -> Settings:
+    values: dict[str, Any] = {
+        "telegram_token": api.token,
+        "telegram_api_url": api.base_url,
+        "database_url": f"sqlite:///{tmp_path / 'sada.db'}",
+        "flows_dir": tmp_path,
+    }
+    return Settings(_env_file=None, **{**values, **extra})  # type: ignore[call-arg]
+
+
+# --- each shell inside its framework, next to a host bot's own handlers ------------------------
+
+
+class Host:
+    """What a host bot's handlers received: everything Sada let through."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.presses: list[str] = []
+
+
+@asynccontextmanager
+async def aiogram_running(api: FakeBotApi, core: FakeCore, host: Host) -> AsyncIterator[None]:
+    bot = aiogram_shell.build_bot(api.token, api.base_url)
+    host_router = Router(name="host")
+
+    @host_router.message(F.text)
+    async def host_text(message: Message) -> None:
+        host.texts.append(message.text or "")
+
+    @host_router.callback_query()
+    async def host_press(query: CallbackQuery) -> None:
+        host.presses.append(query.data or "")
+
+    dp = Dispatcher()
+    dp.include_router(aiogram_shell.survey_router(core))  # first, as the module says
+    dp.include_router(host_router)
+    task = asyncio.create_task(dp.start_polling(
+        bot, polling_timeout=1, handle_signals=False, handle_as_tasks=False,
+    ))
+    await api.wait_for(lambda: api.calls("getUpdates") or task.done())
+    try:
+        yield
+    finally:
+        if not task.done():
+            await dp.stop_polling()
+        await task
+
+
+@asynccontextmanager
+async def ptb_running(api: FakeBotApi, core: FakeCore, host: Host) -> AsyncIterator[None]:
+    app = ptb_shell.build_application(api.token, api.base_url)
+
+    async def host_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert update.message is not None
+        host.texts.append(update.message.text or "")
+
+    async def host_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert update.callback_query is not None
+        host.presses.append(update.callback_query.data or "")
+
+    ptb_shell.add_survey_handlers(app, core)
+    app.add_handler(MessageHandler(filters.TEXT, host_text))  # group 0, the usual place
+    app.add_handler(CallbackQueryHandler(host_press))
+    async with app:
+        assert app.updater is not None
+        await app.updater.start_polling(timeout=1)
+        await app.start()
+        try:
+            yield
+        finally:
+            await app.updater.stop()
+            await app.stop()
+
+
+def running(framework: str, api: FakeBotApi, core: FakeCore, host: Host) -> Any:
+    return (aiogram_running if framework == "aiogram" else ptb_running)(api, core, host)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+async def test_a_text_and_a_press_reach_the_core_as_events(api: FakeBotApi, framework: str) -> None:
+    core, host = FakeCore(ours), Host()
+    sara = api.user(1001, first_name="Sara", language_code="fa", username="sara_k")
+    async with running(framework, api, core, host):
+        update = await sara.send("/start abc")
+        [reply] = await api.wait_sent(1001, 1)
+        pressed = await sara.press(reply, "s1:yes")
+        await api.wait_for(lambda: api.callback_answers())
+    user = TgUser(1001, "Sara", None, "sara_k", "fa")
+    assert core.events == [
+        TgText(update["update_id"], 1001, user, "/start abc"),
+        TgPress(pressed["update_id"], 1001, user, pressed["callback_query"]["id"],
+                reply["message_id"], "s1:yes"),
+    ]
+    assert reply["text"] == "got /start abc"
+    assert api.callback_answers()[0]["text"] == "ok"
+    assert host.texts == [] and host.presses == []  # handled by Sada: the host never sees it
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+async def test_what_the_core_does_not_want_reaches_the_host_bot(
+    api: FakeBotApi, framework: str
+) -> None:
+    core, host = FakeCore(ours), Host()
+    omid = api.user(1002, language_code=None)
+    async with running(framework, api, core, host):
+        await omid.send("hello there")
+        await omid.forge("host:menu", message_id=1)
+        await api.wait_for(lambda: host.texts and host.presses)
+        await omid.send("/help")  # still Sada's
+        await api.wait_sent(1002, 1)
+    assert host.texts == ["hello there"] and host.presses == ["host:menu"]
+    assert [type(e).__name__ for e in core.asked] == ["TgText", "TgPress", "TgText"]
+    assert [e.text for e in core.events if isinstance(e, TgText)] == ["/help"]
+    assert core.events[0].user.language_code is None
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+async def test_group_chats_are_not_surveyed(api: FakeBotApi, framework: str) -> None:
+    core, host = FakeCore(), Host()
+    sara = api.user(1003)
+    async with running(framework, api, core, host):
+        api.queue_update({"message": {
+            "message_id": 1, "from": sara.info, "date": 0, "text": "/start",
+            "chat": {"id": -100123, "type": "supergroup", "title": "Team"},
+            "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
+        }})
+        await api.wait_for(lambda: host.texts)
+    assert core.asked == [] and core.events == []
+    assert host.texts == ["/start"]
+
+
+# --- the Transport on each framework's Bot ---------------------------------------------------
+
+
+@asynccontextmanager
+async def transport_for(framework: str, api: FakeBotApi, base_url: str | None = None,
+                        ) -> AsyncIterator[Transport]:
+    url = base_url or api.base_url
+    if framework == "aiogram":
+        bot = aiogram_shell.build_bot(api.token, url)
+        try:
+            yield aiogram_shell.AiogramTransport(bot)
+        finally:
+            await bot.session.close()
+    else:
+        app = ptb_shell.build_application(api.token, url)
+        try:
+            # Bot.initialize() calls getMe, which a closed port refuses: not needed to send
+            await app.bot.request.initialize()
+            yield ptb_shell.PtbTransport(app.bot)
+        finally:
+            await app.bot.request.shutdown()
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+async def test_the_transport_sends_edits_answers_and_uploads(
+    api: FakeBotApi, framework: str
+) -> None:
+    sara = api.user(1004)
+    async with transport_for(framework, api) as transport:
+        text = "Rate us <b>0-10</b> & tell *why*"  # plain text: no parse_mode, no entities
+        message_id = await transport.send_text(1004, text, KEYBOARD)
+        [sent] = api.sent(1004)
+        assert sent["message_id"] == message_id and sent["text"] == text
+        assert "entities" not in sent and "parse_mode" not in api.calls("sendMessage")[0].params
+        assert sent["reply_markup"] == {"inline_keyboard": [[
+            {"text": "Yes <b>", "callback_data": "s1:yes"},
+            {"text": "No", "callback_data": "s1:no"},
+        ]]}
+        assert await transport.send_text(1004, "no keyboard", None) == message_id + 1
+        assert "reply_markup" not in api.sent(1004)[1]
+
+        await transport.edit(1004, message_id, "Thanks <3", None)  # text, keyboard removed
+        edited = api.message(1004, message_id)
+        assert edited is not None
+        assert edited["text"] == "Thanks <3" and "reply_markup" not in edited
+
+        chosen: Keyboard = ((Button("✓ 9", "s1:noop"),),)
+        await transport.edit(1004, message_id, None, chosen)  # the keyboard only
+        edited = api.message(1004, message_id)
+        assert edited is not None and edited["text"] == "Thanks <3"
+        assert edited["reply_markup"]["inline_keyboard"][0][0]["text"] == "✓ 9"
+        await transport.edit(1004, message_id, None, None)
+        edited = api.message(1004, message_id)
+        assert edited is not None and "reply_markup" not in edited
+
+        pressed = await sara.press(api.sent(1004)[0], "s1:no")
+        await transport.answer_press(pressed["callback_query"]["id"], "Noted")
+        assert api.callback_answers()[-1]["text"] == "Noted"
+
+        await transport.send_document(1004, "sada-my-data.json", b'{"a": 1}', "Yours")
+        [upload] = api.calls("sendDocument")
+        assert upload.ok and upload.encoding == "multipart"
+        [(chat_id, document)] = api.documents
+        assert chat_id == 1004
+        assert (document.filename, document.data) == ("sada-my-data.json", b'{"a": 1}')
+        assert upload.params["caption"] == "Yours"
+
+
+@pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+async def test_the_transport_maps_errors(api: FakeBotApi, framework: str) -> None:
+    api.user(1005)
+    async with transport_for(framework, api) as transport:
+        api.fail_next("sendMessage", 429, retry_after=3)
+        with pytest.raises(RetryAfter) as flood:
+            await transport.send_text(1005, "x", None)
+        assert flood.value.seconds == 3
+
+        message_id = await transport.send_text(1005, "Q1", KEYBOARD)
+        with pytest.raises(Refused, match=r"(?i)message is not modified"):
+            await transport.edit(1005, message_id, None, KEYBOARD)
+        with pytest.raises(Refused, match=r"(?i)query is too old"):
+            await transport.answer_press("12345", None)
+
+        api.fail_next("editMessageText", 502)
+        with pytest.raises(Transient):
+            await transport.edit(1005, message_id, "Q1 again", None)
+        api.lose_response_next("sendMessage")
+        with pytest.raises(Transient):
+            await transport.send_text(1005, "sent, but the answer was lost", None)
+
+        api.block(1005)
+        with pytest.raises(Blocked):
+            await transport.send_text(1005, "x", None)
+        with pytest.raises(Blocked):
+            await transport.edit(1005, message_id, "x", None)
+
+    async with transport_for(framework, api, f"http://127.0.0.1:{free_port()}") as nowhere:
+        with pytest.raises(Transient):
+            await nowhere.send_text(1005, "x", None)
+
+
+# --- run_bot: polling and webhooks -----------------------------------------------------------
+
+
+@asynccontextmanager
+async def bot_running(
+    api: FakeBotApi, settings: Settings, framework: str, core: FakeCore,
+    webhook_url: str | None = None, listen: tuple[str, int] = ("127.0.0.1", 8080),
+) -> AsyncIterator[asyncio.Task[None]]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_bot(
+        settings, framework=framework,  # type: ignore[arg-type]
+        webhook_url=webhook_url, listen=listen, stop=stop, polling_timeout=1,
+        core_factory=core.factory,
+    ))
+    if webhook_url is None:
+        await api.wait_for(lambda: api.calls("getUpdates") or task.done())
+    else:
+        await api.wait_for(lambda: api.webhook_url or task.done())
+    if task.done():
+        task.result()  # start-up failed: show why
+    try:
+        yield task
+    finally:
+        stop.set()
+        async with asyncio.timeout(10):
+            await task
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+async def test_run_bot_polls_handles_and_stops(
+    api: FakeBotApi, tmp_path: Path, framework: str
+) -> None:
+    core = FakeCore()
+    settings = settings_for(api, tmp_path, admin_ids=[7, 8])
+    reza = api.user(1006)
+    async with bot_running(api, settings, framework, core):
+        assert len(core.resumed) == 1  # before any update was fetched
+        update = await reza.send("/start")
+        await api.wait_sent(1006, 1)
+        assert [e.update_id for e in core.events] == [update["update_id"]]
+        polls = api.calls("getUpdates")
+    assert api.texts(1006) == ["got /start"]
+    assert core.created["bot_username"] == "sada_test_bot"
+    assert core.created["admin_ids"] == frozenset({7, 8})
+    assert core.created["flows_dir"] == tmp_path
+    assert len(core.created["secret"]) == 64
+    assert polls[-1].params["allowed_updates"] == ALLOWED_UPDATES
+    assert api.calls("deleteWebhook")  # polling needs no webhook set
+    assert api.pending_updates == []
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+async def test_run_bot_finishes_the_update_in_hand_when_stopped(
+    api: FakeBotApi, tmp_path: Path, framework: str
+) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+
+    class SlowCore(FakeCore):
+        async def process(self, event: TgEvent, transport: Transport) -> None:
+            started.set()
+            await release.wait()
+            await super().process(event, transport)
+
+    core = SlowCore()
+    settings = settings_for(api, tmp_path)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_bot(
+        settings, framework=framework,  # type: ignore[arg-type]
+        webhook_url=None, stop=stop, polling_timeout=1, core_factory=core.factory,
+    ))
+    await api.user(1007).send("/start")
+    await asyncio.wait_for(started.wait(), 10)
+    stop.set()
+    await asyncio.sleep(0.1)
+    assert not task.done()  # waiting for the update in hand
+    release.set()
+    await asyncio.wait_for(task, 10)
+    assert api.texts(1007) == ["got /start"]
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+async def test_run_bot_webhook_checks_the_secret(
+    api: FakeBotApi, tmp_path: Path, framework: str
+) -> None:
+    core = FakeCore()
+    settings = settings_for(api, tmp_path)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/telegram/hook"
+    sara = api.user(1008)
+    async with bot_running(api, settings, framework, core, url, ("127.0.0.1", port)):
+        assert api.webhook_url == url and api.webhook_secret == webhook_secret(settings)
+        assert api.calls("setWebhook")[0].params["allowed_updates"] == ALLOWED_UPDATES
+        update = await sara.send("/start")
+        assert await api.post_update_to_webhook(update, url, "wrong-secret") == 401
+        assert await api.post_update_to_webhook(update, url, None) == 401  # no header at all
+        assert core.events == [] and api.sent(1008) == []
+        assert await api.post_update_to_webhook(update) == 200  # Telegram's own, with secret
+        # answered after handling (handle_in_background=False): the reply is already out
+        assert api.texts(1008) == ["got /start"]
+        assert [e.update_id for e in core.events] == [update["update_id"]]
+    assert not api.calls("getUpdates")
+
+
+async def test_the_webhook_secret_setting_wins(api: FakeBotApi, tmp_path: Path) -> None:
+    settings = settings_for(api, tmp_path, webhook_secret="my_Secret-1")
+    assert webhook_secret(settings) == "my_Secret-1"
+    derived = webhook_secret(settings_for(api, tmp_path))
+    assert derived != webhook_secret(settings_for(api, tmp_path, telegram_token="1:other"))
+    with pytest.raises(ValueError, match="SADA_WEBHOOK_SECRET"):
+        settings_for(api, tmp_path, webhook_secret="has space")
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+async def test_run_bot_start_errors_are_one_line(
+    api: FakeBotApi, tmp_path: Path, framework: str
+) -> None:
+    core = FakeCore()
+    unreachable = settings_for(api, tmp_path, telegram_api_url=f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(StartError, match="cannot reach the Telegram Bot API") as caught:
+        await run_bot(unreachable, framework=framework,  # type: ignore[arg-type]
+                      webhook_url=None, stop=asyncio.Event(), core_factory=core.factory)
+    assert "\n" not in str(caught.value)
+
+    wrong = settings_for(api, tmp_path, telegram_token="999:" + "B" * 35)
+    with pytest.raises(StartError, match="did not accept SADA_TELEGRAM_TOKEN") as caught:
+        await run_bot(wrong, framework=framework,  # type: ignore[arg-type]
+                      webhook_url=None, stop=asyncio.Event(), core_factory=core.factory)
+    assert "B" * 35 not in str(caught.value)  # never the token
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(StartError, match=f"cannot listen on 127.0.0.1:{port}"):
+            await run_bot(settings_for(api, tmp_path), framework=framework,  # type: ignore[arg-type]
+                          webhook_url=f"http://127.0.0.1:{port}/hook", listen=("127.0.0.1", port),
+                          stop=asyncio.Event(), core_factory=core.factory)
+    assert core.events == []
+
+
+# --- the real core, end to end ---------------------------------------------------------------
+
+
+def first_button(message: JSON) -> str:
+    return str(message["reply_markup"]["inline_keyboard"][0][0]["callback_data"])
+
+
+@pytest.mark.parametrize("webhook", [False, True], ids=["polling", "webhook"])
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+async def test_the_real_core_runs_a_survey(
+    api: FakeBotApi, tmp_path: Path, framework: str, webhook: bool
+) -> None:
+    settings = settings_for(api, tmp_path, flows_dir=ROOT / "flows")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/hook" if webhook else None
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_bot(
+        settings, framework=framework,  # type: ignore[arg-type]
+        webhook_url=url, listen=("127.0.0.1", port), stop=stop, polling_timeout=1,
+    ))
+    await api.wait_for(lambda: api.calls("getUpdates") or api.webhook_url or task.done())
+    if task.done():
+        task.result()
+
+    async def deliver(update: JSON) -> None:
+        if webhook:
+            assert await api.post_update_to_webhook(update) == 200
+
+    sara = api.user(1009, language_code="en")
+    try:
+        await deliver(await sara.send("/start"))
+        [menu] = await api.wait_sent(1009, 1)  # the public flows, as buttons
+        await deliver(await sara.press(menu, first_button(menu)))
+        await api.wait_for(lambda: any("inline_keyboard" in m.get("reply_markup", {})
+                                       for m in api.sent(1009)[1:]))
+        question = api.sent(1009)[-1]
+        pressed = await sara.press(question, first_button(question))
+        await deliver(pressed)
+        # the answered question now shows the choice; the next question follows
+        await api.wait_for(lambda: api.edits(1009) and len(api.sent(1009)) > 3)
+        count = len(api.sent(1009))
+        api.redeliver(pressed)  # as Telegram does after a crash: handled once only
+        await deliver(pressed)
+        await deliver(await sara.send("/help"))
+        await api.wait_sent(1009, count + 1)
+        assert "/back" in api.texts(1009)[-1]
+        assert len(api.callback_answers()) == 2
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+# `sada run` in its own process: the real SIGTERM path (not registered in bot.cli yet, so the
+# commands are mounted on a bare Typer app here).
+RUN_CLI = "import typer; from bot.cli import run; app = typer.Typer(); run.register(app); app()"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+async def test_sada_run_serves_until_sigterm(tmp_path: Path, framework: str) -> None:
+    async with FakeBotApi(token=GOOD_TOKEN) as api:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SADA_")}
+        env.update(SADA_TELEGRAM_TOKEN=GOOD_TOKEN, SADA_TELEGRAM_API_URL=api.base_url,
+                   SADA_DATA_DIR=str(tmp_path), SADA_FLOWS_DIR=str(ROOT / "flows"))
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", RUN_CLI, "run", "--framework", framework, cwd=tmp_path,
+            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            await api.wait_for(lambda: api.calls("getUpdates") or process.returncode is not None,
+                               timeout=60)
+            await api.user(1010, language_code="en").send("/start")
+            await api.wait_sent(1010, 1, timeout=20)
+            process.send_signal(signal.SIGTERM)
+            _, err = await asyncio.wait_for(process.communicate(), 20)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    log = err.decode()
+    assert process.returncode == 0, log
+    assert "Sada is running as @sada_test_bot" in log and "SIGTERM" in log
+    assert GOOD_TOKEN not in log  # httpx logs request URLs at INFO: silenced
+
+
+# --- settings and the command line ------------------------------------------------------------
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[pytest.MonkeyPatch]:
+    """A clean SADA_* environment in an empty folder (no .env), settings re-read."""
+    for name in list(os.environ):
+        if name.startswith("SADA_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SADA_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    yield monkeypatch
+    get_settings.cache_clear()
+
+
+def cli() -> typer.Typer:
+    app = typer.Typer(pretty_exceptions_enable=False)
+    run_cli.register(app)
+    return app
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    get_settings.cache_clear()  # read the environment as this test set it
+    result = CliRunner().invoke(cli(), list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), \
+        result.exception
+    return result.exit_code, result.output
+
+
+def test_admin_ids_accept_a_comma_list(env: pytest.MonkeyPatch) -> None:
+    env.setenv("SADA_ADMIN_IDS", "12345, 67890,1")
+    assert get_settings().admin_ids == [12345, 67890, 1]
+    env.setenv("SADA_ADMIN_IDS", "")
+    assert Settings().admin_ids == []
+
+
+@pytest.mark.parametrize(("token", "says"), [
+    (None, "SADA_TELEGRAM_TOKEN is not set: get a token from @BotFather"),
+    ("12345", "does not look like a bot token"),
+    ("abc:" + "A" * 35, "does not look like a bot token"),
+    ("123:short", "does not look like a bot token"),
+])
+def test_run_needs_a_well_formed_token(
+    env: pytest.MonkeyPatch, token: str | None, says: str
+) -> None:
+    if token is not None:
+        env.setenv("SADA_TELEGRAM_TOKEN", token)
+    code, output = invoke("run")
+    assert code == 2
+    assert says in output and len(output.strip().splitlines()) == 1
+    assert "Traceback" not in output
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--listen", "8080"], "--listen must be HOST:PORT"),
+    (["--webhook", "bot.example.com/hook"], "the webhook must be a full URL"),
+    (["--framework", "flask"], "flask"),
+])
+def test_run_rejects_bad_options(env: pytest.MonkeyPatch, args: list[str], says: str) -> None:
+    env.setenv("SADA_TELEGRAM_TOKEN", GOOD_TOKEN)
+    code, output = invoke("run", *args)
+    assert code == 2 and says in output and "Traceback" not in output
+
+
+def test_run_with_bad_settings_says_which(env: pytest.MonkeyPatch) -> None:
+    env.setenv("SADA_ADMIN_IDS", "12,abc")
+    code, output = invoke("run")
+    assert code == 2 and output.startswith("SADA_ADMIN_IDS must be numeric Telegram user ids")
+
+
+def test_run_with_an_unreachable_api_is_one_line(env: pytest.MonkeyPatch) -> None:
+    env.setenv("SADA_TELEGRAM_TOKEN", GOOD_TOKEN)
+    env.setenv("SADA_TELEGRAM_API_URL", f"http://127.0.0.1:{free_port()}")
+    code, output = invoke("run", "--framework", "ptb")
+    assert code == 1, output
+    lines = output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cannot reach the Telegram Bot API")
+    assert GOOD_TOKEN not in output
+
+
+@pytest.mark.parametrize("item", ["ticket", "=T-1", "my key=1"])
+def test_link_rejects_malformed_context(env: pytest.MonkeyPatch, item: str) -> None:
+    code, output = invoke("link", "b2b-supplier", "--context", item)
+    assert code == 2 and "expected KEY=VALUE" in output
+    assert len(output.strip().splitlines()) == 1
+
+
+def test_listen_parsing() -> None:
+    assert run_cli.parse_listen("[::1]:8443") == ("::1", 8443)
+    assert run_cli.parse_listen("0.0.0.0:80") == ("0.0.0.0", 80)
+    for bad in ("8080", "host:", ":80", "h:99999"):
+        with pytest.raises(ValueError, match="HOST:PORT"):
+            run_cli.parse_listen(bad)
+
+
+def test_link_needs_a_served_flow(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env.setenv("SADA_FLOWS_DIR", str(ROOT / "flows"))
+    env.setenv("SADA_BOT_USERNAME", "sada_test_bot")
+    code, output = invoke("link", "no_such_flow")
+    assert code == 2 and "serves no flow 'no_such_flow'" in output
+
+
+def test_link_prints_a_t_me_url(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env.setenv("SADA_FLOWS_DIR", str(ROOT / "flows"))
+    env.setenv("SADA_BOT_USERNAME", "@sada_test_bot")
+    code, output = invoke("link", str(ROOT / "flows" / "b2b_supplier.yaml"), "-c", "ticket=T-1042")
+    assert code == 0, output
+    url = output.strip()
+    assert re.fullmatch(r"https://t\.me/sada_test_bot\?start=[A-Za-z0-9_-]{1,64}", url)
+    with sqlite3.connect(tmp_path / "data" / "sada.db") as db:
+        row = db.execute("SELECT flow_id, contact_id, context FROM link_token WHERE token = ?",
+                         (url.rsplit("=", 1)[1],)).fetchone()
+    assert row == ("b2b-supplier", None, '{"ticket": "T-1042"}')
+
+    code, output = invoke("link", "b2b-supplier", "--contact", "999")
+    assert code == 2 and output.strip() == "there is no contact 999 in the database"
+
+
+async def test_link_asks_telegram_for_the_username_when_not_set(
+    env: pytest.MonkeyPatch,
+) -> None:
+    async with FakeBotApi(token=GOOD_TOKEN, username="acme_cx_bot") as api:
+        env.setenv("SADA_FLOWS_DIR", str(ROOT / "flows"))
+        env.setenv("SADA_TELEGRAM_TOKEN", GOOD_TOKEN)
+        env.setenv("SADA_TELEGRAM_API_URL", api.base_url)
+        # the command runs its own event loop: in a thread, while the fake serves from ours
+        code, output = await asyncio.to_thread(invoke, "link", "b2b-supplier")
+        assert code == 0, output
+        assert output.startswith("https://t.me/acme_cx_bot?start=")
+        env.setenv("SADA_TELEGRAM_API_URL", f"http://127.0.0.1:{free_port()}")
+        code, output = await asyncio.to_thread(invoke, "link", "b2b-supplier")
+        assert code == 1 and "set SADA_BOT_USERNAME" in output
+        assert len(output.strip().splitlines()) == 1
