@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("data")
@@ -39,6 +39,11 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Telegram user ids of the survey team, comma-separated: 12345,67890",
     )
+    alert_chat_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list,
+        description="Telegram chats that get detractor alerts, comma-separated; "
+        "default: SADA_ADMIN_IDS",
+    )
     webhook_secret: SecretStr | None = Field(
         default=None,
         description="X-Telegram-Bot-Api-Secret-Token for webhooks; default: derived from the token",
@@ -52,15 +57,20 @@ class Settings(BaseSettings):
         default=None, description="The bot's @username, for `sada link` without calling Telegram"
     )
 
-    @field_validator("admin_ids", mode="before")
+    @property
+    def alert_chats(self) -> list[int]:
+        return self.alert_chat_ids or self.admin_ids
+
+    @field_validator("admin_ids", "alert_chat_ids", mode="before")
     @classmethod
-    def _comma_separated_ids(cls, value: Any) -> Any:
+    def _comma_separated_ids(cls, value: Any, info: ValidationInfo) -> Any:
         if not isinstance(value, str):
             return value
         parts = [part for part in re.split(r"[\s,;]+", value.strip().strip("[]")) if part]
         if not all(re.fullmatch(r"-?\d+", part) for part in parts):
             raise ValueError(
-                "SADA_ADMIN_IDS must be numeric Telegram user ids separated by commas, "
+                f"SADA_{(info.field_name or '').upper()} must be numeric Telegram ids separated "
+                "by commas, "
                 f"e.g. 12345,67890 (got {value!r})"
             )
         return [int(part) for part in parts]
