@@ -1,0 +1,650 @@
+"""Telegram throughput: N simulated respondents answer the B2B survey through the real bot.
+
+Method
+------
+Everything runs in one process and no socket is opened towards Telegram:
+
+* The bot is the real one: an aiogram ``Dispatcher`` with ``survey_router(core)`` around a
+  ``TelegramCore`` on a real database (a SQLite file in a temporary folder, and a fresh
+  PostgreSQL database made for the run and dropped after it).
+* Telegram is an ``aiogram`` session (``InProcessSession``) that answers every Bot API call
+  in-process. aiogram's whole request path still runs: method objects, the serialisation
+  its HTTP session performs (``prepare_value`` on every field, keyboards to JSON), and the
+  parsing and validation of the JSON reply (``check_response``). ``sendMessage`` gets a
+  realistic ``Message`` back (incrementing message_id, chat, date, text, reply_markup).
+* Respondents are scripted people. Each has its own private chat, a Telegram language
+  (fa, ar, en in turn), sends ``/start``, presses the public flow's button and answers
+  ``flows/b2b_supplier.yaml`` to the end: some answers by pressing buttons (the
+  callback_data the bot really sent, read back from the recorded sendMessage/edit
+  reply_markup), some typed, in Persian, Arabic or Western digits, a few out of range
+  first. Updates are built as Telegram would send them (JSON validated into
+  ``aiogram.types.Update``, bound to the bot) and fed with ``await dp.feed_update(bot,
+  update)``. Respondents run concurrently (``--concurrency``, default 32); one
+  respondent's updates go in order, each after the previous one was answered.
+* Latency is measured around each ``feed_update`` call: for Sada that covers the filter
+  (``core.wants``), the database transactions and the replies sent through aiogram. Wall
+  time covers the whole concurrent run, including building the updates.
+* Baseline: the *same* updates (the recorded JSON of every respondent, replayed in the same
+  order and with the same concurrency) go through a bare aiogram router whose message handler
+  echoes the text (``await message.answer(message.text)``) and whose callback handler answers
+  the callback, on the same in-process session. The ratio Sada / echo is the cost of the
+  survey (engine, storage, keyboards) over aiogram's own floor on this machine.
+* Checks: the answer rows stored must equal the number the scripts imply (every question
+  asked, skipped ones included), every session must be completed, every update handled,
+  and nothing may be logged at WARNING or above; otherwise the run says so loudly.
+
+Run: ``.venv/bin/python bench/telegram_throughput.py [--respondents N]
+[--backend sqlite|postgres|both] [--postgres-url URL] [--concurrency C]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import logging
+import os
+import platform
+import random
+import re
+import secrets
+import statistics
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import aiogram
+import asyncpg
+from aiogram import Bot, Dispatcher, Router
+from aiogram.client.session.base import BaseSession
+from aiogram.dispatcher.event.bases import UNHANDLED
+from aiogram.methods import TelegramMethod
+from aiogram.methods.base import TelegramType
+from aiogram.types import CallbackQuery, InputFile, Message, Update
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import text as sql
+from sqlalchemy.engine import make_url
+
+from bot.channels.telegram.aiogram_shell import survey_router
+from bot.channels.telegram.core import TelegramCore, load_flows
+from bot.flow.model import Flow
+from storage.db import Database, upgrade
+from storage.repo import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+FLOW_ID = "b2b-supplier"
+BOT_TOKEN = "4242424242:" + "B" * 35
+BOT_USER: dict[str, Any] = {
+    "id": 4242424242, "is_bot": True, "first_name": "Sada", "username": "sada_bench_bot",
+}
+LANGS = ("fa", "ar", "en")
+DIGITS = {"en": "0123456789", "fa": "۰۱۲۳۴۵۶۷۸۹", "ar": "٠١٢٣٤٥٦٧٨٩"}
+NAMES = {"fa": "سارا", "ar": "ليلى", "en": "Sara"}
+REASONS = {
+    "fa": "تحویل به‌موقع و پاسخ سریع",
+    "ar": "التسليم في الموعد وسرعة الرد",
+    "en": "On-time delivery and quick answers",
+}
+# s1:<kind>:<session hex>:<question index>:<value>:<signature> (bot/channels/telegram/keyboards)
+QUESTION_DATA = re.compile(r"^s1:([a-z]):([0-9a-f]+):(\d+):([^:]*):([^:]+)$")
+MAX_STEPS = 60  # a respondent still talking after this many updates is stuck: a bug
+
+JSON = dict[str, Any]
+console = Console()
+
+
+# --- Telegram, in-process ---------------------------------------------------------------------
+
+
+@dataclass
+class SentMessage:
+    """A message the bot sent, as the fake Telegram keeps it (edits applied)."""
+
+    message_id: int
+    chat_id: int
+    text: str
+    reply_markup: JSON | None
+
+    def as_json(self) -> JSON:
+        message: JSON = {
+            "message_id": self.message_id, "date": int(time.time()),
+            "chat": {"id": self.chat_id, "type": "private"}, "from": BOT_USER, "text": self.text,
+        }
+        if self.reply_markup:
+            message["reply_markup"] = self.reply_markup
+        return message
+
+    def buttons(self) -> list[tuple[str, str]]:
+        """(label, callback_data) of every inline button, row by row."""
+        if not self.reply_markup:
+            return []
+        return [(b["text"], b.get("callback_data", ""))
+                for row in self.reply_markup.get("inline_keyboard", []) for b in row]
+
+
+class InProcessSession(BaseSession):
+    """A Bot API that lives in this process: every call is serialised as aiogram's aiohttp
+    session would post it, answered with JSON, and parsed by aiogram's own response check."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids = itertools.count(1)  # message ids, shared with the respondents' messages
+        self.chats: dict[int, dict[int, SentMessage]] = {}
+        self.calls: Counter[str] = Counter()
+
+    async def make_request(
+        self, bot: Bot, method: TelegramMethod[TelegramType], timeout: int | None = None
+    ) -> TelegramType:
+        files: dict[str, InputFile] = {}
+        form: dict[str, Any] = {}
+        for key, value in method.model_dump(warnings=False).items():
+            prepared = self.prepare_value(value, bot=bot, files=files)
+            if prepared:  # AiohttpSession.build_form_data leaves empty fields out too
+                form[key] = prepared
+        for upload in files.values():
+            async for _chunk in upload.read(bot):
+                pass
+        name = method.__api_method__
+        self.calls[name] += 1
+        content = self.json_dumps({"ok": True, "result": self._result(name, form)})
+        response = self.check_response(bot=bot, method=method, status_code=200, content=content)
+        return cast(TelegramType, response.result)
+
+    def _result(self, name: str, form: dict[str, Any]) -> Any:
+        if name in ("sendMessage", "sendDocument"):
+            chat_id = int(form["chat_id"])
+            message = SentMessage(next(self.ids), chat_id, form.get("text") or
+                                  form.get("caption") or "", _markup(form))
+            self.chats.setdefault(chat_id, {})[message.message_id] = message
+            return message.as_json()
+        if name in ("editMessageText", "editMessageReplyMarkup"):
+            chat_id, message_id = int(form["chat_id"]), int(form["message_id"])
+            message = self.chats.setdefault(chat_id, {}).get(message_id) or SentMessage(
+                message_id, chat_id, "", None)
+            message.reply_markup = _markup(form)  # no reply_markup: the keyboard is removed
+            if name == "editMessageText":
+                message.text = form["text"]
+                return message.as_json()
+            return True
+        if name == "getMe":
+            return BOT_USER
+        return True  # answerCallbackQuery and anything else a handler may call
+
+    def new_message_id(self) -> int:
+        return next(self.ids)
+
+    def latest(self, chat_id: int) -> SentMessage | None:
+        messages = self.chats.get(chat_id)
+        return messages[max(messages)] if messages else None
+
+    def last_id(self, chat_id: int) -> int:
+        return max(self.chats.get(chat_id) or [0])
+
+    def messages(self, chat_id: int) -> list[SentMessage]:
+        return list(self.chats.get(chat_id, {}).values())
+
+    async def stream_content(
+        self, url: str, headers: dict[str, Any] | None = None, timeout: int = 30,
+        chunk_size: int = 65536, raise_for_status: bool = True,
+    ) -> AsyncGenerator[bytes, None]:
+        yield b""
+
+    async def close(self) -> None:
+        return None
+
+
+def _markup(form: dict[str, Any]) -> JSON | None:
+    raw = form.get("reply_markup")
+    return cast(JSON, json.loads(raw)) if raw else None
+
+
+# --- respondents ------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """What one respondent will answer, and how (button or typed)."""
+
+    stakeholder: int
+    nps: int
+    why: bool  # type a reason, or press Skip
+    expectations: int
+    priorities: tuple[int, ...]
+    vs_others: int
+    ces: int
+    typed: frozenset[str]  # question ids answered by typing
+    invalid_first: bool  # type an out-of-range score first
+
+    def expected_answers(self, flow: Flow) -> int:
+        """Answer rows the survey must hold at the end: every question asked, skips included."""
+        options = flow.question("stakeholder").options  # type: ignore[attr-defined]
+        asked = 7  # stakeholder, nps, nps_why, expectations, priorities, informed, ces
+        asked += options[self.stakeholder].id == "decision_maker"  # vs_others
+        asked += self.ces >= 5  # ces_why
+        return asked
+
+
+def make_plan(index: int) -> Plan:
+    rng = random.Random(index)
+    typed = {q for q in ("stakeholder", "nps", "expectations", "ces") if rng.random() < 0.5}
+    return Plan(
+        stakeholder=index % 6, nps=rng.randint(0, 10), why=rng.random() < 0.6,
+        expectations=rng.randint(1, 5),
+        priorities=tuple(rng.sample(range(6), rng.randint(1, 2))),
+        vs_others=rng.randrange(4), ces=rng.randint(1, 7), typed=frozenset(typed),
+        invalid_first=index % 10 == 3,
+    )
+
+
+@dataclass
+class Stats:
+    latencies: list[float] = field(default_factory=list)
+    unhandled: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
+Feed = Callable[[JSON], Awaitable[None]]
+
+
+def make_feed(dp: Dispatcher, bot: Bot, stats: Stats) -> Feed:
+    async def feed(payload: JSON) -> None:
+        # As polling would hand it over: validated from JSON and bound to the bot.
+        update = Update.model_validate(payload, context={"bot": bot})
+        start = time.perf_counter()
+        try:
+            result = await dp.feed_update(bot, update)
+        except Exception as exc:  # aiogram re-raises what a handler raised
+            stats.failed.append(f"update {payload['update_id']}: {type(exc).__name__}: {exc}")
+            return
+        finally:
+            stats.latencies.append(time.perf_counter() - start)
+        if result is UNHANDLED:
+            stats.unhandled += 1
+    return feed
+
+
+class Respondent:
+    """One person in a private chat, answering by reading what the bot actually sent."""
+
+    update_ids = itertools.count(1)
+
+    def __init__(self, index: int, flow: Flow, session: InProcessSession) -> None:
+        self.index = index
+        self.chat_id = 700_000_000 + index
+        self.lang = LANGS[index % 3]
+        self.digits = DIGITS[LANGS[(index // 3) % 3]]  # every language meets every digit set
+        self.flow = flow
+        self.session = session
+        self.plan = make_plan(index)
+        self.user: JSON = {"id": self.chat_id, "is_bot": False, "first_name": NAMES[self.lang],
+                           "language_code": self.lang}
+        self.payloads: list[JSON] = []  # everything sent, for the echo baseline
+        self.asked: list[str] = []
+        self.problem: str | None = None
+
+    def _number(self, value: int) -> str:
+        return str(value).translate(str.maketrans("0123456789", self.digits))
+
+    async def write(self, feed: Feed, text: str) -> None:
+        message: JSON = {
+            "message_id": self.session.new_message_id(), "date": int(time.time()),
+            "chat": {"id": self.chat_id, "type": "private", "first_name": NAMES[self.lang]},
+            "from": self.user, "text": text,
+        }
+        if text.startswith("/"):
+            message["entities"] = [{"type": "bot_command", "offset": 0,
+                                    "length": len(text.split()[0])}]
+        await self._send(feed, {"update_id": next(self.update_ids), "message": message})
+
+    async def press(self, feed: Feed, message: SentMessage, data: str) -> None:
+        query = {"id": f"{self.chat_id}-{len(self.payloads)}", "from": self.user,
+                 "chat_instance": str(self.chat_id), "message": message.as_json(), "data": data}
+        await self._send(feed, {"update_id": next(self.update_ids), "callback_query": query})
+
+    async def _send(self, feed: Feed, payload: JSON) -> None:
+        self.payloads.append(payload)
+        await feed(payload)
+
+    def _question(self, after: int) -> tuple[SentMessage, str, dict[str, str]] | None:
+        """The newest question sent after message `after`: its message, question id and
+        callback data by (kind, value)."""
+        for message in reversed(self.session.messages(self.chat_id)):
+            if message.message_id <= after:
+                return None
+            found = [(m, d) for _, d in message.buttons() if (m := QUESTION_DATA.match(d))]
+            if found:
+                index = int(found[0][0].group(3))
+                data = {f"{m.group(1)}{m.group(4)}": d for m, d in found}
+                return message, self.flow.questions[index].id, data
+        return None
+
+    async def run(self, feed: Feed) -> None:
+        await self.write(feed, "/start")
+        menu = self.session.latest(self.chat_id)
+        flow_button = next((d for _, d in (menu.buttons() if menu else [])
+                            if d == f"s1:f:{FLOW_ID}"), None)
+        if menu is None or flow_button is None:
+            self.problem = f"no {FLOW_ID} button in the /start menu"
+            return
+        mark = self.session.last_id(self.chat_id)
+        await self.press(feed, menu, flow_button)
+        attempts: Counter[str] = Counter()
+        for _ in range(MAX_STEPS):
+            found = self._question(after=mark)
+            if found is None:
+                return  # no new question after an answer: the survey is over
+            message, qid, data = found
+            self.asked.append(qid)
+            attempts[qid] += 1
+            mark = self.session.last_id(self.chat_id)
+            await self._answer(feed, message, qid, data, attempts[qid])
+        self.problem = f"still asked questions after {MAX_STEPS} steps: {self.asked[-5:]}"
+
+    async def _answer(
+        self, feed: Feed, message: SentMessage, qid: str, data: dict[str, str], attempt: int
+    ) -> None:
+        plan = self.plan
+        scores = {"nps": plan.nps, "expectations": plan.expectations, "ces": plan.ces}
+        if qid in scores:
+            if qid == "nps" and plan.invalid_first and attempt == 1:
+                await self.write(feed, self._number(11))  # rejected: the bot asks again
+            elif qid in plan.typed:
+                await self.write(feed, self._number(scores[qid]))
+            else:
+                await self.press(feed, message, data[f"a{scores[qid]}"])
+        elif qid == "stakeholder" and qid in plan.typed:
+            await self.write(feed, self._number(plan.stakeholder + 1))  # options are numbered
+        elif qid in ("stakeholder", "vs_others", "informed"):
+            choice = {"stakeholder": plan.stakeholder, "vs_others": plan.vs_others}.get(qid, 0)
+            await self.press(feed, message, data[f"a{choice}"])
+        elif qid in ("nps_why", "ces_why"):
+            if plan.why or qid == "ces_why":
+                await self.write(feed, REASONS[self.lang])
+            else:
+                await self.press(feed, message, data["k"])
+        elif qid == "priorities":
+            for option in plan.priorities:
+                await self.press(feed, message, data[f"t{option}"])
+                # the toggle redrew the same message: press on what it shows now
+                message = self.session.chats[self.chat_id][message.message_id]
+            await self.press(feed, message, data["d"])
+        else:
+            raise AssertionError(f"the script has no answer for question {qid!r}")
+
+
+# --- one backend ------------------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    updates: int
+    wall: float
+    stats: Stats
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.stats.latencies) * 1000
+
+    @property
+    def p99(self) -> float:
+        if len(self.stats.latencies) < 2:
+            return self.p50
+        return statistics.quantiles(self.stats.latencies, n=100, method="inclusive")[98] * 1000
+
+    @property
+    def per_second(self) -> float:
+        return self.updates / self.wall
+
+
+@dataclass
+class BackendResult:
+    name: str
+    sada: RunResult
+    echo: RunResult
+    answers: int
+    expected: int
+    completed: int
+    respondents: int
+    problems: list[str]
+    logged: list[str]
+    calls: Counter[str]  # Bot API calls Sada made, by method
+
+
+class LogCollector(logging.Handler):
+    """Everything logged at WARNING or above while the bot runs: there should be nothing."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = f"{record.levelname} {record.name}: {record.getMessage()}"
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            line += f" [{type(exc).__name__}: {exc}]"
+        self.records.append(line)
+
+
+async def gather_limited(
+    jobs: Sequence[Callable[[], Awaitable[None]]], concurrency: int
+) -> float:
+    """Run the jobs, at most `concurrency` at a time; the wall time in seconds."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(job: Callable[[], Awaitable[None]]) -> None:
+        async with gate:
+            await job()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(job) for job in jobs))
+    return time.perf_counter() - start
+
+
+def echo_router() -> Router:
+    router = Router(name="echo")
+
+    @router.message()
+    async def echo(message: Message) -> None:
+        await message.answer(message.text or "")
+
+    @router.callback_query()
+    async def answer(query: CallbackQuery) -> None:
+        await query.answer()
+
+    return router
+
+
+async def count(database: Database, query: str) -> int:
+    async with database.engine.connect() as conn:
+        return int((await conn.execute(sql(query))).scalar_one())
+
+
+async def bench_backend(name: str, url: str, respondents: int, concurrency: int) -> BackendResult:
+    collector = LogCollector()
+    logging.getLogger().addHandler(collector)
+    database = await Database.open(url)
+    session = InProcessSession()
+    bot = Bot(BOT_TOKEN, session=session)
+    try:
+        store = Store(database)
+        flows = load_flows(ROOT / "flows")
+        core = TelegramCore(store, flows, bot_username=BOT_USER["username"],
+                            admin_ids=frozenset(), secret=secrets.token_hex(16))
+        flow = flows[FLOW_ID].flow
+        sada_dp = Dispatcher()
+        sada_dp.include_router(survey_router(core))
+
+        # Warm-up (connections, caches, first imports): one respondent, not measured.
+        warm = Respondent(respondents, flow, session)
+        await warm.run(make_feed(sada_dp, bot, Stats()))
+        answers_before = await count(database, "SELECT count(*) FROM answer")
+        completed_before = await count(
+            database, "SELECT count(*) FROM survey_session WHERE status = 'completed'")
+
+        people = [Respondent(i, flow, session) for i in range(respondents)]
+        calls_before = session.calls.copy()
+        sada_stats = Stats()
+        sada_feed = make_feed(sada_dp, bot, sada_stats)
+        wall = await gather_limited([lambda p=p: p.run(sada_feed) for p in people], concurrency)
+        await sada_dp.emit_shutdown(bot=bot)
+        answers = await count(database, "SELECT count(*) FROM answer") - answers_before
+        completed = await count(
+            database, "SELECT count(*) FROM survey_session WHERE status = 'completed'"
+        ) - completed_before
+        sada = RunResult(len(sada_stats.latencies), wall, sada_stats)
+        calls = session.calls - calls_before
+
+        # The baseline: the same updates, replayed in the same order, through a bare echo bot.
+        echo_dp = Dispatcher()
+        echo_dp.include_router(echo_router())
+        warm_echo = make_feed(echo_dp, bot, Stats())
+        for payload in warm.payloads:
+            await warm_echo(payload)
+        echo_stats = Stats()
+        echo_feed = make_feed(echo_dp, bot, echo_stats)
+
+        async def replay(payloads: list[JSON]) -> None:
+            for payload in payloads:
+                await echo_feed(payload)
+
+        echo_wall = await gather_limited(
+            [lambda p=p: replay(p.payloads) for p in people], concurrency)
+        echo = RunResult(len(echo_stats.latencies), echo_wall, echo_stats)
+
+        problems = [f"respondent {p.index}: {p.problem}" for p in people if p.problem]
+        problems += [f"Sada: {f}" for f in sada_stats.failed]
+        problems += [f"echo: {f}" for f in echo_stats.failed]
+        return BackendResult(
+            name, sada, echo, answers, sum(p.plan.expected_answers(flow) for p in people),
+            completed, respondents, problems, collector.records, calls,
+        )
+    finally:
+        logging.getLogger().removeHandler(collector)
+        await bot.session.close()
+        await database.close()
+
+
+async def bench_sqlite(respondents: int, concurrency: int) -> BackendResult:
+    with tempfile.TemporaryDirectory(prefix="sada-bench-") as folder:
+        url = f"sqlite:///{Path(folder) / 'sada.db'}"
+        return await bench_backend("SQLite", url, respondents, concurrency)
+
+
+async def bench_postgres(server: str, respondents: int, concurrency: int) -> BackendResult | str:
+    """The result, or why PostgreSQL was skipped."""
+    name = f"bench_{secrets.token_hex(6)}"
+    plain = server.replace("+asyncpg", "")
+    try:
+        admin = await asyncpg.connect(plain, timeout=10)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    except asyncpg.PostgresError as exc:
+        await admin.close()
+        return f"cannot create a database: {exc}"
+    await admin.close()
+    url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    try:
+        await upgrade(url)
+        return await bench_backend("PostgreSQL", url, respondents, concurrency)
+    finally:
+        admin = await asyncpg.connect(plain, timeout=10)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+def report(result: BackendResult) -> None:
+    sada, echo = result.sada, result.echo
+    table = Table(title=f"{result.name}: {result.respondents} respondents", title_justify="left")
+    table.add_column("")
+    table.add_column("Sada", justify="right")
+    table.add_column("echo baseline", justify="right")
+    table.add_column("Sada / echo", justify="right")
+    answers = f"{result.answers}"
+    if result.answers != result.expected:
+        answers = f"[bold red]{result.answers} MISMATCH (expected {result.expected})[/]"
+    completed = f"{result.completed}/{result.respondents}"
+    if result.completed != result.respondents:
+        completed = f"[bold red]{completed} MISMATCH[/]"
+    table.add_row("updates", str(sada.updates), str(echo.updates), "")
+    table.add_row("unhandled updates", str(sada.stats.unhandled), str(echo.stats.unhandled), "")
+    table.add_row("answers stored", answers, "", "")
+    table.add_row("surveys completed", completed, "", "")
+    table.add_row("wall time (s)", f"{sada.wall:.2f}", f"{echo.wall:.2f}",
+                  f"{sada.wall / echo.wall:.1f}×")
+    table.add_row("answers/s", f"{result.answers / sada.wall:.0f}", "", "")
+    table.add_row("updates/s", f"{sada.per_second:.0f}", f"{echo.per_second:.0f}",
+                  f"{sada.per_second / echo.per_second:.3f}")
+    table.add_row("latency p50 (ms)", f"{sada.p50:.1f}", f"{echo.p50:.2f}",
+                  f"{sada.p50 / echo.p50:.0f}×")
+    table.add_row("latency p99 (ms)", f"{sada.p99:.1f}", f"{echo.p99:.2f}",
+                  f"{sada.p99 / echo.p99:.0f}×")
+    console.print(table)
+    console.print("Bot API calls by Sada: " + ", ".join(
+        f"{name} {n}" for name, n in result.calls.most_common()), highlight=False)
+    if result.problems:
+        console.print(f"[bold red]{len(result.problems)} problem(s):[/]")
+        for problem in result.problems[:20]:
+            console.print(f"  {problem}", markup=False)
+    if result.logged:
+        console.print(f"[bold red]{len(result.logged)} warning(s)/error(s) logged:[/]")
+        for line, times in Counter(result.logged).most_common(20):
+            console.print(f"  {times}× {line}", markup=False)
+    else:
+        console.print("nothing logged at WARNING or above")
+
+
+async def main(args: argparse.Namespace) -> int:
+    console.print(
+        f"Sada Telegram throughput · {args.respondents} respondents · concurrency "
+        f"{args.concurrency} · Python {platform.python_version()} · aiogram "
+        f"{aiogram.__version__} · {os.cpu_count()} CPU(s)")
+    ok = True
+    if args.backend in ("sqlite", "both"):
+        result = await bench_sqlite(args.respondents, args.concurrency)
+        report(result)
+        ok &= _clean(result)
+    if args.backend in ("postgres", "both"):
+        outcome = await bench_postgres(args.postgres_url, args.respondents, args.concurrency)
+        if isinstance(outcome, str):
+            console.print(f"[yellow]PostgreSQL skipped: {outcome}[/]", highlight=False)
+        else:
+            report(outcome)
+            ok &= _clean(outcome)
+    return 0 if ok else 1
+
+
+def _clean(result: BackendResult) -> bool:
+    return (result.answers == result.expected and result.completed == result.respondents
+            and not result.problems and not result.logged and not result.sada.stats.unhandled)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--respondents", type=int, default=200, metavar="N")
+    parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test",
+                        help="a server where this user may CREATE and DROP databases")
+    parser.add_argument("--concurrency", type=int, default=32,
+                        help="respondents talking at the same time (default 32)")
+    args = parser.parse_args(argv)
+    if args.respondents < 1 or args.concurrency < 1:
+        parser.error("--respondents and --concurrency must be at least 1")
+    return args
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    raise SystemExit(asyncio.run(main(parse_args())))
