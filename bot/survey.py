@@ -41,6 +41,9 @@ class Conversation:
     flow: Flow
     state: SessionState
     resumed: bool
+    # what the channel last delivered (see SurveySession.shown), read with the session
+    shown: str | None = None
+    prompt_message_id: int | None = None
 
 
 class SurveyService:
@@ -107,6 +110,8 @@ class SurveyService:
             flow=flow,
             state=SessionState.from_json(session.state),
             resumed=resumed,
+            shown=session.shown,
+            prompt_message_id=session.prompt_message_id,
         )
 
     async def handle(

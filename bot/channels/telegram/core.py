@@ -182,7 +182,7 @@ class TelegramCore:
                     reply.say(reply.t.gettext("There is no survey open right now. "
                                               "Send /start to see the surveys you can take."))
                 return
-            if not await self._was_shown(conversation):
+            if not self._was_shown(conversation):
                 # The question was committed but never reached the person (a crash between
                 # commit and send): show it, rather than take this text as its answer.
                 await self.store.record_update(*update)
@@ -377,12 +377,11 @@ class TelegramCore:
         message_id: int | None = None,
     ) -> None:
         before = conversation.state
-        session = await self.store.get_session(conversation.session_id)
         prompts = await self.service.handle(conversation, event, update=update)
         after = conversation.state
         reply.lang = after.language
         # The answered question's keyboard now shows the choice: no stale buttons remain.
-        old_message = session.prompt_message_id if session else None
+        old_message = conversation.prompt_message_id
         if old_message is None:
             old_message = message_id
         answered = before.current is not None and before.current in after.answers and (
@@ -430,12 +429,12 @@ class TelegramCore:
             return None
         return await self.service.resume(session)
 
-    async def _was_shown(self, conversation: Conversation) -> bool:
-        session = await self.store.get_session(conversation.session_id)
+    @staticmethod
+    def _was_shown(conversation: Conversation) -> bool:
         current = conversation.state.current
-        if session is None or current is None or conversation.state.status != "active":
+        if current is None or conversation.state.status != "active":
             return True
-        return session.shown == current
+        return conversation.shown == current
 
     async def _opt_out(self, contact: Contact, reply: Reply, update: tuple[str, int]) -> None:
         assert contact.id is not None
