@@ -245,3 +245,20 @@ async def test_consent_is_recorded_with_text_language_and_time(
     [consent] = export["consents"]
     assert consent["language"] == "fa" and "موافقید" in consent["text"] and consent["given_at"]
     assert [a["question_id"] for a in export["sessions"][0]["answers"]] == ["csat"]
+
+
+async def test_an_invitation_button_opens_its_survey_like_the_deep_link(
+    core: TelegramCore, store: Store
+) -> None:
+    from bot.channels.telegram.events import TgPress
+    from bot.channels.telegram.links import create_link
+
+    url = await create_link(store, flow_id="b2b-supplier", contact_id=None, context={},
+                            bot_username="sada_test_bot")
+    tr = Recorder()
+    chat = Chat(core, tr, 70, "en")
+    token = url.rsplit("=", 1)[1]
+    await core.process(TgPress(8801, 70, chat.user, "inv", 1, f"s1:g:{token}"), tr)
+    assert "role" in chat.last().lower() or "Question 1" in chat.last()
+    await core.process(TgPress(8802, 70, chat.user, "inv2", 1, "s1:g:forged-token"), tr)
+    assert "not valid" in chat.last()

@@ -268,6 +268,11 @@ class TelegramCore:
             await self._choose_language(data.rsplit(":", 1)[1], contact, conversation, reply,
                                         event, update)
             return
+        if data.startswith(f"{PREFIX}:g:"):  # an invitation's or reminder's button
+            reply.outs.append(AnswerPress(event.callback_id))
+            await self._start(contact, data.removeprefix(f"{PREFIX}:g:"), conversation, reply,
+                              update)
+            return
         if data.startswith(f"{PREFIX}:f:"):
             loaded = self.flows.get(data.rsplit(":", 1)[1])
             if loaded is None or not loaded.flow.public:
