@@ -3,10 +3,12 @@ before anything is shown, so a crash at any point resumes at the right question.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.engine import inputs
 from bot.engine.prompts import Prompt
@@ -18,6 +20,23 @@ from storage.models import Contact, SurveySession
 from storage.repo import DuplicateUpdate, Store
 
 Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One committed change of a session, as hooks see it (inside its transaction)."""
+
+    session_id: int
+    contact_id: int
+    flow: Flow
+    before: SessionState
+    after: SessionState
+    now: datetime
+
+
+# Work that must commit together with a step (open a case, close an invitation): it runs
+# inside the same transaction, so a crash never leaves one without the other.
+StepHook = Callable[[AsyncSession, Step], Awaitable[None]]
 
 
 def utc_now() -> datetime:
@@ -47,9 +66,12 @@ class Conversation:
 
 
 class SurveyService:
-    def __init__(self, store: Store, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, store: Store, clock: Clock = utc_now, hooks: Sequence[StepHook] = ()
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.hooks = list(hooks)
         self._flows: dict[int, Flow] = {}
 
     async def flow_of(self, version_id: int) -> Flow:
@@ -131,6 +153,14 @@ class SurveyService:
             stopping = state.status == "stopped" and conversation.state.status != "stopped"
             consented = conversation.state.status == "consent" and state.status == "active"
             consent_text = conversation.flow.consent or {}
+            now = self.clock()
+            change = Step(conversation.session_id, conversation.contact_id, conversation.flow,
+                          conversation.state, state, now)
+
+            async def run_hooks(s: AsyncSession) -> None:
+                for hook in self.hooks:
+                    await hook(s, change)
+
             await self.store.save_state(
                 conversation.session_id,
                 state=state.to_json(),
@@ -138,11 +168,12 @@ class SurveyService:
                 position=state.current,
                 language=state.language,
                 answers={q: (a.raw, a.value, a.skipped) for q, a in state.answers.items()},
-                now=self.clock(),
+                now=now,
                 update=update,
                 contact={"opted_out": True} if stopping else None,
                 consent=(state.language, consent_text.get(state.language, ""))  # type: ignore[call-overload]
                 if consented else None,
+                within=run_hooks if self.hooks else None,
             )
             conversation.state = state
         elif update is not None and not await self.store.record_update(*update, now=self.clock()):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from bot.engine import inputs as i
 from bot.engine.prompts import Ask, Say
 from bot.flow.loader import load_flow, load_flow_text
@@ -91,3 +93,29 @@ async def test_an_edited_flow_never_rewrites_a_running_session(store: Store) -> 
     assert "Supplier relationship review" in version.content
     new_version = await store.flow_version(edited.flow.id, edited.source)
     assert new_version.id != version.id
+
+
+async def test_hooks_commit_with_the_step_or_not_at_all(store: Store) -> None:
+    from sqlmodel.ext.asyncio.session import AsyncSession
+
+    from bot.survey import Step
+
+    seen: list[Step] = []
+
+    async def record(s: AsyncSession, change: Step) -> None:
+        seen.append(change)
+        if change.after.values().get("nps") == 0:
+            raise RuntimeError("hook failed")
+
+    loaded = load_flow(B2B)
+    contact = await store.upsert_contact("console", "hook", language="en")
+    service = SurveyService(store, Clock(), hooks=[record])
+    conversation = await service.open(contact, loaded)
+    await service.handle(conversation, i.Start())
+    await service.handle(conversation, i.Reply("1"))
+    assert seen[-1].before.current == "stakeholder" and seen[-1].after.current == "nps"
+    with pytest.raises(RuntimeError):
+        await service.handle(conversation, i.Reply("0"))
+    # the failing hook rolled the whole step back: the answer is not stored
+    assert [a.question_id for a in await store.answers(conversation.session_id)] == [
+        "stakeholder"]
