@@ -39,7 +39,7 @@ lock:
 i18n: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-wrap --sort-by-file \
 		--project=sada --version=0.1 -o locales/sada.pot bot
-	$(BIN)/pybabel update -i locales/sada.pot -d locales -D sada --no-wrap --ignore-obsolete
+	$(BIN)/pybabel update -i locales/sada.pot -d locales -D sada --no-wrap --ignore-obsolete --no-fuzzy-matching
 	$(BIN)/pybabel compile -d locales -D sada --statistics
 
 clean:

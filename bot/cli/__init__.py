@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from bot.cli import db, flows, preview, run
+from bot.cli import actions, cases, contacts, db, flows, invite, preview, run, status
 
 app = typer.Typer(
     help="Sada: conversational CX surveys in Arabic, Persian and English.",
@@ -14,6 +14,11 @@ app = typer.Typer(
 )
 app.add_typer(flows.app, name="flows")
 app.add_typer(db.app, name="db")
+app.add_typer(contacts.app, name="contacts")
+app.command("invite")(invite.invite)
+app.command("status")(status.status)
+app.add_typer(cases.app, name="cases")
+app.add_typer(actions.app, name="actions")
 app.command("preview")(preview.preview)
 run.register(app)
 

@@ -262,3 +262,50 @@ async def test_an_invitation_button_opens_its_survey_like_the_deep_link(
     assert "role" in chat.last().lower() or "Question 1" in chat.last()
     await core.process(TgPress(8802, 70, chat.user, "inv2", 1, "s1:g:forged-token"), tr)
     assert "not valid" in chat.last()
+
+
+async def test_a_detractor_score_opens_a_case_and_queues_staff_alerts(store: Store) -> None:
+    from sqlmodel import select
+
+    from storage.cases import list_cases
+    from storage.models import Outbox
+
+    core = await TelegramCore.create(store, flows_dir=ROOT / "flows", bot_username="sada_test_bot",
+                                     admin_ids=frozenset({1}), secret="s", alert_chats=[901, 902])
+    tr = Recorder()
+    chat = Chat(core, tr, 80, "en")
+    await chat.send("/start")
+    await chat.press("Supplier relationship review")
+    await chat.press("Purchasing")
+    await chat.press("3")
+    await chat.send("Deliveries are always late")  # the comment reaches the queued alert
+    [row] = await list_cases(store.database, open_only=True)
+    assert (row.case.question_id, row.case.score) == ("nps", 3)
+    async with store.database.session() as s:
+        alerts = (await s.exec(select(Outbox).where(Outbox.kind == "alert"))).all()
+    assert sorted(a.chat_id for a in alerts) == [901, 902]
+    assert all("Deliveries are always late" in a.text for a in alerts)
+
+
+async def test_staff_resolve_a_case_in_telegram(store: Store) -> None:
+    core = await TelegramCore.create(store, flows_dir=ROOT / "flows", bot_username="sada_test_bot",
+                                     admin_ids=frozenset({1}), secret="s", alert_chats=[1])
+    tr = Recorder()
+    chat = Chat(core, tr, 81, "en")
+    await chat.send("/start")
+    await chat.press("Supplier relationship review")
+    await chat.press("Purchasing")
+    await chat.press("2")
+    from storage.cases import list_cases
+
+    [row] = await list_cases(store.database, open_only=True)
+    await chat.send(f"/resolve {row.case.id} called them")
+    assert "survey team only" in chat.last()
+    staff = Chat(core, tr, 1, "en")
+    await staff.send("/resolve x")
+    assert "Usage" in staff.last()
+    await staff.send(f"/resolve {row.case.id} Called the buyer, delivery plan agreed")
+    assert f"Case {row.case.id} resolved" in staff.last()
+    await staff.send(f"/resolve {row.case.id} again")
+    assert "already" in staff.last().lower()
+    assert await list_cases(store.database, open_only=True) == []

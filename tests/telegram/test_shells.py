@@ -88,10 +88,10 @@ class FakeCore:
 
     async def factory(
         self, store: Store, *, flows_dir: Path, bot_username: str, admin_ids: frozenset[int],
-        secret: str,
+        secret: str, alert_chats: list[int],
     ) -> Core:
         self.created = {"store": store, "flows_dir": flows_dir, "bot_username": bot_username,
-                        "admin_ids": admin_ids, "secret": secret}
+                        "admin_ids": admin_ids, "secret": secret, "alert_chats": alert_chats}
         return self
 
 

@@ -44,14 +44,20 @@ from bot.engine.step import ask
 from bot.engine.words import is_stop
 from bot.flow.loader import FlowError, LoadedFlow, load_flow
 from bot.flow.model import LANGUAGES
+from bot.followups.actions import record_feedback
+from bot.followups.hooks import survey_hooks
 from bot.i18n import Translator
 from bot.survey import Conversation, SurveyService
+from storage.cases import resolve_case
+from storage.db import StorageError
+from storage.invitations import adopt_chat, mark_started, on_opt_out, on_unreachable
 from storage.models import Contact
 from storage.repo import DuplicateUpdate, Store
 
 log = logging.getLogger(__name__)
 CHANNEL = "telegram"
-COMMANDS = ("start", "help", "language", "back", "skip", "stop", "export", "forget", "report")
+COMMANDS = ("start", "help", "language", "back", "skip", "stop", "export", "forget", "report",
+            "resolve")
 LANGUAGE_LABELS = {"ar": "العربية", "fa": "فارسی", "en": "English"}
 
 
@@ -108,10 +114,14 @@ class TelegramCore:
     @classmethod
     async def create(
         cls, store: Store, *, flows_dir: Path, bot_username: str, admin_ids: frozenset[int],
-        secret: str,
+        secret: str, alert_chats: list[int] | None = None,
     ) -> TelegramCore:
+        """The core as `sada run` uses it: detractor answers open cases and alert
+        `alert_chats` (default: the admins)."""
+        chats = list(admin_ids) if alert_chats is None else alert_chats
+        service = SurveyService(store, hooks=survey_hooks(chats))
         return cls(store, load_flows(flows_dir), bot_username=bot_username,
-                   admin_ids=admin_ids, secret=secret)
+                   admin_ids=admin_ids, secret=secret, service=service)
 
     # --- which updates are ours ----------------------------------------------------------
 
@@ -177,8 +187,13 @@ class TelegramCore:
             if conversation is None:
                 if is_stop(event.text):
                     await self._opt_out(contact, reply, update)
+                    return
+                await self.store.record_update(*update)
+                if await record_feedback(self.store.database, contact_id=contact.id,
+                                         text=event.text, now=self.service.clock()):
+                    # a reply to "here is what we did": kept against that action
+                    reply.say(reply.t.gettext("Thank you! We have passed this on to the team."))
                 else:
-                    await self.store.record_update(*update)
                     reply.say(reply.t.gettext("There is no survey open right now. "
                                               "Send /start to see the surveys you can take."))
                 return
@@ -218,6 +233,9 @@ class TelegramCore:
         elif name == "report":
             await self.store.record_update(*update)
             await self._report(event, reply)
+        elif name == "resolve":
+            await self.store.record_update(*update)
+            await self._resolve(event, argument, reply)
         else:  # help, or back/skip with no survey open
             await self.store.record_update(*update)
             reply.say(self._help(reply.t))
@@ -237,12 +255,18 @@ class TelegramCore:
                                           "person who sent it for a new one."))
                 return
             if link.contact_id is not None and link.contact_id != contact.id:
-                await self.store.record_update(*update)
-                reply.say(reply.t.gettext("This link was made for someone else. Please ask "
-                                          "the person who sent it for your own link."))
-                return
+                adopted = await self._adopt(link.contact_id, contact)
+                if adopted is None:
+                    await self.store.record_update(*update)
+                    reply.say(reply.t.gettext("This link was made for someone else. Please "
+                                              "ask the person who sent it for your own link."))
+                    return
+                contact = adopted
             conversation = await self.service.open(
                 contact, self.flows[link.flow_id], context=link.context)
+            async with self.store.database.session() as s, s.begin():
+                await mark_started(s, token=token, session_id=conversation.session_id,
+                                   now=self.service.clock())
         if conversation is None:
             # a survey left with /stop continues where it stopped
             stopped = await self.store.latest_open_session(contact.id, ("stopped", "declined"))
@@ -441,10 +465,22 @@ class TelegramCore:
             return True
         return conversation.shown == current
 
+    async def _adopt(self, invited_id: int, chat_contact: Contact) -> Contact | None:
+        """An invited contact without a chat opens their personal link: this chat is them."""
+        assert chat_contact.id is not None
+        async with self.store.database.session() as s, s.begin():
+            adopted = await adopt_chat(s, contact_id=invited_id, chat_contact_id=chat_contact.id,
+                                       now=self.service.clock())
+        if not adopted:
+            return None
+        return await self.store.get_contact(invited_id)
+
     async def _opt_out(self, contact: Contact, reply: Reply, update: tuple[str, int]) -> None:
         assert contact.id is not None
         await self.store.record_update(*update)
         await self.store.set_contact_flags(contact.id, opted_out=True)
+        async with self.store.database.session() as s, s.begin():
+            await on_opt_out(s, contact_id=contact.id, now=self.service.clock())
         reply.say(render.notice(Notice("stopped"), reply.t))
 
     # --- menus and staff -----------------------------------------------------------------
@@ -469,9 +505,32 @@ class TelegramCore:
             "/language: change the language\n/stop: no more surveys or reminders\n"
             "/export: your data\n/forget: erase your data")
 
+    def _staff(self, event: TgText, reply: Reply) -> bool:
+        if event.user.id in self.admin_ids:
+            return True
+        reply.say(reply.t.gettext("Sorry, this command is for the survey team only."))
+        return False
+
+    async def _resolve(self, event: TgText, argument: str, reply: Reply) -> None:
+        if not self._staff(event, reply):
+            return
+        number, _, note = argument.partition(" ")
+        if not number.isdigit() or not note.strip():
+            reply.say(reply.t.gettext("Usage: /resolve CASE_NUMBER what was done"))
+            return
+        try:
+            case = await resolve_case(self.store.database, int(number), note=note.strip(),
+                                      by=f"telegram:{event.user.id}", now=self.service.clock())
+        except StorageError as exc:
+            reply.say(str(exc))
+            return
+        hours = round((case.resolved_at - case.opened_at).total_seconds() / 3600, 1) \
+            if case.resolved_at else 0.0
+        reply.say(reply.t.gettext("Case {case} resolved, {hours} h after the alert.",
+                                  case=case.id, hours=hours))
+
     async def _report(self, event: TgText, reply: Reply) -> None:
-        if event.user.id not in self.admin_ids:
-            reply.say(reply.t.gettext("Sorry, this command is for the survey team only."))
+        if not self._staff(event, reply):
             return
         counts = await self.store.session_counts()
         if not counts:
@@ -521,7 +580,8 @@ class TelegramCore:
             return
         contact = await self.store.find_contact(CHANNEL, str(chat_id))
         if contact is not None and contact.id is not None:
-            await self.store.set_contact_flags(contact.id, unreachable=True)
+            async with self.store.database.session() as s, s.begin():
+                await on_unreachable(s, contact_id=contact.id, now=self.service.clock())
 
     async def resume_pending(self, transport: Transport) -> int:
         """After a restart: show every question that was committed but never delivered."""

@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # each framework is imported only when it runs
     from aiogram import Bot, Dispatcher
 
     from bot.channels.telegram.ptb_shell import PtbApplication
+    from bot.followups.scheduler import FollowupService
 
 __all__ = [
     "ALLOWED_UPDATES",
@@ -74,7 +75,7 @@ class CoreFactory(Protocol):
 
     def __call__(
         self, store: Store, *, flows_dir: Path, bot_username: str, admin_ids: frozenset[int],
-        secret: str,
+        secret: str, alert_chats: list[int],
     ) -> Awaitable[Core]: ...
 
 
@@ -136,6 +137,7 @@ class _Run:
     listen: tuple[str, int]
     stop: asyncio.Event
     polling_timeout: int
+    followups: FollowupService | None = None
 
     @property
     def api_url(self) -> str:
@@ -152,13 +154,27 @@ class _Run:
             bot_username=username or configured or "",
             admin_ids=frozenset(self.settings.admin_ids),
             secret=signing_secret(self.settings),
+            alert_chats=self.settings.alert_chats,
         )
 
     async def resume(self, core: Core, transport: Transport) -> None:
+        """Re-send what a crash left unshown, then start the follow-ups (invitations,
+        reminders, alerts, loop-closing messages) through the same transport."""
         shown = await core.resume_pending(transport)
         if shown:
             log.info("re-sent %d question(s) committed before the last stop but never shown",
                      shown)
+        from bot.followups.scheduler import FollowupService
+
+        self.followups = FollowupService(self.store.database, transport,
+                                         flows=getattr(core, "flows", {}))
+        self.followups.start()
+
+    async def stop_followups(self) -> None:
+        """Before the bot's connection closes: no message is cut off half-sent."""
+        if self.followups is not None:
+            await self.followups.stop()
+            self.followups = None
 
     def one_line(self, text: str) -> str:
         return " ".join(text.replace(self.token, "<token>").split())
@@ -292,6 +308,7 @@ async def _serve_aiogram(run: _Run) -> None:
         finally:
             await dp.emit_shutdown(bot=bot)  # finishes updates still being handled
     finally:
+        await run.stop_followups()
         await bot.session.close()
 
 
@@ -366,6 +383,7 @@ async def _serve_ptb(run: _Run) -> None:
 
         await _serve_webhook(run, secret, receive, set_webhook, "python-telegram-bot", username)
     finally:
+        await run.stop_followups()
         if application.running:
             await application.stop()  # handles the updates still queued, then returns
         await application.shutdown()

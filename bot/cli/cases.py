@@ -1,0 +1,142 @@
+"""`sada cases`: the detractor cases staff must close, and closing them.
+
+Every failure ends in one red line and exit code 1 (2 for input that names nothing),
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Annotated, NoReturn, TypeVar
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from bot.cli.run import settings_or_exit
+from bot.followups.dates import span
+from bot.survey import Clock, utc_now
+from storage.cases import CaseRow, list_cases, resolve_case
+from storage.db import Database, NotFound, StorageError
+
+app = typer.Typer(help="Detractor cases: list them, resolve them (time to resolve is kept).",
+                  no_args_is_help=True, add_completion=False)
+
+# The shell owns the clock; tests replace it to check ages and times to resolve exactly.
+clock: Clock = utc_now
+
+T = TypeVar("T")
+_COMMENT = 60
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    # markup=False: notes and comments may hold brackets rich would read as tags.
+    Console(stderr=True).print(message, style="red", markup=False, highlight=False,
+                               soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def with_database(work: Callable[[Database], Awaitable[T]]) -> T:
+    """Run ``work`` on the configured database; storage failures become one red line."""
+    url = settings_or_exit().effective_database_url
+
+    async def run() -> T:
+        async with await Database.open(url) as db:
+            return await work(db)
+
+    try:
+        return asyncio.run(run())
+    except NotFound as exc:
+        _fail(str(exc), 2)
+    except (StorageError, ValueError) as exc:
+        _fail(str(exc))
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def _short(text: str | None) -> str:
+    if not text:
+        return ""
+    line = " / ".join(part.strip() for part in text.splitlines() if part.strip())
+    return line if len(line) <= _COMMENT else line[: _COMMENT - 1] + "…"
+
+
+def _table(rows: list[CaseRow], now: datetime) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, highlight=False)
+    # Ids, times and scores never wrap (a split "2026-11-23" is unreadable); names and the
+    # comment take what width is left.
+    for name, justify, least in (("id", "right", 0), ("opened", "left", 0), ("age", "right", 0),
+                                 ("contact", "left", 8), ("account", "left", 7),
+                                 ("role", "left", 6), ("score", "left", 0),
+                                 ("comment", "left", 12), ("status", "left", 0),
+                                 ("time to resolve", "right", 0)):
+        table.add_column(name, justify=justify,  # type: ignore[arg-type]
+                         no_wrap=not least, min_width=least or None)
+    for row in rows:
+        case, contact = row.case, row.contact
+        ttr = row.time_to_resolve
+        age = span(now - case.opened_at) if case.status == "open" else ""
+        who = contact.name or contact.first_name or f"{contact.channel}:{contact.external_id}"
+        table.add_row(
+            str(case.id), _stamp(case.opened_at), age, f"{who} ({contact.id})",
+            contact.company or "", contact.role or "", f"{case.question_id} {case.score}",
+            _short(case.comment), case.status, span(ttr) if ttr is not None else "",
+        )
+    return table
+
+
+@app.command("list")
+def list_command(
+    open_only: Annotated[bool, typer.Option("--open/--all",
+                                            help="Only open cases (default), or all.")] = True,
+    flow: Annotated[str | None, typer.Option("--flow", help="Only cases of this flow id.")]
+    = None,
+) -> None:
+    """Cases, oldest first: who, which score, what they wrote, and how long it has waited."""
+    rows = with_database(lambda db: list_cases(db, open_only=open_only, flow_id=flow))
+    console = Console(highlight=False, soft_wrap=True)
+    if not rows:
+        which = "open cases" if open_only else "cases"
+        console.print(f"no {which}" + (f" for flow {flow}" if flow else ""), markup=False)
+        return
+    now = clock()
+    console.print(_table(rows, now), markup=False)
+    resolved = [r.time_to_resolve for r in rows if r.time_to_resolve is not None]
+    summary = f"{len(rows)} case{'s' if len(rows) != 1 else ''}"
+    summary += f", {sum(1 for r in rows if r.case.status == 'open')} open"
+    if resolved:
+        mean = sum(resolved, start=timedelta(0)) / len(resolved)
+        summary += f", mean time to resolve {span(mean)}"
+    console.print(summary, markup=False)
+
+
+def _default_by() -> str | None:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers: the note still says enough
+        return None
+
+
+@app.command("resolve")
+def resolve_command(
+    case_id: Annotated[int, typer.Argument(metavar="ID", help="The case id (`sada cases list`).")],
+    note: Annotated[str, typer.Option("--note", help="What was done, for the record.")],
+    by: Annotated[str | None, typer.Option("--by", help="Who resolved it (default: your "
+                                           "login name).")] = None,
+) -> None:
+    """Close a case with a note; its time to resolve is recorded and shown."""
+    if not note.strip():
+        _fail('--note is empty: say what was done, e.g. --note "called the buyer, '
+              'refund sent"', 2)
+    now = clock()
+    case = with_database(lambda db: resolve_case(db, case_id, note=note, by=by or _default_by(),
+                                                 now=now))
+    assert case.resolved_at is not None
+    typer.echo(f"case {case.id} resolved in {span(case.resolved_at - case.opened_at)} "
+               f"(opened {_stamp(case.opened_at)} UTC)")

@@ -1,0 +1,230 @@
+"""`sada contacts`: import contacts from CSV, list them, see which stakeholders stayed silent.
+
+Every failure is one red line per problem on stderr and a non-zero exit code, never a
+traceback: 1 when nothing could be done (bad file, database unusable), 2 for bad options.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from bot.followups.contacts_csv import (
+    ContactRow,
+    ContactsFileError,
+    ImportSummary,
+    import_contacts,
+    parse_contacts,
+)
+from bot.followups.reminders import StakeholderState, silent_by_role
+from bot.settings import Settings, get_settings
+from storage.db import Database, StorageError, to_async_url
+from storage.invitations import count_contacts, find_contacts
+from storage.models import Contact
+
+app = typer.Typer(
+    help="Contacts: import them from CSV, list them, see who stayed silent.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    # markup=False: messages may hold brackets rich would read as tags; soft_wrap keeps
+    # each message on one line in narrow terminals.
+    Console(stderr=True).print(message, style="red", markup=False, highlight=False,
+                               soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def settings_or_exit() -> Settings:
+    try:
+        settings = get_settings()
+        to_async_url(settings.effective_database_url)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        fail(f"SADA_{'_'.join(str(p) for p in first['loc']).upper()}: {first['msg']}", 2)
+    except ValueError as exc:
+        fail(f"SADA_DATABASE_URL: {exc}", 2)
+    return settings
+
+
+def _database_url() -> str:
+    return settings_or_exit().effective_database_url
+
+
+# --- import ------------------------------------------------------------------------------
+
+
+async def _import(url: str, rows: list[ContactRow]) -> ImportSummary:
+    async with await Database.open(url) as db:
+        return await import_contacts(db, rows, now=datetime.now(UTC))
+
+
+@app.command("import")
+def import_command(
+    file: Annotated[Path, typer.Argument(help="A CSV file (UTF-8, comma, semicolon or tab "
+                                         "separated) with a header line.", metavar="FILE.csv")],
+    dry_run: Annotated[bool, typer.Option("--check", help="Only check the file; import "
+                                          "nothing.")] = False,
+) -> None:
+    """Import contacts from FILE.csv; if any row is wrong, nothing is imported.
+
+    Each problem is listed as FILE:LINE: column: what is wrong (how to fix).
+
+    Header names (any case; each row needs telegram_id or external_id):
+    telegram_id: the numeric Telegram chat id of someone who talked to the bot;
+    external_id: your own id, for people without a chat (they get a link);
+    name, first_name, language (ar, fa or en), timezone (e.g. Asia/Tehran),
+    account (alias company), role (e.g. buyer, user), segment.
+
+    Importing again updates contacts instead of duplicating them; an empty cell
+    leaves the stored value as it is.
+    """
+    url = _database_url()
+    try:
+        parsed = parse_contacts(file)
+    except ContactsFileError as exc:
+        fail(str(exc))
+    if parsed.problems:
+        err = Console(stderr=True)
+        for problem in parsed.problems:
+            err.print(str(problem), style="red", markup=False, highlight=False, soft_wrap=True)
+        rows = len({p.line for p in parsed.problems})
+        fail(f"nothing imported: {len(parsed.problems)} problem"
+              f"{'s' if len(parsed.problems) != 1 else ''} on {rows} line"
+              f"{'s' if rows != 1 else ''}; fix them and import the file again")
+    if dry_run:
+        typer.echo(f"{file}: {len(parsed.rows)} contacts, no problems (nothing imported)")
+        return
+    try:
+        summary = asyncio.run(_import(url, parsed.rows))
+    except StorageError as exc:
+        fail(str(exc))
+    table = Table(title=f"Imported {file.name}", show_edge=False)
+    for column in ("created", "updated", "unchanged", "total"):
+        table.add_column(column, justify="right")
+    table.add_row(str(summary.created), str(summary.updated), str(summary.unchanged),
+                  str(summary.created + summary.updated + summary.unchanged))
+    Console(highlight=False).print(table)
+
+
+# --- list --------------------------------------------------------------------------------
+
+
+def _state(contact: Contact) -> str:
+    if contact.opted_out:
+        return "opted out"
+    if contact.unreachable:
+        return "unreachable"
+    return "ok"
+
+
+async def _list(url: str, limit: int, filters: dict[str, object]) -> tuple[list[Contact], int]:
+    async with await Database.open(url) as db, db.session() as s, s.begin():
+        contacts = await find_contacts(s, limit=limit, **filters)
+        total = await count_contacts(s, **filters)
+    return contacts, total
+
+
+@app.command("list")
+def list_command(
+    segment: Annotated[str | None, typer.Option(help="Only this segment.")] = None,
+    account: Annotated[str | None, typer.Option(help="Only this account (company).")] = None,
+    role: Annotated[str | None, typer.Option(help="Only this stakeholder role.")] = None,
+    language: Annotated[str | None, typer.Option(help="Only this language: ar, fa or en.")
+                        ] = None,
+    opted_out: Annotated[bool, typer.Option("--opted-out", help="Only those who opted out "
+                                            "(/stop).")] = False,
+    unreachable: Annotated[bool, typer.Option("--unreachable", help="Only those who blocked "
+                                              "the bot or deleted their account.")] = False,
+    reachable: Annotated[bool, typer.Option("--reachable", help="Only those we may write to "
+                                            "(neither opted out nor unreachable).")] = False,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 50,
+) -> None:
+    """List contacts, by account, role and id; filters combine."""
+    if reachable and (opted_out or unreachable):
+        fail("--reachable cannot be combined with --opted-out or --unreachable", 2)
+    if language is not None and language not in ("ar", "fa", "en"):
+        fail(f"--language must be ar, fa or en, not {language!r}", 2)
+    filters: dict[str, object] = {"segment": segment, "account": account, "role": role,
+                                  "language": language}
+    if opted_out:
+        filters["opted_out"] = True
+    if unreachable:
+        filters["unreachable"] = True
+    if reachable:
+        filters["reachable"] = True
+    url = _database_url()
+    try:
+        contacts, total = asyncio.run(_list(url, limit, filters))
+    except StorageError as exc:
+        fail(str(exc))
+    console = Console(highlight=False)
+    if not contacts:
+        console.print("no contacts match (import some with `sada contacts import FILE.csv`)",
+                      markup=False)
+        return
+    table = Table(show_edge=False)
+    for column in ("id", "channel", "chat or external id", "name", "lang", "timezone",
+                   "account", "role", "segment", "state"):
+        # short codes never wrap; free text folds when the terminal is narrow
+        table.add_column(column, overflow="fold", no_wrap=column in (
+            "id", "channel", "lang", "role", "segment", "state"))
+    for c in contacts:
+        table.add_row(str(c.id), c.channel, c.external_id, c.name or "", c.language or "",
+                      c.timezone or "", c.company or "", c.role or "", c.segment or "",
+                      _state(c))
+    console.print(table)
+    console.print(f"showing {len(contacts)} of {total}", markup=False)
+
+
+# --- silent stakeholders -----------------------------------------------------------------
+
+
+async def _silent(url: str, flow: str, account: str | None) -> list[StakeholderState]:
+    async with await Database.open(url) as db:
+        return await silent_by_role(db, flow, account)
+
+
+@app.command("silent")
+def silent_command(
+    flow: Annotated[str, typer.Option("--flow", "-f", help="The flow's id.")],
+    account: Annotated[str | None, typer.Option(help="One account (default: all).")] = None,
+    only_silent: Annotated[bool, typer.Option("--only-silent", help="Hide those who "
+                                              "answered.")] = False,
+) -> None:
+    """Per account and role: who was invited to FLOW, who answered, who stayed silent."""
+    url = _database_url()
+    try:
+        states = asyncio.run(_silent(url, flow, account))
+    except StorageError as exc:
+        fail(str(exc))
+    console = Console(highlight=False)
+    if not states:
+        where = f"account {account!r}" if account else "any account"
+        console.print(f"no contacts in {where} (the account column of `sada contacts "
+                      "import`)", markup=False)
+        return
+    shown = [x for x in states if x.silent] if only_silent else states
+    table = Table(show_edge=False)
+    for column in ("account", "role", "name", "id", "invitation", "reminders", "sent (UTC)"):
+        table.add_column(column, overflow="fold", no_wrap=column in (
+            "role", "id", "invitation", "reminders"))
+    for x in shown:
+        status = x.status + (f" ({x.reason})" if x.reason else "")
+        table.add_row(x.account or "", x.role or "", x.name or "", str(x.contact_id),
+                      status, str(x.reminders_sent),
+                      x.sent_at.strftime("%Y-%m-%d %H:%M") if x.sent_at else "")
+    console.print(table)
+    silent = sum(1 for x in states if x.silent)
+    invited = sum(1 for x in states if x.status != "not invited")
+    roles = sorted({x.role or "-" for x in states if x.silent})
+    console.print(f"{silent} of {invited} invited stakeholders silent"
+                  + (f" (roles: {', '.join(roles)})" if roles else ""), markup=False)

@@ -1,0 +1,127 @@
+"""`sada status`: what the follow-up outbox holds — queued, sending, sent, failed, cancelled
+by kind — when the next message is due, how old the backlog is, and the latest failures.
+
+Every failure ends in one red line and exit code 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from bot.cli.run import settings_or_exit
+from bot.followups.dispatcher import Clock, utc_now
+from storage.db import Database, StorageError, to_async_url
+from storage.outbox import KINDS, STATUSES, OutboxStatus, status_summary
+
+# The shell owns the clock; tests replace it to check ages exactly.
+clock: Clock = utc_now
+
+_ERROR_WIDTH = 80
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    # markup=False: error texts from Telegram may hold brackets rich would read as tags.
+    Console(stderr=True).print(message, style="red", markup=False, highlight=False,
+                               soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def age(delta: timedelta) -> str:
+    """A short human duration: 45s, 12m, 3h 5m, 2d 4h."""
+    seconds = int(abs(delta).total_seconds())
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h" if hours else f"{days}d"
+    if hours:
+        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
+    if minutes:
+        return f"{minutes}m"
+    return f"{secs}s"
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def counts_table(summary: OutboxStatus) -> Table:
+    table = Table(title="Outbox by kind", title_justify="left")
+    table.add_column("kind")
+    for status in STATUSES:
+        table.add_column(status, justify="right")
+    table.add_column("total", justify="right")
+    kinds = [k for k in KINDS if summary.count(kind=k)]
+    kinds += sorted({k for k, _ in summary.counts} - set(KINDS))  # written by newer code
+    for kind in kinds:
+        table.add_row(kind, *(str(summary.count(kind=kind, status=st)) for st in STATUSES),
+                      str(summary.count(kind=kind)))
+    table.add_section()
+    table.add_row("all", *(str(summary.count(status=st)) for st in STATUSES),
+                  str(summary.count()), style="bold")
+    return table
+
+
+def timing_lines(summary: OutboxStatus) -> list[str]:
+    now = summary.now
+    if summary.next_due_at is None:
+        return ["Nothing queued."]
+    due = summary.next_due_at
+    when = f"in {age(due - now)}" if due > now else f"overdue by {age(now - due)}"
+    lines = [f"Next due: {_stamp(due)} ({when})",
+             f"Queued and due now: {summary.overdue}"]
+    if summary.oldest_queued_at is not None:
+        lines.append(f"Oldest queued message: created {age(now - summary.oldest_queued_at)} "
+                     "ago")
+    return lines
+
+
+def failures_table(summary: OutboxStatus) -> Table:
+    table = Table(title=f"Latest failures ({len(summary.failures)})", title_justify="left")
+    for name in ("id", "kind", "chat", "attempts", "due"):
+        table.add_column(name, justify="right" if name in ("id", "attempts") else "left")
+    table.add_column("last error", overflow="fold")
+    for f in summary.failures:
+        error = f.error if len(f.error) <= _ERROR_WIDTH else f.error[: _ERROR_WIDTH - 1] + "…"
+        table.add_row(str(f.id), f.kind, str(f.chat_id), str(f.attempts),
+                      f.due_at.strftime("%Y-%m-%d %H:%M"), Text(error))  # no markup
+    return table
+
+
+async def _summary(url: str, failures: int) -> OutboxStatus:
+    async with await Database.open(url) as db:
+        return await status_summary(db, clock(), failures=failures)
+
+
+def status(
+    failures: Annotated[
+        int, typer.Option("--failures", min=0, help="How many of the latest failures to list.")
+    ] = 10,
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", help="Overrides SADA_DATABASE_URL.")
+    ] = None,
+) -> None:
+    """Show the follow-up outbox: messages by kind and status, the next due time, failures."""
+    url = database_url or settings_or_exit().effective_database_url
+    try:
+        to_async_url(url)
+        summary = asyncio.run(_summary(url, failures))
+    except (StorageError, ValueError) as exc:
+        _fail(str(exc))
+    console = Console(highlight=False, soft_wrap=True)
+    if not summary.counts:
+        console.print("The outbox is empty: no invitation, reminder, alert or follow-up has "
+                      "been queued yet.", markup=False)
+        return
+    console.print(counts_table(summary))
+    for line in timing_lines(summary):
+        console.print(line, markup=False)
+    if summary.failures:
+        console.print(failures_table(summary))

@@ -1,0 +1,335 @@
+"""Sending what the outbox holds: claim due rows, send each through the Transport, record
+the outcome. Every process that runs the bot runs one Dispatcher; the claim keeps them apart.
+
+Delivery is at-least-once, and the one gap is narrow on purpose. Telegram has no idempotency
+key, so a worker killed after Telegram accepted a message but before ``mark_sent`` committed
+leaves that row "sending"; when its lease ends another worker sends it again. Each send is
+followed at once by its own ``mark_sent`` transaction (nothing batched in between), so a
+crash duplicates at most the messages in flight: one per worker with the default
+``concurrency=1``, at most ``concurrency`` otherwise. Nothing is ever lost: a row leaves
+"sending" only by being marked sent, rescheduled or failed, or by its lease ending.
+
+A send never outlives its lease: each waits for the rate limiter, then starts only if the
+lease still has ``send_timeout`` left, and is cut off after ``send_timeout`` (counted as a
+transient error, since the message may or may not have gone). So no other worker can take
+over a row while this one may still be sending it, given clocks that agree (NTP) to within
+the margin between ``send_timeout`` and ``lease``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.channels.telegram.events import (
+    Blocked,
+    Button,
+    Keyboard,
+    Refused,
+    RetryAfter,
+    Transient,
+    Transport,
+)
+from bot.followups.ratelimit import RateLimiter
+from storage import outbox
+from storage.db import Database
+from storage.models import Outbox
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+Sleep = Callable[[float], Awaitable[None]]
+Backoff = Callable[[int], timedelta]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def exponential_backoff(
+    base: timedelta = timedelta(seconds=30), cap: timedelta = timedelta(minutes=30)
+) -> Backoff:
+    """Delay before retry number ``attempt`` (1, 2, …): base, 2×base, 4×base … up to cap."""
+
+    def delay(attempt: int) -> timedelta:
+        return min(base * (2 ** max(attempt - 1, 0)), cap)
+
+    return delay
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class BadKeyboard(ValueError):
+    """An outbox keyboard that is not rows of {"text", "data"} objects."""
+
+
+def to_keyboard(rows: list[Any] | None) -> Keyboard | None:
+    """The outbox's JSON rows ``[[{"text": …, "data": …}, …], …]`` as Transport buttons."""
+    if not rows:
+        return None
+    try:
+        return tuple(
+            tuple(Button(text=str(b["text"]), data=str(b["data"])) for b in row) for row in rows
+        )
+    except (KeyError, TypeError) as exc:
+        raise BadKeyboard(
+            f"keyboard must be rows of {{'text': …, 'data': …}} objects ({exc!r})"
+        ) from None
+
+
+@dataclass
+class DispatchReport:
+    """What one or more dispatch rounds did; reports add up with ``+``."""
+
+    claimed: int = 0
+    sent: int = 0
+    rate_limited: int = 0  # 429s: rescheduled after retry_after, not counted as attempts
+    retried: int = 0  # transient errors rescheduled with backoff
+    failed: int = 0  # given up: refused, blocked, or out of attempts
+    blocked: int = 0  # 403s among the failed
+    cancelled: int = 0  # other queued messages cancelled because their chat blocked us
+    released: int = 0  # claimed but handed back unsent (paused by a 429, lease running out)
+    lost_lease: int = 0  # outcome not recorded: the lease had passed to another worker
+    paused_until: datetime | None = None
+
+    def __add__(self, other: DispatchReport) -> DispatchReport:
+        total = DispatchReport()
+        for f in fields(self):
+            if f.name == "paused_until":
+                continue
+            setattr(total, f.name, getattr(self, f.name) + getattr(other, f.name))
+        total.paused_until = other.paused_until or self.paused_until
+        return total
+
+
+class Dispatcher:
+    """Claims due outbox rows and sends them, in due order, within Telegram's limits."""
+
+    def __init__(
+        self,
+        database: Database,
+        transport: Transport,
+        *,
+        clock: Clock = utc_now,
+        sleep: Sleep = asyncio.sleep,
+        limiter: RateLimiter | None = None,
+        lease: timedelta = timedelta(seconds=60),
+        batch: int = 50,
+        max_attempts: int = 5,
+        worker_id: str | None = None,
+        concurrency: int = 1,
+        send_timeout: timedelta | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        if batch < 1 or concurrency < 1 or max_attempts < 1:
+            raise ValueError("batch, concurrency and max_attempts must be at least 1")
+        self.database = database
+        self.transport = transport
+        self.clock = clock
+        self.sleep = sleep
+        self.limiter = limiter if limiter is not None else RateLimiter(sleep=sleep)
+        self.lease = lease
+        self.batch = batch
+        self.max_attempts = max_attempts
+        self.worker_id = worker_id or default_worker_id()
+        self.concurrency = concurrency
+        # Half the lease: the other half is the margin for slow commits and clock skew.
+        self.send_timeout = send_timeout if send_timeout is not None else lease / 2
+        if self.send_timeout >= lease:
+            raise ValueError("send_timeout must be shorter than the lease")
+        self.backoff = backoff or exponential_backoff()
+        self.paused_until: datetime | None = None
+
+    def paused(self) -> bool:
+        return self.paused_until is not None and self.clock() < self.paused_until
+
+    def _pause(self, seconds: float) -> None:
+        until = self.clock() + timedelta(seconds=seconds)
+        if self.paused_until is None or until > self.paused_until:
+            self.paused_until = until
+        self.limiter.pause(seconds)
+
+    async def run_once(self) -> DispatchReport:
+        """Claim one batch of due messages and send them; return what happened."""
+        report = DispatchReport()
+        if self.paused():
+            report.paused_until = self.paused_until
+            return report
+        rows = await outbox.claim_due(
+            self.database, now=self.clock(), limit=self.batch, lease=self.lease,
+            worker=self.worker_id,
+        )
+        report.claimed = len(rows)
+        if not rows:
+            return report
+        log.debug("%s claimed %d message(s)", self.worker_id, len(rows))
+        if self.concurrency == 1:
+            pending = list(rows)
+            while pending:
+                row = self._next(pending)
+                await self._deliver(row, report)
+        else:
+            gate = asyncio.Semaphore(self.concurrency)
+
+            async def one(row: Outbox) -> None:
+                async with gate:
+                    await self._deliver(row, report)
+
+            async with asyncio.TaskGroup() as group:
+                for row in rows:
+                    group.create_task(one(row))
+        if self.paused():
+            report.paused_until = self.paused_until
+        return report
+
+    def _next(self, pending: list[Outbox]) -> Outbox:
+        """The earliest-due row whose chat may receive a message now; else the earliest.
+
+        A chat that just got a message must wait a second; rather than hold the whole queue
+        behind it, later rows for other chats go first. Rows of one chat keep their order
+        (they share the same readiness, so the earliest of them is always picked first)."""
+        for index, row in enumerate(pending):
+            if self.limiter.chat_wait(row.chat_id) <= 0:
+                return pending.pop(index)
+        return pending.pop(0)
+
+    def _lease_left(self, row: Outbox) -> timedelta:
+        assert row.locked_until is not None
+        return row.locked_until - self.clock()
+
+    async def _release(self, row: Outbox, report: DispatchReport, why: str) -> None:
+        # Back to the queue as it was: neither a failure nor an attempt.
+        due = row.due_at
+        if self.paused() and self.paused_until is not None:
+            due = max(due, self.paused_until)
+        if await outbox.reschedule(self.database, _id(row), due, why,
+                                   claimed_until=row.locked_until, count_attempt=False):
+            report.released += 1
+        else:
+            report.lost_lease += 1
+
+    async def _deliver(self, row: Outbox, report: DispatchReport) -> None:
+        if self.paused():
+            await self._release(row, report, "paused by a rate limit")
+            return
+        if row.attempts > self.max_attempts:
+            # Claimed again and again without an outcome (workers dying on it): stop.
+            await self._fail(row, report, f"gave up after {row.attempts - 1} attempts")
+            return
+        try:
+            keyboard = to_keyboard(row.keyboard)
+        except BadKeyboard as exc:
+            await self._fail(row, report, str(exc))
+            return
+        await self.limiter.acquire(row.chat_id)
+        if self.paused():  # a 429 arrived while we waited for our turn
+            await self._release(row, report, "paused by a rate limit")
+            return
+        if self._lease_left(row) <= self.send_timeout:
+            await self._release(row, report, "lease too short to send safely")
+            return
+        # The at-least-once window opens here and closes when mark_sent commits.
+        try:
+            async with asyncio.timeout(self.send_timeout.total_seconds()):
+                message_id = await self.transport.send_text(row.chat_id, row.text, keyboard)
+        except RetryAfter as exc:
+            await self._rate_limited(row, report, exc.seconds)
+        except Blocked as exc:
+            await self._blocked(row, report, str(exc) or "blocked by the user")
+        except Refused as exc:
+            await self._fail(row, report, f"refused: {exc}")
+        except (Transient, TimeoutError) as exc:
+            await self._transient(row, report, str(exc) or type(exc).__name__)
+        except Exception as exc:  # a bug in a transport must not stop the whole queue
+            log.exception("unexpected error sending outbox message %s", row.id)
+            await self._transient(row, report, f"{type(exc).__name__}: {exc}")
+        else:
+            if await outbox.mark_sent(self.database, _id(row), message_id, self.clock(),
+                                      claimed_until=row.locked_until):
+                report.sent += 1
+            else:
+                report.lost_lease += 1
+                log.warning("outbox message %s was sent but its lease had passed to another "
+                            "worker: it may be delivered twice", row.id)
+
+    async def _rate_limited(self, row: Outbox, report: DispatchReport, seconds: float) -> None:
+        # A 429 concerns the whole bot, not this message: everyone waits, nobody gives up.
+        self._pause(seconds)
+        report.rate_limited += 1
+        assert self.paused_until is not None
+        if not await outbox.reschedule(self.database, _id(row), self.paused_until,
+                                       f"429: retry after {seconds:g}s",
+                                       claimed_until=row.locked_until, count_attempt=False):
+            report.lost_lease += 1
+
+    async def _blocked(self, row: Outbox, report: DispatchReport, error: str) -> None:
+        report.failed += 1
+        report.blocked += 1
+        report.cancelled += await outbox.mark_blocked(
+            self.database, _id(row), f"403: {error}", self.clock(),
+            claimed_until=row.locked_until,
+        )
+
+    async def _transient(self, row: Outbox, report: DispatchReport, error: str) -> None:
+        if row.attempts >= self.max_attempts:
+            await self._fail(row, report, f"{error} (after {row.attempts} attempts)")
+            return
+        due = self.clock() + self.backoff(row.attempts)
+        if await outbox.reschedule(self.database, _id(row), due, error,
+                                   claimed_until=row.locked_until):
+            report.retried += 1
+        else:
+            report.lost_lease += 1
+
+    async def _fail(self, row: Outbox, report: DispatchReport, error: str) -> None:
+        if await outbox.mark_failed(self.database, _id(row), error, self.clock(),
+                                    claimed_until=row.locked_until):
+            report.failed += 1
+            log.warning("outbox message %s (%s to chat %s) failed: %s", row.id, row.kind,
+                        row.chat_id, error)
+        else:
+            report.lost_lease += 1
+
+
+def _id(row: Outbox) -> int:
+    assert row.id is not None
+    return row.id
+
+
+async def dispatch_until_idle(
+    dispatcher: Dispatcher, *, follow_future: bool = False, max_rounds: int = 1_000_000
+) -> DispatchReport:
+    """Run rounds until nothing is due (tests, the bench, a one-off drain).
+
+    With ``follow_future`` it also sleeps (through the dispatcher's sleep) until rows due
+    later — retries, 429s, leases of a crashed worker — become due, and stops only when the
+    outbox holds nothing queued or sending.
+    """
+    total = DispatchReport()
+    for _ in range(max_rounds):
+        if dispatcher.paused():
+            assert dispatcher.paused_until is not None
+            await dispatcher.sleep((dispatcher.paused_until - dispatcher.clock()).total_seconds())
+            continue
+        report = await dispatcher.run_once()
+        total = total + report
+        if report.claimed:
+            continue
+        if not follow_future:
+            break
+        wake = await outbox.next_wakeup(dispatcher.database)
+        if wake is None:
+            break
+        # Past a lease end, claim_due needs now > locked_until: step just beyond it.
+        wait = (wake - dispatcher.clock()).total_seconds() + 0.001
+        await dispatcher.sleep(max(wait, 0.001))
+    total.paused_until = dispatcher.paused_until if dispatcher.paused() else None
+    return total

@@ -1,0 +1,37 @@
+"""What a survey step sets off, committed in the step's own transaction (see SurveyService):
+detractor cases and their staff alerts, and the invitation the session answers."""
+
+from __future__ import annotations
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.followups.alerts import crossings, open_cases, refresh_alert_texts
+from bot.survey import Step, StepHook
+from storage.invitations import on_session_status
+
+
+def alert_hook(staff_chats: list[int]) -> StepHook:
+    async def on_step(s: AsyncSession, step: Step) -> None:
+        path_before = {k: v for k, v in step.before.values().items() if k in step.before.history}
+        path_after = {k: v for k, v in step.after.values().items() if k in step.after.history}
+        found = crossings(step.flow, path_before, path_after)
+        if found:
+            await open_cases(s, session_id=step.session_id, contact_id=step.contact_id,
+                             flow=step.flow, crossings=found, now=step.now,
+                             staff_chats=staff_chats)
+        elif path_after != path_before:
+            # a comment typed after the score belongs in the alert still waiting to go out
+            await refresh_alert_texts(s, step.session_id, flow=step.flow)
+
+    return on_step
+
+
+async def invitation_hook(s: AsyncSession, step: Step) -> None:
+    """Completed, stopped or declined: the invitation follows and its reminders stop."""
+    if step.after.status != step.before.status:
+        await on_session_status(s, session_id=step.session_id, contact_id=step.contact_id,
+                                flow_id=step.flow.id, status=step.after.status, now=step.now)
+
+
+def survey_hooks(staff_chats: list[int]) -> list[StepHook]:
+    return [alert_hook(staff_chats), invitation_hook]

@@ -1,0 +1,485 @@
+"""`sada invite`: choose who is asked, skip who should not be, and queue the invitations.
+
+One run is one transaction: every invitation, its deep link and its outbox message are
+committed together, and the file of links for contacts without a chat is put in place
+only once they are. Skipped contacts are recorded too (status "skipped" with the reason),
+so staff can see later why someone was never asked.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import secrets
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bot.channels.telegram.keyboards import PREFIX
+from bot.channels.telegram.links import TOKEN_BYTES, parse_context
+from bot.engine.normalize import latin_digits
+from bot.flow.loader import FlowError, LoadedFlow, load_flow
+from bot.flow.model import AccountLimit, Flow, duration
+from bot.followups.contacts_csv import (
+    COLUMNS,
+    EXTERNAL,
+    TELEGRAM,
+    ContactsFileError,
+    fold_header,
+    read_records,
+    read_text,
+)
+from bot.followups.timing import DEFAULT_WINDOW, next_slot
+from bot.i18n import Translator
+from bot.survey import contact_fields
+from storage.db import Database
+from storage.invitations import (
+    account_invitees,
+    contacts_by_key,
+    find_contacts,
+    insert_invitations,
+    last_surveyed,
+)
+from storage.models import Contact, Invitation, LinkToken
+from storage.outbox import enqueue
+
+SKIP_LABELS: dict[str, str] = {
+    "opted_out": "opted out",
+    "unreachable": "unreachable",
+    "fatigue": "surveyed within {fatigue}",
+    "account_limit": "over the account limit",
+}
+
+
+class _DryRun(Exception):
+    """Raised to roll a --dry-run back after planning everything."""
+
+
+class InviteError(ValueError):
+    """Bad input to `sada invite` (unknown flow, bad --at, bad --context …): one line."""
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who to invite: contacts matching all of segment, account and role, or those listed
+    in a file (by Sada contact_id, telegram_id or external_id)."""
+
+    segment: str | None = None
+    account: str | None = None
+    role: str | None = None
+    contact_ids: tuple[int, ...] | None = None
+
+    def describe(self) -> str:
+        parts = [f"{k} {v!r}" for k, v in (("segment", self.segment),
+                                            ("account", self.account),
+                                            ("role", self.role)) if v is not None]
+        if self.contact_ids is not None:
+            parts.append(f"{len(self.contact_ids)} listed contacts")
+        return ", ".join(parts) or "everyone"
+
+
+@dataclass(frozen=True)
+class LinkRow:
+    contact_id: int
+    external_id: str
+    name: str
+    account: str
+    role: str
+    language: str
+    link: str
+
+
+@dataclass
+class InviteReport:
+    flow_id: str
+    fatigue: str
+    account_limit: AccountLimit | None
+    by_message: int = 0
+    by_link: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    links: list[LinkRow] = field(default_factory=list)
+    links_file: Path | None = None
+    first_due: datetime | None = None
+    last_due: datetime | None = None
+    dry_run: bool = False
+
+    @property
+    def invited(self) -> int:
+        return self.by_message + self.by_link
+
+    def summary(self) -> str:
+        """"invited 120; skipped 3 opted out, 1 unreachable, 5 surveyed within 30d" """
+        verb = "would invite" if self.dry_run else "invited"
+        line = f"{verb} {self.invited}"
+        skipped = [f"{self.skipped[reason]} {label.format(fatigue=self.fatigue)}"
+                   for reason, label in SKIP_LABELS.items() if self.skipped[reason]]
+        if skipped:
+            line += "; skipped " + ", ".join(skipped)
+        return line
+
+
+# --- input -------------------------------------------------------------------------------
+
+
+def resolve_flow(name: str, flows_dir: Path) -> LoadedFlow:
+    """The flow named by id (a file in flows_dir) or by path; InviteError says why not."""
+    path = Path(name)
+    if path.suffix not in (".yaml", ".yml") and not path.exists():
+        found = _flow_file(name, flows_dir)
+        if found is None:
+            known = sorted(_flow_ids(flows_dir))
+            raise InviteError(f"no flow {name!r} in {flows_dir} (SADA_FLOWS_DIR); flows there: "
+                              f"{', '.join(known) or 'none'}")
+        path = found
+    try:
+        return load_flow(path)
+    except FlowError as exc:
+        first = exc.problems[0] if exc.problems else None
+        raise InviteError(f"{first or path}: fix the flow first (see `sada flows lint "
+                          f"{path}`)") from None
+
+
+def _flow_ids(flows_dir: Path) -> dict[str, Path]:
+    ids: dict[str, Path] = {}
+    if not flows_dir.is_dir():
+        return ids
+    for path in sorted(flows_dir.glob("*.y*ml")):
+        # The id line is enough to find the file; the flow is validated once chosen.
+        match = re.search(r"^id:\s*['\"]?([a-z][a-z0-9_-]*)", path.read_text("utf-8",
+                                                                              "replace"), re.M)
+        if match:
+            ids.setdefault(match.group(1), path)
+    return ids
+
+
+def _flow_file(flow_id: str, flows_dir: Path) -> Path | None:
+    return _flow_ids(flows_dir).get(flow_id)
+
+
+def parse_at(text: str | None, now: datetime) -> datetime:
+    """--at: ISO 8601 with an offset, or "YYYY-MM-DD HH:MM" in UTC; the past means now."""
+    if text is None or not text.strip():
+        return now
+    value = latin_digits(text.strip())
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InviteError(f"--at {text!r} is not a time: use 2026-12-01T09:00+03:30 (with an "
+                          "offset) or \"2026-12-01 09:00\" (UTC)") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(when.astimezone(UTC), now)
+
+
+def check_context(flow: Flow, items: Sequence[str]) -> dict[str, str]:
+    """--context KEY=VALUE pairs, checked against the keys the flow declares."""
+    try:
+        context = parse_context(list(items))
+    except ValueError as exc:
+        raise InviteError(str(exc)) from None
+    allowed = list(flow.context)
+    unknown = [key for key in context if key not in allowed]
+    if unknown:
+        keys = ", ".join(allowed) if allowed else "none"
+        raise InviteError(f"--context {unknown[0]}: flow {flow.id} declares no such key "
+                          f"(its context keys: {keys})")
+    missing = [key for key in allowed if not context.get(key)]
+    if missing:
+        example = " ".join(f"--context {key}=…" for key in missing)
+        raise InviteError(f"flow {flow.id} needs a value for {', '.join(missing)}: add "
+                          f"{example}")
+    return context
+
+
+async def contacts_from_file(db: Database, path: Path) -> tuple[int, ...]:
+    """Contact ids listed in a CSV (columns contact_id, telegram_id or external_id; others,
+    such as an import file's, are ignored). Every listed contact must exist."""
+    text = read_text(path)
+    try:
+        records, _ = read_records(text)
+    except ContactsFileError as exc:
+        raise ContactsFileError(f"{path}: {exc}") from None
+    if not records:
+        raise ContactsFileError(f"{path}: the file is empty; list contacts under a "
+                                "contact_id, telegram_id or external_id header")
+    aliases = {"contact_id": "contact_id", "sada_id": "contact_id"}
+    aliases |= {a: "telegram_id" for a in COLUMNS["telegram_id"]}
+    aliases |= {a: "external_id" for a in COLUMNS["external_id"]}
+    header = [aliases.get(fold_header(name), "") for name in records[0][1]]
+    if not any(header):
+        raise ContactsFileError(f"{path}:{records[0][0]}: no contact_id, telegram_id or "
+                                "external_id column in the header line")
+    wanted: list[tuple[int, str, str]] = []  # (line, kind, value)
+    for line, values in records[1:]:
+        cells = {column: latin_digits(v.strip()) for column, v in zip(header, values,
+                                                                      strict=False) if column}
+        for kind in ("contact_id", "telegram_id", "external_id"):
+            if cells.get(kind):
+                wanted.append((line, kind, cells[kind]))
+                break
+        else:
+            raise ContactsFileError(f"{path}:{line}: no contact id on this line")
+    ids: list[int] = []
+    async with db.session() as s, s.begin():
+        keys = [(TELEGRAM if kind == "telegram_id" else EXTERNAL, value)
+                for _, kind, value in wanted if kind != "contact_id"]
+        by_key = await contacts_by_key(s, keys)
+        numeric = [int(v) for _, kind, v in wanted if kind == "contact_id" and v.isdigit()]
+        by_id = {c.id: c for c in await find_contacts(s, ids=numeric)}
+    problems: list[str] = []
+    for line, kind, value in wanted:
+        contact: Contact | None
+        if kind == "contact_id":
+            contact = by_id.get(int(value)) if value.isdigit() else None
+        else:
+            contact = by_key.get((TELEGRAM if kind == "telegram_id" else EXTERNAL, value))
+        if contact is None or contact.id is None:
+            problems.append(f"{path}:{line}: {kind} {value} is not a known contact (import it "
+                            "first with `sada contacts import`)")
+        elif contact.id not in ids:
+            ids.append(contact.id)
+    if problems:
+        raise ContactsFileError("\n".join(problems))
+    return tuple(ids)
+
+
+# --- what the person reads ----------------------------------------------------------------
+
+
+def language_for(flow: Flow, contact: Contact) -> str:
+    """The contact's language when the flow has it, else the flow's default."""
+    return contact.language if contact.language in flow.languages else flow.default_language
+
+
+def flow_title(flow: Flow, lang: str) -> str:
+    return flow.title.get(lang) or flow.title.get(flow.default_language) or flow.id  # type: ignore[call-overload]
+
+
+def start_keyboard(label: str, token: str) -> list[list[dict[str, str]]]:
+    """One button that opens (or resumes) the invitation's survey, as `/start <token>`."""
+    return [[{"text": label, "data": f"{PREFIX}:g:{token}"}]]
+
+
+def invitation_message(flow: Flow, contact: Contact, lang: str) -> str:
+    t = Translator(lang)
+    first = contact_fields(contact).get("first_name")
+    lines = [
+        t.gettext("Hello {name},", name=first) if first else t.gettext("Hello,"),
+        t.gettext("We would value your opinion: {title}. It takes only a few minutes.",
+                  title=flow_title(flow, lang)),
+        t.gettext("Tap the button below when you are ready."),
+        t.gettext("Send /stop if you prefer not to receive surveys."),
+    ]
+    return "\n".join(t.line(line) for line in lines)
+
+
+# --- choosing ----------------------------------------------------------------------------
+
+
+def allot_places(
+    candidates: Sequence[Contact], invited: dict[int, str | None], limit: int
+) -> set[int]:
+    """Which candidates of one account get its remaining places under `limit`.
+
+    Distinct roles first: each candidate ranks by how many of its role are already in
+    (invited before, or chosen ahead of it), so a buyer, a user and a decision maker are
+    asked before a second buyer; ties go by role name, then contact id. Someone already
+    invited in the window takes no new place.
+    """
+    chosen = {c.id for c in candidates if c.id in invited}
+    places = limit - len(invited)
+    per_role = Counter(role or "" for role in invited.values())
+    ranked = []
+    for contact in sorted((c for c in candidates if c.id not in invited),
+                          key=lambda c: (c.role or "\uffff", c.id or 0)):
+        role = contact.role or ""
+        ranked.append((per_role[role], contact.role or "\uffff", contact.id or 0))
+        per_role[role] += 1
+    for _rank, _role, contact_id in sorted(ranked)[:max(places, 0)]:
+        chosen.add(contact_id)
+    return {c for c in chosen if c is not None}
+
+
+@dataclass(frozen=True)
+class Decision:
+    contact: Contact
+    reason: str | None  # None: invite
+
+
+async def decide(
+    s: Any, flow: Flow, contacts: Sequence[Contact], *, at: datetime
+) -> list[Decision]:
+    """Who is invited and who is skipped (and why), in the order given."""
+    ids = [c.id for c in contacts if c.id is not None]
+    last = await last_surveyed(s, flow_id=flow.id, contact_ids=ids)
+    tired_since = at - duration(flow.fatigue)
+    reasons: dict[int, str | None] = {}
+    for contact in contacts:
+        assert contact.id is not None
+        if contact.opted_out:
+            reasons[contact.id] = "opted_out"
+        elif contact.unreachable:
+            reasons[contact.id] = "unreachable"
+        elif contact.id in last and last[contact.id] > tired_since:
+            reasons[contact.id] = "fatigue"
+        else:
+            reasons[contact.id] = None
+    limit = flow.account_limit
+    if limit is not None:
+        by_account: dict[str, list[Contact]] = {}
+        for contact in contacts:
+            if contact.company and reasons[contact.id or 0] is None:
+                by_account.setdefault(contact.company, []).append(contact)
+        invited = await account_invitees(s, flow_id=flow.id, accounts=sorted(by_account),
+                                         since=at - duration(limit.window))
+        for account, members in by_account.items():
+            chosen = allot_places(members, invited.get(account, {}), limit.max)
+            for contact in members:
+                if contact.id not in chosen:
+                    reasons[contact.id or 0] = "account_limit"
+    return [Decision(c, reasons[c.id or 0]) for c in contacts]
+
+
+# --- the run -----------------------------------------------------------------------------
+
+
+def default_links_file(data_dir: Path, flow_id: str, now: datetime) -> Path:
+    return data_dir / f"invite-links-{flow_id}-{now:%Y%m%d-%H%M%S}.csv"
+
+
+def _write_links(path: Path, rows: Sequence[LinkRow]) -> Path:
+    """Write to a temporary file next to `path` (renamed once the database commits)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # utf-8-sig: Excel opens Arabic and Persian names correctly only with the BOM.
+    with tmp.open("w", encoding="utf-8-sig", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["contact_id", "external_id", "name", "account", "role", "language",
+                         "link"])
+        for row in rows:
+            writer.writerow([row.contact_id, row.external_id, row.name, row.account, row.role,
+                             row.language, row.link])
+    return tmp
+
+
+def _chat_id(contact: Contact) -> int | None:
+    if contact.channel != TELEGRAM:
+        return None
+    try:
+        return int(contact.external_id)
+    except ValueError:
+        return None
+
+
+async def invite_contacts(
+    db: Database,
+    *,
+    flow: Flow,
+    audience: Audience,
+    at: datetime,
+    context: dict[str, str],
+    now: datetime,
+    bot_username: str | None,
+    links_out: Path | None,
+    dry_run: bool = False,
+) -> InviteReport:
+    """Invite `audience` to `flow` at `at` (each at their next local slot), in one
+    transaction; contacts without a Telegram chat get a personal link in `links_out`."""
+    report = InviteReport(flow.id, flow.fatigue, flow.account_limit, dry_run=dry_run)
+    window = flow.reminders.window if flow.reminders else DEFAULT_WINDOW
+    days = flow.reminders.days if flow.reminders else None
+    username = (bot_username or "").lstrip("@")
+    tmp: Path | None = None
+    async with db.session() as s:
+        try:
+            async with s.begin():
+                contacts = await find_contacts(
+                    s, segment=audience.segment, account=audience.account,
+                    role=audience.role, ids=audience.contact_ids)
+                decisions = await decide(s, flow, contacts, at=at)
+                needs_links = any(d.reason is None and _chat_id(d.contact) is None
+                                  for d in decisions)
+                if needs_links and not username and not dry_run:
+                    raise InviteError("some contacts have no Telegram chat and need a t.me "
+                                      "link: set SADA_BOT_USERNAME or pass --bot-username")
+                planned = [_prepare(d, flow, report, at=at, now=now, window=window,
+                                    days=days, context=context, username=username)
+                           for d in decisions]
+                # One batched INSERT for the lot: a 10,000-contact run holds SQLite's
+                # single write lock for seconds, not for ten thousand round trips.
+                await insert_invitations(s, [p.invitation for p in planned],
+                                         [p.link for p in planned if p.link is not None])
+                for p in planned:
+                    if p.message is not None:
+                        await _enqueue(s, p, now=now)
+                if dry_run:
+                    raise _DryRun
+                if report.links and links_out is not None:
+                    tmp = _write_links(links_out, report.links)
+            if tmp is not None and links_out is not None:
+                tmp.replace(links_out)
+                report.links_file = links_out
+                tmp = None
+        except _DryRun:
+            pass  # the transaction rolled back: nothing was written
+        finally:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+    return report
+
+
+@dataclass
+class _Planned:
+    invitation: Invitation
+    link: LinkToken | None = None
+    # (chat id, text, button label) of the invitation message, for contacts with a chat
+    message: tuple[int, str, str] | None = None
+
+
+def _prepare(
+    decision: Decision, flow: Flow, report: InviteReport, *, at: datetime, now: datetime,
+    window: str, days: list[str] | None, context: dict[str, str], username: str,
+) -> _Planned:
+    contact = decision.contact
+    assert contact.id is not None
+    if decision.reason is not None:
+        report.skipped[decision.reason] += 1
+        return _Planned(Invitation(contact_id=contact.id, flow_id=flow.id, context=context,
+                                   status="skipped", reason=decision.reason, due_at=at,
+                                   created_at=now))
+    lang = language_for(flow, contact)
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    link = LinkToken(token=token, flow_id=flow.id, contact_id=contact.id, context=context,
+                     created_at=now)
+    chat_id = _chat_id(contact)
+    if chat_id is None:
+        # No chat to write to: staff send the personal link by e-mail, SMS, helpdesk …
+        report.by_link += 1
+        report.links.append(LinkRow(contact.id, contact.external_id, contact.name or "",
+                                    contact.company or "", contact.role or "", lang,
+                                    f"https://t.me/{username or '<bot>'}?start={token}"))
+        return _Planned(Invitation(contact_id=contact.id, flow_id=flow.id, context=context,
+                                   status="sent", due_at=at, sent_at=at, token=token,
+                                   created_at=now), link)
+    due = next_slot(at, tz=contact.timezone, window=window, days=days, lang=lang)
+    report.by_message += 1
+    report.first_due = due if report.first_due is None else min(report.first_due, due)
+    report.last_due = due if report.last_due is None else max(report.last_due, due)
+    label = Translator(lang).gettext("Start the survey")
+    return _Planned(Invitation(contact_id=contact.id, flow_id=flow.id, context=context,
+                               status="scheduled", due_at=due, token=token, created_at=now),
+                    link, (chat_id, invitation_message(flow, contact, lang), label))
+
+
+async def _enqueue(s: Any, planned: _Planned, *, now: datetime) -> None:
+    invitation, message = planned.invitation, planned.message
+    assert invitation.id is not None and invitation.token is not None and message is not None
+    chat_id, text, label = message
+    await enqueue(s, key=f"invitation:{invitation.id}", kind="invitation", chat_id=chat_id,
+                  contact_id=invitation.contact_id, text=text,
+                  keyboard=start_keyboard(label, invitation.token), due_at=invitation.due_at,
+                  now=now, invitation_id=invitation.id)

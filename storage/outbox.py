@@ -1,0 +1,394 @@
+"""The outbox: every message the scheduler sends, as a row that survives restarts.
+
+Writers (invitations, reminders, alerts, follow-ups) call :func:`enqueue` inside their own
+transaction, so a message exists exactly when the state that caused it was committed. The
+dispatcher then claims due rows atomically (:func:`claim_due`), sends them, and records the
+outcome (:func:`mark_sent`, :func:`reschedule`, :func:`mark_failed`).
+
+Claiming works the same on both backends, in one statement: ``WITH due AS (SELECT id …
+ORDER BY due_at, id LIMIT n [FOR UPDATE SKIP LOCKED]) UPDATE … WHERE id IN (SELECT id FROM
+due) RETURNING …``. On PostgreSQL the row locks let several processes claim side by side,
+each skipping what another holds; SQLite (whose transactions here begin IMMEDIATE, so one
+writer at a time) ignores ``FOR UPDATE`` and runs the same statement atomically. A claimed
+row carries a lease (``locked_until``): a worker that dies mid-batch leaves rows in
+"sending", and they become claimable again once it expires.
+
+The lease end a claim wrote is also its fencing token: the outcome functions accept it as
+``claimed_until`` and then change the row only if that claim still holds, so a worker whose
+lease ran out cannot overwrite the result of the worker that took the row over.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.db import Database
+from storage.models import Contact, Outbox
+
+KINDS: tuple[str, ...] = ("invitation", "reminder", "alert", "followup", "overdue")
+STATUSES: tuple[str, ...] = ("queued", "sending", "sent", "failed", "cancelled")
+# Messages addressed to the contact themself (alerts and overdue promises go to staff chats).
+RESPONDENT_KINDS: tuple[str, ...] = ("invitation", "reminder", "followup")
+
+# Telegram refuses longer texts; an error text longer than this is only noise in `status`.
+_MAX_ERROR = 500
+
+
+def _dialect(s: AsyncSession) -> str:
+    return s.sync_session.get_bind().dialect.name
+
+
+def _error(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_ERROR else text[: _MAX_ERROR - 1] + "…"
+
+
+async def enqueue(
+    s: AsyncSession,
+    *,
+    key: str,
+    kind: str,
+    chat_id: int,
+    contact_id: int | None,
+    text: str,
+    keyboard: list[list[dict[str, str]]] | None,
+    due_at: datetime,
+    now: datetime,
+    invitation_id: int | None = None,
+    action_id: int | None = None,
+    case_id: int | None = None,
+) -> bool:
+    """Queue one message inside the caller's transaction; False when ``key`` already exists.
+
+    The key makes scheduling idempotent: a planner that runs twice (two processes, a retry
+    after a crash, catch-up after downtime) queues each message once. ``keyboard`` rows are
+    ``[{"text": …, "data": …}, …]`` (JSON-ready; the dispatcher turns them into buttons).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown outbox kind {kind!r}: use one of {', '.join(KINDS)}")
+    if not text:
+        raise ValueError("an outbox message needs a non-empty text")
+    insert = pg_insert if _dialect(s) == "postgresql" else sqlite_insert
+    stmt = (
+        insert(Outbox)
+        .values(
+            key=key,
+            kind=kind,
+            status="queued",
+            chat_id=chat_id,
+            contact_id=contact_id,
+            text=text,
+            keyboard=keyboard,
+            due_at=due_at,
+            attempts=0,
+            invitation_id=invitation_id,
+            action_id=action_id,
+            case_id=case_id,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["key"])
+        # RETURNING tells both drivers apart reliably: a row back means it was inserted.
+        .returning(col(Outbox.id))
+    )
+    return (await s.exec(stmt)).first() is not None
+
+
+async def cancel_pending(
+    s: AsyncSession,
+    *,
+    contact_id: int | None = None,
+    invitation_id: int | None = None,
+    chat_id: int | None = None,
+    kinds: tuple[str, ...] = RESPONDENT_KINDS,
+    now: datetime,
+) -> int:
+    """Cancel queued messages of a contact, an invitation and/or a chat (all given must match);
+    return how many. Rows already being sent, or sent, are never touched."""
+    if contact_id is None and invitation_id is None and chat_id is None:
+        raise ValueError("cancel_pending needs contact_id, invitation_id or chat_id")
+    conditions = [col(Outbox.status) == "queued", col(Outbox.kind).in_(kinds)]
+    if contact_id is not None:
+        conditions.append(col(Outbox.contact_id) == contact_id)
+    if invitation_id is not None:
+        conditions.append(col(Outbox.invitation_id) == invitation_id)
+    if chat_id is not None:
+        conditions.append(col(Outbox.chat_id) == chat_id)
+    stmt = (
+        update(Outbox)
+        .where(*conditions)
+        .values(status="cancelled", last_error=f"cancelled at {now.isoformat()}")
+        .returning(col(Outbox.id))
+    )
+    return len((await s.exec(stmt)).all())  # type: ignore[call-overload]
+
+
+def _claimable(now: datetime) -> Any:
+    return or_(
+        and_(col(Outbox.status) == "queued", col(Outbox.due_at) <= now),
+        # a worker died (or stalled) holding it: its lease is over, take it back
+        and_(col(Outbox.status) == "sending", col(Outbox.locked_until) < now),
+    )
+
+
+async def claim_due(
+    db: Database, *, now: datetime, limit: int, lease: timedelta, worker: str
+) -> list[Outbox]:
+    """Atomically take up to ``limit`` due rows, earliest first, for ``lease``.
+
+    Each returned row is "sending", with ``locked_until = now + lease`` and one more attempt;
+    no other claim returns it until the lease ends. ``worker`` names the claimer in logs.
+    """
+    if limit <= 0:
+        return []
+    until = now + lease
+    due = (
+        select(col(Outbox.id))
+        .where(_claimable(now))
+        .order_by(col(Outbox.due_at), col(Outbox.id))
+        .limit(limit)
+        # PostgreSQL: lock what we pick, skip what another worker holds; SQLite drops this
+        # clause and relies on its single writer (BEGIN IMMEDIATE) for the same guarantee.
+        .with_for_update(skip_locked=True)
+        # A CTE, not a plain IN (subquery): PostgreSQL may re-run an uncorrelated subquery
+        # per outer row, and a re-run skips the rows this very UPDATE already changed, so
+        # LIMIT would hand out more rows than asked. A data-modifying statement's CTE with
+        # FOR UPDATE is evaluated exactly once.
+        .cte("due")
+    )
+    stmt = (
+        update(Outbox)
+        .where(col(Outbox.id).in_(select(due.c.id)))
+        # The CTE picked rows under lock, but re-check: a row's state is what counts.
+        .where(_claimable(now))
+        .values(status="sending", locked_until=until, attempts=col(Outbox.attempts) + 1)
+        .returning(Outbox)
+        .execution_options(synchronize_session=False)
+    )
+    async with db.session() as s, s.begin():
+        rows = list((await s.exec(stmt)).scalars().all())  # type: ignore[call-overload]
+    # RETURNING has no order of its own: hand rows back in due order.
+    rows.sort(key=lambda r: (r.due_at, r.id))
+    return rows
+
+
+def _held(outbox_id: int, claimed_until: datetime | None) -> list[Any]:
+    conditions = [col(Outbox.id) == outbox_id, col(Outbox.status) == "sending"]
+    if claimed_until is not None:
+        conditions.append(col(Outbox.locked_until) == claimed_until)
+    return conditions
+
+
+async def _finish(db: Database, conditions: list[Any], values: dict[str, Any]) -> bool:
+    stmt = update(Outbox).where(*conditions).values(**values).returning(col(Outbox.id))
+    async with db.session() as s, s.begin():
+        return (await s.exec(stmt)).first() is not None  # type: ignore[call-overload]
+
+
+async def mark_sent(
+    db: Database,
+    outbox_id: int,
+    message_id: int | None,
+    now: datetime,
+    *,
+    claimed_until: datetime | None = None,
+) -> bool:
+    """Record a delivered message; False when the row was no longer held by this claim."""
+    return await _finish(
+        db,
+        _held(outbox_id, claimed_until),
+        {"status": "sent", "sent_at": now, "message_id": message_id, "locked_until": None},
+    )
+
+
+async def reschedule(
+    db: Database,
+    outbox_id: int,
+    due_at: datetime,
+    error: str,
+    *,
+    claimed_until: datetime | None = None,
+    count_attempt: bool = True,
+) -> bool:
+    """Put a claimed row back in the queue for ``due_at`` (429, network error …).
+
+    ``count_attempt=False`` gives back the attempt the claim took: a rate limit is Telegram
+    pacing us, not the message failing, and must not bring it closer to giving up.
+    """
+    values: dict[str, Any] = {
+        "status": "queued",
+        "due_at": due_at,
+        "locked_until": None,
+        "last_error": _error(error),
+    }
+    if not count_attempt:
+        values["attempts"] = col(Outbox.attempts) - 1
+    return await _finish(db, _held(outbox_id, claimed_until), values)
+
+
+async def mark_failed(
+    db: Database,
+    outbox_id: int,
+    error: str,
+    now: datetime,
+    *,
+    claimed_until: datetime | None = None,
+) -> bool:
+    """Give up on a claimed row, keeping the reason."""
+    return await _finish(
+        db,
+        _held(outbox_id, claimed_until),
+        {"status": "failed", "locked_until": None, "last_error": _error(error)},
+    )
+
+
+async def mark_blocked(
+    db: Database,
+    outbox_id: int,
+    error: str,
+    now: datetime,
+    *,
+    channel: str = "telegram",
+    claimed_until: datetime | None = None,
+) -> int:
+    """A 403 (blocked, deactivated): fail the row, mark its chat's contact unreachable and
+    cancel every message still queued for that chat or contact, in one transaction.
+
+    Returns how many queued messages were cancelled. The contact is the one whose chat this
+    is (``channel``, external id = chat id) and, for messages addressed to a respondent, the
+    row's own contact; an alert to a staff chat never marks the respondent it is about.
+    """
+    async with db.session() as s, s.begin():
+        row = (
+            await s.exec(
+                update(Outbox)
+                .where(*_held(outbox_id, claimed_until))
+                .values(status="failed", locked_until=None, last_error=_error(error))
+                .returning(Outbox.chat_id, Outbox.contact_id, Outbox.kind)
+            )  # type: ignore[call-overload]
+        ).first()
+        if row is None:
+            return 0
+        chat_id, contact_id, kind = row
+        owner = col(Contact.channel) == channel
+        owner = and_(owner, col(Contact.external_id) == str(chat_id))
+        if contact_id is not None and kind in RESPONDENT_KINDS:
+            owner = or_(owner, col(Contact.id) == contact_id)
+        owners = set((await s.exec(select(col(Contact.id)).where(owner))).all())
+        if owners:
+            await s.exec(
+                update(Contact)
+                .where(col(Contact.id).in_(owners), col(Contact.unreachable).is_(False))
+                .values(unreachable=True, updated_at=now)
+            )  # type: ignore[call-overload]
+        cancelled = await cancel_pending(s, chat_id=chat_id, kinds=KINDS, now=now)
+        for contact in sorted(owners):
+            cancelled += await cancel_pending(s, contact_id=contact, now=now)
+    return cancelled
+
+
+async def next_wakeup(db: Database) -> datetime | None:
+    """When something next becomes claimable: the earliest queued due time or lease end."""
+    async with db.session() as s, s.begin():
+        due = (
+            await s.exec(select(func.min(Outbox.due_at)).where(col(Outbox.status) == "queued"))
+        ).one()
+        lease = (
+            await s.exec(
+                select(func.min(Outbox.locked_until)).where(col(Outbox.status) == "sending")
+            )
+        ).one()
+    times = [t for t in (_aware(due), _aware(lease)) if t is not None]
+    return min(times) if times else None
+
+
+@dataclass(frozen=True)
+class Failure:
+    id: int
+    kind: str
+    chat_id: int
+    attempts: int
+    due_at: datetime
+    error: str
+
+
+@dataclass(frozen=True)
+class OutboxStatus:
+    """What `sada status` shows: counts by (kind, status) and the queue's timing."""
+
+    now: datetime
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    next_due_at: datetime | None = None  # earliest queued row, possibly already overdue
+    overdue: int = 0  # queued rows whose time has come (a backlog when it stays high)
+    oldest_queued_at: datetime | None = None  # creation time of the oldest queued row
+    failures: list[Failure] = field(default_factory=list)  # latest first
+
+    def count(self, *, kind: str | None = None, status: str | None = None) -> int:
+        return sum(
+            n
+            for (k, st), n in self.counts.items()
+            if (kind is None or k == kind) and (status is None or st == status)
+        )
+
+
+async def status_summary(db: Database, now: datetime, *, failures: int = 10) -> OutboxStatus:
+    """Counts by kind and status, the next due time, the backlog and the latest failures."""
+    queued = col(Outbox.status) == "queued"
+    async with db.session() as s, s.begin():
+        counted = await s.exec(
+            select(Outbox.kind, Outbox.status, func.count(col(Outbox.id))).group_by(
+                col(Outbox.kind), col(Outbox.status)
+            )
+        )
+        counts = {(kind, st): int(n) for kind, st, n in counted.all()}
+        first = select(func.min(Outbox.due_at), func.min(Outbox.created_at)).where(queued)
+        timing = (await s.exec(first)).one()
+        overdue = (
+            await s.exec(
+                select(func.count(col(Outbox.id))).where(queued, col(Outbox.due_at) <= now)
+            )
+        ).one()
+        failed = (
+            await s.exec(
+                select(Outbox)
+                .where(col(Outbox.status) == "failed")
+                .order_by(col(Outbox.due_at).desc(), col(Outbox.id).desc())
+                .limit(failures)
+            )
+        ).all()
+    return OutboxStatus(
+        now=now,
+        counts=counts,
+        next_due_at=_aware(timing[0]),
+        overdue=int(overdue),
+        oldest_queued_at=_aware(timing[1]),
+        failures=[
+            Failure(
+                id=r.id or 0,
+                kind=r.kind,
+                chat_id=r.chat_id,
+                attempts=r.attempts,
+                due_at=r.due_at,
+                error=r.last_error or "",
+            )
+            for r in failed
+        ],
+    )
+
+
+def _aware(value: Any) -> datetime | None:
+    # Aggregates bypass the column type: SQLite hands back text, PostgreSQL an aware value.
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value

@@ -1,0 +1,375 @@
+"""Detractor alerts: thresholds, one case per session and question, alerts to every staff
+chat with the comment folded in, resolving and time to resolve (CLI included)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from sqlalchemy import update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from typer.testing import CliRunner
+
+from bot.engine.state import Value
+from bot.flow.loader import LoadedFlow, load_flow, load_flow_text
+from bot.flow.model import Flow
+from bot.followups.alerts import (
+    ALERT_GRACE,
+    Crossing,
+    crossings,
+    open_cases,
+    refresh_alert_texts,
+)
+from storage.cases import AlreadyResolved, EmptyNote, list_cases, resolve_case
+from storage.db import Database, NotFound, upgrade
+from storage.models import Case, Contact, Outbox
+from storage.repo import Store
+
+ROOT = Path(__file__).resolve().parents[2]
+B2B = ROOT / "flows" / "b2b_supplier.yaml"
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+STAFF = [-1001, 4242]
+T = TypeVar("T")
+
+FLOW = """
+id: alerting
+languages: [en]
+default_language: en
+title: {{en: "Alerting"}}
+intro: {{en: "Hi"}}
+outro: {{en: "Thanks"}}
+{alerts}
+groups:
+  - id: main
+    title: {{en: "Main"}}
+    questions:
+      - {{id: nps, type: nps, text: {{en: "Recommend us?"}}}}
+      - {{id: why, type: text, optional: true, text: {{en: "Why?"}}}}
+      - {{id: csat, type: csat, text: {{en: "Satisfied?"}}}}
+      - {{id: ces, type: ces, text: {{en: "Easy?"}}}}
+      - {{id: ok, type: yesno, text: {{en: "All good?"}}}}
+"""
+
+
+def flow_with(alerts: str = "") -> Flow:
+    return load_flow_text(FLOW.format(alerts=alerts)).flow
+
+
+# --- helpers shared with test_actions -------------------------------------------------
+
+
+async def answered(
+    store: Store,
+    contact: Contact,
+    loaded: LoadedFlow,
+    answers: dict[str, Any],
+    *,
+    lang: str,
+    now: datetime = T0,
+    status: str = "completed",
+    context: dict[str, Any] | None = None,
+    skipped: tuple[str, ...] = (),
+) -> int:
+    """A session of ``loaded`` with these answers, stored as the survey service would."""
+    assert contact.id is not None
+    version = await store.flow_version(loaded.flow.id, loaded.source, now=now)
+    assert version.id is not None
+    session = await store.open_session(
+        contact_id=contact.id, flow_version_id=version.id, flow_id=loaded.flow.id,
+        language=lang, context=context or {}, state={}, status="active", position=None,
+        now=now,
+    )
+    assert session.id is not None
+    rows = {q: (str(v), v, False) for q, v in answers.items()}
+    rows.update({q: ("/skip", None, True) for q in skipped})
+    await store.save_state(session.id, state={}, status=status, position=None, language=lang,
+                           answers=rows, now=now)
+    return session.id
+
+
+async def outbox(database: Database, kind: str | None = None) -> list[Outbox]:
+    query = select(Outbox).order_by(col(Outbox.id))
+    if kind is not None:
+        query = query.where(Outbox.kind == kind)
+    async with database.session() as s, s.begin():
+        return list((await s.exec(query)).all())
+
+
+async def cases(database: Database) -> list[Case]:
+    async with database.session() as s, s.begin():
+        return list((await s.exec(select(Case).order_by(col(Case.id)))).all())
+
+
+# --- crossings: pure -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answers", "expected"),
+    [
+        ({"nps": 6}, [Crossing("nps", "nps", 6, 6)]),
+        ({"nps": 7}, []),
+        ({"nps": 0}, [Crossing("nps", "nps", 0, 6)]),
+        ({"csat": 2}, [Crossing("csat", "csat", 2, 2)]),
+        ({"csat": 3}, []),
+        ({"ces": 5}, [Crossing("ces", "ces", 5, 5)]),
+        ({"ces": 4}, []),
+        ({"ces": 7, "nps": 2, "why": "late"},
+         [Crossing("nps", "nps", 2, 6), Crossing("ces", "ces", 7, 5)]),
+        ({"ok": False, "why": "3"}, []),  # neither a yes/no nor a text is a score
+    ],
+)
+def test_default_thresholds(answers: dict[str, Value], expected: list[Crossing]) -> None:
+    assert crossings(flow_with(), {}, answers) == expected
+
+
+def test_flow_thresholds_and_disabled_ones() -> None:
+    flow = flow_with("alerts: {nps: 4, csat: null, ces: 6}")
+    assert crossings(flow, {}, {"nps": 5, "csat": 1, "ces": 5}) == []
+    assert crossings(flow, {}, {"nps": 4, "csat": 1, "ces": 6}) == [
+        Crossing("nps", "nps", 4, 4), Crossing("ces", "ces", 6, 6)]
+
+
+def test_only_answers_given_or_changed_now() -> None:
+    flow = flow_with()
+    # the score was there before this step: a later answer does not raise it again
+    assert crossings(flow, {"nps": 3}, {"nps": 3, "why": "slow"}) == []
+    # changed after /back: reported (open_cases keeps it to one case)
+    assert crossings(flow, {"nps": 5}, {"nps": 2}) == [Crossing("nps", "nps", 2, 6)]
+    assert crossings(flow, {"nps": 2}, {"nps": 9}) == []
+
+
+# --- cases and alerts in the answer's transaction --------------------------------------
+
+
+async def save(store: Store, session_id: int, flow: Flow, contact_id: int,
+               before: dict[str, Any], after: dict[str, Any], *, now: datetime,
+               staff: list[int] = STAFF) -> list[int]:
+    """What the lead's survey step does: save answers, open cases in the same transaction."""
+    opened: list[int] = []
+
+    async def within(s: AsyncSession) -> None:
+        found = crossings(flow, before, after)
+        opened.extend(await open_cases(s, session_id=session_id, contact_id=contact_id,
+                                       flow=flow, crossings=found, now=now,
+                                       staff_chats=staff))
+        await refresh_alert_texts(s, session_id, flow=flow)
+
+    await store.save_state(session_id, state={}, status="active", position=None,
+                           language="en",
+                           answers={q: (str(v), v, False) for q, v in after.items()},
+                           now=now, within=within)
+    return opened
+
+
+@pytest.fixture
+def b2b() -> LoadedFlow:
+    return load_flow(B2B)
+
+
+async def test_a_case_per_session_and_question_with_alerts_to_every_staff_chat(
+    store: Store, database: Database, b2b: LoadedFlow
+) -> None:
+    flow = b2b.flow
+    sara = await store.upsert_contact("telegram", "501", name="Sara Ahmadi", company="Acme",
+                                      segment="gold", language="fa", now=T0)
+    assert sara.id is not None
+    session = await answered(store, sara, b2b, {}, lang="fa", status="active",
+                             context={"ticket": "T-1042"})
+    first = {"stakeholder": "buyer", "nps": 3}
+    opened = await save(store, session, flow, sara.id, {"stakeholder": "buyer"}, first, now=T0)
+    assert len(opened) == 1
+    [case] = await cases(database)
+    assert (case.id, case.question_id, case.score, case.status, case.opened_at) == (
+        opened[0], "nps", 3, "open", T0)
+    rows = await outbox(database)
+    assert [(r.key, r.kind, r.chat_id, r.contact_id, r.case_id, r.due_at) for r in rows] == [
+        (f"alert:{case.id}:{chat}", "alert", chat, None, case.id, T0 + ALERT_GRACE)
+        for chat in STAFF
+    ]
+    text = rows[0].text
+    for part in ("case #", "NPS 3 on 0–10 (alert at ≤ 6)", "Sara Ahmadi", "account: Acme",
+                 "role: buyer (Purchasing)", "segment: gold", "flow b2b-supplier",
+                 "ticket=T-1042", "Comment: (none yet)", f"/resolve {case.id} <note>",
+                 f"sada cases resolve {case.id} --note"):
+        assert part in text, (part, text)
+
+    # /back and a new score: the same case, its score and queued alerts updated
+    later = T0 + timedelta(seconds=30)
+    again = await save(store, session, flow, sara.id, {"stakeholder": "buyer"},
+                       {"stakeholder": "buyer", "nps": 1}, now=later)
+    assert again == []
+    [case] = await cases(database)
+    assert case.score == 1
+    rows = await outbox(database)
+    assert len(rows) == 2 and all("NPS 1 on 0–10" in r.text for r in rows)
+
+    # the "why" arrives: the comment goes into the case and the alerts still queued; an
+    # alert already sent keeps the text it was sent with
+    async with database.session() as s, s.begin():
+        await s.exec(update(Outbox).where(col(Outbox.chat_id) == STAFF[1])  # type: ignore[call-overload]
+                     .values(status="sent", sent_at=later))
+    answers = {"stakeholder": "buyer", "nps": 1, "nps_why": "Deliveries are always late"}
+    assert await save(store, session, flow, sara.id, {"stakeholder": "buyer", "nps": 1},
+                      answers, now=later + timedelta(seconds=40)) == []
+    [case] = await cases(database)
+    assert case.comment == "Deliveries are always late"
+    queued, sent = await outbox(database)
+    assert "Comment: Deliveries are always late" in queued.text
+    assert "Comment: (none yet)" in sent.text
+
+
+async def test_contact_role_wins_and_several_scores_open_several_cases(
+    store: Store, database: Database, b2b: LoadedFlow
+) -> None:
+    omar = await store.upsert_contact("telegram", "502", name="Omar", role="finance", now=T0)
+    assert omar.id is not None
+    session = await answered(store, omar, b2b, {}, lang="ar", status="active")
+    opened = await save(store, session, b2b.flow, omar.id, {},
+                        {"stakeholder": "buyer", "nps": 8, "ces": 6}, now=T0)
+    [case] = await cases(database)
+    assert opened == [case.id] and case.question_id == "ces"
+    [first, _] = await outbox(database)
+    assert "role: finance" in first.text and "CES 6 on 1–7, 7 = most effort (alert at ≥ 5)" \
+        in first.text
+    opened = await save(store, session, b2b.flow, omar.id, {"nps": 8, "ces": 6},
+                        {"stakeholder": "buyer", "nps": 2, "ces": 6}, now=T0)
+    assert len(opened) == 1 and len(await cases(database)) == 2
+    assert len(await outbox(database)) == 4
+
+
+async def test_no_staff_chat_still_opens_the_case(store: Store, database: Database) -> None:
+    loaded = load_flow_text(FLOW.format(alerts=""))
+    lina = await store.upsert_contact("telegram", "503", now=T0)
+    assert lina.id is not None
+    session = await answered(store, lina, loaded, {}, lang="en", status="active")
+    await save(store, session, loaded.flow, lina.id, {}, {"csat": 1}, now=T0, staff=[])
+    assert [c.question_id for c in await cases(database)] == ["csat"]
+    assert await outbox(database) == []
+
+
+async def test_refresh_without_a_case_changes_nothing(store: Store, database: Database) -> None:
+    loaded = load_flow_text(FLOW.format(alerts=""))
+    reza = await store.upsert_contact("telegram", "504", now=T0)
+    session = await answered(store, reza, loaded, {"nps": 9, "why": "great"}, lang="en")
+    async with database.session() as s, s.begin():
+        assert await refresh_alert_texts(s, session) == 0
+
+
+# --- resolving ----------------------------------------------------------------------------
+
+
+async def _one_case(store: Store, b2b: LoadedFlow, chat: str = "601") -> int:
+    contact = await store.upsert_contact("telegram", chat, name="Nadia", company="Globex",
+                                         now=T0)
+    assert contact.id is not None
+    session = await answered(store, contact, b2b, {}, lang="en", status="active")
+    [case_id] = await save(store, session, b2b.flow, contact.id, {}, {"nps": 2}, now=T0)
+    return case_id
+
+
+async def test_resolve_records_time_to_resolve_once(
+    store: Store, database: Database, b2b: LoadedFlow
+) -> None:
+    case_id = await _one_case(store, b2b)
+    later = T0 + timedelta(hours=26, minutes=30)
+    case = await resolve_case(database, case_id, note=" called, sent a refund ", by="mona",
+                              now=later)
+    assert (case.status, case.resolved_at, case.resolved_by, case.note) == (
+        "resolved", later, "mona", "called, sent a refund")
+    [row] = await list_cases(database, open_only=False)
+    assert row.time_to_resolve == timedelta(hours=26, minutes=30)
+    assert await list_cases(database) == []
+    with pytest.raises(AlreadyResolved, match=r"already resolved by mona on 2026-11-24 11:30"):
+        await resolve_case(database, case_id, note="again", by="x", now=later)
+    with pytest.raises(NotFound, match="no case 999"):
+        await resolve_case(database, 999, note="x", by=None, now=later)
+    other = await _one_case(store, b2b, "602")
+    with pytest.raises(EmptyNote):
+        await resolve_case(database, other, note="  ", by=None, now=later)
+
+
+# --- the CLI ----------------------------------------------------------------------------
+
+runner = CliRunner()
+
+
+def on_database(url: str, work: Callable[[Store], Awaitable[T]]) -> T:
+    """Run ``work`` on a Store of ``url`` in its own event loop: CLI tests are synchronous,
+    because every `sada` command runs its own loop."""
+
+    async def run() -> T:
+        async with await Database.open(url, auto_upgrade=True) as db:
+            return await work(Store(db))
+
+    return asyncio.run(run())
+
+
+def cli_database(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """`sada` commands on this test's database (brought to head), with a fixed clock."""
+    from bot.cli import cases as cases_cli
+    from bot.settings import get_settings
+
+    asyncio.run(upgrade(db_url))
+    monkeypatch.setenv("SADA_DATABASE_URL", db_url)
+    monkeypatch.setenv("SADA_FLOWS_DIR", str(ROOT / "flows"))
+    monkeypatch.setenv("COLUMNS", "200")  # rich tables on one line each, as in a wide terminal
+    monkeypatch.setattr(cases_cli, "clock", lambda: T0 + timedelta(hours=3, minutes=5))
+    get_settings.cache_clear()
+    yield db_url
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def cli_env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    yield from cli_database(db_url, monkeypatch)
+
+
+def test_cli_list_and_resolve(cli_env: str) -> None:
+    from bot.cli.cases import app
+
+    b2b = load_flow(B2B)
+    case_id = on_database(cli_env, lambda store: _one_case(store, b2b))
+    result = runner.invoke(app, ["list"])
+    assert result.exit_code == 0, result.output
+    for part in ("Nadia", "Globex", "nps 2", "open", "3h 05m", "1 case, 1 open"):
+        assert part in result.output, (part, result.output)
+
+    result = runner.invoke(app, ["resolve", str(case_id), "--note", "called [back]", "--by",
+                                 "mona"])
+    assert result.exit_code == 0, result.output
+    assert f"case {case_id} resolved in 3h 05m" in result.output
+
+    result = runner.invoke(app, ["list"])
+    assert result.exit_code == 0 and "no open cases" in result.output
+    result = runner.invoke(app, ["list", "--all", "--flow", "b2b-supplier"])
+    assert "resolved" in result.output and "mean time to resolve 3h 05m" in result.output
+    result = runner.invoke(app, ["list", "--all", "--flow", "post-support"])
+    assert "no cases for flow post-support" in result.output
+
+    result = runner.invoke(app, ["resolve", str(case_id), "--note", "again"])
+    assert result.exit_code == 1
+    assert "already resolved by mona" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "expected"),
+    [
+        (["resolve", "77", "--note", "x"], 2, "there is no case 77"),
+        (["resolve", "1", "--note", "   "], 2, "--note is empty"),
+        (["resolve", "abc", "--note", "x"], 2, "ID"),
+        (["resolve", "1"], 2, "--note"),
+    ],
+)
+def test_cli_wrong_input(cli_env: str, args: list[str], code: int, expected: str) -> None:
+    from bot.cli.cases import app
+
+    result = runner.invoke(app, args)
+    assert result.exit_code == code, result.output
+    assert expected in result.output
+    assert "Traceback" not in result.output

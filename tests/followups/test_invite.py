@@ -1,0 +1,425 @@
+"""`sada invite`: who is invited, who is skipped and why, links for those without a chat."""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from bot.flow.loader import load_flow_text
+from bot.flow.model import Flow
+from bot.followups.contacts_csv import import_contacts, parse_contacts
+from bot.followups.invite import (
+    Audience,
+    InviteError,
+    InviteReport,
+    allot_places,
+    check_context,
+    contacts_from_file,
+    invite_contacts,
+    parse_at,
+    resolve_flow,
+)
+from storage.db import Database
+from storage.invitations import create_invitation
+from storage.models import Contact, Invitation, LinkToken, Outbox
+from storage.repo import Store
+from tests.followups.test_contacts import FIXTURES, STAKEHOLDERS, cli_db, runner, sada
+
+__all__ = ["FLOW_YAML", "cli_db", "flow", "invite", "load_stakeholders"]
+
+SUNDAY = datetime(2026, 11, 22, 4, 0, tzinfo=UTC)  # 07:30 in Tehran, 07:00 in Riyadh
+
+FLOW_YAML = """\
+id: account-review
+languages: [ar, fa, en]
+default_language: en
+title:
+  ar: "مراجعة الحساب"
+  fa: "بازبینی حساب"
+  en: "Account review"
+context: [touchpoint]
+fatigue: 30d
+reminders:
+  after: [2d, 5d]
+  window: "09:00-18:00"
+account_limit:
+  max: 2
+  window: 30d
+intro:
+  ar: "مرحبًا {first_name}"
+  fa: "سلام {first_name}"
+  en: "Hello {first_name}"
+outro:
+  ar: "شكرًا لكم"
+  fa: "سپاسگزاریم"
+  en: "Thank you"
+groups:
+  - id: main
+    title: {ar: "عام", fa: "کلی", en: "General"}
+    questions:
+      - id: nps
+        type: nps
+        text:
+          ar: "ما مدى احتمال أن توصوا بنا؟"
+          fa: "چقدر احتمال دارد ما را توصیه کنید؟"
+          en: "How likely are you to recommend us?"
+"""
+
+
+def flow(yaml: str = FLOW_YAML, **changes: object) -> Flow:
+    loaded = load_flow_text(yaml).flow
+    return loaded.model_copy(update=changes) if changes else loaded
+
+
+async def load_stakeholders(database: Database) -> None:
+    await import_contacts(database, parse_contacts(STAKEHOLDERS).rows, now=SUNDAY)
+
+
+async def invite(
+    database: Database, the_flow: Flow, *, at: datetime = SUNDAY, links: Path | None = None,
+    username: str | None = "sada_test_bot", dry_run: bool = False, **audience: str,
+) -> InviteReport:
+    return await invite_contacts(
+        database, flow=the_flow, audience=Audience(**audience), at=at,
+        context={"touchpoint": "qbr"}, now=at, bot_username=username, links_out=links,
+        dry_run=dry_run)
+
+
+async def _contact(store: Store, external_id: str) -> Contact:
+    channel = "external" if external_id.startswith("CRM") else "telegram"
+    found = await store.find_contact(channel, external_id)
+    assert found is not None and found.id is not None
+    return found
+
+
+async def _rows(database: Database, model: type) -> list:  # type: ignore[type-arg]
+    async with database.session() as s, s.begin():
+        rows = list((await s.exec(select(model))).all())
+    return sorted(rows, key=lambda row: getattr(row, "id", 0) or 0)
+
+
+# --- who is invited -----------------------------------------------------------------------
+
+
+async def test_skips_are_counted_by_reason(database: Database, store: Store,
+                                           tmp_path: Path) -> None:
+    await load_stakeholders(database)
+    the_flow = flow()
+    await store.set_contact_flags((await _contact(store, "2002")).id or 0, opted_out=True)
+    await store.set_contact_flags((await _contact(store, "2001")).id or 0, unreachable=True)
+    maryam = await _contact(store, "1004")  # Pars Steel's decision maker, asked 10 days ago
+    async with database.session() as s, s.begin():
+        await create_invitation(s, contact_id=maryam.id or 0, flow_id=the_flow.id, context={},
+                                status="sent", due_at=SUNDAY - timedelta(days=10),
+                                sent_at=SUNDAY - timedelta(days=10), now=SUNDAY)
+    links = tmp_path / "links.csv"
+    report = await invite(database, the_flow, segment="enterprise", links=links)
+
+    # Pars Steel: Maryam already holds one of its 2 places, so one more goes to the buyer
+    # with the lowest id (Sara); Reza and Ali are over the limit.
+    assert report.summary() == ("invited 2; skipped 1 opted out, 1 unreachable, 1 surveyed "
+                                "within 30d, 2 over the account limit")
+    assert (report.by_message, report.by_link) == (1, 1)
+    invitations = await _rows(database, Invitation)
+    by_contact = {(i.contact_id, i.status, i.reason) for i in invitations if i.reason or
+                  i.status != "sent" or i.contact_id != maryam.id}
+    ids = {x: (await _contact(store, x)).id for x in ("1001", "1002", "1003", "2001", "2002",
+                                                      "CRM-17")}
+    assert by_contact == {
+        (ids["1001"], "scheduled", None), (ids["1002"], "skipped", "account_limit"),
+        (ids["1003"], "skipped", "account_limit"), (ids["2001"], "skipped", "unreachable"),
+        (ids["2002"], "skipped", "opted_out"), (ids["CRM-17"], "sent", None),
+        (maryam.id, "skipped", "fatigue"),
+    }
+    assert all(i.context == {"touchpoint": "qbr"} for i in invitations if i.created_at ==
+               SUNDAY and i.contact_id != maryam.id)
+
+
+async def test_the_message_is_in_the_contacts_language_at_their_local_time(
+    database: Database, store: Store
+) -> None:
+    await load_stakeholders(database)
+    the_flow = flow(account_limit=None)
+    report = await invite(database, the_flow, segment="enterprise")
+    assert report.by_message == 6 and report.by_link == 1
+    outbox = {o.chat_id: o for o in await _rows(database, Outbox)}
+    invitations = {i.id: i for i in await _rows(database, Invitation)}
+    # 04:00 UTC Sunday: 09:00 opens at 05:30 UTC in Tehran and 06:00 UTC in Riyadh, both
+    # working days there.
+    assert outbox[1001].due_at == datetime(2026, 11, 22, 5, 30, tzinfo=UTC)
+    assert outbox[2001].due_at == datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
+    assert "بازبینی حساب" in outbox[1001].text and "مراجعة الحساب" in outbox[2001].text
+    assert "سارا" in outbox[1001].text  # greeted by first name
+    for message in outbox.values():
+        invitation = invitations[message.invitation_id]
+        assert message.kind == "invitation" and message.key == f"invitation:{invitation.id}"
+        assert message.status == "queued" and invitation.status == "scheduled"
+        assert invitation.due_at == message.due_at
+        (button,) = message.keyboard[0]  # type: ignore[index]
+        assert button["data"] == f"s1:g:{invitation.token}"
+        assert len(button["data"].encode()) <= 64  # Telegram's callback_data limit
+    links = {link.token: link for link in await _rows(database, LinkToken)}
+    for invitation in invitations.values():
+        assert links[invitation.token].context == {"touchpoint": "qbr"}
+        assert links[invitation.token].contact_id == invitation.contact_id
+
+
+async def test_contacts_without_a_chat_get_a_personal_link_file(
+    database: Database, store: Store, tmp_path: Path
+) -> None:
+    await load_stakeholders(database)
+    links = tmp_path / "out" / "links.csv"
+    report = await invite(database, flow(), segment="smb", links=links)
+    assert (report.by_message, report.by_link) == (1, 1)
+    assert report.links_file == links
+    raw = links.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # Excel needs the BOM for Arabic and Persian
+    rows = list(csv.DictReader(raw.decode("utf-8-sig").splitlines()))
+    assert [r["external_id"] for r in rows] == ["CRM-18"]
+    row = rows[0]
+    assert row["name"] == "Nguyen, Minh" and row["language"] == "en"
+    token = row["link"].removeprefix("https://t.me/sada_test_bot?start=")
+    link = await store.get_link(token)
+    assert link is not None and link.context == {"touchpoint": "qbr"}
+    assert str(link.contact_id) == row["contact_id"]
+    assert not list(links.parent.glob(".*tmp"))
+
+
+async def test_links_need_the_bots_username_and_nothing_is_half_done(
+    database: Database, tmp_path: Path
+) -> None:
+    await load_stakeholders(database)
+    with pytest.raises(InviteError, match="SADA_BOT_USERNAME"):
+        await invite(database, flow(), segment="smb", username=None, links=tmp_path / "l.csv")
+    assert await _rows(database, Invitation) == []
+    assert await _rows(database, Outbox) == []
+    assert not (tmp_path / "l.csv").exists()
+
+
+async def test_account_limit_gives_places_to_distinct_roles_first(database: Database,
+                                                                 store: Store) -> None:
+    await load_stakeholders(database)
+    report = await invite(database, flow(), account="Pars Steel")
+    assert report.summary() == "invited 2; skipped 2 over the account limit"
+    chosen = {o.chat_id for o in await _rows(database, Outbox)}
+    assert chosen == {1001, 1004}  # a buyer and the decision maker, not two buyers
+
+    # a month later the window has passed: places again, distinct roles first
+    later = SUNDAY + timedelta(days=31)
+    report = await invite(database, flow(), at=later, account="Pars Steel")
+    assert report.summary() == "invited 2; skipped 2 over the account limit"
+
+
+def test_allot_places_ranks_roles_already_present_last() -> None:
+    def person(cid: int, role: str | None) -> Contact:
+        return Contact(id=cid, channel="telegram", external_id=str(cid), role=role,
+                       created_at=SUNDAY, updated_at=SUNDAY)
+
+    people = [person(1, "buyer"), person(2, "buyer"), person(3, "user"), person(4, None),
+              person(5, "decision_maker")]
+    assert allot_places(people, {}, 3) == {1, 5, 3}
+    assert allot_places(people, {9: "buyer"}, 3) == {5, 3}
+    assert allot_places(people, {9: "buyer", 8: "user", 7: "x"}, 3) == set()
+    assert allot_places(people, {1: "buyer"}, 2) == {1, 5}  # already in: no new place
+    assert allot_places(people, {}, 5) == {1, 2, 3, 4, 5}
+
+
+async def test_a_second_run_is_stopped_by_fatigue(database: Database) -> None:
+    await load_stakeholders(database)
+    first = await invite(database, flow(), segment="enterprise")
+    assert first.invited == 4
+    second = await invite(database, flow(), at=SUNDAY + timedelta(days=29),
+                          segment="enterprise")
+    assert second.summary() == ("invited 0; skipped 4 surveyed within 30d, 3 over the "
+                                "account limit")
+    third = await invite(database, flow(fatigue="7d", account_limit=None),
+                         at=SUNDAY + timedelta(days=8), segment="enterprise")
+    assert third.invited == 7
+
+
+async def test_a_session_started_elsewhere_counts_for_fatigue(database: Database,
+                                                              store: Store) -> None:
+    await load_stakeholders(database)
+    james = await _contact(store, "3001")
+    version = await store.flow_version("account-review", FLOW_YAML, now=SUNDAY)
+    await store.open_session(contact_id=james.id or 0, flow_version_id=version.id or 0,
+                             flow_id="account-review", language="en", context={}, state={},
+                             status="completed", position=None,
+                             now=SUNDAY - timedelta(days=3))
+    report = await invite(database, flow(), role="buyer", account="Thames Tools")
+    assert report.summary() == "invited 0; skipped 1 surveyed within 30d"
+
+
+async def test_dry_run_changes_nothing(database: Database, tmp_path: Path) -> None:
+    await load_stakeholders(database)
+    report = await invite(database, flow(), segment="enterprise", dry_run=True,
+                          links=tmp_path / "l.csv")
+    assert report.summary().startswith("would invite 4; skipped 3 over the account limit")
+    assert await _rows(database, Invitation) == []
+    assert not (tmp_path / "l.csv").exists()
+
+
+async def test_contacts_listed_in_a_file(database: Database, store: Store,
+                                         tmp_path: Path) -> None:
+    await load_stakeholders(database)
+    ids = await contacts_from_file(database, FIXTURES / "invite_list.csv")
+    assert ids == ((await _contact(store, "2001")).id, (await _contact(store, "3001")).id)
+    # the import file itself works as a list
+    assert len(await contacts_from_file(database, STAKEHOLDERS)) == 9
+    unknown = tmp_path / "unknown.csv"
+    unknown.write_text("contact_id\n1\n999\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"unknown.csv:3: contact_id 999 is not a known"):
+        await contacts_from_file(database, unknown)
+    nothing = tmp_path / "nothing.csv"
+    nothing.write_text("name\nSara\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="no contact_id, telegram_id or external_id column"):
+        await contacts_from_file(database, nothing)
+
+
+# --- options ------------------------------------------------------------------------------
+
+
+def test_parse_at() -> None:
+    now = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+    assert parse_at(None, now) == now
+    assert parse_at("2026-12-01T09:00+03:30", now) == datetime(2026, 12, 1, 5, 30, tzinfo=UTC)
+    assert parse_at("2026-12-01 09:00", now) == datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    assert parse_at("۲۰۲۶-۱۲-۰۱ ۰۹:۰۰", now) == datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    assert parse_at("2026-12-01T09:00Z", now) == datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    assert parse_at("2020-01-01 09:00", now) == now  # the past means now
+    with pytest.raises(InviteError, match=r"--at 'tomorrow' is not a time: use"):
+        parse_at("tomorrow", now)
+
+
+def test_check_context() -> None:
+    the_flow = flow()
+    assert check_context(the_flow, ["touchpoint=qbr"]) == {"touchpoint": "qbr"}
+    with pytest.raises(InviteError, match=r"--context ticket: flow account-review declares "
+                       r"no such key \(its context keys: touchpoint\)"):
+        check_context(the_flow, ["touchpoint=qbr", "ticket=T-1"])
+    with pytest.raises(InviteError, match="needs a value for touchpoint: add --context "
+                       "touchpoint="):
+        check_context(the_flow, [])
+    with pytest.raises(InviteError, match="expected KEY=VALUE"):
+        check_context(the_flow, ["touchpoint"])
+    with pytest.raises(InviteError, match=r"its context keys: none"):
+        check_context(flow(context=[]), ["a=b"])
+
+
+def test_resolve_flow(tmp_path: Path) -> None:
+    (tmp_path / "review.yaml").write_text(FLOW_YAML, encoding="utf-8")
+    (tmp_path / "broken.yaml").write_text("id: broken\nlanguages: [xx]\n", encoding="utf-8")
+    assert resolve_flow("account-review", tmp_path).flow.id == "account-review"
+    assert resolve_flow(str(tmp_path / "review.yaml"), tmp_path).flow.id == "account-review"
+    with pytest.raises(InviteError, match=r"no flow 'nope' in .* flows there: account-review, "
+                       "broken"):
+        resolve_flow("nope", tmp_path)
+    with pytest.raises(InviteError, match="fix the flow first"):
+        resolve_flow("broken", tmp_path)
+    with pytest.raises(InviteError, match="no such file"):
+        resolve_flow(str(tmp_path / "missing.yaml"), tmp_path)
+
+
+# --- the command --------------------------------------------------------------------------
+
+
+def _cli_setup(tmp_path: Path) -> None:
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "review.yaml").write_text(FLOW_YAML, encoding="utf-8")
+    result = runner.invoke(sada(), ["contacts", "import", str(STAKEHOLDERS)])
+    assert result.exit_code == 0, result.output
+
+
+def test_cli_invite(cli_db: str, tmp_path: Path) -> None:
+    _cli_setup(tmp_path)
+    result = runner.invoke(sada(), ["invite", "--flow", "account-review", "--segment",
+                                    "enterprise", "--context", "touchpoint=qbr",
+                                    "--at", "2026-01-01 09:00"])
+    assert result.exit_code == 0, result.output
+    assert "account-review: invited 4; skipped 3 over the account limit" in result.output
+    assert "3 by Telegram message, due" in result.output
+    assert "places went to distinct roles first" in result.output
+    written = list((tmp_path / "data").glob("invite-links-account-review-*.csv"))
+    assert len(written) == 1 and str(written[0].name) in result.output.replace("\n", "")
+
+    result = runner.invoke(sada(), ["invite", "-f", "account-review", "--contacts",
+                                    str(FIXTURES / "invite_list.csv"), "-c", "touchpoint=x",
+                                    "--dry-run", "--links-out", str(tmp_path / "l.csv")])
+    assert result.exit_code == 0, result.output
+    assert "would invite 1; skipped 1 surveyed within 30d" in result.output
+    assert "dry run: nothing was changed" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "expected"),
+    [
+        (["--flow", "nope", "--segment", "x"], 2, "no flow 'nope'"),
+        (["--flow", "account-review", "--segment", "x", "-c", "touchpoint=a", "--at",
+          "soon"], 2, "--at 'soon' is not a time"),
+        (["--flow", "account-review", "--segment", "x", "-c", "ticket=1"], 2,
+         "declares no such key (its context keys: touchpoint)"),
+        (["--flow", "account-review", "--contacts", "missing.csv", "-c", "touchpoint=a"], 1,
+         "missing.csv: no such file"),
+        (["--flow", "account-review", "-c", "touchpoint=a"], 2, "say who to invite"),
+        (["--flow", "account-review", "--segment", "x", "--contacts", "f.csv"], 2,
+         "cannot be combined"),
+        (["--flow", "account-review", "--segment", "nobody", "-c", "touchpoint=a"], 1,
+         "no contacts match segment 'nobody'"),
+    ],
+    ids=["unknown-flow", "bad-at", "bad-context", "missing-file", "no-audience",
+         "two-audiences", "no-match"],
+)
+def test_cli_invite_errors_are_one_line(cli_db: str, tmp_path: Path, args: list[str],
+                                        code: int, expected: str) -> None:
+    _cli_setup(tmp_path)
+    result = runner.invoke(sada(), ["invite", *args])
+    assert result.exit_code == code, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert expected in result.output and "Traceback" not in result.output
+
+
+async def test_a_contact_without_a_chat_becomes_the_chat_that_opens_its_link(
+    database: Database, store: Store, tmp_path: Path
+) -> None:
+    from storage.invitations import adopt_chat, mark_started, on_session_status
+
+    await load_stakeholders(database)
+    await invite(database, flow(), segment="smb", links=tmp_path / "l.csv")
+    minh = await store.find_contact("external", "CRM-18")
+    assert minh is not None and minh.id is not None
+    (invitation,) = [i for i in await _rows(database, Invitation) if i.contact_id == minh.id]
+    # Minh opens the link: the bot has just created a contact for the chat
+    chat = await store.upsert_contact("telegram", "777", first_name="Minh", language="en")
+    assert chat.id is not None
+    async with database.session() as s, s.begin():
+        assert await adopt_chat(s, contact_id=minh.id, chat_contact_id=chat.id, now=SUNDAY)
+    adopted = await store.find_contact("telegram", "777")
+    assert adopted is not None and adopted.id == minh.id
+    assert adopted.first_name == "Minh" and adopted.company is None
+    assert await store.get_contact(chat.id) is None
+    assert await store.find_contact("external", "CRM-18") is None
+    link = await store.get_link(invitation.token or "")
+    assert link is not None and link.contact_id == minh.id  # the link is now theirs
+
+    version = await store.flow_version("account-review", FLOW_YAML, now=SUNDAY)
+    session = await store.open_session(
+        contact_id=minh.id, flow_version_id=version.id or 0, flow_id="account-review",
+        language="en", context=link.context, state={}, status="active", position="nps",
+        now=SUNDAY)
+    async with database.session() as s, s.begin():
+        await mark_started(s, token=invitation.token or "", session_id=session.id or 0,
+                           now=SUNDAY)
+        await on_session_status(s, session_id=session.id or 0, contact_id=minh.id,
+                                flow_id="account-review", status="completed", now=SUNDAY)
+    (done,) = [i for i in await _rows(database, Invitation) if i.contact_id == minh.id]
+    assert (done.status, done.session_id) == ("completed", session.id)
+
+    # a Telegram contact's link is not taken over by another chat
+    other = await store.upsert_contact("telegram", "778")
+    async with database.session() as s, s.begin():
+        assert not await adopt_chat(s, contact_id=minh.id, chat_contact_id=other.id or 0,
+                                    now=SUNDAY)

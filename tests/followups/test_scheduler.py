@@ -1,0 +1,202 @@
+"""The APScheduler shell: job options, ticks that never overlap, planner hooks found by name,
+and the service that dispatches what planners queue, surviving a restart.
+
+Waiting here is for events ("the job ran", "the message arrived"), with generous time-outs
+that only bound a broken run; no assertion depends on how long anything took."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import types
+from datetime import datetime, timedelta
+
+import pytest
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.followups import scheduler as sched
+from bot.followups.dispatcher import Dispatcher
+from bot.followups.scheduler import (
+    FollowupService,
+    PlannerHook,
+    build_scheduler,
+    default_planners,
+)
+from storage import outbox
+from storage.db import Database
+from tests.followups.outbox_fakes import FakeClock, RecordingTransport, unpaced
+
+WAIT = 20.0  # seconds: only a broken run gets anywhere near this
+
+
+async def _until(predicate: object, what: str) -> None:
+    async def poll() -> None:
+        while not predicate():  # type: ignore[operator]
+            await asyncio.sleep(0.01)
+
+    try:
+        await asyncio.wait_for(poll(), WAIT)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
+async def test_jobs_use_a_memory_store_coalesce_and_never_overlap() -> None:
+    async def job(now: datetime) -> None: ...
+
+    scheduler = build_scheduler([("dispatch", job, 1.0), ("plan", job, 60.0)])
+    jobs = {j.id: j for j in scheduler.get_jobs()}
+    assert set(jobs) == {"dispatch", "plan"}
+    for job_id, interval, grace in [("dispatch", 1, 30), ("plan", 60, 120)]:
+        found = jobs[job_id]
+        assert (found.coalesce, found.max_instances, found.misfire_grace_time) == (
+            True, 1, grace)
+        assert isinstance(found.trigger, IntervalTrigger)
+        assert found.trigger.interval == timedelta(seconds=interval)
+    assert isinstance(scheduler._jobstores["default"], MemoryJobStore)  # never shared
+    with pytest.raises(ValueError, match="unique"):
+        build_scheduler([("a", job, 1.0), ("a", job, 2.0)])
+    with pytest.raises(ValueError, match="must be positive"):
+        build_scheduler([("a", job, 0)])
+
+
+async def test_the_scheduler_calls_jobs_with_now_from_the_clock() -> None:
+    clock = FakeClock()
+    seen: list[datetime] = []
+
+    async def job(now: datetime) -> None:
+        seen.append(now)
+
+    scheduler = build_scheduler([("tick", job, 0.05)], clock=clock.now)
+    scheduler.start()
+    try:
+        await _until(lambda: len(seen) >= 2, "two ticks")
+    finally:
+        scheduler.shutdown(wait=False)
+        await scheduler.drain()
+    assert seen[0] == clock.now()
+
+
+async def test_a_tick_skips_while_the_previous_run_is_still_going() -> None:
+    release = asyncio.Event()
+    runs = 0
+
+    async def slow(now: datetime) -> None:
+        nonlocal runs
+        runs += 1
+        await release.wait()
+
+    scheduler = build_scheduler([("slow", slow, 3600)], first_run_now=False)
+    ticker = scheduler.tickers["slow"]
+    await ticker.tick()
+    await asyncio.sleep(0)
+    await ticker.tick()
+    await ticker.tick()
+    assert (runs, ticker.skipped) == (1, 2)
+    release.set()
+    await scheduler.drain()
+    await ticker.tick()
+    await scheduler.drain()
+    assert runs == 2
+
+
+async def test_a_failing_job_is_logged_and_runs_again(caplog: pytest.LogCaptureFixture) -> None:
+    calls = 0
+
+    async def broken(now: datetime) -> None:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("planner bug")
+
+    scheduler = build_scheduler([("broken", broken, 3600)], first_run_now=False)
+    for _ in range(2):
+        await scheduler.tickers["broken"].tick()
+        await scheduler.drain()
+    assert calls == 2
+    assert "follow-up job 'broken' failed" in caplog.text
+
+
+def _fake_module(monkeypatch: pytest.MonkeyPatch, name: str, **attrs: object) -> None:
+    module = types.ModuleType(name)
+    for key, value in attrs.items():
+        setattr(module, key, value)
+    monkeypatch.setitem(sys.modules, name, module)
+
+
+async def test_planner_hooks_are_found_by_name_and_optional(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[tuple[str, object, datetime, object]] = []
+
+    async def plan_reminders(db: object, *, now: datetime, flows: object) -> None:
+        calls.append(("reminders", db, now, flows))
+
+    async def check_promises(db: object, *, now: datetime) -> None:
+        calls.append(("promises", db, now, None))
+
+    _fake_module(monkeypatch, "bot.followups.reminders", plan_reminders=plan_reminders)
+    _fake_module(monkeypatch, "bot.followups.actions", check_promises=check_promises)
+    db, flows, now = object(), {"f": "flow"}, datetime(2026, 1, 1)
+    planners = default_planners(db, flows=flows)  # type: ignore[arg-type]
+    assert [name for name, _ in planners] == ["reminders", "promises"]
+    for _, planner in planners:
+        await planner(now)
+    assert calls == [("reminders", db, now, flows), ("promises", db, now, None)]
+
+    monkeypatch.setattr(sched, "PLANNER_HOOKS", (
+        PlannerHook("ghost", "bot.followups.no_such_planner", "plan", wants_flows=False),
+        PlannerHook("nameless", "bot.followups.reminders", "no_such_function", False),
+    ))
+    assert default_planners(db) == []  # type: ignore[arg-type]
+    assert "no_such_function" in caplog.text
+
+
+async def test_the_service_dispatches_what_planners_queue_once_across_a_restart(
+    database: Database,
+) -> None:
+    clock = FakeClock()
+    transport = RecordingTransport(clock)
+    planned: list[datetime] = []
+
+    async def planner(now: datetime) -> None:
+        # A planner as A and C write them: idempotent by key, so every tick may run it.
+        planned.append(now)
+        async with database.session() as s, s.begin():
+            await outbox.enqueue(s, key="reminder:1:1", kind="reminder", chat_id=5,
+                                 contact_id=None, text="Still there?", keyboard=None,
+                                 due_at=now - timedelta(days=3), now=now)
+
+    async def broken(now: datetime) -> None:
+        raise RuntimeError("another planner's bug")
+
+    def service() -> FollowupService:
+        dispatcher = Dispatcher(database, transport, limiter=unpaced(), clock=clock.now)
+        return FollowupService(database, transport, clock=clock.now, dispatcher=dispatcher,
+                               planners=[("broken", broken), ("reminders", planner)],
+                               dispatch_every=0.02, plan_every=0.02)
+
+    async with service():
+        await _until(lambda: transport.delivered and len(planned) >= 3,
+                     "the reminder and three planning rounds")
+    # "Restart": a new service on the same database plans the same reminder again.
+    async with service():
+        await _until(lambda: len(planned) >= 6, "three more planning rounds")
+    assert transport.texts() == ["Still there?"]  # overdue by days, sent once
+    summary = await outbox.status_summary(database, clock.now())
+    assert summary.counts == {("reminder", "sent"): 1}
+
+
+async def test_the_service_drains_a_backlog_larger_than_a_batch(database: Database) -> None:
+    clock = FakeClock()
+    transport = RecordingTransport(clock)
+    async with database.session() as s, s.begin():
+        for i in range(25):
+            await outbox.enqueue(s, key=f"inv:{i}", kind="invitation", chat_id=i,
+                                 contact_id=None, text=f"hello {i}", keyboard=None,
+                                 due_at=clock.now(), now=clock.now())
+    dispatcher = Dispatcher(database, transport, limiter=unpaced(), clock=clock.now, batch=10)
+    service = FollowupService(database, transport, clock=clock.now, dispatcher=dispatcher,
+                              planners=[], dispatch_every=3600)
+    await service.dispatch(clock.now())  # one tick: batch after batch until it runs dry
+    assert len(transport.delivered) == 25
+    await service.stop()  # never started: nothing to stop
