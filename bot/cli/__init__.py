@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from bot.cli import actions, cases, contacts, db, flows, invite, preview, run, status
+from bot.cli import (
+    actions,
+    cases,
+    contacts,
+    db,
+    flows,
+    invite,
+    preview,
+    report,
+    run,
+    status,
+)
 
 app = typer.Typer(
     help="Sada: conversational CX surveys in Arabic, Persian and English.",
@@ -17,6 +28,8 @@ app.add_typer(db.app, name="db")
 app.add_typer(contacts.app, name="contacts")
 app.command("invite")(invite.invite)
 app.command("status")(status.status)
+app.command("report")(report.report)
+app.command("answers")(report.answers)
 app.add_typer(cases.app, name="cases")
 app.add_typer(actions.app, name="actions")
 app.command("preview")(preview.preview)

@@ -1,0 +1,246 @@
+"""`sada report` and `sada answers` through typer's runner, on the fixed data set.
+
+The commands are mounted on a local Typer app here (the lead registers them in
+bot/cli/__init__.py), so these tests do not depend on that wiring.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import types
+from collections.abc import AsyncIterator, Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from ruamel.yaml import YAML
+from typer.testing import CliRunner
+
+from bot.cli.report import answers, report
+from bot.reports.metrics import Report, build_report
+from bot.reports.tables import summary_text
+from bot.settings import get_settings
+from storage.db import Database
+from tests.reports.fixtures import FLOW, NOW, build_fixed
+
+runner = CliRunner()
+app = typer.Typer(pretty_exceptions_enable=False)
+app.command("report")(report)
+app.command("answers")(answers)
+
+JAN = ["--since", "2026-01-01", "--until", "2026-01-31"]
+
+
+@pytest.fixture
+async def filled(database: Database, db_url: str) -> AsyncIterator[str]:
+    await build_fixed(database)
+    yield db_url
+
+
+@pytest.fixture
+def flows_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A flows folder holding the test flow, as SADA_FLOWS_DIR."""
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    with (folder / "report_test.yaml").open("w", encoding="utf-8") as f:
+        YAML().dump(FLOW.model_dump(mode="json", exclude_none=True), f)
+    (folder / "broken.yaml").write_text("id: [\n", encoding="utf-8")  # skipped, not fatal
+    monkeypatch.setenv("SADA_FLOWS_DIR", str(folder))
+    get_settings.cache_clear()
+    yield folder
+    get_settings.cache_clear()
+
+
+def run(url: str, *args: str) -> Any:
+    return runner.invoke(app, [*args, "--database-url", url])
+
+
+def test_table(filled: str, flows_dir: Path) -> None:
+    result = run(filled, "report", "report-test", "--by", "role", *JAN)
+    assert result.exit_code == 0, result.output
+    for text in ("Scores by role", "decision_maker", "too small to trust", "Trend by month",
+                 "Where unfinished sessions stopped", "2m 45s", "67%  (8/12)"):
+        assert text in result.output
+
+
+def test_csv_parses_back(filled: str, flows_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out" / "report.csv"
+    result = run(filled, "report", "report-test", "--by", "account", *JAN, "--format", "csv",
+                 "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert f"wrote {out}" in result.output
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    cell = {(r["section"], r["key"], r["metric"]): r["value"] for r in rows}
+    assert float(cell["overall", "all", "nps"]) == pytest.approx(-9.0909, abs=1e-4)
+    assert cell["groups", "Initech", "nps"] == "-100.0"
+    assert cell["groups", "Solo", "too_small"] == "1"
+    assert cell["groups", "Solo", "csat"] == ""  # no CSAT answer: empty, not 0
+    assert cell["groups", "Acme", "change_csat"] == "10.0"
+    assert cell["funnel", "", "response_rate"] == "66.6667"
+    assert cell["dropoff", "csat", "sessions"] == "1"
+    assert cell["resolution", "", "p90_hours"] == "57.6"
+    assert cell["distribution", "priorities", "quality"] == "3"
+    assert cell["trend", "2026-01-01", "responses"] == "11"
+
+
+def test_json_parses_back(filled: str, flows_dir: Path) -> None:
+    result = run(filled, "report", "report-test", "--by", "role", *JAN, "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["overall"]["nps"]["promoters"] == 4
+    assert data["overall"]["change"]["ces"] == 0.5
+    assert data["small_group"] == 5
+    roles = {g["key"]: g for g in data["groups"]}
+    assert roles["end_user"]["nps"]["score"] == pytest.approx(100 / 3)
+    assert roles["end_user"]["nps"]["too_small"] is True
+    assert data["funnel"]["dropoff"][0] == {"question": "(start)", "sessions": 1}
+    assert data["previous"] == ["2025-12-01", "2025-12-31"]
+    assert data["resolution"]["kept_share"] == 50.0
+
+
+def test_flow_file_and_one_account(filled: str, flows_dir: Path) -> None:
+    result = run(filled, "report", str(flows_dir / "report_test.yaml"), "--account", "Acme",
+                 *JAN)
+    assert result.exit_code == 0, result.output
+    assert "account Acme" in result.output and "Sara" in result.output
+
+
+def test_accounts_overview(filled: str, flows_dir: Path) -> None:
+    result = run(filled, "report", "report-test", "--accounts", *JAN, "--format", "json")
+    assert result.exit_code == 0, result.output
+    accounts = {a["account"]: a for a in json.loads(result.output)["accounts"]}
+    assert accounts["Acme"]["silent_roles"] == ["technical"]
+    assert accounts["Globex"]["silent"][0]["name"] == "X2"
+    result = run(filled, "report", "report-test", "--accounts", *JAN, "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    acme = next(r for r in rows if r["account"] == "Acme" and r["role"] == "all")
+    assert (acme["invited"], acme["responded"], acme["silent_contacts"]) == (
+        "8", "6", "Sara; Omar")
+    result = run(filled, "report", "report-test", "--accounts", *JAN)
+    assert result.exit_code == 0, result.output
+    for name in ("Acme", "Globex", "Initech", "Sara", "Omar"):
+        assert name in result.output
+
+
+def test_accounts_table_without_the_account_view_module(
+    filled: str, flows_dir: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "bot.reports.accounts", None)  # import fails
+    result = run(filled, "report", "report-test", "--accounts", *JAN)
+    assert result.exit_code == 0, result.output
+    assert "silent roles: technical" in result.output
+    assert "invited, never answered: Sara (finance), Omar (technical)" in result.output
+
+
+def test_html_and_charts_are_handed_to_their_modules(
+    filled: str, flows_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: dict[str, Any] = {}
+
+    def write_html(report: Report, path: Path, *, flow: Any, lang: str = "en",
+                   accounts: Any = ()) -> None:
+        calls["html"] = (report.flow_id, report.by, flow.id, lang,
+                         [view.account for view in accounts])
+        path.write_text("<html></html>", encoding="utf-8")
+
+    def write_charts(report: Report, folder: Path, *, flow: Any, lang: str = "en") -> list[Path]:
+        calls["charts"] = (report.by, flow.id, lang)
+        return [folder / "x.png"]
+
+    monkeypatch.setitem(sys.modules, "bot.reports.html",
+                        types.SimpleNamespace(write_html=write_html))
+    monkeypatch.setitem(sys.modules, "bot.reports.charts",
+                        types.SimpleNamespace(write_charts=write_charts))
+    out = tmp_path / "r.html"
+    result = run(filled, "report", "report-test", "--by", "role", "--format", "html", "--out",
+                 str(out), "--lang", "fa", "--charts", str(tmp_path / "png"))
+    assert result.exit_code == 0, result.output
+    assert out.read_text() == "<html></html>"
+    assert calls == {"html": ("report-test", "role", "report-test", "fa", []),
+                     "charts": ("role", "report-test", "fa")}
+    # the accounts page: the flow's scores by role, then every account
+    result = run(filled, "report", "report-test", "--accounts", "--format", "html", "--out",
+                 str(out), *JAN)
+    assert result.exit_code == 0, result.output
+    assert calls["html"] == ("report-test", "role", "report-test", "en",
+                             ["Acme", "Globex", "Initech", "Solo", "(none)"])
+    result = run(filled, "report", "report-test", "--account", "Acme", "--format", "html",
+                 "--out", str(out), *JAN)
+    assert calls["html"][1] is None and calls["html"][4] == ["Acme"]
+
+
+def test_answers(filled: str, flows_dir: Path) -> None:
+    result = run(filled, "answers", "report-test", "--question", "nps_why", "--by", "account")
+    assert result.exit_code == 0, result.output
+    assert "account: Initech" in result.output and "Nobody answers" in result.output
+    assert "NPS 0 · CSAT 1" in result.output
+    result = run(filled, "answers", "report-test", "-q", "nps_why", "--format", "csv",
+                 "--lang", "ar")
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert [(r["who"], r["nps"], r["csat"], r["text"]) for r in rows] == [
+        ("A5", "3", "2", "Late deliveries")]
+    result = run(filled, "answers", "report-test", "-q", "nps_why", "--format", "json",
+                 "--by", "role", "--until", "2026-01-10")
+    assert [(r["role"], r["who"]) for r in json.loads(result.output)] == [("buyer", "A1")]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["report", "nope"], "unknown flow 'nope': flows in"),
+        (["report", "report-test", "--by", "team"], "--by 'team' is not one of: role"),
+        (["report", "report-test", "--since", "2026-13-01"],
+         "--since '2026-13-01' is not a date: write it as YYYY-MM-DD"),
+        (["report", "report-test", "--until", "yesterday"], "--until 'yesterday' is not a date"),
+        (["report", "report-test", "--since", "2026-02-01", "--until", "2026-01-01"],
+         "is after --until"),
+        (["report", "report-test", "--period", "day"], "--period 'day' is not one of"),
+        (["report", "report-test", "--format", "xlsx"], "--format 'xlsx' is not one of"),
+        (["report", "missing.yaml"], "no flow file missing.yaml"),
+        (["report", "report-test", "--accounts", "--account", "Acme"], "not both"),
+        (["answers", "report-test", "-q", "nope"], "has no question 'nope'; its text "
+                                                   "questions: nps_why"),
+        (["answers", "report-test", "-q", "nps_why", "--lang", "de"], "--lang 'de'"),
+    ],
+)
+def test_wrong_input_is_one_red_line(filled: str, flows_dir: Path, args: list[str],
+                                     message: str) -> None:
+    result = run(filled, *args)
+    assert result.exit_code in (1, 2)
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert isinstance(result.exception, SystemExit)  # typer.Exit, not a crash
+
+
+def test_unknown_database_url(flows_dir: Path) -> None:
+    result = runner.invoke(app, ["report", "report-test", "--database-url", "mysql://x/y"])
+    assert result.exit_code == 1 and "unsupported database URL" in result.output
+
+
+def test_persian_digits_in_dates(filled: str, flows_dir: Path) -> None:
+    result = run(filled, "report", "report-test", "--since", "۲۰۲۶-۰۱-۰۱", "--until",
+                 "٢٠٢٦-٠١-٣١", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["overall"]["responses"] == 11
+
+
+async def test_summary_text_for_chat(database: Database) -> None:
+    """The short text the lead's Telegram `/report FLOW` sends with the chart."""
+    await build_fixed(database)
+    report_ = await build_report(database, FLOW, since=date(2026, 1, 1),
+                                 until=date(2026, 1, 31), now=NOW)
+    assert summary_text(report_).splitlines()[1:] == [
+        "NPS −9 (4 promoters, 2 passives, 5 detractors), −9 vs previous",
+        "CSAT 50% of 8",
+        "CES 3.5 of 6 (50% low effort)",
+        "Responses 11; response rate 67%; median time 2m 45s",
+        "Cases open 1, time to resolve 18.0 h; promises kept 50%",
+    ]
+    empty = await build_report(database, FLOW, since=date(2030, 1, 1), now=NOW)
+    assert "NPS — (0 promoters" in summary_text(empty)
+    assert summary_text(empty).endswith("Fewer than 5 responses: too small to trust.")
