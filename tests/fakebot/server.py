@@ -406,6 +406,7 @@ class FakeBotApi:
         self.rejected_429 = 0
         self.updates_confirmed = 0  # the highest offset a getUpdates call confirmed
         self.documents: list[tuple[int, UploadedFile]] = []  # (chat id, file) sent
+        self.photos: list[tuple[int, UploadedFile]] = []
         self.deliveries: list[int] = []  # update_ids in the order they were handed out
         self.filtered_updates: list[JSON] = []  # dropped because allowed_updates left them out
         self.webhook_url = ""
@@ -440,6 +441,7 @@ class FakeBotApi:
                 "getUpdates": self._get_updates,
                 "sendMessage": self._send_message,
                 "sendDocument": self._send_document,
+                "sendPhoto": self._send_photo,
                 "editMessageText": self._edit_message_text,
                 "editMessageReplyMarkup": self._edit_message_reply_markup,
                 "answerCallbackQuery": self._answer_callback_query,
@@ -1056,6 +1058,31 @@ class FakeBotApi:
         chat.messages[message["message_id"]] = copy.deepcopy(message)
         chat.bot_messages.add(message["message_id"])
         self.documents.append((chat.info["id"], upload))
+        return message
+
+    async def _send_photo(self, params: JSON, call: Call) -> JSON:
+        chat = self._target_chat(params)
+        upload = params.get("photo")
+        if isinstance(upload, str) and upload.startswith("attach://"):
+            upload = params.get(upload.removeprefix("attach://"))
+        if not isinstance(upload, UploadedFile):
+            raise _ApiError(400, "Bad Request: there is no photo in the request")
+        if not upload.data.startswith(b"\x89PNG") and not upload.data.startswith(b"\xff\xd8"):
+            raise _ApiError(400, "Bad Request: IMAGE_PROCESS_FAILED")
+        message: JSON = {
+            "message_id": chat.new_message_id(),
+            "from": self.me,
+            "chat": copy.deepcopy(chat.info),
+            "date": _now(),
+            "photo": [{"file_id": f"photo{len(self.photos) + 1}",
+                       "file_unique_id": f"p{len(self.photos) + 1}", "width": 900,
+                       "height": 540, "file_size": len(upload.data)}],
+        }
+        if params.get("caption"):
+            message["caption"] = str(params["caption"])
+        chat.messages[message["message_id"]] = copy.deepcopy(message)
+        chat.bot_messages.add(message["message_id"])
+        self.photos.append((chat.info["id"], upload))
         return message
 
     def _editable(self, params: JSON) -> tuple[_Chat, JSON]:

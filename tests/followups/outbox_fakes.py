@@ -95,6 +95,11 @@ class RecordingTransport:
     ) -> None:
         raise AssertionError("the dispatcher never sends documents")
 
+    async def send_photo(
+        self, chat_id: int, filename: str, content: bytes, caption: str | None
+    ) -> None:
+        raise AssertionError("the dispatcher never sends photos")
+
 
 class _VirtualSelector(selectors.DefaultSelector):
     """Never blocks: a wait for the next timer jumps virtual time forward instead."""

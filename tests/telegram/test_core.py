@@ -51,6 +51,10 @@ class Recorder:
                             caption: str | None) -> None:
         self.documents.append((chat_id, filename, content))
 
+    async def send_photo(self, chat_id: int, filename: str, content: bytes,
+                         caption: str | None) -> None:
+        self.documents.append((chat_id, filename, content))
+
 
 class Chat:
     """One person talking to the core."""

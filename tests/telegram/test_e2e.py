@@ -204,6 +204,14 @@ async def test_staff_commands_export_and_forget(bot: Bot) -> None:
     admin = bot.user(ADMIN, "en")
     [report] = await bot.do(admin, admin.send("/report"))
     assert "survey team only" not in report["text"]
+    await open_b2b(bot, stranger, "en")  # one answer, so the report has a trend to draw
+    await bot.press(stranger, "Purchasing")
+    await bot.press(stranger, "4")
+    [summary] = await bot.do(admin, admin.send("/report b2b-supplier"))
+    assert "Supplier relationship review" in summary["text"]
+    await bot.api.wait_for(lambda: bot.api.photos)
+    [(chat_id, chart)] = bot.api.photos
+    assert chat_id == ADMIN and chart.data.startswith(b"\x89PNG")
     await bot.do(stranger, stranger.send("/export"), new=0)
     await bot.api.wait_for(lambda: bot.api.documents)
     [(chat_id, upload)] = bot.api.documents

@@ -239,3 +239,12 @@ class AiogramTransport:
                 chat_id, BufferedInputFile(content, filename=filename), caption=caption,
                 parse_mode=None,
             )
+
+    async def send_photo(
+        self, chat_id: int, filename: str, content: bytes, caption: str | None
+    ) -> None:
+        with telegram_errors():
+            await self.bot.send_photo(
+                chat_id, BufferedInputFile(content, filename=filename), caption=caption,
+                parse_mode=None,
+            )

@@ -24,6 +24,7 @@ from bot.channels.telegram.events import (
     Refused,
     RetryAfter,
     SendDocument,
+    SendPhoto,
     SendText,
     TgEvent,
     TgPress,
@@ -47,6 +48,9 @@ from bot.flow.model import LANGUAGES
 from bot.followups.actions import record_feedback
 from bot.followups.hooks import survey_hooks
 from bot.i18n import Translator
+from bot.reports.charts import trend_chart
+from bot.reports.metrics import build_report
+from bot.reports.tables import summary_text
 from bot.survey import Conversation, SurveyService
 from storage.cases import resolve_case
 from storage.db import StorageError
@@ -232,7 +236,7 @@ class TelegramCore:
                                       "answers? This cannot be undone."), (buttons,))
         elif name == "report":
             await self.store.record_update(*update)
-            await self._report(event, reply)
+            await self._report(event, argument, reply)
         elif name == "resolve":
             await self.store.record_update(*update)
             await self._resolve(event, argument, reply)
@@ -529,8 +533,11 @@ class TelegramCore:
         reply.say(reply.t.gettext("Case {case} resolved, {hours} h after the alert.",
                                   case=case.id, hours=hours))
 
-    async def _report(self, event: TgText, reply: Reply) -> None:
+    async def _report(self, event: TgText, argument: str, reply: Reply) -> None:
         if not self._staff(event, reply):
+            return
+        if argument:
+            await self._flow_report(argument.split()[0], reply)
             return
         counts = await self.store.session_counts()
         if not counts:
@@ -540,6 +547,20 @@ class TelegramCore:
         lines += [f"{flow}: {reply.t.number(done)} / {reply.t.number(total)}"
                   for flow, (done, total) in sorted(counts.items())]
         reply.say("\n".join(reply.t.line(line) for line in lines))
+
+    async def _flow_report(self, flow_id: str, reply: Reply) -> None:
+        """`/report FLOW`: the headline numbers and the trend chart, in the staff's chat."""
+        loaded = self.flows.get(flow_id)
+        if loaded is None:
+            reply.say(reply.t.gettext("No flow {flow}. Flows: {flows}.", flow=flow_id,
+                                      flows=", ".join(sorted(self.flows))))
+            return
+        report = await build_report(self.store.database, loaded.flow, by="role")
+        reply.say(summary_text(report))
+        lang = reply.lang if reply.lang in loaded.flow.languages else "en"
+        chart = trend_chart(report, flow=loaded.flow, lang=lang)
+        if chart is not None:
+            reply.outs.append(SendPhoto(reply.chat_id, f"{flow_id}-trend.png", chart.png))
 
     # --- delivery ------------------------------------------------------------------------
 
@@ -602,6 +623,8 @@ async def _send(out: Out, transport: Transport) -> int | None:
         await transport.edit(out.chat_id, out.message_id, out.text, out.keyboard)
     elif isinstance(out, AnswerPress):
         await transport.answer_press(out.callback_id, out.text)
+    elif isinstance(out, SendPhoto):
+        await transport.send_photo(out.chat_id, out.filename, out.content, out.caption)
     else:
         await transport.send_document(out.chat_id, out.filename, out.content, out.caption)
     return None

@@ -82,7 +82,15 @@ class SendDocument:
     caption: str | None = None
 
 
-Out = SendText | EditMessage | AnswerPress | SendDocument
+@dataclass(frozen=True)
+class SendPhoto:
+    chat_id: int
+    filename: str
+    content: bytes  # PNG
+    caption: str | None = None
+
+
+Out = SendText | EditMessage | AnswerPress | SendDocument | SendPhoto
 
 
 class Blocked(Exception):
@@ -106,7 +114,7 @@ class Refused(Exception):
 
 
 class Transport(Protocol):
-    """What a framework must provide: four calls, raising the four errors above."""
+    """What a framework must provide: five calls, raising the four errors above."""
 
     async def send_text(self, chat_id: int, text: str, keyboard: Keyboard | None) -> int: ...
 
@@ -117,5 +125,9 @@ class Transport(Protocol):
     async def answer_press(self, callback_id: str, text: str | None) -> None: ...
 
     async def send_document(
+        self, chat_id: int, filename: str, content: bytes, caption: str | None
+    ) -> None: ...
+
+    async def send_photo(
         self, chat_id: int, filename: str, content: bytes, caption: str | None
     ) -> None: ...

@@ -237,3 +237,11 @@ class PtbTransport:
             await self.bot.send_document(
                 chat_id, content, filename=filename, caption=caption, parse_mode=None
             )
+
+    async def send_photo(
+        self, chat_id: int, filename: str, content: bytes, caption: str | None
+    ) -> None:
+        with telegram_errors():
+            await self.bot.send_photo(
+                chat_id, content, filename=filename, caption=caption, parse_mode=None
+            )
