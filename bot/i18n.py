@@ -41,6 +41,17 @@ def _catalog(lang: str) -> NullTranslations:
     return Translations(buffer, domain=DOMAIN)
 
 
+def N_(message: str) -> str:
+    """Marks a string for extraction; it is translated where it is shown."""
+    return message
+
+
+def translate(lang: str, message: str) -> str:
+    """The catalog's words for `message`, unformatted: for callers that place numbers and
+    direction themselves (charts)."""
+    return _catalog(lang if lang in LANGUAGES else "en").gettext(message)
+
+
 class Translator:
     """Translates and formats for one reader: their words, plural forms and digits."""
 

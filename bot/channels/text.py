@@ -7,7 +7,7 @@ text-only channels (console, SMS-like) number the choices so they can be typed.
 from __future__ import annotations
 
 from bot.engine.prompts import Ask, AskConsent, Notice, Prompt, Say
-from bot.i18n import Translator
+from bot.i18n import N_, Translator
 
 
 def notice(n: Notice, t: Translator) -> str:
@@ -79,11 +79,6 @@ def notice(n: Notice, t: Translator) -> str:
         case "thanks":
             return t.gettext("Thank you for your answers!")
     return t.gettext("Sorry, something unexpected happened. Please try again.")
-
-
-def N_(message: str) -> str:
-    """Marks a string for extraction; it is translated where it is shown."""
-    return message
 
 
 LANGUAGE_NAMES = {"ar": N_("Arabic"), "fa": N_("Persian"), "en": N_("English")}

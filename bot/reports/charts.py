@@ -38,6 +38,7 @@ from bot.flow.model import (
     Question,
     ScaleLabels,
 )
+from bot.i18n import N_, translate
 from bot.reports import rtl
 from bot.reports.metrics import SMALL_GROUP, Distribution, Funnel, PeriodPoint, Report
 
@@ -50,53 +51,37 @@ BAR = "#4a6fa5"
 
 # The charts' own words. Question and option texts come from the flow; these are the few
 # the charts add. {placeholders} are filled with numbers already in the reader's digits.
-WORDS: dict[str, dict[str, str]] = {
-    "nps_trend": {"en": "NPS trend", "ar": "تطوّر مؤشر صافي الترويج (NPS)",
-                  "fa": "روند شاخص خالص ترویج (NPS)"},
-    "csat_trend": {"en": "CSAT trend", "ar": "تطوّر مؤشر الرضا (CSAT)",
-                   "fa": "روند رضایت مشتری (CSAT)"},
-    "week": {"en": "per week", "ar": "أسبوعيًا", "fa": "هفتگی"},
-    "month": {"en": "per month", "ar": "شهريًا", "fa": "ماهانه"},
-    "promoters": {"en": "promoters", "ar": "المروّجون", "fa": "مروجان"},
-    "passives": {"en": "passives", "ar": "المحايدون", "fa": "بی‌طرف‌ها"},
-    "detractors": {"en": "detractors", "ar": "المنتقدون", "fa": "منتقدان"},
-    "satisfied": {"en": "satisfied", "ar": "راضون", "fa": "راضی"},
-    "not_satisfied": {"en": "not satisfied", "ar": "غير راضين", "fa": "ناراضی"},
-    "low_effort": {"en": "low effort", "ar": "جهد منخفض", "fa": "کم‌زحمت"},
-    "high_effort": {"en": "high effort", "ar": "جهد مرتفع", "fa": "پرزحمت"},
-    "share": {"en": "share of answers", "ar": "نسبة الإجابات", "fa": "سهم پاسخ‌ها"},
-    "answers": {"en": "answers: {n}", "ar": "عدد الإجابات: {n}", "fa": "تعداد پاسخ‌ها: {n}"},
-    "too_few": {"en": "hatched: fewer than {n} answers, too few to trust",
-                "ar": "المظلّل: أقل من {n} إجابات، لا يُعتمد عليه",
-                "fa": "هاشورخورده: کمتر از {n} پاسخ، قابل اتکا نیست"},
-    "no_answers": {"en": "No answers in this period", "ar": "لا توجد إجابات في هذه الفترة",
-                   "fa": "در این بازه پاسخی ثبت نشده است"},
-    "multi_note": {"en": "several picks allowed: shares are of the people who answered",
-                   "ar": "يمكن اختيار أكثر من خيار: النسب من عدد من أجابوا",
-                   "fa": "چند انتخاب مجاز است؛ درصدها از کل پاسخ‌دهندگان است"},
-    "dropoff": {"en": "Where people stop", "ar": "أين يتوقف المشاركون",
-                "fa": "پاسخ‌دهندگان کجا متوقف می‌شوند"},
-    "dropoff_axis": {"en": "unfinished surveys waiting at this question",
-                     "ar": "استبيانات لم تكتمل وتوقفت عند هذا السؤال",
-                     "fa": "نظرسنجی‌های ناتمامی که در این سؤال مانده‌اند"},
-    "start": {"en": "before the first question", "ar": "قبل السؤال الأول",
-              "fa": "پیش از سؤال اول"},
-    "completed": {"en": "completed {done} of {started} started",
-                  "ar": "المكتملة: {done} من {started}",
-                  "fa": "{done} از {started} نظرسنجی شروع‌شده تکمیل شد"},
-    "median": {"en": "median time {time} (promise: under {promise})",
-               "ar": "الوقت الوسيط {time} (الوعد: أقل من {promise})",
-               "fa": "زمان میانه {time} (وعده: کمتر از {promise})"},
-    "yes": {"en": "yes", "ar": "نعم", "fa": "بله"},
-    "no": {"en": "no", "ar": "لا", "fa": "خیر"},
-    "none": {"en": "no answer", "ar": "بلا إجابة", "fa": "بی‌پاسخ"},
+WORDS: dict[str, str] = {  # the report's own words; translations in locales/
+    "nps_trend": N_("NPS trend"),
+    "csat_trend": N_("CSAT trend"),
+    "week": N_("per week"),
+    "month": N_("per month"),
+    "promoters": N_("promoters"),
+    "passives": N_("passives"),
+    "detractors": N_("detractors"),
+    "satisfied": N_("satisfied"),
+    "not_satisfied": N_("not satisfied"),
+    "low_effort": N_("low effort"),
+    "high_effort": N_("high effort"),
+    "share": N_("share of answers"),
+    "answers": N_("answers: {n}"),
+    "too_few": N_("hatched: fewer than {n} answers, too few to trust"),
+    "no_answers": N_("No answers in this period"),
+    "multi_note": N_("several picks allowed: shares are of the people who answered"),
+    "dropoff": N_("Where people stop"),
+    "dropoff_axis": N_("unfinished surveys waiting at this question"),
+    "start": N_("before the first question"),
+    "completed": N_("completed {done} of {started} started"),
+    "median": N_("median time {time} (promise: under {promise})"),
+    "yes": N_("yes"),
+    "no": N_("no"),
+    "none": N_("no answer"),
 }
 
 
 def word(key: str, lang: str, **params: object) -> str:
     """One of the report's own words in `lang` (English when missing), placeholders filled."""
-    entry = WORDS[key]
-    return entry.get(lang, entry["en"]).format(**params)
+    return translate(lang, WORDS[key]).format(**params)
 
 
 @dataclass(frozen=True)
