@@ -25,7 +25,14 @@ from bot.channels.telegram.core import load_flows
 from bot.cli import cases as cases_cli
 from bot.cli.cases import with_database
 from bot.cli.run import settings_or_exit
-from bot.flow.loader import FlowError, Positions, Problem, _yaml_problem, load_flow
+from bot.flow.loader import (
+    FlowError,
+    Positions,
+    Problem,
+    _plain,
+    _yaml_problem,
+    load_flow,
+)
 from bot.flow.model import LANGUAGES, Flow
 from bot.followups.actions import (
     ActionSpec,
@@ -124,22 +131,6 @@ _DatesAsText.add_constructor(
     "tag:yaml.org,2002:timestamp",
     lambda constructor, node: constructor.construct_scalar(node),
 )
-
-
-def _plain(node: object) -> object:
-    if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    if isinstance(node, bool):
-        return bool(node)
-    if isinstance(node, str):
-        return str(node)
-    if isinstance(node, int):
-        return int(node)
-    if isinstance(node, float):
-        return float(node)
-    return node
 
 
 def _suggest(word: str, choices: tuple[str, ...]) -> str | None:
