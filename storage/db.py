@@ -23,7 +23,7 @@ from alembic.util import CommandError
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -66,6 +66,9 @@ class SchemaOutdated(StorageError):
 class NotFound(StorageError, LookupError):
     """A row the caller named by id does not exist."""
 
+
+# Execution option marking connections that only read (see Database.reader).
+READ_ONLY = "sada_read_only"
 
 def to_async_url(url: str) -> str:
     """Map a user's plain database URL to its asyncio driver URL."""
@@ -122,7 +125,12 @@ def _create_engine(async_url: str, *, foreign_keys: bool = True) -> AsyncEngine:
     def _on_begin(connection: Connection) -> None:
         # Take the write lock up front: SQLite has one writer anyway, and a deferred
         # transaction that later needs to write fails instead of waiting (busy_timeout).
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers (Database.reader) never write: a deferred BEGIN lets them run beside the
+        # writer under WAL, so a long report does not hold the bot's answers back.
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
@@ -269,6 +277,10 @@ class Database:
     def session(self) -> AsyncSession:
         """A new session; objects stay readable after commit (expire_on_commit=False)."""
         return AsyncSession(self.engine, expire_on_commit=False)
+
+    def reader(self) -> AsyncConnection:
+        """A connection for reads only (reports): on SQLite it takes no write lock."""
+        return self.engine.execution_options(**{READ_ONLY: True}).connect()
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -115,12 +115,12 @@ def _dialect(db: Database) -> str:
 
 async def _all(db: Database, statement: Any) -> Sequence[Row[Any]]:
     # Core statements on a plain connection: grouped rows, no ORM objects to build.
-    async with db.engine.connect() as conn:
+    async with db.reader() as conn:
         return (await conn.execute(statement)).all()
 
 
 async def _one(db: Database, statement: Any) -> Row[Any]:
-    async with db.engine.connect() as conn:
+    async with db.reader() as conn:
         return (await conn.execute(statement)).one()
 
 

@@ -448,3 +448,17 @@ async def test_deleting_a_contact_removes_its_sessions_and_answers(store: Store)
     async with store.database.session() as s:
         remaining = (await s.exec(select(SurveySession.contact_id))).all()
     assert list(remaining) == [keep]
+
+
+async def test_a_reader_does_not_hold_the_writers_back(store: Store) -> None:
+    """A long report (Database.reader) runs beside the bot's writes: on SQLite it must not
+    take the write lock, or every answer would wait for the report."""
+    from sqlalchemy import text
+
+    async with store.database.reader() as conn:
+        await conn.execute(text("select count(*) from contact"))  # its transaction is open
+        # a writer commits while the reader's transaction is still open
+        contact = await store.upsert_contact("console", "writer-beside-reader")
+        assert contact.id is not None
+        rows = (await conn.execute(text("select count(*) from contact"))).scalar_one()
+        assert rows in (0, 1)  # snapshot or not, it reads without error
