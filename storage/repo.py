@@ -211,17 +211,20 @@ class Store:
         return row
 
     async def resumable_session(self, contact_id: int, flow_id: str) -> SurveySession | None:
-        """The contact's latest unfinished session of this flow, if any."""
-        query = (
-            select(SurveySession)
-            .where(
-                SurveySession.contact_id == contact_id,
-                SurveySession.flow_id == flow_id,
-                col(SurveySession.status).in_(RESUMABLE_STATUSES),
-            )
-            .order_by(col(SurveySession.started_at).desc(), col(SurveySession.id).desc())
-            .limit(1)
+        """The contact's latest unfinished session of this flow (latest started), if any."""
+        return await self._latest_session(contact_id, RESUMABLE_STATUSES, flow_id=flow_id,
+                                          newest=SurveySession.started_at)
+
+    async def _latest_session(
+        self, contact_id: int, statuses: tuple[str, ...], *, flow_id: str | None,
+        newest: Any,
+    ) -> SurveySession | None:
+        query = select(SurveySession).where(
+            SurveySession.contact_id == contact_id, col(SurveySession.status).in_(statuses)
         )
+        if flow_id is not None:
+            query = query.where(SurveySession.flow_id == flow_id)
+        query = query.order_by(col(newest).desc(), col(SurveySession.id).desc()).limit(1)
         async with self.database.session() as s, s.begin():
             return (await s.exec(query)).first()
 
@@ -385,17 +388,9 @@ class Store:
     async def latest_open_session(
         self, contact_id: int, statuses: tuple[str, ...] = RESUMABLE_STATUSES
     ) -> SurveySession | None:
-        query = (
-            select(SurveySession)
-            .where(
-                SurveySession.contact_id == contact_id,
-                col(SurveySession.status).in_(statuses),
-            )
-            .order_by(col(SurveySession.last_activity_at).desc(), col(SurveySession.id).desc())
-            .limit(1)
-        )
-        async with self.database.session() as s, s.begin():
-            return (await s.exec(query)).first()
+        """The contact's most recently active session in one of these statuses, any flow."""
+        return await self._latest_session(contact_id, statuses, flow_id=None,
+                                          newest=SurveySession.last_activity_at)
 
     async def create_link(
         self,
