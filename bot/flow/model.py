@@ -184,8 +184,8 @@ def duration(text: str) -> timedelta:
 
 class Reminders(_Strict):
     """Nudges to the silent: delays after the invitation, sent only inside the contact's
-    local window and working days (default: by language — Sat–Wed in fa, Sun–Thu in ar,
-    Mon–Fri in en)."""
+    local window and working days (default: those of the country of the contact's time
+    zone, else by language; bot/followups/timing.py)."""
 
     after: list[Duration] = Field(default_factory=lambda: ["3d", "7d"], max_length=3)
     window: str = Field(default="09:00-18:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]-"

@@ -3,9 +3,12 @@
 Pure functions, no clock: callers pass the instant to start from. Everything returned is
 an aware UTC datetime, so it can go straight into the database.
 
-Weekends differ by region (field notes): Friday in Iran, Friday–Saturday in most Arab
-states, Saturday–Sunday elsewhere. Without an explicit `days` list we use the reader's
-language as the best hint we have of their region.
+Weekends differ by country, not by language (field notes): Friday (with a half Thursday in
+some sectors) in Iran, Friday–Saturday in Saudi Arabia, Egypt and most Arab states,
+Saturday–Sunday in the UAE since 2022, in Lebanon, Tunisia, Morocco and elsewhere. Without
+an explicit `days` list the contact's time zone names their country (`ZONE_WORKING_DAYS`; a
+zone outside the table is a Monday–Friday country); only when the zone is unknown, or
+names no country (UTC, Etc/…), the reader's language is the hint.
 """
 
 from __future__ import annotations
@@ -16,18 +19,47 @@ from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_WORKING_DAYS: dict[str | None, tuple[str, ...]] = {
-    "fa": ("sat", "sun", "mon", "tue", "wed"),
-    "ar": ("sun", "mon", "tue", "wed", "thu"),
-    "en": ("mon", "tue", "wed", "thu", "fri"),
+SAT_WED: tuple[str, ...] = ("sat", "sun", "mon", "tue", "wed")
+SUN_THU: tuple[str, ...] = ("sun", "mon", "tue", "wed", "thu")
+MON_FRI: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri")
+_WORKING_DAYS: dict[str | None, tuple[str, ...]] = {"fa": SAT_WED, "ar": SUN_THU, "en": MON_FRI}
+
+# The zones of the countries whose week is not Monday–Friday, by the country's official
+# working week (docs/followups.md has the table). Python's zoneinfo knows no countries and
+# the tzdata zone.tab is not on every install, hence names; aliases (Iran, Egypt …) too.
+ZONE_WORKING_DAYS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("Asia/Tehran", "Iran"), SAT_WED),  # Iran: Thursday often a half day
+    "Asia/Kabul": SAT_WED,  # Afghanistan
+    **dict.fromkeys((
+        "Asia/Riyadh",  # Saudi Arabia
+        "Africa/Cairo", "Egypt",
+        "Asia/Kuwait", "Asia/Qatar", "Asia/Bahrain", "Asia/Muscat",  # Oman
+        "Asia/Baghdad", "Asia/Amman", "Asia/Damascus", "Asia/Aden",  # Yemen
+        "Asia/Gaza", "Asia/Hebron",  # Palestine
+        "Asia/Jerusalem", "Asia/Tel_Aviv", "Israel",
+        "Africa/Tripoli", "Libya", "Africa/Khartoum", "Africa/Algiers",
+    ), SUN_THU),
+    # Listed although Monday–Friday, as reminders that they were checked: the UAE since
+    # 2022, Lebanon, Tunisia, Morocco, Mauritania since 2014.
+    **dict.fromkeys(("Asia/Dubai", "Asia/Beirut", "Africa/Tunis", "Africa/Casablanca",
+                     "Africa/Nouakchott"), MON_FRI),
 }
 DEFAULT_WINDOW = "09:00-18:00"
 _WINDOW = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]):([0-5][0-9])$")
 
 
-def working_days(lang: str | None) -> tuple[str, ...]:
-    """The usual working days for readers of `lang` (unknown or None: Monday to Friday)."""
-    return _WORKING_DAYS.get(lang, _WORKING_DAYS["en"])
+def working_days(lang: str | None, tz: str | None = None) -> tuple[str, ...]:
+    """The usual working days of a contact: their time zone's country when `tz` names one,
+    else the usual ones for readers of `lang` (unknown or None: Monday to Friday)."""
+    if tz and _has_country(tz.strip()):
+        return ZONE_WORKING_DAYS.get(tz.strip(), MON_FRI)
+    return _WORKING_DAYS.get(lang, MON_FRI)
+
+
+def _has_country(name: str) -> bool:
+    # UTC, GMT, Etc/GMT+3 and the POSIX-style names (CET, EST5EDT) are offsets, not places.
+    return name in ZONE_WORKING_DAYS or (
+        "/" in name and not name.startswith(("Etc/", "SystemV/")) and is_timezone(name))
 
 
 def parse_window(window: str) -> tuple[time, time]:
@@ -93,8 +125,9 @@ def _local(day: date, at: time, tz: ZoneInfo) -> datetime:
     return high.replace(microsecond=0)
 
 
-def _days(days: list[str] | tuple[str, ...] | None, lang: str | None) -> frozenset[int]:
-    chosen = working_days(lang) if days is None else tuple(d.strip().lower() for d in days)
+def _days(days: list[str] | tuple[str, ...] | None, lang: str | None,
+          tz: str | None = None) -> frozenset[int]:
+    chosen = working_days(lang, tz) if days is None else tuple(d.strip().lower() for d in days)
     unknown = [d for d in chosen if d not in WEEKDAYS]
     if unknown:
         raise ValueError(f"unknown day(s) {', '.join(unknown)}: use {', '.join(WEEKDAYS)}")
@@ -112,7 +145,7 @@ def next_slot(
     lang: str | None = None,
 ) -> datetime:
     """The first instant ≥ `at` inside the contact's local `window` on one of `days`
-    (default: the working days of `lang`), as aware UTC.
+    (default: the working days of the zone's country, else of `lang`), as aware UTC.
 
     A naive `at` is taken as UTC. A window whose end is not after its start runs past
     midnight ("22:00-06:00"); "00:00-00:00" is the whole day. `days` names the day each
@@ -120,7 +153,7 @@ def next_slot(
     """
     at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
     start, end = parse_window(window)
-    allowed = _days(days, lang)
+    allowed = _days(days, lang, tz)
     tzinfo = zone(tz)
     overnight = end <= start
     today = at.astimezone(tzinfo).date()

@@ -174,3 +174,48 @@ def test_the_slot_is_the_first_allowed_instant(
         timedelta(minutes=1)  # opened by a DST jump over the window's start
     if slot > at:
         assert not inside(slot - timedelta(seconds=1))
+
+
+# --- working days by the country of the contact's zone -----------------------------------
+
+
+def test_the_zones_country_sets_the_week_not_the_language() -> None:
+    # the UAE works Monday–Friday since 2022, Arabic readers or not
+    assert working_days("ar", "Asia/Dubai") == ("mon", "tue", "wed", "thu", "fri")
+    assert working_days("ar", "Asia/Riyadh") == ("sun", "mon", "tue", "wed", "thu")
+    assert working_days("ar", "Africa/Cairo") == ("sun", "mon", "tue", "wed", "thu")
+    assert working_days("en", "Asia/Tehran") == ("sat", "sun", "mon", "tue", "wed")
+    assert working_days("fa", "Europe/London") == ("mon", "tue", "wed", "thu", "fri")
+    assert working_days("ar", "Africa/Casablanca") == ("mon", "tue", "wed", "thu", "fri")
+
+
+def test_without_a_country_the_language_decides() -> None:
+    for tz in (None, "", "UTC", "Etc/GMT-3", "Mars/Olympus"):
+        assert working_days("ar", tz) == ("sun", "mon", "tue", "wed", "thu"), tz
+        assert working_days("fa", tz) == ("sat", "sun", "mon", "tue", "wed"), tz
+
+
+def test_next_slot_follows_the_contacts_country() -> None:
+    # Sunday 2026-11-22 06:00 UTC: 10:00 in Dubai, 09:00 in Riyadh, 09:30 in Tehran
+    sunday = utc(2026, 11, 22, 6, 0)
+    # Dubai (Arabic reader): Sunday is the weekend → Monday 09:00 Dubai = 05:00 UTC
+    assert next_slot(sunday, tz="Asia/Dubai", lang="ar") == utc(2026, 11, 23, 5, 0)
+    # Riyadh: Sunday is a working day
+    assert next_slot(sunday, tz="Asia/Riyadh", lang="ar") == sunday
+    # Tehran, even for an English reader: Sunday is a working day
+    assert next_slot(sunday, tz="Asia/Tehran", lang="en") == sunday
+    # Friday in Tehran is the weekend → Saturday 09:00 Tehran = 05:30 UTC
+    friday = utc(2026, 11, 27, 7, 0)
+    assert next_slot(friday, tz="Asia/Tehran", lang="fa") == utc(2026, 11, 28, 5, 30)
+    # an Arabic reader with no zone: UTC and the Arabic week (Sunday works, Friday not)
+    assert next_slot(sunday, tz=None, lang="ar") == utc(2026, 11, 22, 9, 0)
+    assert next_slot(utc(2026, 11, 27, 10, 0), tz=None, lang="ar") == utc(2026, 11, 29, 9, 0)
+
+
+def test_an_explicit_days_list_always_wins() -> None:
+    sunday = utc(2026, 11, 22, 6, 0)
+    assert next_slot(sunday, tz="Asia/Dubai", lang="ar", days=["sun"]) == sunday
+    # Monday in Riyadh is a working day, but the flow says Sundays only
+    monday = utc(2026, 11, 23, 7, 0)
+    assert next_slot(monday, tz="Asia/Riyadh", lang="ar", days=["sun"]) == \
+        utc(2026, 11, 29, 6, 0)
