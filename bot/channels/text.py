@@ -41,6 +41,19 @@ def notice(n: Notice, t: Translator) -> str:
                               "You can choose at most {n} options: untick one first.", p["high"])
         case "expect_yesno":
             return t.gettext("Please answer yes or no.")
+        case "ambiguous_yesno":
+            return t.gettext("Sorry, I could not tell if that is a yes or a no. "
+                             "Please answer with just yes or no.")
+        case "ambiguous_score":
+            return t.gettext("Which one do you mean: {choices}? Please send just one whole "
+                             "number from {low} to {high}.",
+                             choices=t.join([t.number(c) for c in p["candidates"]]),
+                             low=p["low"], high=p["high"])
+        case "ambiguous_option":
+            choices = [f"{label} ({t.number(n)})" for n, label in zip(p["numbers"], p["labels"],
+                                                                      strict=True)]
+            return t.gettext("Which one do you mean: {choices}? Please send its number.",
+                             choices=t.join(choices))
         case "expect_whole_number" | "expect_number" | "expect_number_range":
             return _number_hint(n, t)
         case "expect_text":

@@ -74,3 +74,20 @@ def fold(text: str) -> str:
 def isolate(text: str) -> str:
     """Wrap a value in a first-strong isolate so Latin names and numbers keep their place."""
     return f"\u2068{text}\u2069"
+
+
+# Punctuation people put around a word or a number ("۹.", "بله!", "«تحویل»"). The
+# apostrophe stays inside words (wasn't, i'd), "/" stays for "n/a", "7/10" and /back.
+_PUNCTUATION = re.compile(r"[.!?؟,;:…\"«»“”()\[\]{}*~#،؛]+|(?<!\w)'|'(?!\w)")
+_STRETCHED = re.compile(r"([^\W\d_])\1+")
+
+
+def plain(text: str) -> str:
+    """The folded text as words only: punctuation around words becomes a space."""
+    return _SPACES.sub(" ", _PUNCTUATION.sub(" ", fold(text))).strip()
+
+
+def unstretch(text: str) -> str:
+    """Letters held down collapse to one ("نعععم", "yesss", "لاااا"); compare only
+    with words that went through the same function."""
+    return _STRETCHED.sub(r"\1", text)

@@ -11,7 +11,7 @@ from typing import Any
 
 from bot.engine import inputs as i
 from bot.engine.normalize import isolate, local_digits
-from bot.engine.parse import Accepted, Rejected, parse, pick
+from bot.engine.parse import Accepted, Rejected, move, parse, pick
 from bot.engine.prompts import Ask, AskConsent, Choice, Notice, Prompt, Say
 from bot.engine.state import Answered, SessionState, Value
 from bot.engine.words import YESNO_WORDS, is_stop, yes_or_no
@@ -70,6 +70,10 @@ def step(flow: Flow, state: SessionState, event: i.Input) -> Result:
         return _start(flow, state) if state.status == "new" else _finish(flow, state)
     question = flow.question(state.current)
     match event:
+        case i.Reply(text) if move(question, text) == "back":
+            return _back(flow, state)
+        case i.Reply(text) if move(question, text) == "skip":
+            return _skip(flow, state, question)
         case i.Reply(text):
             return _answer(flow, state, question, text, parse(question, text))
         case i.Pick(qid, value) if qid == state.current:
@@ -153,7 +157,10 @@ def _answer(
     flow: Flow, state: SessionState, question: Question, raw: str, outcome: Accepted | Rejected
 ) -> Result:
     if isinstance(outcome, Rejected):
-        return state, [Notice(outcome.key, outcome.params), ask(flow, state)]
+        params = outcome.params
+        if "labels" in params:  # options a typed word could name, in the reader's language
+            params = {**params, "labels": [_text(lb, state.language) for lb in params["labels"]]}
+        return state, [Notice(outcome.key, params), ask(flow, state)]
     return _advance(flow, state, question.id, Answered(raw=raw, value=outcome.value))
 
 
