@@ -13,6 +13,7 @@ from rich.console import Console
 
 from bot.channels.console import ConsolePreview, stdin_reader
 from bot.flow.loader import FlowError, LoadedFlow, load_flow
+from bot.i18n import CatalogError, check_catalogs
 from bot.settings import get_settings
 from bot.survey import SurveyService
 from storage.db import Database, StorageError, to_async_url
@@ -52,6 +53,11 @@ def preview(
         err.print(f"[red]{loaded.flow.id} is not available in {lang}; it has "
                   f"{', '.join(loaded.flow.languages)}[/red]")
         raise typer.Exit(2)
+    try:  # /lang can switch to any of the flow's languages; the bot's own default is English
+        check_catalogs(["en", *loaded.flow.languages])
+    except CatalogError as exc:
+        err.print(str(exc), style="red", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     name = as_name or getpass.getuser()
     url = database_url or get_settings().effective_database_url
     try:

@@ -20,6 +20,7 @@ from rich.console import Console
 
 from bot.channels.telegram.links import create_link, parse_context
 from bot.channels.telegram.runner import DEFAULT_LISTEN, StartError, run_bot, webhook_path
+from bot.i18n import CatalogError, check_catalogs
 from bot.settings import Settings, get_settings
 from storage.db import Database, StorageError, to_async_url
 from storage.repo import Store
@@ -82,6 +83,22 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _catalogs_or_exit(flows_dir: Path) -> None:
+    """Exit with one line unless English (the bot's own default) and every language of the
+    flows the bot will serve have a readable catalog: never English to a Persian reader."""
+    from bot.channels.telegram.core import load_flows
+
+    logging.disable(logging.ERROR)  # a broken flow is reported once, when the bot loads it
+    try:
+        flows = load_flows(flows_dir) if flows_dir.is_dir() else {}
+    finally:
+        logging.disable(logging.NOTSET)
+    try:
+        check_catalogs(["en", *(lang for f in flows.values() for lang in f.flow.languages)])
+    except CatalogError as exc:
+        _fail(str(exc))
+
+
 def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format=_LOG_FORMAT)
     # httpx (PTB's HTTP client) logs every request URL at INFO, and the URL holds the token.
@@ -129,6 +146,7 @@ def run(
         to_async_url(settings.effective_database_url)
     except (ValueError, StartError) as exc:
         _fail(str(exc), 2)
+    _catalogs_or_exit(settings.flows_dir)
     _configure_logging()
     try:
         asyncio.run(run_bot(settings, framework=framework.value, webhook_url=webhook,
