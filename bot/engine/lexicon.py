@@ -122,7 +122,8 @@ SCORE_FILLERS: dict[str, tuple[str, ...]] = {
            "solid", "like", "points", "point", "hmm", "well"),
 }
 
-# Between two numbers these make the answer one of several, never a value: "7 or 8".
+# Between two numbers these make the answer one of several ("7 or 8"); with a single
+# number they leave it unclear ("not 9"), so neither is ever stored as a value.
 SCORE_ALTERNATIVES: dict[str, tuple[str, ...]] = {
     "ar": ("أو", "او", "ولا", "بين", "إلى", "الى", "لـ", "و", "-", "لكن", "بس", "مش", "لا"),
     "fa": ("یا", "تا", "بین", "و", "-", "ولی", "اما", "نه"),
@@ -183,11 +184,12 @@ NEGATIONS: dict[str, tuple[str, ...]] = {
 # "نعم لكن لا", "yes but"), so the person is asked again.
 HEDGES: dict[str, tuple[str, ...]] = {
     "ar": ("لكن", "لكنه", "ولكن", "بس", "غير", "إلا", "الا", "نص", "نوعا", "نوعًا", "يعني",
-           "جزئيا", "جزئيًا", "شوي", "شوية", "تقريبا", "تقريبًا", "مش كامل", "ربما", "يمكن"),
+           "جزئيا", "جزئيًا", "شوي", "شوية", "تقريبا", "تقريبًا", "مش كامل", "ربما", "يمكن",
+           "لسه", "لسا", "بعد", "مازال", "لا زال"),
     "fa": ("ولی", "اما", "ولیکن", "منتها", "نصفه", "نیمه", "تقریبا", "تقریباً", "کمی", "یکم",
-           "جزئی", "نسبتا", "نسبتاً", "شاید", "یه کم"),
+           "جزئی", "نسبتا", "نسبتاً", "شاید", "یه کم", "هنوز"),
     "en": ("but", "partly", "partially", "kind", "sort", "half", "almost", "mostly",
-           "somewhat", "except", "maybe", "though", "however"),
+           "somewhat", "except", "maybe", "though", "however", "still", "yet"),
 }
 
 # Typed alone (after folding and dropping punctuation), these move in the survey and are

@@ -62,7 +62,8 @@ _ORDINALS = _table(lexicon.ORDINAL_WORDS)
 _ORDINALS |= {w[2:]: n for w, n in _ORDINALS.items() if w.startswith("ال") and len(w) > 4}
 _OPTION_WORDS = _words(lexicon.OPTION_WORDS)
 _OUT_OF = frozenset(w for phrase in _words(lexicon.OUT_OF_WORDS) for w in phrase.split())
-_FILLERS = _words(lexicon.SCORE_FILLERS) | _words(lexicon.SCORE_ALTERNATIVES)
+_FILLERS = _words(lexicon.SCORE_FILLERS)
+_ALTERNATIVES = _words(lexicon.SCORE_ALTERNATIVES)
 
 
 def parse(question: Question, text: str) -> Outcome:
@@ -113,12 +114,14 @@ def _score(text: str, low: int, high: int) -> Outcome:
     expected = Rejected("expect_score", {"low": low, "high": high})
     # ("n", value) numbers, ("of", None) "out of" words between a score and its top
     items: list[tuple[str, float | None]] = []
-    maybe_nine = 0
+    maybe_nine = alternatives = 0
     for match in _SCORE_TOKENS.finditer(fold(text)):
         if match["num"]:
             items.append(("n", float(match["num"])))
         elif match["sep"] == "/":
             items.append(("of", None))
+        elif match["sep"]:
+            alternatives += 1
         elif match["word"]:
             word = plain(match["word"])
             if not word:
@@ -128,6 +131,8 @@ def _score(text: str, low: int, high: int) -> Outcome:
                 items.append(("n", float(_NUMBER_WORDS[word])))
             elif word in _OUT_OF:
                 items.append(("of", None))
+            elif word in _ALTERNATIVES:
+                alternatives += 1
             elif word not in _FILLERS:
                 return expected  # "۸ چون…", "10 not 9"?: not a plain score
     if maybe_nine > 1:  # "نه نه" is "no, no", not "9 9"
@@ -145,7 +150,7 @@ def _score(text: str, low: int, high: int) -> Outcome:
     distinct = sorted(set(values))
     if len(distinct) == 1:
         value = distinct[0]
-        if not value.is_integer() or not low <= value <= high:
+        if alternatives or not value.is_integer() or not low <= value <= high:
             return expected
         return Accepted(int(value))
     candidates = [int(v) for v in distinct if v.is_integer() and low <= v <= high]
