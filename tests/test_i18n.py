@@ -102,3 +102,110 @@ def test_pybabel_compiles_the_catalogs(tmp_path: Path) -> None:
             [str(Path(sys.executable).parent / "pybabel"), "compile", "--statistics", "-i",
              str(po), "-o", str(out), "-l", lang], capture_output=True, text=True, check=False)
         assert result.returncode == 0 and out.stat().st_size > 0, result.stderr
+
+
+# --- a missing or unreadable catalog is never a silent fall-back to English ----------------
+
+GOOD_TOKEN = "123456789:" + "A" * 35
+
+
+@pytest.fixture
+def catalogs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Path:
+    """A copy of the catalogs, read instead of the real ones, for a test to break; a clean
+    SADA_* environment in an empty folder, with the example flows and an unreachable Bot API
+    (so a check that came too late would fail differently)."""
+    import os
+    import shutil
+    import socket
+
+    from bot import i18n
+    from bot.settings import get_settings
+
+    copy = tmp_path / "locales"
+    shutil.copytree(str(LOCALES_DIR), copy)
+    shutil.copytree(ROOT / "flows", tmp_path / "flows")
+    monkeypatch.setattr(i18n, "LOCALES_DIR", copy)
+    for name in list(os.environ):
+        if name.startswith("SADA_"):
+            monkeypatch.delenv(name)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SADA_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SADA_TELEGRAM_TOKEN", GOOD_TOKEN)
+    monkeypatch.setenv("SADA_TELEGRAM_API_URL", f"http://127.0.0.1:{port}")
+    for cached in (i18n._catalog, get_settings):
+        cached.cache_clear()
+        request.addfinalizer(cached.cache_clear)
+    return copy
+
+
+def sada(*args: str) -> tuple[int, list[str]]:
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    result = CliRunner().invoke(app, list(args), input="")
+    assert result.exception is None or isinstance(result.exception, SystemExit), \
+        result.exception
+    assert "Traceback" not in result.output
+    return result.exit_code, result.output.strip().splitlines()
+
+
+def break_catalog(locales: Path, lang: str, how: str) -> Path:
+    """Break one language's catalog on disk; the file the message must name."""
+    folder = locales / lang / "LC_MESSAGES"
+    if how == "missing":
+        (folder / "sada.po").unlink()
+        return folder / "sada.po"
+    if how == "corrupt .mo":  # newer than its .po, so it is the one read
+        (folder / "sada.mo").write_bytes(b"not a catalog")
+        return folder / "sada.mo"
+    (folder / "sada.po").write_text('msgid "Yes"\nthis is not a po line\n', encoding="utf-8")
+    return folder / "sada.po"
+
+
+def test_the_real_catalogs_pass_the_check() -> None:
+    from bot.i18n import check_catalogs
+
+    check_catalogs(["ar", "fa", "en"])
+
+
+@pytest.mark.parametrize(("lang", "how", "says"), [
+    ("fa", "missing", "the Persian (fa) catalog is missing"),
+    ("ar", "corrupt .mo", "the Arabic (ar) catalog"),
+    ("en", "invalid .po", "the English (en) catalog"),
+])
+def test_run_stops_on_a_broken_catalog_before_connecting(
+    catalogs: Path, lang: str, how: str, says: str
+) -> None:
+    broken = break_catalog(catalogs, lang, how)
+    code, lines = sada("run")
+    assert code == 1
+    assert len(lines) == 1 and lines[0].startswith(says), lines
+    assert str(broken) in lines[0] and "reinstall sada" in lines[0]
+    assert not (catalogs.parent / "data").exists()  # no database was opened
+
+
+def test_run_checks_only_the_languages_of_the_flows_it_serves(catalogs: Path) -> None:
+    break_catalog(catalogs, "fa", "missing")
+    (catalogs.parent / "flows" / "b2b_supplier.yaml").unlink()
+    (catalogs.parent / "flows" / "post_support.yaml").unlink()
+    minimal = (ROOT / "tests" / "fixtures" / "flows" / "minimal.yaml").read_text("utf-8")
+    (catalogs.parent / "flows" / "minimal.yaml").write_text(minimal, encoding="utf-8")
+    code, lines = sada("run")
+    # an English-only bot gets past the check, to the (unreachable) Telegram Bot API
+    assert code == 1 and lines[-1].startswith("cannot reach the Telegram Bot API"), lines
+
+
+@pytest.mark.parametrize(("lang", "how"), [("fa", "missing"), ("fa", "corrupt .mo"),
+                                           ("ar", "invalid .po"), ("en", "missing")])
+def test_preview_stops_on_a_broken_catalog(catalogs: Path, lang: str, how: str) -> None:
+    broken = break_catalog(catalogs, lang, how)
+    code, lines = sada("preview", "flows/b2b_supplier.yaml", "--lang", "fa")
+    assert code == 1
+    assert len(lines) == 1 and f"({lang}) catalog" in lines[0] and str(broken) in lines[0], lines
+    assert not (catalogs.parent / "data").exists()
