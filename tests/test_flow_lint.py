@@ -664,3 +664,37 @@ def test_the_example_in_the_docs_is_a_valid_flow() -> None:
 def test_example_flows_lint_clean(path: Path) -> None:
     report = lint_file(path)
     assert report.ok, [str(p) for p in report.problems]
+
+
+# --- recap ---------------------------------------------------------------------------
+
+
+def test_a_recap_needs_every_declared_language_and_known_placeholders() -> None:
+    head = HEAD.replace("languages: [en]", "languages: [en, ar]").replace(
+        'title: {en: "Demo"}', 'title: {en: "Demo", ar: "تجربة"}'
+    )
+    head = head.replace('intro: {en: "Hello', 'intro: {ar: "مرحبا", en: "Hello')
+    head = head.replace('outro: {en: "Thanks!"}', 'outro: {en: "Thanks!", ar: "شكرا"}')
+    head = head.replace('title: {en: "Main"}', 'title: {en: "Main", ar: "رئيسي"}')
+    nps = ('- id: nps\n  type: nps\n  text: {en: "Recommend us?", ar: "توصون بنا؟"}\n'
+           '  recap: {en: "Recommend {compnay}?"}\n')
+    text = flow_text(nps, head=head)
+    assert found(text) == [
+        (*locate(text, '{en: "Recommend {'), "error",
+         "no 'ar' text for the recap of question 'nps'"),
+        (*locate(text, "{compnay}"), "error",
+         "unknown placeholder {compnay} in the recap of question 'nps'; did you mean {company}?"),
+    ]
+
+
+def test_a_long_recap_is_a_warning() -> None:
+    long = "How likely are you, all things considered and after this whole year, to recommend us?"
+    text = flow_text(NPS + f'  recap: {{en: "{long}"}}\n')
+    assert single(text) == (
+        *locate(text, f'"{long}"'), "warning",
+        f"the recap of question 'nps' is {len(long)} characters in 'en'; keep it under 80: it "
+        "is quoted inside one line when an answer is recalled",
+    )
+    short = flow_text(NPS + '  recap: {en: "Recommend us?"}\n')
+    assert found(short) == []
+    assert load_flow_text(short).flow.question("nps").recap == {"en": "Recommend us?"}

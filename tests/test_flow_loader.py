@@ -266,7 +266,7 @@ def test_empty_file_and_wrong_root() -> None:
             "        type: nps\n        colour: red",
             "colour",
             "unknown key 'colour' in question 'nps'; allowed keys for nps questions: id, text, "
-            "optional, when, labels, type",
+            "recap, optional, when, labels, type",
         ),
         (
             "        type: nps",
@@ -479,3 +479,13 @@ def test_parse_text_does_not_lint() -> None:
     assert parsed.flow is not None
     assert isinstance(parsed.flow.questions[0], type(parsed.flow.questions[0]))
     assert not isinstance(parsed.flow.questions[0], ChoiceQuestion)
+
+
+def test_a_recap_is_a_text_per_language() -> None:
+    text = MINIMAL + '        recap:\n          en: "Recommend us?"\n'
+    assert load_flow_text(text).flow.question("nps").recap == {"en": "Recommend us?"}
+    wrong = MINIMAL + '        recap: "Recommend us?"\n'
+    problem = only_problem(wrong)
+    assert (problem.line, problem.column) == locate(wrong, '"Recommend us?"')
+    assert problem.message.startswith(
+        "the recap of question 'nps' must give one text per language"), problem.message

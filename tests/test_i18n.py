@@ -209,3 +209,29 @@ def test_preview_stops_on_a_broken_catalog(catalogs: Path, lang: str, how: str) 
     assert code == 1
     assert len(lines) == 1 and f"({lang}) catalog" in lines[0] and str(broken) in lines[0], lines
     assert not (catalogs.parent / "data").exists()
+
+
+def test_decimals_use_the_arabic_decimal_separator() -> None:
+    assert Translator("fa").number(2.5) == "۲٫۵"
+    assert Translator("ar").number(2.5) == "٢٫٥"
+    assert Translator("en").number(2.5) == "2.5"
+    assert Translator("ar").number(3.0) == "٣" and Translator("fa").number(12) == "۱۲"
+    shown = Translator("fa").gettext("{score} out of {high}", score=7.5, high=10)
+    assert "۷٫۵" in shown and "." not in shown
+
+
+@pytest.mark.parametrize(
+    ("n", "expected"),
+    [(0, "٠ يوم"), (1, "يوم واحد"), (2, "يومين"), (3, "٣ أيام"), (10, "١٠ أيام"),
+     (11, "١١ يومًا"), (99, "٩٩ يومًا"), (100, "١٠٠ يوم"), (102, "١٠٢ يوم"), (103, "١٠٣ أيام")],
+)
+def test_staff_counts_take_all_six_arabic_plural_forms(n: int, expected: str) -> None:
+    assert Translator("ar").ngettext("{n} day", "{n} days", n) == expected
+
+
+def test_staff_counts_in_persian_and_english() -> None:
+    assert Translator("fa").ngettext("{n} reminder", "{n} reminders", 3) == "۳ یادآوری"
+    assert Translator("en").ngettext("{n} reminder", "{n} reminders", 1) == "1 reminder"
+    assert Translator("en").ngettext("{n} reminder", "{n} reminders", 2) == "2 reminders"
+    forms = [Translator("ar").ngettext("{n} reminder", "{n} reminders", n) for n in (1, 2, 5)]
+    assert forms == ["تذكير واحد", "تذكيران", "٥ تذكيرات"]

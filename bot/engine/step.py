@@ -371,7 +371,8 @@ def _shown(flow: Flow, qid: str, value: Value, lang: str) -> str:
         sep = "، " if lang in RTL_LANGUAGES else ", "
         return sep.join(_option_label(flow.question(qid), v, lang) for v in value)
     if isinstance(value, int | float):
-        return local_digits(f"{value:g}", lang)
+        text = f"{value:g}"  # ٫ is the decimal separator in ar and fa
+        return local_digits(text.replace(".", "\u066b") if lang in RTL_LANGUAGES else text, lang)
     return _option_label(flow.question(qid), str(value), lang)
 
 

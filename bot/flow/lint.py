@@ -20,6 +20,7 @@ from bot.flow.estimate import LIMIT_SECONDS, Estimate, estimate, spoken
 from bot.flow.loader import Loc, Parsed, Positions, Problem, Severity, parse_text, read_file
 from bot.flow.model import (
     CONTACT_FIELDS,
+    RECAP_LIMIT,
     SCORED_TYPES,
     ChoiceQuestion,
     Flow,
@@ -120,6 +121,7 @@ class _TextSpot:
     before: int | None  # answers asked before this position may be used; None: all
     own: str | None = None  # the question the text belongs to
     intro: bool = False
+    limit: int | None = None  # characters; longer is a warning
 
 
 @dataclass
@@ -201,6 +203,11 @@ class _Linter:
             yield _TextSpot(
                 (*path, "text"), question.text, f"the text of {name}", order, question.id
             )
+            if question.recap is not None:
+                yield _TextSpot(
+                    (*path, "recap"), question.recap, f"the recap of {name}", order,
+                    question.id, limit=RECAP_LIMIT,
+                )
             for oi, option in enumerate(getattr(question, "options", None) or []):
                 yield _TextSpot(
                     (*path, "options", oi, "label"),
@@ -242,6 +249,14 @@ class _Linter:
                     severity="warning",
                 )
             self._placeholders(spot, path, value)
+            if spot.limit is not None and len(value.strip()) > spot.limit:
+                self.report(
+                    path,
+                    f"{spot.describe} is {len(value.strip())} characters in '{lang}'; keep it "
+                    f"under {spot.limit}: it is quoted inside one line when an answer is "
+                    "recalled",
+                    severity="warning",
+                )
 
     def _placeholders(self, spot: _TextSpot, path: Loc, value: str) -> None:
         try:

@@ -360,6 +360,8 @@ class _Describer:
         key = rest[0]
         if key == "text":
             return f"the text of {qname}"
+        if key == "recap":
+            return f"the recap of {qname}"
         if key == "options":
             if len(rest) < 2 or not isinstance(rest[1], int):
                 return f"the options of {qname}"

@@ -38,9 +38,15 @@ class ScaleLabels(_Strict):
     max: Text | None = None
 
 
+RECAP_LIMIT = 80  # characters: a recap is quoted inside one line of a follow-up
+
+
 class _Question(_Strict):
     id: Identifier
     text: Text
+    # The question in a few words, quoted when an answer is recalled ("When we asked
+    # “How was our support?”, you answered …"); without it, bot/flow/recap.py picks one.
+    recap: Text | None = None
     optional: bool = False
     when: str | None = None
 

@@ -45,6 +45,7 @@ from bot.flow.model import (
     TextQuestion,
     YesNoQuestion,
 )
+from bot.flow.recap import recap
 from bot.followups.alerts import role_answer, session_flow
 from bot.followups.dates import format_date
 from bot.i18n import Translator
@@ -230,7 +231,7 @@ def summary_line(flow: Flow, question: Question | None, answers: dict[str, Answe
     shown = answer_shown(question, answers[question.id], t)
     if shown is None:
         return None
-    asked = placeholders.render(_text(question.text, t.lang), values)
+    asked = placeholders.render(recap(question, t, flow.default_language), values)
     return t.gettext("When we asked “{question}”, you answered: {answer}",
                      question=asked, answer=shown)
 

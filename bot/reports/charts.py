@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import textwrap
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import jdatetime
 import matplotlib as mpl
 from babel.dates import format_date
 from matplotlib.axes import Axes
@@ -38,6 +40,7 @@ from bot.flow.model import (
     Question,
     ScaleLabels,
 )
+from bot.followups.dates import JALALI_MONTHS
 from bot.i18n import N_, translate
 from bot.reports import rtl
 from bot.reports.metrics import SMALL_GROUP, Distribution, Funnel, PeriodPoint, Report
@@ -111,6 +114,9 @@ def question_text(flow: Flow, question_id: str, lang: str) -> str:
     return flow_text(dict(question.text), flow, lang, question_id)
 
 
+_NUMERAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
 def value_label(flow: Flow, question_id: str, value: str, lang: str) -> str:
     """What an answer value is called: the option's label, yes/no, or the number."""
     if value in ("yes", "true"):
@@ -125,6 +131,8 @@ def value_label(flow: Flow, question_id: str, value: str, lang: str) -> str:
         for option in question.options:
             if option.id == value:
                 return flow_text(dict(option.label), flow, lang, value)
+    if _NUMERAL.fullmatch(value):  # a number answer such as "2.5"
+        return rtl.numeral(value, lang)
     return rtl.digits(value, lang)
 
 
@@ -204,9 +212,9 @@ def _mirror(ax: Axes, lang: str, *, invert: bool = True) -> None:
 def _ticks(ax: Axes, axis: str, lang: str, *, fmt: str = "{:g}") -> None:
     """Tick labels in the reader's digits."""
     target = ax.yaxis if axis == "y" else ax.xaxis
-    # U+2212 minus, as in the labels (a hyphen is shorter and breaks like a dash)
+    # U+2212 minus, as in the labels (a hyphen is shorter and breaks like a dash); ٫ in ar/fa
     target.set_major_formatter(
-        lambda v, _pos: rtl.digits(fmt.format(v).replace("-", "\u2212"), lang))
+        lambda v, _pos: rtl.numeral(fmt.format(v).replace("-", "\u2212"), lang))
 
 
 def _empty(figure: Figure, lang: str) -> None:
@@ -223,7 +231,15 @@ def _minutes(seconds: float, lang: str) -> str:
 
 
 def period_label(start: date, period: str, lang: str) -> str:
-    """"Mar 2026" for a month, "9 Mar" for the week starting then, in the reader's words."""
+    """"Mar 2026" for a month, "9 Mar" for the week starting then, in the reader's words.
+
+    Persian readers get the Jalali calendar, as everywhere else: a week by its first day
+    ("۱۸ اسفند"), a (Gregorian) month by its first day and year ("۱۰ اسفند ۱۴۰۴"), since it
+    straddles two Jalali months and a Jalali month name alone would misstate it."""
+    if lang == "fa":
+        jalali = jdatetime.date.fromgregorian(date=start)
+        text = f"{jalali.day} {JALALI_MONTHS[jalali.month - 1]}"
+        return rtl.digits(text + (f" {jalali.year}" if period == "month" else ""), lang)
     pattern = "MMM y" if period == "month" else "d MMM"
     return rtl.digits(format_date(start, pattern, locale=lang), lang)
 

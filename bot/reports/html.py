@@ -21,7 +21,8 @@ from babel.dates import format_date
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from bot.flow.model import LANGUAGES, Flow
-from bot.i18n import N_, translate
+from bot.followups.dates import format_date as reader_date
+from bot.i18n import N_, Translator, translate
 from bot.reports import rtl
 from bot.reports.accounts import AccountView, role_question
 from bot.reports.charts import PROMISE_SECONDS, Chart, flow_text, render_charts, value_label
@@ -29,7 +30,8 @@ from bot.reports.metrics import NO_VALUE, SMALL_GROUP, GroupRow, Report
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
-# The page's own words; flow texts (title, questions, options) come from the flow.
+# The page's own words; flow texts (title, questions, options) come from the flow. Words
+# that count something are ngettext calls in _Page (Arabic has six plural forms).
 WORDS: dict[str, str] = {  # the report's own words; translations in locales/
     "window": N_("{since} – {until}"),
     "since": N_("since {since}"),
@@ -42,7 +44,6 @@ WORDS: dict[str, str] = {  # the report's own words; translations in locales/
     "csat_detail": N_("{hits} of {n} answered 4 or 5"),
     "ces_detail": N_("{share} low effort (1–3) of {n}"),
     "response_rate": N_("Response rate"),
-    "response_detail": N_("{done} of {invited} invited completed"),
     "no_invitations": N_("no invitations in this window"),
     "partial": N_("partial: {share}"),
     "completion": N_("Median time to complete"),
@@ -50,11 +51,9 @@ WORDS: dict[str, str] = {  # the report's own words; translations in locales/
     "within": N_("within the promise"),
     "over": N_("over the promise"),
     "ttr": N_("Time to resolve"),
-    "ttr_detail": N_("median; 90% within {p90}. {open} of {cases} cases open"),
     "no_cases": N_("no detractor cases in this window"),
     "promises": N_("Promises kept on time"),
     "promises_detail": N_("{kept} of {due} due, {overdue} overdue"),
-    "hours": N_("{h} h"),
     "none_yet": N_("no answers yet"),
     "by": N_("By {what}"),
     "role": N_("stakeholder role"),
@@ -72,19 +71,16 @@ WORDS: dict[str, str] = {  # the report's own words; translations in locales/
     "charts": N_("Charts"),
     "accounts": N_("Accounts"),
     "whole_account": N_("Whole account"),
-    "invited_answered": N_("{done} of {invited} invited answered"),
     "silent_roles": N_("Invited, nobody answered"),
     "unheard_roles": N_("Nobody invited or answering as"),
     "silent": N_("Invited, never answered"),
     "invited_on": N_("invited {date}"),
-    "reminders": N_("reminders: {n}"),
     "status_sent": N_("no reply yet"),
     "status_started": N_("started, did not finish"),
     "status_expired": N_("expired after the reminders"),
     "status_cancelled": N_("cancelled"),
     "open_cases": N_("Open cases"),
     "waiting": N_("waiting {age}"),
-    "days": N_("{n} d"),
     "promises_due": N_("Promises not yet kept"),
     "overdue": N_("overdue"),
     "due": N_("due {date}"),
@@ -115,6 +111,7 @@ class _Page:
         self.lang = lang if lang in LANGUAGES else "en"
         self.flow = flow
         self.rtl = rtl.is_rtl(self.lang)
+        self.t = Translator(self.lang)
 
     @property
     def sep(self) -> str:
@@ -134,9 +131,14 @@ class _Page:
         return "—" if value is None else rtl.signed(value, self.lang)
 
     def day(self, value: date | datetime | None) -> str:
+        """A day in the reader's calendar: Jalali in Persian ("۲۱ آذر ۱۴۰۵"), as the
+        respondents' own messages show it; Gregorian with local digits otherwise."""
         if value is None:
             return ""
-        return rtl.digits(format_date(value, "d MMM y", locale=self.lang), self.lang)
+        day = value.date() if isinstance(value, datetime) else value
+        if self.lang == "fa":
+            return reader_date(day, "fa")
+        return rtl.digits(format_date(day, "d MMM y", locale=self.lang), self.lang)
 
     def when(self, value: datetime) -> str:
         return rtl.digits(f"{self.day(value)} {value:%H:%M}", self.lang)
@@ -150,13 +152,25 @@ class _Page:
     def hours(self, hours: float | None) -> str:
         if hours is None:
             return "—"
-        return self.w("hours", h=self.n(hours, 1 if hours < 10 else 0))
+        whole = hours >= 10
+        # A number with decimals takes the "other" plural form in ar, fa and en (CLDR);
+        # 100 stands for it.
+        n = round(hours) if whole else 100
+        return self.t.ngettext("{h} hour", "{h} hours", n,
+                               h=self.n(hours, 0 if whole else 1))
 
     def age(self, seconds: float) -> str:
         days = int(seconds // 86400)
         if days >= 1:
-            return self.w("days", n=self.n(days))
+            return self.t.ngettext("{n} day", "{n} days", days)
         return self.hours(seconds / 3600)
+
+    def reminders(self, n: int) -> str:
+        return self.t.ngettext("{n} reminder", "{n} reminders", n)
+
+    def invited_answered(self, done: int, invited: int) -> str:
+        return self.t.ngettext("{done} of {n} invited answered",
+                               "{done} of {n} invited answered", invited, done=done)
 
     def arrow(self, delta: float | None, *, lower_is_better: bool = False) -> tuple[str, str]:
         """("▲ +5", "good") for a change; CES is better when it goes down."""
@@ -221,8 +235,9 @@ def _cards(report: Report, page: _Page) -> list[Card]:
         cards.append(Card("CES", page.n(ces.mean, 1),
                           page.w("ces_detail", share=page.pct(ces.share_low_effort),
                                  n=page.n(ces.n)), change=text, change_mood=mood))
-    detail = (page.w("response_detail", done=page.n(funnel.responded),
-                     invited=page.n(funnel.invited))
+    detail = (page.t.ngettext("{done} of {n} invited completed",
+                              "{done} of {n} invited completed", funnel.invited,
+                              done=funnel.responded)
               if funnel.invited else page.w("no_invitations"))
     if funnel.partial_rate is not None:
         detail += "؛ " if page.rtl else "; "
@@ -236,8 +251,10 @@ def _cards(report: Report, page: _Page) -> list[Card]:
         mood = "good" if median <= PROMISE_SECONDS else "bad"
         detail = page.w("within" if mood == "good" else "over") + page.sep + detail
     cards.append(Card(page.w("completion"), page.minutes(median), detail, mood))
-    ttr = (page.w("ttr_detail", p90=page.hours(res.p90_hours), open=page.n(res.open_cases),
-                  cases=page.n(res.cases)) if res.cases else page.w("no_cases"))
+    ttr = (page.t.ngettext("median; 90% within {p90}. {open} of {n} case open",
+                           "median; 90% within {p90}. {open} of {n} cases open", res.cases,
+                           p90=page.hours(res.p90_hours), open=res.open_cases)
+           if res.cases else page.w("no_cases"))
     cards.append(Card(page.w("ttr"), page.hours(res.median_hours), ttr))
     if res.promises:
         cards.append(Card(page.w("promises"), page.pct(res.kept_share),

@@ -96,7 +96,12 @@ def digits(text: str, lang: str) -> str:
 
 def number(value: float, lang: str, *, decimals: int = 0) -> str:
     """A number as the reader writes it: local digits, and ٫ for the decimal point in ar/fa."""
-    text = f"{value:.{decimals}f}"
+    return numeral(f"{value:.{decimals}f}", lang)
+
+
+def numeral(text: str, lang: str) -> str:
+    """A number already written out ("2.5", "-3") as the reader writes it: local digits, and
+    in ar/fa ٫ for the decimal point and a real minus."""
     if lang in RTL_LANGUAGES:
         text = text.replace(".", "\u066b").replace("-", "\u2212")
     return local_digits(text, lang)

@@ -14,7 +14,7 @@ import pytest
 from sqlmodel import col, select
 from typer.testing import CliRunner
 
-from bot.flow.loader import load_flow
+from bot.flow.loader import load_flow, load_flow_text
 from bot.followups.actions import (
     FEEDBACK_WINDOW,
     ActionSpec,
@@ -23,11 +23,12 @@ from bot.followups.actions import (
     check_promises,
     record_feedback,
     send_followups,
+    summary_line,
 )
-from bot.i18n import RLM
+from bot.i18n import RLM, Translator
 from storage.actions import mark_done
 from storage.db import Database
-from storage.models import Action, Case, Feedback, Outbox, SurveySession
+from storage.models import Action, Answer, Case, Feedback, Outbox, SurveySession
 from storage.outbox import claim_due, mark_sent
 from storage.repo import Store
 from tests.followups.test_alerts import T0, answered, cli_database, on_database, outbox
@@ -510,3 +511,82 @@ def test_cli_broken_yaml(cli_env: str, tmp_path: Path, content: str, expected: s
 def test_cli_missing_file(cli_env: str, tmp_path: Path) -> None:
     code, out = sada("add", "--file", str(tmp_path / "nope.yaml"))
     assert code == 1 and "nope.yaml:1:1: error: no such file" in out
+
+
+# --- what a follow-up quotes of the question ---------------------------------------------
+
+RECALL_FLOW = """\
+id: recall
+languages: [en, fa, ar]
+default_language: en
+title: {en: "Recall", fa: "یادآوری", ar: "تذكير"}
+intro: {en: "Hi", fa: "سلام", ar: "مرحبًا"}
+outro: {en: "Thanks", fa: "ممنون", ar: "شكرًا"}
+groups:
+  - id: main
+    title: {en: "Main", fa: "اصلی", ar: "رئيسي"}
+    questions:
+      - id: nps
+        type: nps
+        text:
+          en: "Thinking of this whole year of work together, on a scale from 0 to 10,
+            how likely are you to recommend us to a colleague?"
+          fa: "با در نظر گرفتن همهٔ همکاری امسال، از ۰ تا ۱۰ چقدر احتمال دارد ما را
+            به یکی از همکارانتان پیشنهاد کنید، حتی اگر هنوز تصمیم قطعی نگرفته‌اید؟"
+          ar: "بالنظر إلى عام كامل من العمل معًا، وعلى مقياس من ٠ إلى ١٠، ما مدى احتمال
+            أن توصوا بنا لأحد زملائكم أو لشركة أخرى؟"
+      - id: why
+        type: text
+        text:
+          en: "Sorry to hear that. What went wrong? A few words are enough."
+          fa: "متأسفیم. چه چیزی درست پیش نرفت؟ چند کلمه کافی است."
+          ar: "نأسف لذلك. ما الذي لم يسر على ما يرام؟ تكفي بضع كلمات."
+      - id: support
+        type: csat
+        text:
+          en: "One last thing, about our support team: how satisfied are you with it?
+            Pick a number."
+          fa: "یک سؤال آخر دربارهٔ تیم پشتیبانی ما: چقدر از آن راضی هستید؟ یک عدد انتخاب کنید."
+          ar: "سؤال أخير عن فريق الدعم لدينا: ما مدى رضاكم عنه؟ اختاروا رقمًا."
+        recap:
+          en: "How was our support for {company}?"
+          fa: "پشتیبانی ما برای {company} چطور بود؟"
+          ar: "كيف كان دعمنا لـ{company}؟"
+"""
+
+
+def recalled(qid: str, value: object, lang: str) -> str:
+    """The follow-up's line about `qid`, without the bidi isolates around what it quotes."""
+    flow = load_flow_text(RECALL_FLOW).flow
+    answers = {qid: Answer(session_id=1, question_id=qid, raw_text=str(value), value=value,
+                           answered_at=T0)}
+    line = summary_line(flow, flow.question(qid), answers, {"company": "Acme"},
+                        Translator(lang))
+    assert line is not None
+    return line.replace("\u2068", "").replace("\u2069", "")
+
+
+def test_a_followup_quotes_the_question_sentence_without_preamble_or_instructions() -> None:
+    assert recalled("why", "late delivery", "en") == \
+        "When we asked “What went wrong?”, you answered: late delivery"
+    fa = recalled("why", "دیر رسید", "fa")
+    assert "«چه چیزی درست پیش نرفت؟»" in fa and "متأسفیم" not in fa and "کافی" not in fa
+    ar = recalled("why", "تأخر الشحنة", "ar")
+    assert "«ما الذي لم يسر على ما يرام؟»" in ar and "نأسف" not in ar and "تكفي" not in ar
+
+
+def test_a_recap_is_quoted_with_its_placeholders_filled() -> None:
+    assert recalled("support", 2, "en") == \
+        "When we asked “How was our support for Acme?”, you answered: 2 out of 5"
+    fa = recalled("support", 2, "fa")
+    assert "پشتیبانی ما برای" in fa and "Acme" in fa and "تیم پشتیبانی" not in fa
+
+
+def test_a_long_scored_question_is_recalled_by_its_short_standard_form() -> None:
+    assert recalled("nps", 3, "en") == \
+        "When we asked “How likely are you to recommend us?”, you answered: 3 out of 10"
+    for lang in ("fa", "ar"):
+        text = recalled("nps", 3, lang)
+        quoted = text[text.index("«") + 1:text.index("»")]
+        assert len(quoted) < 60 and quoted.endswith("؟"), text
+        assert "۱۰" not in quoted and "١٠" not in quoted, text

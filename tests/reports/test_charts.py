@@ -158,7 +158,7 @@ def test_numbers_in_the_readers_digits() -> None:
     assert rtl.signed(-12, "fa") == "\u2212۱۲"
     assert rtl.signed(5, "en") == "+5"
     assert rtl.signed(0.2, "en") == "0"
-    assert charts.period_label(date(2026, 3, 1), "month", "fa") == "مارس ۲۰۲۶"
+    assert charts.period_label(date(2026, 3, 1), "month", "fa") == "۱۰ اسفند ۱۴۰۴"  # Jalali
     assert charts.period_label(date(2026, 3, 9), "week", "ar") == "٩ مارس"
     assert rtl.clean("a\u202eb\u200cc") == "ab\u200cc"  # overrides out, ZWNJ kept
 
@@ -202,7 +202,7 @@ def test_persian_chart_uses_flow_texts_and_persian_digits(
     assert "نقش شما در همکاری با ما چیست؟" in text  # question text from the flow
     assert "خرید و تدارکات" in text  # option label from the flow
     assert "مروجان" in text and "منتقدان" in text  # the chart's own words
-    assert "ژانویه ۲۰۲۶" in text  # period, Persian digits
+    assert "۱۱ دی ۱۴۰۴" in text and "ژانویه" not in text  # period: Jalali, Persian digits
     assert "پیش از سؤال اول" in text  # drop-off before the first question
     assert "۲:۳۱" in text and "۴:۰۰" in text  # median time against the promise
     assert "۲۵٪" in text  # 3 of 12 started stopped at nps
@@ -286,3 +286,12 @@ def test_staff_text_with_dollars_is_not_math(monkeypatch: pytest.MonkeyPatch) ->
     dist = Distribution("budget", "choice", 2, [("low", 1), ("high", 1)])
     charts.distribution_chart(dist, flow=flow, lang="en")
     assert "$5–$10" in drawn.joined()
+
+
+def test_number_answers_and_ticks_use_the_arabic_decimal_separator() -> None:
+    # a number answer with decimals (a question a newer flow version dropped: no labels)
+    assert charts.value_label(B2B, "gone", "2.5", "fa") == "۲٫۵"
+    assert charts.value_label(B2B, "gone", "-2.5", "ar") == "\u2212٢٫٥"
+    assert charts.value_label(B2B, "gone", "2.5", "en") == "2.5"
+    assert charts.value_label(B2B, "gone", "v2.5", "fa") == "v۲.۵"  # not a number: digits only
+    assert rtl.numeral("0.5", "ar") == "٠٫٥"

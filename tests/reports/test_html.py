@@ -125,7 +125,7 @@ def test_english_report(tmp_path: Path) -> None:
     assert "2.9" in words and "55% low effort (1–3) of 40" in words  # CES 116 / 40
     assert "67%" in words and "40 of 60 invited completed" in words and "15%" in words
     assert "2:31" in words and "within the promise" in words and "4:22" in words
-    assert "20 h" in words and "4 of 13 cases open" in words  # TTR (20.5 h rounds to 20)
+    assert "20 hours" in words and "4 of 13 cases open" in words  # TTR (20.5 h rounds to 20)
     assert "60%" in words and "3 of 5 due, 1 overdue" in words  # promises
     assert "By stakeholder role" in words
     assert "Purchasing" in words and "Finance / accounts" in words  # option labels
@@ -209,3 +209,45 @@ async def test_report_from_the_database_with_accounts(database: Database,
         assert png.startswith(b"\x89PNG\r\n\x1a\n")
     fa = Page(render_html(report, flow=FLOW, lang="fa", accounts=views))
     assert fa.tags[0][1]["dir"] == "rtl" and "ف buyer" in fa.words
+
+
+# --- the reader's calendar, decimals and plural forms ---------------------------------------
+
+GREGORIAN_FA = ("ژانویه", "فوریه", "مارس", "آوریل", "ژوئن", "ژوئیه", "اوت", "سپتامبر",
+                "اکتبر", "نوامبر", "دسامبر")
+
+
+def _december(**changes: object) -> Report:
+    silent = [SilentContact(7, "Sara", "finance", "Acme", datetime(2026, 12, 3, tzinfo=UTC), 2,
+                            "sent")]
+    return _report(since=date(2026, 12, 1), until=date(2026, 12, 31), previous=None,
+                   silent=silent, generated_at=datetime(2026, 12, 12, 9, 30, tzinfo=UTC),
+                   **changes)
+
+
+def test_a_persian_page_dates_everything_in_the_jalali_calendar() -> None:
+    words = Page(render_html(_december(), flow=B2B, lang="fa")).words
+    assert "۱۰ آذر ۱۴۰۵" in words and "۱۰ دی ۱۴۰۵" in words  # the window
+    assert "۱۲ آذر ۱۴۰۵" in words  # invited on, and generated
+    assert "Dec" not in words and not any(month in words for month in GREGORIAN_FA), words
+    assert "2026" not in words and "۲۰۲۶" not in words
+
+
+def test_an_arabic_page_writes_decimals_with_the_arabic_separator_and_counts_in_plural_forms(
+) -> None:
+    words = Page(render_html(_december(), flow=B2B, lang="ar")).words
+    assert "٢٫٩" in words and "2.9" not in words and "٢.٩" not in words  # CES mean
+    assert "أكمل الاستبيان ٤٠ من أصل ٦٠ مدعوًّا" in words  # 60: the "many" form
+    assert "المفتوحة ٤ من أصل ١٣ حالة" in words
+    assert "تذكيران" in words  # two reminders: the dual, no number
+    assert "ديسمبر" in words  # Arabic keeps the Gregorian calendar
+    two = _report(resolution=Resolution(2, 1, 1, 20.5, 70.0, 0, 0, 0, 0),
+                  funnel=Funnel(5, 3, 4, 3, 1, 60.0, 20.0, 151.0, 262.0, [("(start)", 1)]))
+    words = Page(render_html(two, flow=B2B, lang="ar")).words
+    assert "المفتوحة ١ من أصل حالتين" in words and "من أصل ٥ مدعوّين" in words
+
+
+def test_an_english_page_keeps_gregorian_dates_and_plural_words() -> None:
+    words = Page(render_html(_december(), flow=B2B, lang="en")).words
+    assert "1 Dec 2026" in words and "3 Dec 2026" in words
+    assert "2 reminders" in words and "40 of 60 invited completed" in words
