@@ -20,6 +20,7 @@ from rich.console import Console
 
 from bot.channels.telegram.links import create_link, parse_context
 from bot.channels.telegram.runner import DEFAULT_LISTEN, StartError, run_bot, webhook_path
+from bot.flow.model import LANGUAGES
 from bot.i18n import CatalogError, check_catalogs
 from bot.settings import Settings, get_settings
 from storage.db import Database, StorageError, to_async_url
@@ -83,18 +84,12 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _catalogs_or_exit(flows_dir: Path) -> None:
-    """Exit with one line unless English (the bot's own default) and every language of the
-    flows the bot will serve have a readable catalog: never English to a Persian reader."""
-    from bot.channels.telegram.core import load_flows
-
-    logging.disable(logging.ERROR)  # a broken flow is reported once, when the bot loads it
+def _catalogs_or_exit() -> None:
+    """Exit with one line unless every language the bot speaks has a readable catalog: its
+    language menu offers them all whatever the flows, and a reader must never get English
+    instead of their language."""
     try:
-        flows = load_flows(flows_dir) if flows_dir.is_dir() else {}
-    finally:
-        logging.disable(logging.NOTSET)
-    try:
-        check_catalogs(["en", *(lang for f in flows.values() for lang in f.flow.languages)])
+        check_catalogs(LANGUAGES)
     except CatalogError as exc:
         _fail(str(exc))
 
@@ -146,7 +141,7 @@ def run(
         to_async_url(settings.effective_database_url)
     except (ValueError, StartError) as exc:
         _fail(str(exc), 2)
-    _catalogs_or_exit(settings.flows_dir)
+    _catalogs_or_exit()
     _configure_logging()
     try:
         asyncio.run(run_bot(settings, framework=framework.value, webhook_url=webhook,
