@@ -237,3 +237,26 @@ def test_staff_counts_in_persian_and_english() -> None:
     assert Translator("en").ngettext("{n} reminder", "{n} reminders", 2) == "2 reminders"
     forms = [Translator("ar").ngettext("{n} reminder", "{n} reminders", n) for n in (1, 2, 5)]
     assert forms == ["تذكير واحد", "تذكيران", "٥ تذكيرات"]
+
+
+def test_in_a_checkout_the_newer_of_po_and_mo_is_read(catalogs: Path) -> None:
+    """`make i18n` compiles .mo files into locales/; a .po edited afterwards still wins."""
+    import os
+
+    from bot import i18n
+
+    folder = catalogs / "fa" / "LC_MESSAGES"
+    subprocess.run([str(Path(sys.executable).parent / "pybabel"), "compile", "-D", "sada",
+                    "-d", str(catalogs), "-l", "fa"], check=True, capture_output=True)
+    po = folder / "sada.po"
+    compiled = catalog("fa")["Yes"].string
+    text = po.read_text("utf-8")
+    entry = f'msgid "Yes"\nmsgstr "{compiled}"'
+    assert entry in text
+    po.write_text(text.replace(entry, 'msgid "Yes"\nmsgstr "ویرایش"'), "utf-8")
+    mo_time = (folder / "sada.mo").stat().st_mtime
+    os.utime(po, (mo_time + 10, mo_time + 10))
+    assert Translator("fa").gettext("Yes") == "ویرایش"
+    os.utime(po, (mo_time - 10, mo_time - 10))
+    i18n._catalog.cache_clear()
+    assert Translator("fa").gettext("Yes") == compiled
