@@ -100,7 +100,7 @@ def test_render_survives_values_that_cannot_be_turned_into_text() -> None:
 
 
 def test_builtins() -> None:
-    assert BUILTINS == ("questions", "minutes")
+    assert BUILTINS == ("questions", "minutes", "question_count", "duration")
 
 
 @given(

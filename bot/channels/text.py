@@ -6,7 +6,7 @@ text-only channels (console, SMS-like) number the choices so they can be typed.
 
 from __future__ import annotations
 
-from bot.engine.prompts import Ask, AskConsent, Notice, Prompt, Say
+from bot.engine.prompts import DURATION, QUESTION_COUNT, Ask, AskConsent, Notice, Prompt, Say
 from bot.i18n import N_, Translator
 
 
@@ -140,7 +140,7 @@ def question(ask: Ask, t: Translator, *, typed: bool) -> str:
         lines.append(t.gettext("Your earlier answer: {answer}", answer=ask.previous))
     if ask.optional:
         lines.append(t.gettext("(optional: send /skip to skip)"))
-    return "\n".join(t.line(line) for line in lines)
+    return t.lines(t.isolate_ltr("\n".join(lines)))
 
 
 def _typed_choices(ask: Ask, t: Translator) -> list[str]:
@@ -160,14 +160,28 @@ def _typed_choices(ask: Ask, t: Translator) -> list[str]:
     return []
 
 
+def counted(say: Say, t: Translator) -> str:
+    """The Say's text with its counted phrases in the reader's plural forms."""
+    text = say.text
+    if say.minutes is not None:
+        text = text.replace(DURATION, t.ngettext("about {n} minute", "about {n} minutes",
+                                                 say.minutes))
+    if say.questions is not None:
+        text = text.replace(QUESTION_COUNT, t.ngettext("{n} question", "{n} questions",
+                                                       say.questions))
+    return text.replace(DURATION, "").replace(QUESTION_COUNT, "")
+
+
 def prompt(p: Prompt, t: Translator, *, typed: bool) -> str:
+    """Every line of a right-to-left text starts right to left, and its commands and Latin
+    words are isolated (flow texts here; the catalog's in Translator.gettext)."""
     if isinstance(p, Say):
-        return "\n".join(t.line(line) for line in p.text.splitlines())
+        return t.lines(t.isolate_ltr(counted(p, t)))
     if isinstance(p, Notice):
-        return t.line(notice(p, t))
+        return t.lines(notice(p, t))
     if isinstance(p, AskConsent):
-        lines = p.text.splitlines()
+        text = p.text
         if typed:
-            lines.append(t.gettext("Answer yes or no."))
-        return "\n".join(t.line(line) for line in lines)
+            text += "\n" + t.gettext("Answer yes or no.")
+        return t.lines(t.isolate_ltr(text))
     return question(p, t, typed=typed)

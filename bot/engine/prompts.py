@@ -5,12 +5,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# Counted phrases ("about 3 minutes", "5 questions") need the catalogs' plural forms, which
+# the engine cannot read: it leaves one of these marks in the text and the count on the
+# Say, and every channel puts the reader's phrase in (bot.channels.text). Private-use
+# characters, so no typed or escaped text can be mistaken for them.
+DURATION = "\ue000"
+QUESTION_COUNT = "\ue001"
+
 
 @dataclass(frozen=True)
 class Say:
-    """A flow text (intro, outro), already in the session's language with placeholders filled."""
+    """A flow text (intro, outro), already in the session's language with placeholders filled.
+
+    `minutes` and `questions` are set when the text holds a DURATION or QUESTION_COUNT mark.
+    """
 
     text: str
+    minutes: int | None = None
+    questions: int | None = None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,16 @@ from typing import Any
 from bot.engine import inputs as i
 from bot.engine.normalize import isolate, local_digits
 from bot.engine.parse import Accepted, Rejected, move, parse, pick
-from bot.engine.prompts import Ask, AskConsent, Choice, Notice, Prompt, Say
+from bot.engine.prompts import (
+    DURATION,
+    QUESTION_COUNT,
+    Ask,
+    AskConsent,
+    Choice,
+    Notice,
+    Prompt,
+    Say,
+)
 from bot.engine.state import Answered, SessionState, Value
 from bot.engine.words import YESNO_WORDS, is_stop, yes_or_no
 from bot.flow.conditions import parse as parse_condition
@@ -27,7 +36,7 @@ from bot.flow.model import (
     Text,
     TextQuestion,
 )
-from bot.flow.placeholders import render
+from bot.flow.placeholders import BUILTINS, PlaceholderError, names, render
 
 Result = tuple[SessionState, list[Prompt]]
 OPEN = ("new", "consent", "active")
@@ -120,14 +129,25 @@ def _start(flow: Flow, state: SessionState) -> Result:
         state = state.evolve(status="consent")
     est = estimate(flow).seconds_by_language.get(state.language, 0.0)
     minutes = max(1, math.ceil(est / 60))
-    values = {**_values(flow, state), "questions": _num(total, state.language)}
-    values["minutes"] = _num(minutes, state.language)
+    values = {**_values(flow, state), "questions": _num(total, state.language),
+              "minutes": _num(minutes, state.language), "duration": DURATION,
+              "question_count": QUESTION_COUNT}
     intro = _text(flow.intro, state.language)
-    prompts: list[Prompt] = [Say(render(intro, values))]
-    if "{questions}" not in intro and "{minutes}" not in intro:
+    text = render(intro, values)
+    prompts: list[Prompt] = [Say(text, minutes=minutes if DURATION in text else None,
+                                 questions=total if QUESTION_COUNT in text else None)]
+    if not _mentions_builtin(intro):
         prompts.append(Notice("intro_summary", {"questions": total, "minutes": minutes}))
     prompts.append(_consent_prompt(flow, state) if state.status == "consent" else ask(flow, state))
     return state, prompts
+
+
+def _mentions_builtin(intro: str) -> bool:
+    """Whether the intro already says how long the survey is (then no summary follows)."""
+    try:
+        return any(name in BUILTINS for name, _ in names(intro))
+    except PlaceholderError:  # the linter reports it; the summary is the safe side
+        return False
 
 
 def _consent_prompt(flow: Flow, state: SessionState) -> AskConsent:

@@ -1,9 +1,11 @@
 """`{name}` placeholders in survey texts.
 
 A placeholder is a name in braces: a contact field (`{first_name}`), a context key
-(`{ticket}`), the id of an earlier question (`{nps}`), or in the intro `{questions}`
-and `{minutes}`. `{{` and `}}` are literal braces. This is deliberately not
-`str.format`: no attribute access, no format specs, and rendering never fails.
+(`{ticket}`), the id of an earlier question (`{nps}`), or in the intro the built-ins:
+`{questions}` and `{minutes}` (bare numbers), `{question_count}` and `{duration}` (the
+counted phrase in the reader's grammar, "5 questions", "about 3 minutes", filled by the
+channel from the catalogs' plural forms). `{{` and `}}` are literal braces. This is
+deliberately not `str.format`: no attribute access, no format specs, and rendering never fails.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Final
 
-BUILTINS: Final[tuple[str, ...]] = ("questions", "minutes")
+BUILTINS: Final[tuple[str, ...]] = ("questions", "minutes", "question_count", "duration")
 _NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # Punctuation that hugs the word before it, so a vanished name leaves no space before it.
 _CLOSING: Final = frozenset(",.;:!?)]}،؛؟…»")

@@ -200,3 +200,38 @@ def test_state_round_trips_through_json() -> None:
     state, _ = run([i.Start(), i.Reply("1"), i.Reply("3"), i.Reply("slow"), i.Back()])
     again = SessionState.from_json(json.loads(json.dumps(state.to_json())))
     assert again == state
+
+
+def _with_intro(intro: dict[str, str]) -> tuple[object, list[Prompt]]:
+    from bot.flow.model import Flow
+
+    flow = Flow.model_validate({**FLOW.model_dump(mode="json", exclude_none=True),
+                                "intro": intro})
+    return step(flow, new_state(flow, language="ar"), i.Start())
+
+
+def test_duration_and_question_count_are_left_for_the_channel_with_their_counts() -> None:
+    import math
+
+    from bot.engine.prompts import DURATION, QUESTION_COUNT
+    from bot.flow.estimate import estimate
+
+    _, prompts = _with_intro({"en": "x", "fa": "x",
+                              "ar": "يستغرق {duration} ويضم {question_count}."})
+    say = prompts[0]
+    assert isinstance(say, Say)
+    assert say.text == f"يستغرق {DURATION} ويضم {QUESTION_COUNT}."
+    seconds = estimate(FLOW).seconds_by_language["ar"]
+    assert say.minutes == max(1, math.ceil(seconds / 60)) and say.questions == 9
+    # the intro says how long it takes: no second summary
+    assert notices(prompts) == []
+
+
+def test_bare_minutes_and_questions_still_render_as_numbers() -> None:
+    _, prompts = _with_intro({"en": "x", "fa": "x", "ar": "{questions} / {minutes}"})
+    say = prompts[0]
+    assert isinstance(say, Say) and say.minutes is None and say.questions is None
+    assert say.text.startswith("٩ / ") and notices(prompts) == []
+    # escaped braces stay literal and are not mistaken for a counted phrase
+    _, prompts = _with_intro({"en": "x", "fa": "x", "ar": "{{duration}}"})
+    assert prompts[0] == Say("{duration}") and notices(prompts) == ["intro_summary"]

@@ -117,7 +117,7 @@ async def test_whole_survey_by_buttons(bot: Bot, lang: str) -> None:
     await open_b2b(bot, user, lang)
     await bot.press(user, label(lang, "stakeholder", "buyer"))
     await bot.press(user, local_digits("9", lang))
-    await bot.press(user, {"fa": "« رد شدن", "ar": "« تخطٍّ", "en": "Skip »"}[lang])
+    await bot.press(user, {"fa": "رد شدن ←", "ar": "تخطٍّ ←", "en": "Skip »"}[lang])
     await bot.press(user, local_digits("4", lang))
     await bot.press(user, label(lang, "priorities", "quality"), new=0)
     await bot.api.wait_for(lambda: any("☑" in json.dumps(e, ensure_ascii=False)

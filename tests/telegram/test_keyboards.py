@@ -44,7 +44,7 @@ def test_csat_is_one_row_and_yes_no_follow_reading_order() -> None:
     assert texts(csat) == [["۵", "۴", "۳", "۲", "۱"]]
     yesno = question_keyboard(nps("ar", type="yesno", low=None, high=None, optional=True),
                               Translator("ar"), SIGNER, 7, 3, 1)
-    assert texts(yesno) == [["لا", "نعم"], ["« تخطٍّ", "رجوع »"]]
+    assert texts(yesno) == [["لا", "نعم"], ["تخطٍّ ←", "→ رجوع"]]
     consent = consent_keyboard(Translator("en"), SIGNER, 7, 3)
     assert texts(consent) == [["I agree", "I do not agree"]]
 
@@ -71,4 +71,4 @@ def test_callback_data_is_short_and_bound_to_chat_session_and_question() -> None
 def test_back_and_skip_point_the_reading_way_in_persian() -> None:
     ask = nps("fa", type="text", low=None, high=None, optional=True)
     assert texts(question_keyboard(ask, Translator("fa"), SIGNER, 7, 3, 1)) == [
-        ["« رد شدن", "بازگشت »"]]
+        ["رد شدن ←", "→ بازگشت"]]

@@ -40,6 +40,7 @@ from bot.channels.telegram.keyboards import (
     question_keyboard,
 )
 from bot.engine import inputs as i
+from bot.engine.normalize import BIDI_CONTROLS
 from bot.engine.prompts import Ask, AskConsent, Notice, Prompt
 from bot.engine.step import ask
 from bot.engine.words import is_stop
@@ -63,6 +64,7 @@ CHANNEL = "telegram"
 COMMANDS = ("start", "help", "language", "back", "skip", "stop", "export", "forget", "report",
             "resolve")
 LANGUAGE_LABELS = {"ar": "العربية", "fa": "فارسی", "en": "English"}
+_NO_BIDI = str.maketrans("", "", BIDI_CONTROLS)
 
 
 def load_flows(folder: Path) -> dict[str, LoadedFlow]:
@@ -503,11 +505,7 @@ class TelegramCore:
         reply.say(reply.t.gettext("Hello! Which survey would you like to take?"), rows)
 
     def _help(self, t: Translator) -> str:
-        return t.gettext(
-            "I ask short surveys, one question at a time. Tap a button or type your answer.\n"
-            "/back: the previous question\n/skip: skip an optional question\n"
-            "/language: change the language\n/stop: no more surveys or reminders\n"
-            "/export: your data\n/forget: erase your data")
+        return help_text(t)
 
     def _staff(self, event: TgText, reply: Reply) -> bool:
         if event.user.id in self.admin_ids:
@@ -630,9 +628,22 @@ async def _send(out: Out, transport: Transport) -> int | None:
     return None
 
 
+def help_text(t: Translator) -> str:
+    """/help. Its lines start with a command: each gets RLM, or in ar and fa the line would
+    take the command's left-to-right direction."""
+    return t.lines(t.gettext(
+        "I ask short surveys, one question at a time. Tap a button or type your answer.\n"
+        "/back: the previous question\n/skip: skip an optional question\n"
+        "/language: change the language\n/stop: no more surveys or reminders\n"
+        "/export: your data\n/forget: erase your data"))
+
+
 def _command(text: str) -> tuple[str, str] | None:
-    """"/start abc" → ("start", "abc"); "/start@sada_bot" works too; plain text → None."""
-    stripped = text.strip()
+    """"/start abc" → ("start", "abc"); "/start@sada_bot" works too; plain text → None.
+
+    Bidi marks are dropped first: a command copied from our right-to-left messages comes
+    with the isolates we put around it."""
+    stripped = text.translate(_NO_BIDI).strip()
     if not stripped.startswith("/"):
         return None
     head, _, argument = stripped[1:].partition(" ")

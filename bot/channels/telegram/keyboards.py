@@ -83,6 +83,11 @@ def question_keyboard(
             rows.append((Button(f"{mark} {c.label}", data("t", str(i))),))
         rows.append((Button(t.gettext("Done ✓"), data("d")),))
     nav = []
+    # Back and Skip point outwards as in English. In ar and fa the row is reversed: Back sits
+    # at the right and its msgstr starts with →, Skip at the left and ends with ←. Arrows,
+    # not « »: Telegram takes a label's direction from its first strong letter (right to
+    # left here) and mirrors « » inside right-to-left runs, so « » swapped by hand get
+    # turned around again; arrows are never mirrored and show as written.
     if ask.can_go_back:
         nav.append(Button(t.gettext("« Back"), data("b")))
     if ask.optional:
