@@ -37,7 +37,7 @@ def test_piped_persian_run_reprompts_completes_and_stores(tmp_path: Path) -> Non
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "لطفاً یک عدد صحیح از ۰ تا ۱۰ بفرستید." in out  # the Persian re-prompt for ۱۱
-    assert "پرسش ۱ از" in out and "Traceback" not in out + result.stderr
+    assert "سؤال ۱ از" in out and "Traceback" not in out + result.stderr
     stored = dict(rows(db, "select question_id, raw_text from answer"))
     assert stored["nps"] == "۹" and stored["stakeholder"] == "۱"
     values = {q: json.loads(str(v)) for q, v in rows(db, "select question_id, value from answer")}
@@ -70,7 +70,7 @@ def test_arabic_digits_and_back(tmp_path: Path) -> None:
     result = sada(["preview", B2B, "--lang", "ar", "--as", "Huda"],
                   "٣\n/back\n٣\n١٠\n/skip\n٥\n١\n١\n١\n١\n", db)
     assert result.returncode == 0, result.stderr
-    assert "إجابتك السابقة" in result.stdout
+    assert "إجابتكم السابقة" in result.stdout
     [(value,)] = rows(db, "select value from answer where question_id = 'nps'")
     assert json.loads(str(value)) == 10
 

@@ -54,7 +54,7 @@ def test_plural_headers_follow_cldr() -> None:
 
 def test_digits_and_isolation() -> None:
     assert Translator("fa").gettext("Question {index} of {total}", index=3, total=12) == \
-        "پرسش ۳ از ۱۲"
+        "سؤال ۳ از ۱۲"
     assert Translator("ar").gettext("Question {index} of {total}", index=3, total=12) == \
         "السؤال ٣ من ١٢"
     assert Translator("en").gettext("Question {index} of {total}", index=3, total=12) == \

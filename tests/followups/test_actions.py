@@ -42,7 +42,7 @@ TEXTS = {
     "ar": "أصبحنا نرسل رسالة نصية لتتبّع كل شحنة.",
     "fa": "اکنون برای هر ارسال، پیامک پیگیری می‌فرستیم.",
 }
-NPS_FA = "چقدر احتمال دارد ما را به همکار یا شرکت دیگری توصیه کنید؟"
+NPS_FA = "چقدر احتمال دارد ما را به همکاران یا شرکت‌های دیگر پیشنهاد کنید؟"
 NPS_AR = "ما مدى احتمال أن توصوا بنا لزميل أو لشركة أخرى؟"
 LATIN_DIGITS = re.compile("[0-9]")
 
@@ -195,7 +195,7 @@ async def test_the_question_answer_is_recalled(database: Database, people: Peopl
     await add_action(database, spec(question="ces_why"), flow=load_flow(B2B).flow, now=NOW)
     [row] = (await followups(database)).values()
     assert "too many forms" in row.text and TEXTS["fa"] in row.text
-    assert "چه چیزی کار با ما را دشوار می‌کند؟" in row.text  # the question, in Persian
+    assert "چه چیزی کار با ما را سخت می‌کند؟" in row.text  # the question, in Persian
 
 
 async def test_a_case_reaches_only_its_respondent(

@@ -110,7 +110,7 @@ async def test_persian_buttons_survey_end_to_end(core: TelegramCore, store: Stor
     await chat.send("تحویل به‌موقع")
     await chat.press("۴")
     await chat.press("کیفیت محصول")
-    await chat.press("انجام شد ✓")
+    await chat.press("تأیید ✓")
     await chat.press("همیشه")
     await chat.press("۲")
     contact = await store.find_contact("telegram", "42")
@@ -176,7 +176,7 @@ async def test_stop_export_forget_and_admin(core: TelegramCore, store: Store) ->
     await chat.send("/report")
     assert "للفريق" in chat.last() or "فريق" in chat.last()
     await chat.send("/forget")
-    await chat.press("نعم، احذف بياناتي")
+    await chat.press("نعم، احذفوا بياناتي")
     assert await store.find_contact("telegram", "46") is None
 
 

@@ -122,7 +122,7 @@ async def test_whole_survey_by_buttons(bot: Bot, lang: str) -> None:
     await bot.press(user, label(lang, "priorities", "quality"), new=0)
     await bot.api.wait_for(lambda: any("☑" in json.dumps(e, ensure_ascii=False)
                                        for e in bot.api.edits(user.id)))
-    await bot.press(user, {"fa": "انجام شد ✓", "ar": "تم ✓", "en": "Done ✓"}[lang])
+    await bot.press(user, {"fa": "تأیید ✓", "ar": "تم ✓", "en": "Done ✓"}[lang])
     await bot.press(user, label(lang, "informed", "always"))
     await bot.press(user, local_digits("2", lang))
     assert bot.status(user.id) == ["completed"]
