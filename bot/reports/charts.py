@@ -40,8 +40,9 @@ from bot.flow.model import (
     Question,
     ScaleLabels,
 )
+from bot.flow.recap import recap
 from bot.followups.dates import JALALI_MONTHS
-from bot.i18n import N_, translate
+from bot.i18n import N_, Translator, translate
 from bot.reports import rtl
 from bot.reports.metrics import SMALL_GROUP, Distribution, Funnel, PeriodPoint, Report
 
@@ -115,6 +116,16 @@ def question_text(flow: Flow, question_id: str, lang: str) -> str:
 
 
 _NUMERAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+def question_recap(flow: Flow, question_id: str, lang: str) -> str:
+    """The question in a few words (its `recap`, else bot/flow/recap.py's fallback): for
+    labels that name a question rather than ask it."""
+    try:
+        question = flow.question(question_id)
+    except KeyError:
+        return question_id
+    return recap(question, Translator(lang), flow.default_language)
 
 
 def value_label(flow: Flow, question_id: str, value: str, lang: str) -> str:
@@ -485,7 +496,7 @@ def dropoff_chart(report: Report, *, flow: Flow, lang: str = "en") -> Chart:
             return Chart("dropoff", title, _png(figure))
         ax = figure.subplots()
         labels = [word("start", lang) if qid == "(start)"
-                  else _short(question_text(flow, qid, lang), 44) for qid, _ in rows]
+                  else _short(question_recap(flow, qid, lang), 44) for qid, _ in rows]
         counts = [n for _, n in rows]
         ys = list(range(len(rows)))
         colours = [RED if n and n == max(counts) else BAR for n in counts]

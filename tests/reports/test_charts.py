@@ -295,3 +295,15 @@ def test_number_answers_and_ticks_use_the_arabic_decimal_separator() -> None:
     assert charts.value_label(B2B, "gone", "2.5", "en") == "2.5"
     assert charts.value_label(B2B, "gone", "v2.5", "fa") == "v۲.۵"  # not a number: digits only
     assert rtl.numeral("0.5", "ar") == "٠٫٥"
+
+
+def test_the_dropoff_chart_names_questions_by_their_recap() -> None:
+    flow = B2B.model_copy(deep=True)
+    long = "Thinking about the whole year, and all the teams you work with, is there one thing?"
+    question = flow.questions[0].model_copy(update={"text": {"en": long},
+                                                    "recap": {"en": "One thing?"}})
+    group = flow.groups[0].model_copy(update={"questions": [question,
+                                                            *flow.groups[0].questions[1:]]})
+    flow = flow.model_copy(update={"groups": [group, *flow.groups[1:]]})
+    assert charts.question_recap(flow, question.id, "en") == "One thing?"
+    assert charts.question_recap(flow, "gone", "en") == "gone"
