@@ -260,3 +260,22 @@ def test_in_a_checkout_the_newer_of_po_and_mo_is_read(catalogs: Path) -> None:
     os.utime(po, (mo_time - 10, mo_time - 10))
     i18n._catalog.cache_clear()
     assert Translator("fa").gettext("Yes") == compiled
+
+
+@pytest.mark.parametrize(
+    ("lang", "n", "expected"),
+    [
+        ("ar", 1, "بعد ساعة واحدة من التنبيه"),
+        ("ar", 2, "بعد ساعتين من التنبيه"),
+        ("ar", 5, "بعد ٥ ساعات من التنبيه"),
+        ("ar", 12, "بعد ١٢ ساعة من التنبيه"),
+        ("fa", 12, "۱۲ ساعت پس از هشدار"),
+        ("en", 1, "1 hour after the alert"),
+    ],
+)
+def test_staff_counts_take_each_languages_plural_forms(lang: str, n: int, expected: str) -> None:
+    t = Translator(lang)
+    text = t.ngettext("Case {case} resolved, {hours} hour after the alert.",
+                      "Case {case} resolved, {hours} hours after the alert.", n, case=3,
+                      hours=n)
+    assert expected in text.replace("\u2068", "").replace("\u2069", "")

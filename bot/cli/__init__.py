@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from bot.cli import (
@@ -37,4 +39,12 @@ run.register(app)
 
 
 def main() -> None:
-    app()
+    # A catalog found broken only when a report or a message needs it (sada run and preview
+    # check theirs up front) still ends in one line, never a traceback.
+    from bot.i18n import CatalogError
+
+    try:
+        app()
+    except CatalogError as exc:
+        print(f"sada: {exc}", file=sys.stderr)
+        sys.exit(1)

@@ -309,7 +309,7 @@ async def test_staff_resolve_a_case_in_telegram(store: Store) -> None:
     await staff.send("/resolve x")
     assert "Usage" in staff.last()
     await staff.send(f"/resolve {row.case.id} Called the buyer, delivery plan agreed")
-    assert f"Case {row.case.id} resolved" in staff.last()
+    assert f"Case {row.case.id} resolved, 0 hours after the alert" in staff.last()
     await staff.send(f"/resolve {row.case.id} again")
     assert "already" in staff.last().lower()
     assert await list_cases(store.database, open_only=True) == []

@@ -526,10 +526,15 @@ class TelegramCore:
         except StorageError as exc:
             reply.say(str(exc))
             return
-        hours = round((case.resolved_at - case.opened_at).total_seconds() / 3600, 1) \
+        hours = (case.resolved_at - case.opened_at).total_seconds() / 3600 \
             if case.resolved_at else 0.0
-        reply.say(reply.t.gettext("Case {case} resolved, {hours} h after the alert.",
-                                  case=case.id, hours=hours))
+        # A number with decimals takes the "other" plural form in ar, fa and en (CLDR);
+        # 100 stands for it, as in the reports.
+        whole = hours >= 10
+        shown = round(hours) if whole else round(hours, 1)
+        reply.say(reply.t.ngettext("Case {case} resolved, {hours} hour after the alert.",
+                                   "Case {case} resolved, {hours} hours after the alert.",
+                                   round(hours) if whole else 100, case=case.id, hours=shown))
 
     async def _report(self, event: TgText, argument: str, reply: Reply) -> None:
         if not self._staff(event, reply):
