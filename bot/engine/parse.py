@@ -69,7 +69,8 @@ _ALTERNATIVES = _words(lexicon.SCORE_ALTERNATIVES)
 def parse(question: Question, text: str) -> Outcome:
     if isinstance(question, SCORED_TYPES):
         low, high = question.bounds
-        return _score(text, low, high)
+        end = _scale_end(question, text)
+        return Accepted(end) if end is not None else _score(text, low, high)
     if isinstance(question, ChoiceQuestion):
         return _choice(question, text)
     if isinstance(question, MultiQuestion):
@@ -108,6 +109,20 @@ _SCORE_TOKENS = re.compile(
     r"(?P<num>(?:(?<=\s)|^)[+-]\d+(?:\.\d+)?|\d+(?:\.\d+)?)"
     r"|(?P<sep>[/\-~–—])|(?P<word>[^\s\d/\-~–—]+)"
 )
+
+
+def _scale_end(question: Question, text: str) -> int | None:
+    """A scale's end typed as its label ("خیلی سخت", "محتمل جدًا"): the person quotes the
+    words shown beside the number, in any of the flow's languages."""
+    labels = getattr(question, "labels", None)
+    if labels is None:
+        return None
+    key = plain(text)
+    low, high = question.bounds  # type: ignore[attr-defined]
+    for label, value in ((labels.min, low), (labels.max, high)):
+        if label and key in {plain(words) for words in label.values()}:
+            return value
+    return None
 
 
 def _score(text: str, low: int, high: int) -> Outcome:

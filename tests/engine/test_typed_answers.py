@@ -375,3 +375,19 @@ def test_raw_text_is_kept_as_typed() -> None:
     state, _ = step(FLOW, state, i.Skip())
     after, _ = step(FLOW, state, i.Reply("چهار از پنج!"))
     assert after.answers["csat"].raw == "چهار از پنج!" and after.answers["csat"].value == 4
+
+
+@pytest.mark.parametrize(
+    ("qid", "text", "expected"),
+    [
+        ("support.ces", "خیلی سخت", 7),  # the end label shown beside 7, as typed back
+        ("support.ces", "خیلی آسان!", 1),
+        ("support.ces", "صعب جدا", 7),
+        ("support.ces", "سهل جدًا.", 1),
+        ("support.ces", "Very difficult", 7),
+        ("support.csat", "کاملاً راضی", 5),
+        ("support.ces", "خیلی", "expect_score"),  # part of a label is not an end
+    ],
+)
+def test_a_scale_end_typed_as_its_label(qid: str, text: str, expected: Expected) -> None:
+    check(qid, text, expected)
