@@ -106,6 +106,7 @@ SCORES = [
     ("nps", "٨ تقريبا", 8), ("nps", "تقريبًا ٧", 7), ("nps", "حدود ۸", 8), ("nps", "حدوداً ۶", 6),
     ("nps", "around 8", 8), ("nps", "I'd say 7", 7), ("nps", "I'd give it a 9", 9),
     ("nps", "درجة ٩", 9), ("nps", "٩ من عشرة", 9), ("nps", "۸ میدم", 8), ("nps", "نمره من ۷", 7),
+    ("nps", "یه ۸ میدم", 8), ("nps", "نمره‌ی ۹", 9), ("nps", "امتیازم ۸ هست", 8),
     ("nps", "about 6.", 6), ("nps", "score: 10", 10), ("nps", "بصراحة ٦", 6),
     # out of the top of the scale, in digits and words
     ("nps", "۸ از ده", 8), ("nps", "هشت از ده", 8), ("nps", "۸ از ۱۰", 8), ("nps", "8/10", 8),
@@ -168,6 +169,9 @@ YESNO = [
     ("نه مرسی", False), ("نه حل نشد", False), ("نههه", False), ("نه، متاسفانه", False),
     ("بله ولی نه کامل", "ambiguous_yesno"), ("آره اما هنوز نه", "ambiguous_yesno"),
     ("نه حل شد", "ambiguous_yesno"), ("بله حل نشد", "ambiguous_yesno"),
+    ("موافقم", True), ("اوکی", True), ("بله رفع شد", True), ("آره ممنونم", True),
+    ("نع", False), ("نوچ", False), ("مخالفم", False), ("موافق نیستم", False),
+    ("نه هنوز", False), ("نه، هنوز حل نشده", False), ("بله هنوز مشکل دارم", "expect_yesno"),
     # Arabic: Gulf, Egyptian, Levantine
     ("نعم", True), ("نعم تم", True), ("إيه انحلّت", True), ("ايوه", True), ("أيوة", True),
     ("أيوا", True), ("اي نعم", True), ("إي والله", True), ("طبعًا", True), ("أكيد", True),
@@ -295,9 +299,9 @@ def started(lang: str) -> tuple[SessionState, SessionState]:
 
 
 BACK = ["رجوع", "ارجع", "السابق", "رجعني", "اللي قبله",
-        "برگشت", "قبلی", "back", "Previous", "/back", "رجوع!", "برگرد"]
+        "برگشت", "قبلی", "back", "Previous", "/back", "رجوع!", "برگرد", "سؤال قبل"]
 SKIP = ["تخطي", "تخطّي", "التالي", "سكيب", "اللي بعدو",
-        "رد", "رد شدن", "بگذر", "بعدی", "skip", "Next", "/skip"]
+        "رد", "رد شدن", "بگذر", "بعدی", "رد کن", "skip", "Next", "/skip"]
 
 
 @pytest.mark.parametrize("word", BACK)
@@ -338,7 +342,8 @@ def test_an_option_named_like_a_command_is_the_option() -> None:
 
 NOTHING = ["لا", "لا شيء", "ما في", "مافي", "لا يوجد", "لا شكرًا", "مفيش", "ولا حاجة",
            "بس هيك", "كله تمام", "لا مفيش حاجة", "نه", "نه ممنون", "هیچی",
-           "چیزی نیست", "نه خیر", "no thanks", "nothing", "Nope.", "nothing else", "لاااا"]
+           "چیزی نیست", "نه خیر", "هیچی ندارم", "فعلاً نه", "نظری نیست", "no thanks", "nothing",
+           "Nope.", "nothing else", "لاااا"]
 
 
 @pytest.mark.parametrize("text", NOTHING)
@@ -397,7 +402,7 @@ def test_raw_text_is_kept_as_typed() -> None:
         ("support.ces", "صعب جدا", 7),
         ("support.ces", "سهل جدًا.", 1),
         ("support.ces", "Very difficult", 7),
-        ("support.csat", "کاملاً راضی", 5),
+        ("support.csat", "خیلی راضی", 5),
         ("support.ces", "خیلی", "expect_score"),  # part of a label is not an end
     ],
 )

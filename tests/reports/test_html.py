@@ -148,7 +148,7 @@ def test_persian_page_is_right_to_left_in_persian_digits() -> None:
     assert page.tags[0][1] == {"lang": "fa", "dir": "rtl"}
     words = page.words
     assert "نظرسنجی همکاری با ما" in words
-    assert "+۱۲" in words and "مروجان ۱۸، بی‌طرف‌ها ۹، منتقدان ۱۳، از ۴۰" in words
+    assert "+۱۲" in words and "از ۴۰ نفر: ۱۸ مروج، ۹ بی‌طرف، ۱۳ منتقد" in words
     assert "۷۰٪" in words and "۲:۳۱" in words and "۲٫۹" in words
     assert "خرید و تدارکات" in words
     assert "کم؛ قابل اتکا نیست" in words
