@@ -15,16 +15,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, and_, false, func, literal, literal_column, select
+from sqlalchemy import String, and_, false, func, inspect, literal, literal_column, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from storage.db import Database
 from storage.models import Action, Answer, Case, Contact
 
-_CASE = Case.__table__
-_C = Contact.__table__
-_A = Answer.__table__
-_ACT = Action.__table__
+_CASE = inspect(Case).local_table
+_C = inspect(Contact).local_table
+_A = inspect(Answer).local_table
+_ACT = inspect(Action).local_table
 
 
 def _text(dialect: str, value: Any) -> ColumnElement[Any]:

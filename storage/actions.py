@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import func, update
+from sqlalchemy.orm import Mapped
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -71,7 +73,7 @@ class Candidate:
     answers: dict[str, Answer]
 
 
-def _same(column: object, value: str) -> object:
+def _same(column: Mapped[str | None], value: str) -> ColumnElement[bool]:
     # Staff type "acme" for "Acme": accounts and segments match regardless of case.
     return func.lower(column) == value.strip().lower()
 
@@ -85,9 +87,9 @@ async def candidates(s: AsyncSession, action: Action) -> list[Candidate]:
         .where(SurveySession.flow_id == action.flow_id, SurveySession.status == "completed")
     )
     if action.segment:
-        query = query.where(_same(Contact.segment, action.segment))
+        query = query.where(_same(col(Contact.segment), action.segment))
     if action.account:
-        query = query.where(_same(Contact.company, action.account))
+        query = query.where(_same(col(Contact.company), action.account))
     if action.case_id is not None:
         case = await s.get(Case, action.case_id)
         if case is None:

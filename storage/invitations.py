@@ -238,6 +238,8 @@ async def account_invitees(
     )
     found: dict[str, dict[int, str | None]] = {}
     for company, contact_id, role in (await s.exec(query)).all():
+        # the WHERE keeps listed companies only, and a stored row always has its id
+        assert company is not None and contact_id is not None
         found.setdefault(company, {})[contact_id] = role
     return found
 

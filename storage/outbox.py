@@ -271,7 +271,7 @@ async def mark_blocked(
                 update(Outbox)
                 .where(*_held(outbox_id, claimed_until))
                 .values(status="failed", locked_until=None, last_error=_error(error))
-                .returning(Outbox.chat_id, Outbox.contact_id, Outbox.kind)
+                .returning(col(Outbox.chat_id), col(Outbox.contact_id), col(Outbox.kind))
             )  # type: ignore[call-overload]
         ).first()
         if row is None:
@@ -281,7 +281,9 @@ async def mark_blocked(
         owner = and_(owner, col(Contact.external_id) == str(chat_id))
         if contact_id is not None and kind in RESPONDENT_KINDS:
             owner = or_(owner, col(Contact.id) == contact_id)
-        owners = set((await s.exec(select(col(Contact.id)).where(owner))).all())
+        # a stored row's id is never NULL: the filter only narrows the model's `int | None`
+        found = (await s.exec(select(col(Contact.id)).where(owner))).all()
+        owners = {owner_id for owner_id in found if owner_id is not None}
         if owners:
             await s.exec(
                 update(Contact)

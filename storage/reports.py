@@ -26,6 +26,7 @@ from sqlalchemy import (
     exists,
     false,
     func,
+    inspect,
     literal,
     literal_column,
     or_,
@@ -46,11 +47,11 @@ PASSIVE_MIN = 7  # NPS 7–8: passives; 0–6: detractors
 CSAT_SATISFIED_MIN = 4  # CSAT 4–5 on 1–5: satisfied
 CES_LOW_EFFORT_MAX = 3  # CES 1–3 on 1 (very easy) … 7 (very difficult): low effort
 
-_S = SurveySession.__table__
-_C = Contact.__table__
-_I = Invitation.__table__
-_CASE = Case.__table__
-_ACT = Action.__table__
+_S = inspect(SurveySession).local_table
+_C = inspect(Contact).local_table
+_I = inspect(Invitation).local_table
+_CASE = inspect(Case).local_table
+_ACT = inspect(Action).local_table
 
 # Invitations that reached the person; a cancelled one counts when it had been sent.
 _REACHED = ("sent", "started", "completed", "expired")
@@ -113,13 +114,13 @@ def _dialect(db: Database) -> str:
     return db.engine.dialect.name
 
 
-async def _all(db: Database, statement: Any) -> Sequence[Row[Any]]:
+async def _all(db: Database, statement: Any) -> Sequence[Row[*tuple[Any, ...]]]:
     # Core statements on a plain connection: grouped rows, no ORM objects to build.
     async with db.reader() as conn:
         return (await conn.execute(statement)).all()
 
 
-async def _one(db: Database, statement: Any) -> Row[Any]:
+async def _one(db: Database, statement: Any) -> Row[*tuple[Any, ...]]:
     async with db.reader() as conn:
         return (await conn.execute(statement)).one()
 
@@ -182,8 +183,11 @@ def _seconds(dialect: str, start: Any, end: Any) -> ColumnElement[Any]:
 
 
 def _percentiles(
-    dialect: str, value: ColumnElement[Any], source: Select[Any], fractions: Sequence[float]
-) -> Select[Any]:
+    dialect: str,
+    value: ColumnElement[Any],
+    source: Select[*tuple[Any, ...]],
+    fractions: Sequence[float],
+) -> Select[*tuple[Any, ...]]:
     """One row: count, then the continuous percentiles (linear interpolation, as
     PostgreSQL's percentile_cont) of `value` over the rows of `source`.
 
@@ -191,7 +195,7 @@ def _percentiles(
     functions and interpolates between the two rows around 1 + p·(n − 1), in SQL too.
     """
     if dialect == "postgresql":
-        columns = [func.count(value)]
+        columns: list[ColumnElement[Any]] = [func.count(value)]
         columns += [func.percentile_cont(p).within_group(value) for p in fractions]
         return source.with_only_columns(*columns)
     # compute the value once per row, then rank it (julianday twice per row adds up)
@@ -245,7 +249,7 @@ class _Sessions:
         self.grouping = grouping
         self.s = _S.alias("s")
         self.c = _C.alias("c")
-        self.role = Answer.__table__.alias("r")
+        self.role = inspect(Answer).local_table.alias("r")
         needs_contact = contact or scope.account is not None or any(
             k in ("role", "account", "segment") for k in grouping.keys
         )
@@ -337,7 +341,7 @@ async def score_cells(
         if question is None:
             values[name] = None
             continue
-        a = Answer.__table__.alias(f"a_{name}")
+        a = inspect(Answer).local_table.alias(f"a_{name}")
         source = source.outerjoin(a, and_(a.c.session_id == q.s.c.id,
                                           a.c.question_id == question,
                                           a.c.skipped == false()))
@@ -346,7 +350,7 @@ async def score_cells(
     if present:
         answered: Any = or_(*present)
     else:  # no scored question: a response is a session with any answer
-        any_answer = Answer.__table__.alias("a_any")
+        any_answer = inspect(Answer).local_table.alias("a_any")
         answered = exists().where(any_answer.c.session_id == q.s.c.id,
                                   any_answer.c.skipped == false())
 
@@ -420,7 +424,7 @@ class SessionCell:
 async def session_cells(db: Database, scope: Scope) -> list[SessionCell]:
     """Sessions per (status, position, has any answer): the funnel and the drop-off."""
     q = _Sessions(_dialect(db), scope, Grouping())
-    a = Answer.__table__.alias("a")
+    a = inspect(Answer).local_table.alias("a")
     answered = exists().where(a.c.session_id == q.s.c.id, a.c.skipped == false())
     # Completed sessions need no probe (only unfinished ones can be partial); CASE
     # evaluates lazily, so the EXISTS runs for the few unfinished sessions only.
@@ -449,7 +453,7 @@ async def completion_seconds(
 
 
 async def _run_percentiles(
-    db: Database, dialect: str, value: ColumnElement[Any], source: Select[Any],
+    db: Database, dialect: str, value: ColumnElement[Any], source: Select[*tuple[Any, ...]],
     fractions: Sequence[float],
 ) -> tuple[int, list[float | None]]:
     row = await _one(db, _percentiles(dialect, value, source, fractions))
@@ -505,7 +509,7 @@ async def value_counts(
     if not questions and not multi:
         return []
     q = _Sessions(_dialect(db), scope, Grouping())
-    a = Answer.__table__.alias("a")
+    a = inspect(Answer).local_table.alias("a")
     on = and_(a.c.session_id == q.s.c.id, a.c.skipped == false())
     query = (
         select(a.c.question_id, a.c.value, func.count())
@@ -612,7 +616,7 @@ async def promise_counts(db: Database, scope: Scope, now: datetime) -> PromiseCo
 def _answered_since(dialect_scope: Scope, contact_id: Any, since: Any) -> Any:
     """The contact answered at least one question of the flow in a session started at or
     after `since` (their invitation) and inside the window."""
-    s2, a2 = _S.alias("s2"), Answer.__table__.alias("a2")
+    s2, a2 = _S.alias("s2"), inspect(Answer).local_table.alias("a2")
     return (
         exists()
         .where(
@@ -777,7 +781,7 @@ async def text_answers(
     dialect = _dialect(db)
     keys = grouping.keys
     q = _Sessions(dialect, scope, grouping, contact=True)
-    a = Answer.__table__.alias("a")
+    a = inspect(Answer).local_table.alias("a")
     source = q.join(a, and_(a.c.session_id == q.s.c.id, a.c.question_id == question,
                             a.c.skipped == false()))
     columns: list[Any] = [
@@ -790,7 +794,7 @@ async def text_answers(
         if score_id is None:
             columns.append(literal(None, Float))
             continue
-        other = Answer.__table__.alias(f"x_{score_id}")
+        other = inspect(Answer).local_table.alias(f"x_{score_id}")
         source = source.outerjoin(other, and_(other.c.session_id == q.s.c.id,
                                               other.c.question_id == score_id,
                                               other.c.skipped == false()))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from typing import Any
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -22,7 +23,7 @@ config = context.config
 target_metadata = SQLModel.metadata
 
 
-def _configure(**kwargs: object) -> None:
+def _configure(**kwargs: Any) -> None:
     # Batch mode turns ALTERs SQLite lacks into table rebuilds; on PostgreSQL it is plain ALTER.
     context.configure(
         target_metadata=target_metadata, render_as_batch=True, compare_type=True, **kwargs

@@ -8,7 +8,7 @@ Create Date: 2026-11-23 11:30:57.737248
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel  # noqa: F401  (autogenerate writes sqlmodel types without importing them)
+import sqlmodel.sql.sqltypes  # noqa: F401  (autogenerate writes sqlmodel types without importing them)
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
