@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from babel import Locale, UnknownLocaleError
+from babel.lists import format_list
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import PoFileError, read_po
 from babel.support import Translations
@@ -187,6 +188,11 @@ class Translator:
 
     def join(self, items: list[str]) -> str:
         return ("، " if self.rtl else ", ").join(items)
+
+    def alternatives(self, items: list[str]) -> str:
+        """"7 or 8", "۷ یا ۸", "٧ أو ٨": CLDR's or-list, so a question offering choices
+        reads as one in every language."""
+        return format_list(items, style="or", locale=self.lang)
 
 
 LRI, PDI, LRM = "\u2066", "\u2069", "\u200e"

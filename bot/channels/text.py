@@ -45,15 +45,15 @@ def notice(n: Notice, t: Translator) -> str:
             return t.gettext("Sorry, I could not tell if that is a yes or a no. "
                              "Please answer with just yes or no.")
         case "ambiguous_score":
-            return t.gettext("Which one do you mean: {choices}? Please send just one whole "
-                             "number from {low} to {high}.",
-                             choices=t.join([t.number(c) for c in p["candidates"]]),
+            return t.gettext("Do you mean {choices}? Please send just one whole number from "
+                             "{low} to {high}.",
+                             choices=t.alternatives([t.number(c) for c in p["candidates"]]),
                              low=p["low"], high=p["high"])
         case "ambiguous_option":
             choices = [f"{label} ({t.number(n)})" for n, label in zip(p["numbers"], p["labels"],
                                                                       strict=True)]
-            return t.gettext("Which one do you mean: {choices}? Please send its number.",
-                             choices=t.join(choices))
+            return t.gettext("Do you mean {choices}? Please send its number.",
+                             choices=t.alternatives(choices))
         case "expect_whole_number" | "expect_number" | "expect_number_range":
             return _number_hint(n, t)
         case "expect_text":

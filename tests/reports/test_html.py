@@ -238,7 +238,7 @@ def test_an_arabic_page_writes_decimals_with_the_arabic_separator_and_counts_in_
     words = Page(render_html(_december(), flow=B2B, lang="ar")).words
     assert "٢٫٩" in words and "2.9" not in words and "٢.٩" not in words  # CES mean
     assert "أكمل الاستبيان ٤٠ من أصل ٦٠ مدعوًّا" in words  # 60: the "many" form
-    assert "المفتوحة ٤ من أصل ١٣ حالة" in words
+    assert "الحالات المفتوحة: ٤ من أصل ١٣ حالة" in words
     assert "تذكيران" in words  # two reminders: the dual, no number
     assert "ديسمبر" in words  # Arabic keeps the Gregorian calendar
     two = _report(resolution=Resolution(2, 1, 1, 20.5, 70.0, 0, 0, 0, 0),
