@@ -244,7 +244,7 @@ def test_an_arabic_page_writes_decimals_with_the_arabic_separator_and_counts_in_
     two = _report(resolution=Resolution(2, 1, 1, 20.5, 70.0, 0, 0, 0, 0),
                   funnel=Funnel(5, 3, 4, 3, 1, 60.0, 20.0, 151.0, 262.0, [("(start)", 1)]))
     words = Page(render_html(two, flow=B2B, lang="ar")).words
-    assert "المفتوحة ١ من أصل حالتين" in words and "من أصل ٥ مدعوّين" in words
+    assert "الحالات المفتوحة: ١ من أصل حالتين" in words and "من أصل ٥ مدعوّين" in words
 
 
 def test_an_english_page_keeps_gregorian_dates_and_plural_words() -> None:
