@@ -42,8 +42,9 @@ TEXTS = {
     "ar": "أصبحنا نرسل رسالة نصية لتتبّع كل شحنة.",
     "fa": "اکنون برای هر ارسال، پیامک پیگیری می‌فرستیم.",
 }
-NPS_FA = "چقدر احتمال دارد ما را به همکاران یا شرکت‌های دیگر پیشنهاد کنید؟"
-NPS_AR = "ما مدى احتمال أن توصوا بنا لزميل أو لشركة أخرى؟"
+# The example flow's recap of its NPS question: what a follow-up quotes.
+NPS_FA = "چقدر احتمال دارد ما را به دیگران پیشنهاد کنید؟"
+NPS_AR = "ما مدى احتمال أن توصوا بنا؟"
 LATIN_DIGITS = re.compile("[0-9]")
 
 
@@ -159,8 +160,7 @@ async def test_english_reader(database: Database, people: People) -> None:
     assert row.contact_id == people.lina
     assert row.text.splitlines() == [
         "Thank you for answering “Supplier relationship review”.",
-        "When we asked “How likely are you to recommend us to a colleague or another "
-        "company?”, you answered: 7 out of 10",
+        "When we asked “How likely are you to recommend us?”, you answered: 7 out of 10",
         f"What we are doing: {TEXTS['en']}",
         "What comes next: this will be done by 12 December 2026.",
         "Reply to this message if you would like to tell us more.",
