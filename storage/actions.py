@@ -128,7 +128,7 @@ async def mark_done(db: Database, action_id: int, *, now: datetime) -> Action:
         .returning(col(Action.id))
     )
     async with db.session() as s, s.begin():
-        changed = (await s.exec(stmt)).first()  # type: ignore[call-overload]
+        changed = (await s.exec(stmt)).first()
         action = await s.get(Action, action_id, populate_existing=True)
     if action is None:
         raise NotFound(f"there is no action {action_id}; `sada actions list` shows them")

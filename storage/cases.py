@@ -78,7 +78,7 @@ async def resolve_case(
         .returning(col(Case.id))
     )
     async with db.session() as s, s.begin():
-        done = (await s.exec(stmt)).first()  # type: ignore[call-overload]
+        done = (await s.exec(stmt)).first()
         case = await s.get(Case, case_id, populate_existing=True)
     if case is None:
         raise NotFound(f"there is no case {case_id}; `sada cases list --all` shows them")

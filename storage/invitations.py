@@ -266,7 +266,7 @@ async def mark_invitation_sent(
         .values(status="sent", sent_at=sent_at)
         .returning(col(Invitation.id))
     )
-    return (await s.exec(stmt)).first() is not None  # type: ignore[call-overload]
+    return (await s.exec(stmt)).first() is not None
 
 
 async def mark_started(s: AsyncSession, *, token: str, session_id: int, now: datetime) -> None:
@@ -379,7 +379,7 @@ async def adopt_chat(
     # too (all are plain contact_id foreign keys).
     for table in SQLModel.metadata.sorted_tables:
         if table.name != "contact" and "contact_id" in table.c:
-            await s.exec(update(table).where(table.c.contact_id == chat_contact_id)  # type: ignore[call-overload]
+            await s.exec(update(table).where(table.c.contact_id == chat_contact_id)
                          .values(contact_id=contact_id))
     for name in ("name", "first_name", "language", "timezone"):
         if getattr(invited, name) is None and getattr(chat, name) is not None:

@@ -127,7 +127,7 @@ async def cancel_pending(
         .values(status="cancelled", last_error=f"cancelled at {now.isoformat()}")
         .returning(col(Outbox.id))
     )
-    return len((await s.exec(stmt)).all())  # type: ignore[call-overload]
+    return len((await s.exec(stmt)).all())
 
 
 def _claimable(now: datetime) -> Any:
@@ -173,7 +173,7 @@ async def claim_due(
         .execution_options(synchronize_session=False)
     )
     async with db.session() as s, s.begin():
-        rows = list((await s.exec(stmt)).scalars().all())  # type: ignore[call-overload]
+        rows = list((await s.exec(stmt)).scalars().all())
     # RETURNING has no order of its own: hand rows back in due order.
     rows.sort(key=lambda r: (r.due_at, r.id))
     return rows
@@ -189,7 +189,7 @@ def _held(outbox_id: int, claimed_until: datetime | None) -> list[Any]:
 async def _finish(db: Database, conditions: list[Any], values: dict[str, Any]) -> bool:
     stmt = update(Outbox).where(*conditions).values(**values).returning(col(Outbox.id))
     async with db.session() as s, s.begin():
-        return (await s.exec(stmt)).first() is not None  # type: ignore[call-overload]
+        return (await s.exec(stmt)).first() is not None
 
 
 async def mark_sent(
@@ -272,7 +272,7 @@ async def mark_blocked(
                 .where(*_held(outbox_id, claimed_until))
                 .values(status="failed", locked_until=None, last_error=_error(error))
                 .returning(col(Outbox.chat_id), col(Outbox.contact_id), col(Outbox.kind))
-            )  # type: ignore[call-overload]
+            )
         ).first()
         if row is None:
             return 0
@@ -289,7 +289,7 @@ async def mark_blocked(
                 update(Contact)
                 .where(col(Contact.id).in_(owners), col(Contact.unreachable).is_(False))
                 .values(unreachable=True, updated_at=now)
-            )  # type: ignore[call-overload]
+            )
         cancelled = await cancel_pending(s, chat_id=chat_id, kinds=KINDS, now=now)
         for contact in sorted(owners):
             cancelled += await cancel_pending(s, contact_id=contact, now=now)
