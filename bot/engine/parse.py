@@ -114,11 +114,11 @@ _SCORE_TOKENS = re.compile(
 def _scale_end(question: Question, text: str) -> int | None:
     """A scale's end typed as its label ("خیلی سخت", "محتمل جدًا"): the person quotes the
     words shown beside the number, in any of the flow's languages."""
-    labels = getattr(question, "labels", None)
-    if labels is None:
+    if not isinstance(question, SCORED_TYPES) or question.labels is None:
         return None
+    labels = question.labels
     key = plain(text)
-    low, high = question.bounds  # type: ignore[attr-defined]
+    low, high = question.bounds
     for label, value in ((labels.min, low), (labels.max, high)):
         if label and key in {plain(words) for words in label.values()}:
             return value

@@ -397,20 +397,20 @@ class _Builder:
         if isinstance(node, ast.Name) and node.id in _BOOL_NAMES:
             return _BOOL_NAMES[node.id]
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
-            inner = node.operand
-            if isinstance(inner, ast.Constant) and type(inner.value) in (int, float):
-                return -inner.value if isinstance(node.op, ast.USub) else inner.value
+            number = node.operand.value if isinstance(node.operand, ast.Constant) else None
+            if isinstance(number, int | float) and not isinstance(number, bool):
+                return -number if isinstance(node.op, ast.USub) else number
             raise self.fail("a minus sign is only allowed in front of a number, e.g. `-1`", node)
         if isinstance(node, ast.List | ast.Tuple):
             items: list[Scalar] = []
             for elt in node.elts:
-                value = self.literal(elt)
-                if value is None or isinstance(value, tuple):
+                item = self.literal(elt)
+                if item is None or isinstance(item, tuple):
                     raise self.fail(
                         'a list in a condition holds only plain values, e.g. ["buyer", "user"]',
                         elt,
                     )
-                items.append(value)
+                items.append(item)
             return tuple(items)
         return None
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from bot.flow.model import SCORED_TYPES, Flow, Question
+from bot.flow.model import SCORED_TYPES, Flow, Lang, Question, by_code
 
 # Silent reading of non-fiction, English: Brysbaert (2019), 238 wpm. Arabic: IReST
 # (Trauzettel-Klosinski & Dietz 2012), 138 wpm read aloud — the only cross-language
@@ -53,11 +53,11 @@ def _wpm(lang: str) -> float:
     return READING_WPM.get(lang, _SLOWEST_WPM)
 
 
-def _in(text: Mapping[str, str] | None, lang: str) -> str:
+def _in(text: Mapping[Lang, str] | None, lang: str) -> str:
     """The text in `lang`, else any text (a flow the linter rejects still gets a figure)."""
     if not text:
         return ""
-    found = text.get(lang)
+    found = by_code(text).get(lang)
     if found is not None:
         return found
     return next(iter(text.values()), "")

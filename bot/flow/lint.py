@@ -24,6 +24,7 @@ from bot.flow.model import (
     SCORED_TYPES,
     ChoiceQuestion,
     Flow,
+    Lang,
     MultiQuestion,
     NumberQuestion,
     Question,
@@ -116,7 +117,7 @@ class _TextSpot:
     """A text (one value per language) and what its placeholders may use."""
 
     path: Loc
-    text: Mapping[str, str]
+    text: Mapping[Lang, str]
     describe: str
     before: int | None  # answers asked before this position may be used; None: all
     own: str | None = None  # the question the text belongs to
@@ -501,8 +502,7 @@ class _Linter:
                 return f"'{name}' is a text question: `{op} {shown}` never matches its answer"
             return None
         if isinstance(question, SCORED_TYPES):
-            low, high = question.bounds
-            return self._never_number(name, question.type, op, value, low, high, True)
+            return self._never_number(name, question.type, op, value, *question.bounds, True)
         if isinstance(question, NumberQuestion):
             low = question.min if question.min is not None else -math.inf
             high = question.max if question.max is not None else math.inf

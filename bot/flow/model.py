@@ -6,6 +6,7 @@ pydantic's errors at the YAML position of the offending key.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Literal
 
@@ -17,6 +18,14 @@ RTL_LANGUAGES: frozenset[str] = frozenset({"ar", "fa"})
 
 # A text in every declared language: {"en": "...", "ar": "...", "fa": "..."}
 Text = dict[Lang, Annotated[str, Field(min_length=1)]]
+
+
+def by_code(text: Mapping[Lang, str]) -> dict[str, str]:
+    """`text` keyed by plain language codes, for lookups by any code (a reader's, a stored
+    one). A type checker will not pass a Lang-keyed dict where str keys are expected:
+    mapping keys are invariant."""
+    return {lang: value for lang, value in text.items()}
+
 
 Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=32)]
 FlowId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$", max_length=48)]

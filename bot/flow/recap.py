@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from bot.flow.model import RECAP_LIMIT, Question
+from bot.flow.model import RECAP_LIMIT, Question, by_code
 from bot.i18n import N_, Translator
 
 # A sentence ends at . ! ? ؟ … followed by a space, or at a line break; "3.5" goes on.
@@ -46,8 +46,8 @@ def _cut(text: str, limit: int = RECAP_LIMIT) -> str:
 def recap(question: Question, t: Translator, default_language: str | None = None) -> str:
     """The question in a few words, in `t`'s language (see the module docstring)."""
     if question.recap:
-        return " ".join(_in(dict(question.recap), t.lang, default_language).split())
-    text = _in(dict(question.text), t.lang, default_language)
+        return " ".join(_in(by_code(question.recap), t.lang, default_language).split())
+    text = _in(by_code(question.text), t.lang, default_language)
     asked = question_sentence(text)
     if asked is not None and len(asked) <= RECAP_LIMIT:
         return " ".join(asked.split())
