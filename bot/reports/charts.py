@@ -33,12 +33,15 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
+from matplotlib.typing import RcKeyType
 
 from bot.flow.model import (
     OPTION_TYPES,
     Flow,
     Question,
     ScaleLabels,
+    by_code,
 )
 from bot.flow.recap import recap
 from bot.followups.dates import JALALI_MONTHS
@@ -104,7 +107,7 @@ def flow_text(texts: dict[str, str] | None, flow: Flow, lang: str, fallback: str
     """A flow text in `lang`, else in the flow's default language, else `fallback`."""
     if not texts:
         return fallback
-    return texts.get(lang) or texts.get(flow.default_language) or fallback  # type: ignore[call-overload]
+    return texts.get(lang) or texts.get(flow.default_language) or fallback
 
 
 def question_text(flow: Flow, question_id: str, lang: str) -> str:
@@ -112,7 +115,7 @@ def question_text(flow: Flow, question_id: str, lang: str) -> str:
         question = flow.question(question_id)
     except KeyError:  # an answer to a question a newer flow version dropped
         return question_id
-    return flow_text(dict(question.text), flow, lang, question_id)
+    return flow_text(by_code(question.text), flow, lang, question_id)
 
 
 _NUMERAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
@@ -141,7 +144,7 @@ def value_label(flow: Flow, question_id: str, value: str, lang: str) -> str:
     if isinstance(question, OPTION_TYPES):
         for option in question.options:
             if option.id == value:
-                return flow_text(dict(option.label), flow, lang, value)
+                return flow_text(by_code(option.label), flow, lang, value)
     if _NUMERAL.fullmatch(value):  # a number answer such as "2.5"
         return rtl.numeral(value, lang)
     return rtl.digits(value, lang)
@@ -161,7 +164,7 @@ def _wrap(text: str, width: int) -> str:
 
 @contextmanager
 def _style(lang: str) -> Iterator[None]:
-    settings: dict[str, object] = {
+    settings: dict[RcKeyType, object] = {
         "font.family": ["DejaVu Sans"],
         "font.size": 10,
         "axes.unicode_minus": True,
@@ -220,12 +223,18 @@ def _mirror(ax: Axes, lang: str, *, invert: bool = True) -> None:
     ax.spines["right"].set_visible(True)
 
 
-def _ticks(ax: Axes, axis: str, lang: str, *, fmt: str = "{:g}") -> None:
-    """Tick labels in the reader's digits."""
+def _ticks(
+    ax: Axes, axis: str, lang: str, *, fmt: str = "{:g}", integer: bool = False
+) -> None:
+    """Tick labels in the reader's digits; `integer`: ticks on whole numbers only (counts)."""
     target = ax.yaxis if axis == "y" else ax.xaxis
     # U+2212 minus, as in the labels (a hyphen is shorter and breaks like a dash); ٫ in ar/fa
     target.set_major_formatter(
         lambda v, _pos: rtl.numeral(fmt.format(v).replace("-", "\u2212"), lang))
+    locator = target.get_major_locator()
+    # the default AutoLocator is a MaxNLocator; the base Locator would ignore `integer`
+    if integer and isinstance(locator, MaxNLocator):
+        locator.set_params(integer=True)
 
 
 def _empty(figure: Figure, lang: str) -> None:
@@ -313,8 +322,8 @@ def trend_chart(report: Report, *, flow: Flow, lang: str = "en") -> Chart | None
                  markerfacecolor="white", markeredgecolor=LINE)  # too few to trust
         for x, value, is_small in zip(xs, line, small, strict=True):
             if not math.isnan(value):
-                shown = rtl.signed(value, lang) if key == "nps_trend" else rtl.percent(value, lang)
-                top.annotate(_t(shown), (x, value), textcoords="offset points", xytext=(0, 7),
+                mark = rtl.signed(value, lang) if key == "nps_trend" else rtl.percent(value, lang)
+                top.annotate(_t(mark), (x, value), textcoords="offset points", xytext=(0, 7),
                              ha="center", fontsize=9, color=LINE, alpha=0.55 if is_small else 1)
         top.set_ylabel("NPS" if key == "nps_trend" else "CSAT %")
         _ticks(top, "y", lang)
@@ -387,7 +396,7 @@ def _ends(ax: Axes, labels: ScaleLabels | None, low: int, high: int, flow: Flow,
         # ar/fa, so there everything swaps sides.
         side = {"left": "right", "right": "left"}[outward] if mirrored else outward
         ha = "left" if side == "left" else "right"
-        ax.annotate(_t(flow_text(dict(texts), flow, lang)), xy=(value, 0),
+        ax.annotate(_t(flow_text(by_code(texts), flow, lang)), xy=(value, 0),
                     xycoords=("data", "axes fraction"), xytext=(0, -26),
                     textcoords="offset points", ha=ha, va="top", fontsize=9,
                     color="#444444")
@@ -428,8 +437,7 @@ def _score_columns(ax: Axes, dist: Distribution, flow: Flow, lang: str) -> None:
     ax.set_xticks(points, [rtl.digits(str(p), lang) for p in points])
     ax.set_ylim(0, top * 1.25 + 1)
     ax.set_ylabel(_t(word("answers", lang, n="").rstrip(": ")))
-    _ticks(ax, "y", lang, fmt="{:.0f}")
-    ax.yaxis.get_major_locator().set_params(integer=True)
+    _ticks(ax, "y", lang, fmt="{:.0f}", integer=True)
     try:
         question = flow.question(dist.question_id)
     except KeyError:  # a question of an older version of the flow
@@ -456,8 +464,7 @@ def _option_bars(ax: Axes, dist: Distribution, flow: Flow, lang: str) -> None:
     ax.set_yticks(ys, [_t(label) for label in labels])
     ax.invert_yaxis()  # the flow's first option on top
     ax.set_xlim(0, top * 1.3)
-    _ticks(ax, "x", lang, fmt="{:.0f}")
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    _ticks(ax, "x", lang, fmt="{:.0f}", integer=True)
     ax.grid(axis="x", alpha=0.3)
     _mirror(ax, lang)  # ar/fa: bars grow leftwards from labels on the right
 
@@ -513,8 +520,7 @@ def dropoff_chart(report: Report, *, flow: Flow, lang: str = "en") -> Chart:
         ax.invert_yaxis()
         ax.set_xlim(0, top * 1.3)
         ax.set_xlabel(_t(word("dropoff_axis", lang)), fontsize=9)
-        _ticks(ax, "x", lang, fmt="{:.0f}")
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        _ticks(ax, "x", lang, fmt="{:.0f}", integer=True)
         ax.grid(axis="x", alpha=0.3)
         _mirror(ax, lang)
         return Chart("dropoff", title, _png(figure))

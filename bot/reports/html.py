@@ -20,7 +20,7 @@ from babel import Locale
 from babel.dates import format_date
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from bot.flow.model import LANGUAGES, Flow
+from bot.flow.model import LANGUAGES, Flow, by_code
 from bot.followups.dates import format_date as reader_date
 from bot.i18n import N_, Translator, translate
 from bot.reports import rtl
@@ -304,7 +304,7 @@ def render_html(
         "page": page,
         "lang": page.lang,
         "dir": "rtl" if page.rtl else "ltr",
-        "title": flow_text(dict(flow.title), flow, page.lang, report.title),
+        "title": flow_text(by_code(flow.title), flow, page.lang, report.title),
         "report": report,
         "window": _window(report, page),
         "generated": page.w("generated", when=page.when(report.generated_at)),

@@ -371,9 +371,9 @@ def _row(key: str, facts: FlowFacts, now: _Counts, before: _Counts | None) -> Gr
     if before is not None:
         was = _row(key, facts, before, None)
         change = {
-            "nps": _minus(nps and nps.score, was.nps and was.nps.score),
-            "csat": _minus(csat and csat.share, was.csat and was.csat.share),
-            "ces": _minus(ces and ces.mean, was.ces and was.ces.mean),
+            "nps": _minus(nps.score if nps else None, was.nps.score if was.nps else None),
+            "csat": _minus(csat.share if csat else None, was.csat.share if was.csat else None),
+            "ces": _minus(ces.mean if ces else None, was.ces.mean if was.ces else None),
             "responses": float(now.responses - before.responses),
         }
     return GroupRow(key, nps, csat, ces, now.responses, now.responses < SMALL_GROUP, change)

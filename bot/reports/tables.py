@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict
 from datetime import date, datetime
 from typing import Any
@@ -343,8 +343,7 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def write_csv(header: Sequence[str], rows: Iterator[Sequence[Any]] | list[Sequence[Any]]
-              ) -> str:
+def write_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
