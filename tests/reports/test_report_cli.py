@@ -37,9 +37,9 @@ JAN = ["--since", "2026-01-01", "--until", "2026-01-31"]
 
 
 @pytest.fixture
-async def filled(database: Database, db_url: str) -> AsyncIterator[str]:
+async def filled(database: Database) -> AsyncIterator[str]:
     await build_fixed(database)
-    yield db_url
+    yield database.url
 
 
 @pytest.fixture
