@@ -22,7 +22,7 @@ from bot.i18n import Translator
 from bot.survey import SurveyService
 from storage.repo import Store
 
-COMMANDS = {"/back": i.Back(), "/skip": i.Skip(), "/stop": i.Stop()}
+COMMANDS: dict[str, i.Input] = {"/back": i.Back(), "/skip": i.Skip(), "/stop": i.Stop()}
 CHANNEL = "console"
 
 

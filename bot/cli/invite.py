@@ -121,9 +121,9 @@ def invite(
     if report.invited == 0 and not report.skipped:
         fail(f"no contacts match {described}: check them with `sada contacts list`")
     console.print(f"{loaded.flow.id}: {report.summary()}", markup=False)
-    if report.by_message:
-        timing = _when(report.first_due) if report.first_due == report.last_due else \
-            f"{_when(report.first_due)} to {_when(report.last_due)}"  # type: ignore[arg-type]
+    first, last = report.first_due, report.last_due
+    if report.by_message and first is not None and last is not None:  # each has a due time
+        timing = _when(first) if first == last else f"{_when(first)} to {_when(last)}"
         console.print(f"  {report.by_message} by Telegram message, due {timing} (each "
                       "contact's local window)", markup=False)
     if report.by_link:

@@ -335,7 +335,8 @@ async def _answers(url: str, name: str, flows_dir: Path, question: str, by: str 
                   f"{', '.join(texts) or 'none'}", 2)
         facts = FlowFacts.of(flow)
         return await text_answers(db, Scope(flow.id, **scope), question,
-                                  facts.grouping((by,) if by else ()), facts.scores)
+                                  facts.grouping((by,) if by in DIMENSIONS else ()),
+                                  facts.scores)
 
 
 def answers(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
@@ -44,6 +45,7 @@ from bot.flow.model import (
     Question,
     TextQuestion,
     YesNoQuestion,
+    by_code,
 )
 from bot.flow.recap import recap
 from bot.followups.alerts import role_answer, session_flow
@@ -175,8 +177,8 @@ def check_spec(spec: ActionSpec, flows: dict[str, Flow], *, today: date) -> list
 # --- the follow-up message ---------------------------------------------------------------
 
 
-def _text(text: dict[str, str], lang: str) -> str:
-    return text.get(lang) or next(iter(text.values()), "")
+def _text(text: Mapping[Lang, str], lang: str) -> str:
+    return by_code(text).get(lang) or next(iter(text.values()), "")
 
 
 def _quoted(text: str) -> str:
@@ -382,7 +384,7 @@ async def add_actions(
             existing = action is not None
             if action is None:
                 action = await insert_action(
-                    s, flow_id=flow.id, texts=dict(spec.text), now=now,
+                    s, flow_id=flow.id, texts=by_code(spec.text), now=now,
                     question_id=spec.question, segment=spec.segment, account=spec.account,
                     role=spec.role, case_id=spec.case, promised=spec.promised,
                 )
@@ -472,7 +474,7 @@ async def check_promises(
                        col(Action.done_at).is_(None))
                 .values(overdue_alerted_at=now)
                 .returning(col(Action.id))
-            )).first()  # type: ignore[call-overload]
+            )).first()
             if claimed is None:
                 continue  # another process took it, or it was marked done meanwhile
             told = len((await s.exec(select(Outbox.id).where(

@@ -311,7 +311,7 @@ async def _rewrite_queued(
         .values(text=text)
         .returning(col(Outbox.id))
     )
-    return len((await s.exec(stmt)).all())  # type: ignore[call-overload]
+    return len((await s.exec(stmt)).all())
 
 
 async def refresh_alert_texts(s: AsyncSession, session_id: int, *, flow: Flow | None = None) -> int:

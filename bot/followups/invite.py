@@ -442,7 +442,7 @@ class _Planned:
 
 def _prepare(
     decision: Decision, flow: Flow, report: InviteReport, *, at: datetime, now: datetime,
-    window: str, days: list[str] | None, context: dict[str, str], username: str,
+    window: str, days: Sequence[str] | None, context: dict[str, str], username: str,
 ) -> _Planned:
     contact = decision.contact
     assert contact.id is not None

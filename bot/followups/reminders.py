@@ -239,7 +239,8 @@ async def plan_reminders(
     """
     report = ReminderReport()
     # Accept the bot's loaded flows ({id: LoadedFlow}) as well as plain Flows.
-    flows = {key: getattr(value, "flow", value) for key, value in flows.items()}
+    plain = {key: value.flow if isinstance(value, LoadedFlow) else value
+             for key, value in flows.items()}
     async with db.session() as s, s.begin():
         if db.engine.dialect.name == "postgresql":
             locked = await s.exec(text(f"SELECT pg_try_advisory_xact_lock({_PG_PLANNER_LOCK})"))  # type: ignore[call-overload]
@@ -247,7 +248,7 @@ async def plan_reminders(
                 report.busy = True
                 return report
         await _sync_delivery(s, report)
-        candidates = await _candidates(s, flows, now, lookahead, grace)
+        candidates = await _candidates(s, plain, now, lookahead, grace)
         sessions = await _sessions(s, candidates)
         for candidate in candidates:
             invitation, contact = candidate.invitation, candidate.contact
@@ -261,7 +262,7 @@ async def plan_reminders(
                 await cancel_pending(s, invitation_id=invitation.id, now=now)
                 report.stopped += 1
                 continue
-            await _plan_one(s, candidate, flows[invitation.flow_id], session, now=now,
+            await _plan_one(s, candidate, plain[invitation.flow_id], session, now=now,
                             lookahead=lookahead, grace=grace, report=report)
     return report
 
@@ -332,8 +333,8 @@ async def silent_by_role(
                                          col(Invitation.contact_id).in_(ids[start:start + 500]),
                                          col(Invitation.status) != "skipped")
                 .order_by(col(Invitation.id)))
-            for invitation in rows.all():
-                latest[invitation.contact_id] = invitation
+            for found in rows.all():
+                latest[found.contact_id] = found
         # The planner notices deliveries on its next pass; staff should see them now.
         delivered = await invitation_messages(
             s, [i.id for i in latest.values() if i.status == "scheduled" and i.id is not None])

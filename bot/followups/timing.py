@@ -14,6 +14,7 @@ names no country (UTC, Etc/…), the reader's language is the hint.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -125,7 +126,7 @@ def _local(day: date, at: time, tz: ZoneInfo) -> datetime:
     return high.replace(microsecond=0)
 
 
-def _days(days: list[str] | tuple[str, ...] | None, lang: str | None,
+def _days(days: Sequence[str] | None, lang: str | None,
           tz: str | None = None) -> frozenset[int]:
     chosen = working_days(lang, tz) if days is None else tuple(d.strip().lower() for d in days)
     unknown = [d for d in chosen if d not in WEEKDAYS]
@@ -141,7 +142,7 @@ def next_slot(
     *,
     tz: str | None,
     window: str = DEFAULT_WINDOW,
-    days: list[str] | tuple[str, ...] | None = None,
+    days: Sequence[str] | None = None,
     lang: str | None = None,
 ) -> datetime:
     """The first instant ≥ `at` inside the contact's local `window` on one of `days`

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bot.channels import text as render
 from bot.channels.telegram.events import (
@@ -106,7 +107,7 @@ class TelegramCore:
         admin_ids: frozenset[int],
         secret: str,
         service: SurveyService | None = None,
-        sleep: Callable[[float], object] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self.store = store
         self.service = service or SurveyService(store)
@@ -171,7 +172,7 @@ class TelegramCore:
         user = event.user
         name = " ".join(p for p in (user.first_name, user.last_name) if p) or None
         found = await self.store.find_contact(CHANNEL, str(event.chat_id))
-        fields: dict[str, object] = {"name": name, "first_name": user.first_name or None}
+        fields: dict[str, Any] = {"name": name, "first_name": user.first_name or None}
         if found is None:
             # Telegram's language is the phone's: a first guess, never over an explicit choice.
             code = (user.language_code or "").split("-")[0]
@@ -275,6 +276,7 @@ class TelegramCore:
                                    now=self.service.clock())
         if conversation is None:
             # a survey left with /stop continues where it stopped
+            assert contact.id is not None  # stored, or adopted from a stored one
             stopped = await self.store.latest_open_session(contact.id, ("stopped", "declined"))
             if stopped is not None:
                 conversation = await self.service.resume(stopped)
