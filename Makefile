@@ -22,10 +22,11 @@ demo: $(STAMP)
 	$(BIN)/sada flows lint flows
 	$(BIN)/sada preview $(FLOW) --lang $(LANG_ARG)
 
+# One pytest worker per core: the suite is CPU-bound, and each worker has its own databases.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
