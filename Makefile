@@ -38,10 +38,22 @@ lock:
 	$(BIN)/python -m pip install --quiet uv
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
 
-# Bot strings: extract from the code, merge into each catalog, compile.
+# pybabel stamps the template with the time it ran: keep the old file when only the stamp
+# changed, so `make i18n` on unchanged code leaves the tree clean.
+define KEEP_UNCHANGED_POT
+import pathlib, re
+new, old = pathlib.Path("locales/sada.pot.new"), pathlib.Path("locales/sada.pot")
+def body(p): return re.sub(r'"POT-Creation-Date: [^"]*"', "", p.read_text()) if p.exists() else None
+new.unlink() if body(new) == body(old) else new.replace(old)
+endef
+export KEEP_UNCHANGED_POT
+
+# Bot strings: extract from the code, merge into each catalog, compile. Locations name the
+# file only: line numbers would change the catalogs with every unrelated edit.
 i18n: $(STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-wrap --sort-by-file \
-		--project=sada --version=0.1 -o locales/sada.pot bot
+	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-wrap --sort-by-file --add-location=file \
+		--project=sada --version=0.1 -o locales/sada.pot.new bot
+	@$(BIN)/python -c "$$KEEP_UNCHANGED_POT"
 	$(BIN)/pybabel update -i locales/sada.pot -d locales -D sada --no-wrap --ignore-obsolete --no-fuzzy-matching
 	$(BIN)/pybabel compile -d locales -D sada --statistics
 
