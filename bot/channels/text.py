@@ -111,7 +111,12 @@ def _number_hint(n: Notice, t: Translator) -> str:
 
 
 def progress(ask: Ask, t: Translator) -> str:
-    step = t.gettext("Question {index} of {total}", index=ask.index, total=ask.total)
+    if ask.least is not None and ask.least < ask.total:
+        # a range that only narrows reads as honest; a total that drops from 9 to 8 does not
+        step = t.gettext("Question {index} of {least}–{total}", index=ask.index,
+                         least=ask.least, total=ask.total)
+    else:
+        step = t.gettext("Question {index} of {total}", index=ask.index, total=ask.total)
     minutes = round(ask.seconds_left / 60)
     if minutes < 1:
         left = t.gettext("less than a minute left")

@@ -50,7 +50,7 @@ class Ask:
     group_title: str
     new_group: bool  # first question shown from this group: channels show its title
     index: int  # 1-based position among the questions this person will see
-    total: int
+    total: int  # the most questions this person may see in all, answered ones included
     seconds_left: int
     optional: bool
     can_go_back: bool
@@ -64,6 +64,9 @@ class Ask:
     max_picks: int = 0
     max_length: int | None = None
     previous: str | None = None  # the earlier answer, as typed, when the person went back
+    # The fewest questions this person will see in all: below `total` while a later
+    # question's condition waits on an answer not given yet (None: the same as `total`).
+    least: int | None = None
 
 
 @dataclass(frozen=True)

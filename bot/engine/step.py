@@ -124,7 +124,7 @@ def _start(flow: Flow, state: SessionState) -> Result:
     if first is None:  # every question is conditional and none applies
         return _finish(flow, state.evolve(status="active"))
     state = state.evolve(status="active", current=first, picks=())
-    total = len(_ahead(flow, state))
+    total = len(_ahead(flow, state)[0])
     if flow.consent is not None:
         state = state.evolve(status="consent")
     est = estimate(flow).seconds_by_language.get(state.language, 0.0)
@@ -289,28 +289,36 @@ def _next(flow: Flow, state: SessionState, after: str | None) -> str | None:
     return None
 
 
-def _ahead(flow: Flow, state: SessionState) -> list[Question]:
-    """The current question and the later ones this person may still see.
+def _ahead(flow: Flow, state: SessionState) -> tuple[list[Question], int]:
+    """The current question and the later ones this person may still see, and how many of
+    those are certain.
 
-    A later condition that depends on a question not yet answered may still hold, so it
-    counts: the total shrinks as answers rule questions out, it never jumps up.
+    A later question is certain when it has no condition or its condition holds on names
+    that are all known; possible when its condition names a question still ahead that may
+    be asked (its answer is unknown yet); out otherwise. Answers only ever turn possible
+    questions into certain or out ones, so the range [certain, possible] only narrows.
     """
-    questions = flow.questions
-    ids = [q.id for q in questions]
     if state.current is None:
-        return []
-    start = ids.index(state.current)
+        return [], 0
+    questions = flow.questions
+    start = [q.id for q in questions].index(state.current)
     env = _env(state)
-    pending = set(ids[start:])
-    ahead = []
+    unknown: set[str] = set()  # questions ahead that may be asked, answers not yet given
+    ahead: list[Question] = []
+    certain = 0
     for question in questions[start:]:
         if question.id == state.current or question.when is None:
-            ahead.append(question)
+            sure = True
+        elif parse_condition(question.when).names & unknown:
+            sure = False
+        elif _applies(question, env):
+            sure = True
+        else:
             continue
-        names = parse_condition(question.when).names
-        if names & pending - set(env) or _applies(question, env):
-            ahead.append(question)
-    return ahead
+        ahead.append(question)
+        unknown.add(question.id)
+        certain += sure
+    return ahead, certain
 
 
 def ask(flow: Flow, state: SessionState) -> Ask:
@@ -319,7 +327,7 @@ def ask(flow: Flow, state: SessionState) -> Ask:
     lang = state.language
     question = flow.question(state.current)
     group = flow.group_of(question.id)
-    ahead = _ahead(flow, state)
+    ahead, certain = _ahead(flow, state)
     index = len(state.history) + 1
     previous_group = flow.group_of(state.history[-1]).id if state.history else None
     earlier = state.answers.get(question.id)
@@ -332,6 +340,7 @@ def ask(flow: Flow, state: SessionState) -> Ask:
         "new_group": previous_group != group.id,
         "index": index,
         "total": index + len(ahead) - 1,
+        "least": index + certain - 1,
         "seconds_left": round(sum(question_seconds(q, lang) for q in ahead)),
         "optional": question.optional,
         "can_go_back": bool(state.history),
