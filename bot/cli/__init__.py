@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
 from bot.cli import (
     actions,
     cases,
+    common,
     contacts,
     db,
     flows,
@@ -25,6 +27,23 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    database_url: Annotated[str | None, typer.Option(
+        "--database-url", metavar="URL", show_default=False,
+        help="Database for this command: sqlite:///path or postgresql://user@host/db. "
+        "Overrides SADA_DATABASE_URL; a command's own --database-url wins over it.")] = None,
+) -> None:
+    """Sada: conversational CX surveys in Arabic, Persian and English."""
+    # Reset when the command ends, so one run's option never leaks into the next (tests
+    # call the apps many times in one process).
+    common.root_database_url = database_url
+    ctx.call_on_close(lambda: setattr(common, "root_database_url", None))
+
+
 app.add_typer(flows.app, name="flows")
 app.add_typer(db.app, name="db")
 app.add_typer(contacts.app, name="contacts")
@@ -39,8 +58,11 @@ run.register(app)
 
 
 def main() -> None:
-    # A catalog found broken only when a report or a message needs it (sada run and preview
-    # check theirs up front) still ends in one line, never a traceback.
+    # The last line of defence: a catalog found broken only when a report or a message
+    # needs it (sada run and preview check theirs up front), or settings read by code that
+    # bypassed common.settings_or_exit, still end in one line, never a traceback.
+    from pydantic import ValidationError
+
     from bot.i18n import CatalogError
 
     try:
@@ -48,3 +70,8 @@ def main() -> None:
     except CatalogError as exc:
         print(f"sada: {exc}", file=sys.stderr)
         sys.exit(1)
+    except ValidationError as exc:
+        if exc.title != "Settings":
+            raise
+        print("\n".join(common.settings_problems(exc)), file=sys.stderr)
+        sys.exit(2)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -24,7 +24,8 @@ from ruamel.yaml.error import YAMLError
 from bot.channels.telegram.core import load_flows
 from bot.cli import cases as cases_cli
 from bot.cli.cases import with_database
-from bot.cli.run import settings_or_exit
+from bot.cli.common import fail as _fail
+from bot.cli.common import settings_or_exit
 from bot.flow.loader import (
     FlowError,
     Positions,
@@ -54,12 +55,6 @@ FIELDS = tuple(ActionSpec.model_fields)
 _OPTIONS = {"flow": "--flow", "question": "--question", "segment": "--segment",
             "account": "--account", "role": "--role", "case": "--case",
             "promised": "--promised", **{f"text.{lang}": f"--text-{lang}" for lang in LANGUAGES}}
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    Console(stderr=True).print(message, style="red", markup=False, highlight=False,
-                               soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def _now() -> datetime:

@@ -10,14 +10,15 @@ import asyncio
 import getpass
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from bot.cli.run import settings_or_exit
+from bot.cli.common import database_url
+from bot.cli.common import fail as _fail
 from bot.followups.dates import span
 from bot.survey import Clock, utc_now
 from storage.cases import CaseRow, list_cases, resolve_case
@@ -33,16 +34,9 @@ T = TypeVar("T")
 _COMMENT = 60
 
 
-def _fail(message: str, code: int = 1) -> NoReturn:
-    # markup=False: notes and comments may hold brackets rich would read as tags.
-    Console(stderr=True).print(message, style="red", markup=False, highlight=False,
-                               soft_wrap=True)
-    raise typer.Exit(code)
-
-
 def with_database(work: Callable[[Database], Awaitable[T]]) -> T:
     """Run ``work`` on the configured database; storage failures become one red line."""
-    url = settings_or_exit().effective_database_url
+    url = database_url()
 
     async def run() -> T:
         async with await Database.open(url) as db:

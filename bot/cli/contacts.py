@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from bot.cli.common import database_url, fail, settings_or_exit
 from bot.followups.contacts_csv import (
     ContactRow,
     ContactsFileError,
@@ -24,8 +24,7 @@ from bot.followups.contacts_csv import (
     parse_contacts,
 )
 from bot.followups.reminders import StakeholderState, silent_by_role
-from bot.settings import Settings, get_settings
-from storage.db import Database, StorageError, to_async_url
+from storage.db import Database, StorageError
 from storage.invitations import count_contacts, find_contacts
 from storage.models import Contact
 
@@ -35,28 +34,11 @@ app = typer.Typer(
     add_completion=False,
 )
 
-def fail(message: str, code: int = 1) -> NoReturn:
-    # markup=False: messages may hold brackets rich would read as tags; soft_wrap keeps
-    # each message on one line in narrow terminals.
-    Console(stderr=True).print(message, style="red", markup=False, highlight=False,
-                               soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def settings_or_exit() -> Settings:
-    try:
-        settings = get_settings()
-        to_async_url(settings.effective_database_url)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        fail(f"SADA_{'_'.join(str(p) for p in first['loc']).upper()}: {first['msg']}", 2)
-    except ValueError as exc:
-        fail(f"SADA_DATABASE_URL: {exc}", 2)
-    return settings
+__all__ = ["app", "fail", "settings_or_exit"]  # invite shares these
 
 
 def _database_url() -> str:
-    return settings_or_exit().effective_database_url
+    return database_url()
 
 
 # --- import ------------------------------------------------------------------------------

@@ -8,14 +8,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bot.settings import get_settings
+from bot.cli.common import database_url
 from storage.db import (
     StorageError,
     current_revision,
     display_url,
     head_revision,
     new_revision,
-    to_async_url,
     upgrade,
 )
 
@@ -38,9 +37,7 @@ def _fail(exc: Exception) -> typer.Exit:
 
 
 def _target(url: str | None) -> str:
-    target = url or get_settings().effective_database_url
-    to_async_url(target)  # a bad URL fails here, with the accepted forms in the message
-    return target
+    return database_url(url)  # a bad URL or setting ends here, in one line
 
 
 @app.command("upgrade")

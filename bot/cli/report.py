@@ -14,12 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from sqlmodel import col, select
 
+from bot.cli.common import database_url as _url
+from bot.cli.common import fail as _fail
+from bot.cli.common import settings_or_exit
 from bot.flow.loader import FlowError, load_flow, load_flow_text
 from bot.flow.model import Flow
 from bot.reports.metrics import (
@@ -43,20 +46,12 @@ from bot.reports.tables import (
     report_json_text,
     report_renderable,
 )
-from bot.settings import get_settings
-from storage.db import Database, StorageError, to_async_url
+from storage.db import Database, StorageError
 from storage.models import FlowVersion
 from storage.reports import Scope, TextAnswer, text_answers
 
 REPORT_FORMATS = ("table", "csv", "json", "html")
 ANSWER_FORMATS = ("table", "csv", "json")
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    # markup=False: messages may hold brackets rich would read as tags.
-    Console(stderr=True).print(message, style="red", markup=False, highlight=False,
-                               soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def _choice(value: str | None, allowed: tuple[str, ...], option: str) -> None:
@@ -72,15 +67,6 @@ def _dates(since: str | None, until: str | None) -> tuple[date | None, date | No
     except BadDate as exc:
         _fail(str(exc), 2)
     return first, last
-
-
-def _url(database_url: str | None) -> str:
-    url = database_url or get_settings().effective_database_url
-    try:
-        to_async_url(url)
-    except ValueError as exc:
-        _fail(str(exc))
-    return url
 
 
 # --- which flow ---------------------------------------------------------------------------
@@ -267,7 +253,7 @@ def report(
     url = _url(database_url)
     try:
         result = asyncio.run(_gather_report(
-            url, flow, get_settings().flows_dir, accounts=accounts, fmt=fmt, by=by,
+            url, flow, settings_or_exit().flows_dir, accounts=accounts, fmt=fmt, by=by,
             period=period, since=first, until=last, account=account))
     except StorageError as exc:
         _fail(str(exc))
@@ -365,7 +351,7 @@ def answers(
     url = _url(database_url)
     scope = {"start": start, "end": end, "account": account, "language": lang}
     try:
-        rows = asyncio.run(_answers(url, flow, get_settings().flows_dir, question, by, scope))
+        rows = asyncio.run(_answers(url, flow, settings_or_exit().flows_dir, question, by, scope))
     except StorageError as exc:
         _fail(str(exc))
     if fmt == "csv":

@@ -8,29 +8,23 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from bot.cli.run import settings_or_exit
+from bot.cli.common import database_url as _database_url
+from bot.cli.common import fail as _fail
 from bot.followups.dispatcher import Clock, utc_now
-from storage.db import Database, StorageError, to_async_url
+from storage.db import Database, StorageError
 from storage.outbox import KINDS, STATUSES, OutboxStatus, status_summary
 
 # The shell owns the clock; tests replace it to check ages exactly.
 clock: Clock = utc_now
 
 _ERROR_WIDTH = 80
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    # markup=False: error texts from Telegram may hold brackets rich would read as tags.
-    Console(stderr=True).print(message, style="red", markup=False, highlight=False,
-                               soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def age(delta: timedelta) -> str:
@@ -109,9 +103,8 @@ def status(
     ] = None,
 ) -> None:
     """Show the follow-up outbox: messages by kind and status, the next due time, failures."""
-    url = database_url or settings_or_exit().effective_database_url
+    url = _database_url(database_url)
     try:
-        to_async_url(url)
         summary = asyncio.run(_summary(url, failures))
     except (StorageError, ValueError) as exc:
         _fail(str(exc))
