@@ -8,11 +8,18 @@ LANG_ARG ?= en
 
 .PHONY: demo test lint lock i18n setup clean
 
+# pipefail: the progress filter below must not hide a failed install.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "Sada needs Python 3.11 or newer (found: $$($(PYTHON) --version))"; exit 1; }
+	@echo "Setting up $(VENV): Sada's locked dependencies, one line each (about a minute the first time)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off \
+		-r requirements.lock | grep --line-buffered -E '^(Collecting|Successfully)' | \
+		sed -u -e 's/^Collecting /  · /' -e 's/ (from .*//' -e 's/^Successfully installed.*/  done/'
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
 

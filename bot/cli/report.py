@@ -222,7 +222,7 @@ def report(
     fmt: Annotated[str, typer.Option(
         "--format", "-f", help="table, csv, json or html.")] = "table",
     out: Annotated[Path | None, typer.Option(
-        "--out", "-o", help="Write to this file (html default: report-FLOW.html).")] = None,
+        "--out", "-o", help="Write to this file (html default: out/report-FLOW.html).")] = None,
     account: Annotated[str | None, typer.Option(
         "--account", help="Only this account (contact company): its roles, who stayed "
         "silent, open cases and promises.")] = None,
@@ -262,7 +262,7 @@ def report(
         _accounts_out(result, fmt, out)
         return
     if fmt == "html":
-        _html(made, found, out or Path(f"report-{made.flow_id}.html"), lang,
+        _html(made, found, out or Path("out") / f"report-{made.flow_id}.html", lang,
               result.views or [])
     elif fmt == "table":
         _show(lambda console: _print_report(console, result), out)
