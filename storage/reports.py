@@ -37,7 +37,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import FromClause, Select
 
 from storage.db import Database
-from storage.models import Action, Answer, Case, Contact, Invitation, SurveySession
+from storage.invitations import COUNTED_STATUSES
+from storage.models import Action, Answer, Case, Contact, Invitation, Outbox, SurveySession
 
 Key = Literal["role", "account", "segment", "language", "touchpoint"]
 
@@ -53,8 +54,29 @@ _I = inspect(Invitation).local_table
 _CASE = inspect(Case).local_table
 _ACT = inspect(Action).local_table
 
-# Invitations that reached the person; a cancelled one counts when it had been sent.
+_O = inspect(Outbox).local_table
+
+# Invitations that reached the person (or were answered: a scheduled invitation is started
+# by a session opened from the menu before its message went out).
 _REACHED = ("sent", "started", "completed", "expired")
+
+
+def _invited(i: Any) -> ColumnElement[Any]:
+    """The contact was invited: the invitation counts as storage/invitations.py counts it
+    for fatigue (scheduled, sent, started, completed, expired), or was cancelled after it
+    had been sent. Skipped ones (opted out, fatigue, account limit) and ones cancelled
+    before sending asked nobody. The same people `sada contacts silent` lists."""
+    return or_(i.c.status.in_(COUNTED_STATUSES),
+               and_(i.c.status == "cancelled", i.c.sent_at.is_not(None)))
+
+
+def _reached(i: Any) -> ColumnElement[Any]:
+    """The invitation's message went out (the planner may not have noticed yet: its
+    outbox row says so first, as `sada contacts silent` reads it), or it was answered."""
+    o = _O.alias("o")
+    delivered = exists().where(o.c.invitation_id == i.c.id, o.c.kind == "invitation",
+                               o.c.status == "sent")
+    return or_(i.c.status.in_(_REACHED), i.c.sent_at.is_not(None), delivered)
 
 
 @dataclass(frozen=True)
@@ -462,20 +484,41 @@ async def _run_percentiles(
     return count, values
 
 
-async def invitation_counts(db: Database, scope: Scope) -> tuple[int, int]:
-    """(invitations that reached people, of which completed), dated by when sent."""
-    i, c = _I.alias("i"), _C.alias("c")
-    sent = func.coalesce(i.c.sent_at, i.c.created_at)
-    reached = or_(i.c.status.in_(_REACHED), and_(i.c.status == "cancelled",
-                                                  i.c.sent_at.is_not(None)))
-    query = select(func.count(), func.sum(case((i.c.status == "completed", 1), else_=0)))
-    source: FromClause = i
-    conditions = [i.c.flow_id == scope.flow_id, reached, *_in_window(sent, scope.start, scope.end)]
-    if scope.account is not None:
-        source = i.join(c, c.c.id == i.c.contact_id)
-        conditions.append(c.c.company == scope.account)
-    row = await _one(db, query.select_from(source).where(*conditions))
-    return int(row[0] or 0), int(row[1] or 0)
+@dataclass(frozen=True)
+class InvitationCounts:
+    """People invited to the flow (each counted once, by their latest invitation in the
+    window), and what came of it; docs/metrics.md defines each figure."""
+
+    invited: int  # invited: not skipped, not cancelled before sending
+    reached: int  # … whose invitation went out (the response rate's denominator)
+    responded: int  # … of those, who completed the flow since (its numerator)
+    completed_invited: int  # completed sessions (in the window) of people invited before
+
+
+async def invitation_counts(db: Database, scope: Scope) -> InvitationCounts:
+    """Invited people, reached people, those who completed since, dated by when their
+    invitation was sent (made, while still scheduled); and the window's completed sessions
+    that followed an invitation."""
+    source, (j, _, latest), _ = _latest_invitations(scope)
+    reached = _reached(j)
+    completed = _since_invitation(scope, j.c.contact_id, j.c.created_at, completed=True)
+    query = (
+        select(func.count(), func.sum(case((reached, 1), else_=0)),
+               func.sum(case((and_(reached, completed), 1), else_=0)))
+        .select_from(source)
+        .where(j.c.id.in_(latest))
+    )
+    q = _Sessions(_dialect(db), scope, Grouping())
+    i = _I.alias("ii")
+    invited_before = exists().where(i.c.contact_id == q.s.c.contact_id,
+                                    i.c.flow_id == scope.flow_id, _invited(i),
+                                    i.c.created_at <= q.s.c.started_at)
+    sessions = select(func.count()).select_from(q.source).where(
+        *q.where(), q.s.c.status == "completed", invited_before)
+    row = await _one(db, query)
+    after = await _one(db, sessions)
+    return InvitationCounts(int(row[0] or 0), int(row[1] or 0), int(row[2] or 0),
+                            int(after[0] or 0))
 
 
 @dataclass(frozen=True)
@@ -613,35 +656,30 @@ async def promise_counts(db: Database, scope: Scope, now: datetime) -> PromiseCo
 # --- the B2B account view -----------------------------------------------------------------
 
 
-def _answered_since(dialect_scope: Scope, contact_id: Any, since: Any) -> Any:
-    """The contact answered at least one question of the flow in a session started at or
-    after `since` (their invitation) and inside the window."""
+def _since_invitation(scope: Scope, contact_id: Any, since: Any, *,
+                      completed: bool = False) -> Any:
+    """The contact answered at least one question of the flow (or, with `completed`,
+    finished it) in a session started at or after `since` (their invitation) and inside
+    the window."""
     s2, a2 = _S.alias("s2"), inspect(Answer).local_table.alias("a2")
-    return (
-        exists()
-        .where(
-            s2.c.contact_id == contact_id,
-            s2.c.flow_id == dialect_scope.flow_id,
-            s2.c.started_at >= since,
-            *_in_window(s2.c.started_at, None, dialect_scope.end),
-            a2.c.session_id == s2.c.id,
-            a2.c.skipped == false(),
-        )
-    )
+    conditions = [s2.c.contact_id == contact_id, s2.c.flow_id == scope.flow_id,
+                  s2.c.started_at >= since, *_in_window(s2.c.started_at, None, scope.end)]
+    if completed:
+        return exists().where(*conditions, s2.c.status == "completed")
+    return exists().where(*conditions, a2.c.session_id == s2.c.id, a2.c.skipped == false())
 
 
 def _latest_invitations(scope: Scope) -> tuple[Any, Any, Any]:
-    """(invitation j, contact d, answered) for each contact's latest invitation that
-    reached them in the window; `answered`: they answered since it was made.
+    """(invitation j, contact d, answered) for each contact's latest invitation in the
+    window (`_invited`: a scheduled one too, as `sada contacts silent` counts it);
+    `answered`: they answered since it was made.
 
     One invitation per contact keeps the EXISTS probe to one per person (10,000, not
     150,000, in the bench) and says what the account view asks: did they answer the
     last time we asked?"""
     i, c = _I.alias("i"), _C.alias("c")
     sent = func.coalesce(i.c.sent_at, i.c.created_at)
-    reached = or_(i.c.status.in_(_REACHED), and_(i.c.status == "cancelled",
-                                                  i.c.sent_at.is_not(None)))
-    conditions = [i.c.flow_id == scope.flow_id, reached,
+    conditions = [i.c.flow_id == scope.flow_id, _invited(i),
                   *_in_window(sent, scope.start, scope.end)]
     source: FromClause = i
     if scope.account is not None:
@@ -650,7 +688,7 @@ def _latest_invitations(scope: Scope) -> tuple[Any, Any, Any]:
     latest = select(func.max(i.c.id)).select_from(source).where(*conditions).group_by(
         i.c.contact_id)
     j, d = _I.alias("j"), _C.alias("d")
-    answered = _answered_since(scope, j.c.contact_id, j.c.created_at)
+    answered = _since_invitation(scope, j.c.contact_id, j.c.created_at)
     return j.join(d, d.c.id == j.c.contact_id), (j, d, latest), answered
 
 
@@ -658,8 +696,9 @@ def _latest_invitations(scope: Scope) -> tuple[Any, Any, Any]:
 class RoleInvitations:
     account: str
     role: str
-    invited: int  # contacts whose (latest) invitation reached them
-    responded: int  # … of whom answered it
+    invited: int  # contacts invited (their latest invitation; scheduled ones too)
+    responded: int  # … of whom answered since
+    not_sent: int = 0  # … whose invitation has not gone out yet
 
 
 async def role_invitations(db: Database, scope: Scope, no_value: str = "(none)"
@@ -670,13 +709,15 @@ async def role_invitations(db: Database, scope: Scope, no_value: str = "(none)"
     account = func.coalesce(d.c.company, literal(no_value)).label("acct")
     role = func.coalesce(d.c.role, literal(no_value)).label("role")
     query = (
-        select(account, role, func.count(), func.sum(case((answered, 1), else_=0)))
+        select(account, role, func.count(), func.sum(case((answered, 1), else_=0)),
+               func.sum(case((_reached(j), 0), else_=1)))
         .select_from(source)
         .where(j.c.id.in_(latest))
         .group_by(literal_column("acct"), literal_column("role"))
     )
     rows = await _all(db, query)
-    return [RoleInvitations(str(r[0]), str(r[1]), int(r[2]), int(r[3] or 0)) for r in rows]
+    return [RoleInvitations(str(r[0]), str(r[1]), int(r[2]), int(r[3] or 0), int(r[4] or 0))
+            for r in rows]
 
 
 @dataclass(frozen=True)
@@ -691,13 +732,16 @@ class SilentRow:
 
 
 async def silent_contacts(db: Database, scope: Scope) -> list[SilentRow]:
-    """Named people whose latest invitation in the window reached them and who have not
-    answered since: a listing of people, with that invitation's date and reminders."""
+    """Named people whose latest invitation in the window invited them (sent or still
+    scheduled) and who have not answered since: a listing of people, with that
+    invitation's date, reminders and status."""
     source, (j, d, latest), answered = _latest_invitations(scope)
     query = (
         select(d.c.id, func.coalesce(d.c.name, d.c.first_name, d.c.external_id), d.c.role,
                d.c.company, func.coalesce(j.c.sent_at, j.c.created_at), j.c.reminders_sent,
-               j.c.status)
+               # delivered, not yet noticed by the planner: "sent", as `contacts silent` says
+               case((and_(j.c.status == "scheduled", _reached(j)), literal("sent")),
+                    else_=j.c.status))
         .select_from(source)
         .where(j.c.id.in_(latest), ~answered)
         .order_by(d.c.company, d.c.role, d.c.id)

@@ -300,6 +300,8 @@ def _headline(view: AccountView) -> str:
     score = (f"NPS {signed(nps.score)} ({plural(nps.n, 'answer')})"
              if nps and nps.score is not None else "no NPS answers")
     rate = f"{s.responded} of {s.invited} invited answered" if s.invited else "nobody invited"
+    if s.not_sent:  # invited all the same (as `sada contacts silent` counts them)
+        rate += f" ({s.not_sent} not sent yet)"
     return (f"{score} · {rate} · {plural(len(view.cases), 'open case')} · "
             f"{plural(len(view.promises), 'open promise')} ({view.overdue} overdue)")
 

@@ -45,6 +45,7 @@ from storage.reports import (
     PASSIVE_MIN,
     PROMOTER_MIN,
     Grouping,
+    InvitationCounts,
     Key,
     Scope,
     ScoreCell,
@@ -174,10 +175,13 @@ class GroupRow:
 class Funnel:
     """Invitations to completions, and where people stop.
 
-    invited: invitations that reached the person (sent); responded: those completed;
-    response_rate = responded / invited (None for flows without invitations).
-    started: sessions begun; completed: finished; partial: unfinished with answers;
-    partial_rate = partial / (partial + completed).
+    People, each counted once by their latest invitation in the window: invited: those
+    whose invitation reached them (sent); responded: of them, those who completed the
+    flow since; response_rate = responded / invited (None when nobody was reached);
+    not_sent: invited, the invitation still scheduled (in no rate until it goes out).
+    Sessions: started: begun; completed: finished, of which completed_invited followed
+    an invitation (the rest came without one: public links, /start, preview);
+    partial: unfinished with answers; partial_rate = partial / (partial + completed).
     median_seconds / p90_seconds: started_at → completed_at of completed sessions.
     dropoff: (question id, unfinished sessions waiting at it) in flow order; "(start)" for
     sessions that stopped before the first question (intro or consent).
@@ -193,6 +197,12 @@ class Funnel:
     median_seconds: float | None
     p90_seconds: float | None
     dropoff: list[tuple[str, int]]
+    not_sent: int = 0
+    completed_invited: int = 0
+
+    @property
+    def completed_uninvited(self) -> int:
+        return self.completed - self.completed_invited
 
 
 @dataclass(frozen=True)
@@ -286,14 +296,15 @@ class AccountSummary:
     account: str
     overall: GroupRow
     roles: list[GroupRow]
-    invited: int
-    responded: int
+    invited: int  # people invited (latest invitation: sent or still scheduled)
+    responded: int  # … who answered since
     silent_roles: list[str]  # invited roles (contact.role) of which nobody answered
     silent: list[SilentContact]
     open_cases: int
     promises_due: int  # promised, not done (overdue ones included)
     promises_overdue: int
     next_promise: datetime | None  # earliest promised date still open
+    not_sent: int = 0  # invited, the invitation not sent yet
 
 
 # --- building reports from the grouped counts --------------------------------------------
@@ -425,7 +436,7 @@ def _trend(facts: FlowFacts, cells: list[ScoreCell], period: Period, since: date
     return points
 
 
-def _funnel(facts: FlowFacts, flow: Flow, cells: list[SessionCell], invited: tuple[int, int],
+def _funnel(facts: FlowFacts, flow: Flow, cells: list[SessionCell], invited: InvitationCounts,
             seconds: list[float | None]) -> Funnel:
     started = sum(c.sessions for c in cells)
     completed = sum(c.sessions for c in cells if c.status == "completed")
@@ -439,16 +450,18 @@ def _funnel(facts: FlowFacts, flow: Flow, cells: list[SessionCell], invited: tup
     dropoff = [(q, waiting.pop(q, 0)) for q in order]
     dropoff += sorted(waiting.items())  # questions of older versions of the flow
     return Funnel(
-        invited=invited[0],
-        responded=invited[1],
+        invited=invited.reached,
+        responded=invited.responded,
         started=started,
         completed=completed,
         partial=partial,
-        response_rate=_pct(invited[1], invited[0]),
+        response_rate=_pct(invited.responded, invited.reached),
         partial_rate=_pct(partial, partial + completed),
         median_seconds=seconds[0],
         p90_seconds=seconds[1],
         dropoff=dropoff,
+        not_sent=invited.invited - invited.reached,
+        completed_invited=min(invited.completed_invited, completed),
     )
 
 
@@ -620,6 +633,7 @@ async def build_accounts(
             invited=sum(r.invited for r in invited),
             responded=sum(r.responded for r in invited),
             silent_roles=sorted(r.role for r in invited if r.responded == 0),
+            not_sent=sum(r.not_sent for r in invited),
             silent=[_silent(s) for s in silent if (s.account or NO_VALUE) == name],
             open_cases=cases.get(name, 0),
             promises_due=promised.open if promised else 0,

@@ -19,11 +19,19 @@ Globex g1 (buyer) invited, silent: no answers at all.
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 
 from rich.console import Console
+from sqlmodel import select
 
+from bot.flow.loader import load_flow
+from bot.followups.contacts_csv import import_contacts, parse_contacts
+from bot.followups.invite import Audience, invite_contacts
+from bot.followups.reminders import silent_by_role
 from bot.reports.accounts import AccountView, build_accounts, render_accounts
+from bot.reports.metrics import build_report
 from storage.db import Database
+from storage.models import Contact, Outbox
 from tests.reports.fixtures import FLOW, NOW, Builder, at
 
 JAN = {"since": date(2026, 1, 1), "until": date(2026, 1, 31), "now": NOW}
@@ -178,3 +186,47 @@ async def test_render_in_the_terminal(database: Database) -> None:
     empty = Console(record=True, width=130, color_system=None)
     render_accounts([], empty)
     assert "no accounts" in empty.export_text()
+
+
+# --- the account view agrees with `sada contacts silent` ----------------------------------
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
+B2B = Path(__file__).resolve().parents[2] / "flows" / "b2b_supplier.yaml"
+
+
+async def test_scheduled_invitations_count_as_in_contacts_silent(database: Database) -> None:
+    """Two stakeholders of Pars Steel invited, their messages still queued; Emma's
+    (Thames Retail) went out, the planner has not noticed yet. Every invited person and
+    account shows in the account view as in `sada contacts silent`."""
+    flow = load_flow(B2B).flow
+    await import_contacts(database, parse_contacts(EXAMPLES / "contacts.csv").rows, now=NOW)
+    for account in ("Pars Steel", "Thames Retail"):
+        await invite_contacts(database, flow=flow, audience=Audience(account=account), at=NOW,
+                              context={}, now=NOW, bot_username="sada_bot", links_out=None)
+    async with database.session() as s, s.begin():
+        emma = (await s.exec(select(Outbox).join(Contact, Contact.id == Outbox.contact_id)
+                             .where(Contact.company == "Thames Retail"))).one()
+        emma.status, emma.sent_at = "sent", NOW
+    states = await silent_by_role(database, flow.id)
+    views = _by_name(await build_accounts(database, flow, now=NOW))
+    for account in ("Pars Steel", "Thames Retail"):
+        invited = [x for x in states if x.account == account and x.status != "not invited"]
+        silent = [x for x in invited if x.silent]
+        summary = views[account].summary
+        assert (summary.invited, summary.responded) == (len(invited), len(invited) - len(silent))
+        assert sorted(p.contact_id for p in summary.silent) == sorted(
+            x.contact_id for x in silent)
+        assert {p.status for p in summary.silent} == {x.status for x in silent}
+    assert views["Pars Steel"].summary.invited == 2
+    assert views["Pars Steel"].summary.not_sent == 2
+    assert views["Pars Steel"].summary.silent_roles == ["buyer", "decision_maker"]
+    assert "Najd Foods" not in views  # nobody there was invited
+    console = Console(record=True, width=130, color_system=None)
+    render_accounts(list(views.values()), console, flow=flow)
+    out = console.export_text()
+    assert "0 of 2 invited answered (2 not sent yet)" in out
+    assert "0 of 1 invited answered" in out
+    # The response rate counts only invitations that went out: Emma's, not Pars Steel's.
+    funnel = (await build_report(database, flow, now=NOW)).funnel
+    assert (funnel.invited, funnel.responded, funnel.not_sent) == (1, 0, 2)
+    assert funnel.response_rate == 0.0
