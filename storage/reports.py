@@ -264,7 +264,8 @@ class _Sessions:
     """The sessions table joined with what the scope and keys need."""
 
     def __init__(
-        self, dialect: str, scope: Scope, grouping: Grouping, *, contact: bool = False
+        self, dialect: str, scope: Scope, grouping: Grouping, *, contact: bool = False,
+        role: bool = False,
     ) -> None:
         self.dialect = dialect
         self.scope = scope
@@ -275,7 +276,8 @@ class _Sessions:
         needs_contact = contact or scope.account is not None or any(
             k in ("role", "account", "segment") for k in grouping.keys
         )
-        self.needs_role = "role" in grouping.keys and grouping.role_question is not None
+        self.needs_role = (role or "role" in grouping.keys) and \
+            grouping.role_question is not None
         source: FromClause = self.s
         if needs_contact:
             source = source.join(self.c, self.c.c.id == self.s.c.contact_id)
@@ -314,15 +316,18 @@ class _Sessions:
         if name == "language":
             return self.s.c.language
         if name == "role":
-            # The respondent's own answer wins: it is what they said about themselves in
-            # this survey; the contact's stored role fills in when there is none.
-            if self.needs_role:
-                return func.coalesce(_choice(self.dialect, self.role.c.value), self.c.c.role,
-                                     none)
-            return func.coalesce(self.c.c.role, none)
+            return func.coalesce(self.role_of(), none)
         context = _json_key(self.dialect, self.s.c.context, "touchpoint")
         flow_touchpoint = self.grouping.touchpoint or self.grouping.no_value
         return func.coalesce(context, literal(flow_touchpoint))
+
+    def role_of(self) -> ColumnElement[Any]:
+        """The respondent's role, NULL when unknown. Their own answer to the role question
+        wins: it is what they said about themselves in this survey; the contact's stored
+        role fills in when there is none (the rule of bot/followups/alerts.py)."""
+        if self.needs_role:
+            return func.coalesce(_choice(self.dialect, self.role.c.value), self.c.c.role)
+        return self.c.c.role
 
     def keys(self) -> list[ColumnElement[Any]]:
         return [self.key(k).label(f"k{i}") for i, k in enumerate(self.grouping.keys)]
@@ -807,7 +812,7 @@ class TextAnswer:
     contact_id: int
     who: str  # name, first name or the channel id
     account: str | None
-    role: str | None  # contact.role
+    role: str | None  # the role they answered in that session, else contact.role
     language: str
     answered_at: datetime
     text: str
@@ -824,14 +829,14 @@ async def text_answers(
     with who gave them and the session's NPS/CSAT: a listing, not an aggregate."""
     dialect = _dialect(db)
     keys = grouping.keys
-    q = _Sessions(dialect, scope, grouping, contact=True)
+    q = _Sessions(dialect, scope, grouping, contact=True, role=True)
     a = inspect(Answer).local_table.alias("a")
     source = q.join(a, and_(a.c.session_id == q.s.c.id, a.c.question_id == question,
                             a.c.skipped == false()))
     columns: list[Any] = [
         q.s.c.id, q.s.c.contact_id,
         func.coalesce(q.c.c.name, q.c.c.first_name, q.c.c.external_id),
-        q.c.c.company, q.c.c.role, q.s.c.language, a.c.answered_at, _text(dialect, a.c.value),
+        q.c.c.company, q.role_of(), q.s.c.language, a.c.answered_at, _text(dialect, a.c.value),
         q.key(keys[0]) if keys else literal(None, String),
     ]
     for score_id in (scores.nps, scores.csat):

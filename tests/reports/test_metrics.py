@@ -11,9 +11,11 @@ December 2025: a1 6 3 5, a2 10 5 1 (both Acme buyers). February 2026: g1 Globex 
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import pytest
+from rich.console import Console
 
 from bot.reports.metrics import (
     NO_VALUE,
@@ -27,6 +29,7 @@ from bot.reports.metrics import (
     build_report,
 )
 from bot.reports.periods import BadDate, previous_window
+from bot.reports.tables import answers_json_text, answers_view
 from storage.db import Database
 from storage.reports import Grouping, Scope, ScoreIds, text_answers
 from tests.reports.fixtures import FLOW, FLOW_NO_ROLE, NOW, Builder, at, build_fixed
@@ -348,3 +351,32 @@ def test_previous_window() -> None:
     # without --until the window runs to today
     assert previous_window(date(2026, 2, 20), None, date(2026, 3, 1)) == (
         date(2026, 2, 10), date(2026, 2, 19))
+
+
+async def test_text_answers_role_is_the_answered_one(database: Database) -> None:
+    """People imported without a role (or with another one) answered the role question:
+    every row shows that answer, with or without `--by role`, contact.role filling in."""
+    b = Builder(database)
+    await b.contact("p1")  # no stored role
+    await b.contact("p2", role="buyer")  # says end_user: the answer wins
+    await b.contact("p3", role="technical")  # skips the role question
+    await b.session("p1", "p1", at(1, 5), answers={"stakeholder": "finance", "nps": 4,
+                                                   "nps_why": "Invoices"})
+    await b.session("p2", "p2", at(1, 6), answers={"stakeholder": "end_user", "nps": 9,
+                                                   "nps_why": "Easy"})
+    await b.session("p3", "p3", at(1, 7), skipped=("stakeholder",),
+                    answers={"nps": 7, "nps_why": "Fine"})
+    scores = ScoreIds("nps", "csat", "ces")
+    for keys in ((), ("role",)):
+        rows = await text_answers(database, Scope(FLOW.id), "nps_why",
+                                  Grouping(keys, "stakeholder", "support", NO_VALUE), scores)
+        assert sorted((r.who, r.role) for r in rows) == [
+            ("P1", "finance"), ("P2", "end_user"), ("P3", "technical")]
+    assert sorted((r.key, r.who) for r in rows) == [
+        ("end_user", "P2"), ("finance", "P1"), ("technical", "P3")]
+    console = Console(record=True, width=120, color_system=None)
+    console.print(answers_view(rows, "nps_why", None))
+    view = console.export_text()
+    assert "P1 · — · finance" in view and "P3 · — · technical" in view
+    assert {r["role"] for r in json.loads(answers_json_text(rows, None))} == {
+        "finance", "end_user", "technical"}
