@@ -698,3 +698,26 @@ def test_a_long_recap_is_a_warning() -> None:
     short = flow_text(NPS + '  recap: {en: "Recommend us?"}\n')
     assert found(short) == []
     assert load_flow_text(short).flow.question("nps").recap == {"en": "Recommend us?"}
+
+
+def test_true_and_false_misspelt_in_a_condition() -> None:
+    text = asking("renew == flase", RENEW)
+    assert single(text)[:2] == locate(text, "flase")
+    assert single(text)[3].endswith("; did you mean false?")
+
+
+def test_an_option_id_without_quotes_in_a_condition() -> None:
+    text = asking("reason == price", REASON)
+    assert single(text) == (
+        *locate(text, "price", 2), "error",
+        "condition on 'last' refers to 'price', which is not a question, context key or contact "
+        'field; write text in quotes: "price"')
+
+
+def test_lint_file_reports_schema_and_meaning_problems_together() -> None:
+    report = lint_file(FIXTURES / "typos.yaml")
+    assert report.flow is None and not report.ok
+    messages = [p.message for p in report.problems]
+    assert "unknown key 'titel' in the flow; did you mean 'title'?" in messages
+    assert "no 'fa' text for the text of question 'nps'" in messages
+    assert len(report.errors) == 9

@@ -489,3 +489,76 @@ def test_a_recap_is_a_text_per_language() -> None:
     assert (problem.line, problem.column) == locate(wrong, '"Recommend us?"')
     assert problem.message.startswith(
         "the recap of question 'nps' must give one text per language"), problem.message
+
+
+# --- every problem in one run, with did-you-mean for values ---------------------------
+
+
+def test_unknown_keys_do_not_hide_the_flows_other_problems() -> None:
+    path = FIXTURES / "typos.yaml"
+    text = path.read_text(encoding="utf-8")
+    with pytest.raises(FlowError) as caught:
+        load_flow(path)
+    got = [(p.line, p.column, p.message) for p in caught.value.problems]
+    assert got == [
+        (*locate(text, "ture"), "expected true or false for 'public', got 'ture'; did you mean "
+                                "true?"),
+        (*locate(text, "titel"), "unknown key 'titel' in the flow; did you mean 'title'?"),
+        (*locate(text, "far:"), "unknown language 'far' in the title of group 'main'; expected "
+                                "one of ar, fa, en; did you mean 'fa'?"),
+        (*locate(text, "optinal"), "unknown key 'optinal' in question 'nps'; did you mean "
+                                   "'optional'?"),
+        # found by the semantic lint, which used to wait until the schema was clean
+        (*locate(text, 'en: "Recommend'), "no 'fa' text for the text of question 'nps'"),
+        (*locate(text, "flase"), "expected true or false for 'optional' of question "
+                                 "'resolved', got 'flase'; did you mean false?"),
+        (*locate(text, "txt"), "unknown key 'txt' in question 'resolved'; did you mean 'text'?"),
+        (*locate(text, "flase", 2), "condition on 'why' refers to 'flase', which is not a "
+                                    "question, context key or contact field; did you mean "
+                                    "false?"),
+        (*locate(text, "nsp"), "condition on 'why' refers to 'nsp', which is not a question, "
+                               "context key or contact field; did you mean 'nps'?"),
+    ]
+
+
+def test_a_question_of_unknown_type_still_has_its_unknown_keys_reported() -> None:
+    text = MINIMAL.replace("        type: nps\n",
+                           "        type: nsp\n        optinal: true\n        colour: red\n")
+    got = [(p.line, p.column, p.message) for p in problems_of(text)]
+    assert (*locate(text, "optinal"),
+            "unknown key 'optinal' in question 'nps'; did you mean 'optional'?") in got
+    assert (*locate(text, "colour"), "unknown key 'colour' in question 'nps'") in got
+    assert any("unknown question type 'nsp'" in m for _, _, m in got)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "needle", "hint"),
+    [
+        ("default_language: en\n", "default_language: en\npublic: Flase\n", "Flase",
+         "; did you mean false?"),
+        ("default_language: en\n", "default_language: en\npublic: tru\n", "tru",
+         "; did you mean true?"),
+        ("languages: [en]", "languages: [en, far]", "far", "; did you mean 'fa'?"),
+        ("languages: [en]", "languages: [en, farsi]", "farsi", "; did you mean 'fa'?"),
+        ("default_language: en\n", "default_language: en\nreminders:\n  days: [mon, tuesday]\n",
+         "tuesday", "; did you mean 'tue'?"),
+    ],
+)
+def test_near_miss_values_get_a_did_you_mean(old: str, new: str, needle: str, hint: str) -> None:
+    text = MINIMAL.replace(old, new, 1)
+    assert text != MINIMAL
+    found = [p for p in problems_of(text) if (p.line, p.column) == locate(text, needle)]
+    assert len(found) == 1 and found[0].message.endswith(hint), found
+
+
+def test_a_value_with_no_near_match_gets_no_guess() -> None:
+    text = MINIMAL.replace("languages: [en]", "languages: [en, fr]")
+    (problem,) = [p for p in problems_of(text) if "'fr'" in p.message]
+    assert problem.message == "unknown language 'fr'; expected one of ar, fa, en"
+
+
+def test_a_missing_required_key_still_stops_the_semantic_lint() -> None:
+    # Without a title there is no flow to check: only the schema problems are reported.
+    text = MINIMAL.replace('title:\n  en: "Quick check"\n', "").replace(
+        'en: "Thank you!"', 'en: "Thank you, {nobody}!"')
+    assert [p.message for p in problems_of(text)] == ["the flow has no 'title'"]

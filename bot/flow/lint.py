@@ -76,6 +76,8 @@ def _report(name: str, read: Callable[[], Parsed]) -> LintReport:
         if parsed.flow is not None:
             problems.extend(lint(parsed.flow, parsed.positions))
             result = estimate(parsed.flow)
+        elif parsed.partial is not None:  # the rest of the flow, checked all the same
+            problems.extend(lint(parsed.partial, parsed.positions))
         return LintReport(name, parsed.flow, _ordered(problems), result)
     except Exception as exc:  # a linter crash must still be a readable report
         message = f"internal error while checking this file ({type(exc).__name__}: {exc})"
@@ -178,6 +180,10 @@ class _Linter:
     @property
     def known_names(self) -> list[str]:
         return [*self.asked, *self.flow.context, *CONTACT_FIELDS]
+
+    @property
+    def option_ids(self) -> set[str]:
+        return {o.id for q in self.flow.questions for o in getattr(q, "options", ())}
 
     # --- languages and texts ------------------------------------------------------
 
@@ -394,13 +400,17 @@ class _Linter:
                 if ref.name in self.flow.context or ref.name in CONTACT_FIELDS:
                     continue
                 near = _near(ref.name, self.known_names)
-                hint = (
-                    f"did you mean '{near}'?"
-                    if near
-                    else "use a question id, a context key or a contact field ("
-                    + ", ".join(CONTACT_FIELDS)
-                    + ")"
-                )
+                # a misspelt true/false is likelier than a misspelt name that looks like it
+                literal = difflib.get_close_matches(ref.name.lower(), ["true", "false"], 1, 0.75)
+                if ref.name in self.option_ids:  # an option id without its quotes
+                    hint = f'write text in quotes: "{ref.name}"'
+                elif literal:
+                    hint = f"did you mean {literal[0]}?"
+                elif near:
+                    hint = f"did you mean '{near}'?"
+                else:
+                    hint = ("use a question id, a context key or a contact field ("
+                            + ", ".join(CONTACT_FIELDS) + ")")
                 self.report(
                     path,
                     f"{owner} refers to '{ref.name}', which is not a question, context key "

@@ -7,6 +7,7 @@ pydantic's wording into plain staff language. The semantic checks live in lint.p
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import difflib
 import re
@@ -287,6 +288,23 @@ def _suggest(word: object, choices: Sequence[str]) -> str | None:
     return found[0] if found else None
 
 
+# Words people write for a language instead of its code.
+_LANGUAGE_NAMES = {"arabic": "ar", "ara": "ar", "persian": "fa", "farsi": "fa", "fas": "fa",
+                   "per": "fa", "english": "en", "eng": "en"}
+
+
+def _mean(value: object, choices: Sequence[str], words: dict[str, str] | None = None, *,
+          quote: bool = True) -> str:
+    """"; did you mean 'x'?" for a near-miss value, or nothing."""
+    if not isinstance(value, str):
+        return ""
+    word = value.strip().lower()
+    match = (words or {}).get(word) or _suggest(word, choices)
+    if not match or match == value:
+        return ""
+    return f"; did you mean '{match}'?" if quote else f"; did you mean {match}?"
+
+
 def _slug(value: object) -> str:
     text = re.sub(r"[^a-z0-9_]+", "_", str(value).strip().lower()).strip("_")
     if not text or not text[0].isalpha():
@@ -383,6 +401,8 @@ _QUESTION_MODELS: dict[str, type[BaseModel]] = {
     for member in typing.get_args(_unwrap(Question))
     if (tag := _type_tag(member)) is not None
 }
+
+_QUESTION_KEYS = tuple(dict.fromkeys(k for m in _QUESTION_MODELS.values() for k in m.model_fields))
 
 _EXPECTED = {
     "int_type": "a whole number",
@@ -519,6 +539,26 @@ class _Translator:
         where = self.describe(clean)
         return f"{where} has no 'type'; expected one of {_listed(QUESTION_TYPES)}", clean, "value"
 
+    def unknown_keys(self, error: Any) -> list[Problem]:
+        """Keys no question type has, in a question pydantic could not check (its type is
+        unknown or missing): reported now rather than after the type is fixed."""
+        if error["type"] not in ("union_tag_invalid", "union_tag_not_found"):
+            return []
+        clean = self.positions.spot(_untagged(tuple(error["loc"]))).path
+        node = error.get("input")
+        if not isinstance(node, dict):
+            return []
+        where = self.describe(clean)
+        problems = []
+        for key in node:
+            if key in _QUESTION_KEYS:
+                continue
+            message = f"unknown key '{key}' in {where}"
+            match = _suggest(key, _QUESTION_KEYS)
+            message += f"; did you mean '{match}'?" if match else ""
+            problems.append(self.positions.problem((*clean, key), message, at="key"))
+        return problems
+
     def _model_type(self, loc: Loc, clean: Loc, value: object, ctx: Ctx) -> _Found:
         where = self.describe(clean)
         if len(loc) >= 2 and loc[-2] == "options":
@@ -553,10 +593,11 @@ class _Translator:
 
     def _literal_error(self, loc: Loc, clean: Loc, value: object, ctx: Ctx) -> _Found | None:
         langs = _listed(LANGUAGES)
+        hint = _mean(value, LANGUAGES, _LANGUAGE_NAMES)
         if loc and loc[-1] == "[key]":
             where = self.describe(clean[:-1])
             return (
-                f"unknown language '{value}' in {where}; expected one of {langs}",
+                f"unknown language '{value}' in {where}; expected one of {langs}{hint}",
                 clean,
                 "key",
             )
@@ -564,7 +605,13 @@ class _Translator:
             where = self.describe(clean)
             return f"{where} has no value; expected one of {langs}", clean, "value"
         if "languages" in loc or "default_language" in loc:
-            return f"unknown language {_shown(value)}; expected one of {langs}", clean, "value"
+            return (f"unknown language {_shown(value)}; expected one of {langs}{hint}", clean,
+                    "value")
+        allowed = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        if allowed:  # any other fixed set of values, e.g. weekdays
+            where = self.describe(clean)
+            return (f"unknown value {_shown(value)} for {where}; expected one of "
+                    f"{_listed(allowed)}{_mean(value, allowed)}", clean, "value")
         return None
 
     def _string_type(self, loc: Loc, clean: Loc, value: object, ctx: Ctx) -> _Found:
@@ -630,7 +677,10 @@ class _Translator:
 
     def _expected(self, loc: Loc, clean: Loc, value: object, what: str) -> _Found:
         where = self.describe(clean)
-        return f"expected {what} for {where}, got {_shown(value)}", clean, "value"
+        message = f"expected {what} for {where}, got {_shown(value)}"
+        if what == _EXPECTED["bool_type"]:
+            message += _mean(value, ("true", "false"), quote=False)
+        return message, clean, "value"
 
     def _bound(self, loc: Loc, clean: Loc, value: object, word: str, limit: object) -> _Found:
         where = self.describe(clean)
@@ -731,6 +781,9 @@ class Parsed:
     positions: Positions
     flow: Flow | None
     problems: list[Problem] = field(default_factory=list)
+    # When the schema fails only on unknown keys or on keys that have a default: the flow
+    # without them, so the semantic lint runs too and one run shows every problem.
+    partial: Flow | None = None
 
 
 def _yaml() -> YAML:
@@ -765,9 +818,43 @@ def parse_text(text: str, path: str = "<flow>") -> Parsed:
         flow = Flow.model_validate(data)
     except ValidationError as exc:
         translator = _Translator(data, positions)
-        problems = [translator.problem(error) for error in exc.errors()]
-        return Parsed(path, text, positions, None, _sorted(problems))
+        errors = exc.errors()
+        problems = [translator.problem(error) for error in errors]
+        problems += [p for error in errors for p in translator.unknown_keys(error)]
+        return Parsed(path, text, positions, None, _sorted(problems), _partial(data, errors))
     return Parsed(path, text, positions, flow, [])
+
+
+def _partial(data: object, errors: Sequence[Any]) -> Flow | None:
+    """The flow with every failing key left out, when each one may be left out: unknown
+    keys, unknown languages in a text, and values of keys that have a default."""
+    trimmed = copy.deepcopy(data)
+    for error in errors:
+        loc: Loc = tuple(error["loc"])
+        if loc and loc[-1] == "[key]":
+            loc = loc[:-1]
+        elif error["type"] != "extra_forbidden" and not _has_default(loc):
+            return None
+        _drop(trimmed, _untagged(loc))
+    try:
+        return Flow.model_validate(trimmed)
+    except ValidationError:
+        return None
+
+
+def _has_default(loc: Loc) -> bool:
+    if not loc or not isinstance(loc[-1], str):
+        return False
+    fields = getattr(_annotation_at(loc[:-1]), "model_fields", {})
+    return loc[-1] in fields and not fields[loc[-1]].is_required()
+
+
+def _drop(data: object, path: Loc) -> None:
+    node = data
+    for step in path[:-1]:
+        node = _Describer._get(node, step)
+    if isinstance(node, dict) and path:
+        node.pop(path[-1], None)
 
 
 def read_file(path: str | Path) -> Parsed:
@@ -802,8 +889,9 @@ def _finish(parsed: Parsed) -> LoadedFlow:
     from bot.flow.lint import lint  # lint imports this module for Problem and Positions
 
     problems = list(parsed.problems)
-    if parsed.flow is not None:
-        problems.extend(lint(parsed.flow, parsed.positions))
+    checked = parsed.flow or parsed.partial
+    if checked is not None:
+        problems.extend(lint(checked, parsed.positions))
     if parsed.flow is None or any(p.severity == "error" for p in problems):
         errors = [p for p in problems if p.severity == "error"]
         raise FlowError(_sorted(errors) + _sorted([p for p in problems if p not in errors]))
