@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bot.cli.contacts import fail, settings_or_exit
+from bot.cli.common import database_url, fail, settings_or_exit
 from bot.flow.model import Flow
 from bot.followups.contacts_csv import ContactsFileError
 from bot.followups.invite import (
@@ -89,7 +89,9 @@ def invite(
     With a Telegram chat: a message with a "Start the survey" button, at their
     next local window (the flow's reminders window and working days).
 
-    Without one: a personal t.me link, in a CSV for you to send by e-mail or SMS.
+    Without one: a personal t.me link, in a CSV for you to send by e-mail or SMS;
+    the link needs the bot's @username (SADA_BOT_USERNAME or --bot-username): without
+    it those contacts are skipped, the others invited, and a later run reaches them.
     """
     if contacts is not None and (segment or account or role):
         fail("--contacts cannot be combined with --segment, --account or --role", 2)
@@ -106,8 +108,9 @@ def invite(
         fail(str(exc), 2)
     audience = Audience(segment=segment, account=account, role=role)
     target = links_out or default_links_file(settings.data_dir, loaded.flow.id, now)
+    url = database_url()
     try:
-        report = asyncio.run(_run(settings.effective_database_url, loaded.flow, audience,
+        report = asyncio.run(_run(url, loaded.flow, audience,
                                   contacts, when, values, bot_username or settings.bot_username,
                                   target, dry_run, now))
     except InviteError as exc:
@@ -134,6 +137,10 @@ def invite(
         else:
             console.print(f"  {report.by_link} without a Telegram chat would get a personal "
                           "link", markup=False)
+    if report.skipped["no_link"]:
+        console.print(f"  {report.skipped['no_link']} without a Telegram chat not invited: set "
+                      "SADA_BOT_USERNAME (the bot's @username) or pass --bot-username, then "
+                      "run the same command again for their personal links", markup=False)
     if report.skipped["account_limit"] and report.account_limit is not None:
         limit = report.account_limit
         console.print(f"  account limit: at most {limit.max} stakeholders per account within "

@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 
-from bot.channels.telegram.links import create_link, parse_context
+from bot.channels.telegram.links import create_link
 from bot.channels.telegram.runner import DEFAULT_LISTEN, StartError, run_bot, webhook_path
-from bot.flow.model import LANGUAGES
+from bot.cli.common import database_url, settings_or_exit
+from bot.flow.model import LANGUAGES, Flow
 from bot.i18n import CatalogError, check_catalogs
-from bot.settings import Settings, get_settings
+from bot.settings import Settings
 from storage.db import Database, StorageError, to_async_url
 from storage.repo import Store
 
@@ -50,22 +50,13 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def settings_or_exit() -> Settings:
-    """The settings, or one line per bad SADA_* variable and exit code 2."""
-    try:
-        return get_settings()
-    except ValidationError as exc:
-        lines = []
-        for error in exc.errors():
-            name = "SADA_" + "_".join(str(part) for part in error["loc"]).upper()
-            message = str(error["msg"]).removeprefix("Value error, ")
-            lines.append(message if name in message else f"{name}: {message}")
-        _fail("\n".join(lines), 2)
+def _token(settings: Settings) -> str:
+    return settings.telegram_token.get_secret_value().strip() if settings.telegram_token else ""
 
 
 def token_or_exit(settings: Settings) -> str:
     """The bot token, or one line saying how to get one (exit code 2)."""
-    token = settings.telegram_token.get_secret_value().strip() if settings.telegram_token else ""
+    token = _token(settings)
     if not token:
         _fail("SADA_TELEGRAM_TOKEN is not set: get a token from @BotFather and export "
               "SADA_TELEGRAM_TOKEN=…", 2)
@@ -155,9 +146,9 @@ def run(
 # --- sada link --------------------------------------------------------------------------------
 
 
-def _flow_id(flow: str, flows_dir: Path) -> str:
-    """The id of the flow named by `flow` (an id, or a YAML file), checked to be one the bot
-    serves from flows_dir."""
+def _served_flow(flow: str, flows_dir: Path) -> Flow:
+    """The flow named by `flow` (an id, or a YAML file), checked to be one the bot serves
+    from flows_dir."""
     from bot.channels.telegram.core import load_flows
     from bot.flow.loader import FlowError, load_flow
 
@@ -175,7 +166,7 @@ def _flow_id(flow: str, flows_dir: Path) -> str:
         known = ", ".join(sorted(served)) or "none"
         _fail(f"the bot serves no flow {flow_id!r} from {flows_dir} (SADA_FLOWS_DIR); it "
               f"serves: {known}", 2)
-    return flow_id
+    return served[flow_id].flow
 
 
 async def _username_from_telegram(settings: Settings, token: str) -> str:
@@ -198,12 +189,12 @@ async def _username_from_telegram(settings: Settings, token: str) -> str:
 
 
 async def _make_link(
-    settings: Settings, flow_id: str, contact: int | None, context: dict[str, str]
+    settings: Settings, url: str, flow_id: str, contact: int | None, context: dict[str, str]
 ) -> str:
     username = settings.bot_username
     if not username:
         username = await _username_from_telegram(settings, token_or_exit(settings))
-    async with await Database.open(settings.effective_database_url) as database:
+    async with await Database.open(url) as database:
         store = Store(database)
         # checked first: the database would refuse it too, but with a foreign-key traceback
         if contact is not None and await store.get_contact(contact) is None:
@@ -222,8 +213,9 @@ def link(
     ] = None,
     context: Annotated[
         list[str] | None,
-        typer.Option("--context", "-c", metavar="KEY=VALUE", help="A value for the flow's "
-                     "{KEY} placeholders, e.g. -c ticket=T-1042; repeat for more."),
+        typer.Option("--context", "-c", metavar="KEY=VALUE", help="A value the flow declares "
+                     "under `context:` (its {KEY} placeholders), e.g. -c ticket=T-1042; "
+                     "repeat for more. Every declared key needs one."),
     ] = None,
 ) -> None:
     """Print a t.me link that opens the bot and starts FLOW.
@@ -232,19 +224,26 @@ def link(
     send them this link by e-mail, SMS or your helpdesk instead.
     The bot's name comes from SADA_BOT_USERNAME, or from Telegram (SADA_TELEGRAM_TOKEN).
     """
-    try:
-        values = parse_context(context or [])
-    except ValueError as exc:
-        _fail(str(exc), 2)
+    from bot.followups.invite import InviteError, check_context
+
     settings = settings_or_exit()
-    flow_id = _flow_id(flow, settings.flows_dir)
+    served = _served_flow(flow, settings.flows_dir)
     try:
-        url = asyncio.run(_make_link(settings, flow_id, contact, values))
+        values = check_context(served, context or [])
+    except InviteError as exc:
+        _fail(str(exc), 2)
+    if not settings.bot_username and not TOKEN_FORMAT.fullmatch(_token(settings)):
+        # asking Telegram needs a usable token; the username is the simpler fix either way
+        _fail("sada link needs the bot's name for the t.me link: set SADA_BOT_USERNAME (the "
+              "bot's @username, e.g. export SADA_BOT_USERNAME=my_sada_bot)", 2)
+    url = database_url()
+    try:
+        link_url = asyncio.run(_make_link(settings, url, served.id, contact, values))
     except _BadInput as exc:
         _fail(str(exc), 2)
     except (StartError, StorageError) as exc:
         _fail(str(exc))
-    typer.echo(url)
+    typer.echo(link_url)
 
 
 def register(app: typer.Typer) -> None:

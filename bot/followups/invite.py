@@ -52,6 +52,7 @@ SKIP_LABELS: dict[str, str] = {
     "unreachable": "unreachable",
     "fatigue": "surveyed within {fatigue}",
     "account_limit": "over the account limit",
+    "no_link": "without a Telegram chat (no bot username for a link)",
 }
 
 
@@ -125,8 +126,9 @@ class InviteReport:
 # --- input -------------------------------------------------------------------------------
 
 
-def resolve_flow(name: str, flows_dir: Path) -> LoadedFlow:
-    """The flow named by id (a file in flows_dir) or by path; InviteError says why not."""
+def flow_path(name: str, flows_dir: Path) -> Path:
+    """The file of the flow named by id (a file in flows_dir) or by path; InviteError says
+    why there is none. `sada preview`, `invite` and `link` all name flows this way."""
     path = Path(name)
     if path.suffix not in (".yaml", ".yml") and not path.exists():
         found = _flow_file(name, flows_dir)
@@ -135,6 +137,12 @@ def resolve_flow(name: str, flows_dir: Path) -> LoadedFlow:
             raise InviteError(f"no flow {name!r} in {flows_dir} (SADA_FLOWS_DIR); flows there: "
                               f"{', '.join(known) or 'none'}")
         path = found
+    return path
+
+
+def resolve_flow(name: str, flows_dir: Path) -> LoadedFlow:
+    """The flow named by id (a file in flows_dir) or by path; InviteError says why not."""
+    path = flow_path(name, flows_dir)
     try:
         return load_flow(path)
     except FlowError as exc:
@@ -176,7 +184,8 @@ def parse_at(text: str | None, now: datetime) -> datetime:
 
 
 def check_context(flow: Flow, items: Sequence[str]) -> dict[str, str]:
-    """--context KEY=VALUE pairs, checked against the keys the flow declares."""
+    """--context KEY=VALUE pairs, checked against the keys the flow declares: every declared
+    key needs a value and no other key is taken (`sada preview`, `invite` and `link`)."""
     try:
         context = parse_context(list(items))
     except ValueError as exc:
@@ -311,9 +320,12 @@ class Decision:
 
 
 async def decide(
-    s: Any, flow: Flow, contacts: Sequence[Contact], *, at: datetime
+    s: Any, flow: Flow, contacts: Sequence[Contact], *, at: datetime, can_link: bool = True
 ) -> list[Decision]:
-    """Who is invited and who is skipped (and why), in the order given."""
+    """Who is invited and who is skipped (and why), in the order given.
+
+    Without `can_link` (no bot username) contacts without a chat cannot be given a link:
+    they are skipped before places are shared out, so they take none of an account's."""
     ids = [c.id for c in contacts if c.id is not None]
     last = await last_surveyed(s, flow_id=flow.id, contact_ids=ids)
     tired_since = at - duration(flow.fatigue)
@@ -326,6 +338,8 @@ async def decide(
             reasons[contact.id] = "unreachable"
         elif contact.id in last and last[contact.id] > tired_since:
             reasons[contact.id] = "fatigue"
+        elif not can_link and _chat_id(contact) is None:
+            reasons[contact.id] = "no_link"
         else:
             reasons[contact.id] = None
     limit = flow.account_limit
@@ -388,7 +402,8 @@ async def invite_contacts(
     dry_run: bool = False,
 ) -> InviteReport:
     """Invite `audience` to `flow` at `at` (each at their next local slot), in one
-    transaction; contacts without a Telegram chat get a personal link in `links_out`."""
+    transaction; contacts without a Telegram chat get a personal link in `links_out`, or,
+    without `bot_username`, are skipped as "no_link" (a dry run reports the same)."""
     report = InviteReport(flow.id, flow.fatigue, flow.account_limit, dry_run=dry_run)
     window = flow.reminders.window if flow.reminders else DEFAULT_WINDOW
     days = flow.reminders.days if flow.reminders else None
@@ -400,12 +415,9 @@ async def invite_contacts(
                 contacts = await find_contacts(
                     s, segment=audience.segment, account=audience.account,
                     role=audience.role, ids=audience.contact_ids)
-                decisions = await decide(s, flow, contacts, at=at)
-                needs_links = any(d.reason is None and _chat_id(d.contact) is None
-                                  for d in decisions)
-                if needs_links and not username and not dry_run:
-                    raise InviteError("some contacts have no Telegram chat and need a t.me "
-                                      "link: set SADA_BOT_USERNAME or pass --bot-username")
+                # Without the bot's username the others are still invited: the ones
+                # without a chat are counted as skipped, and a later run reaches them.
+                decisions = await decide(s, flow, contacts, at=at, can_link=bool(username))
                 planned = [_prepare(d, flow, report, at=at, now=now, window=window,
                                     days=days, context=context, username=username)
                            for d in decisions]
@@ -461,7 +473,7 @@ def _prepare(
         report.by_link += 1
         report.links.append(LinkRow(contact.id, contact.external_id, contact.name or "",
                                     contact.company or "", contact.role or "", lang,
-                                    f"https://t.me/{username or '<bot>'}?start={token}"))
+                                    f"https://t.me/{username}?start={token}"))
         return _Planned(Invitation(contact_id=contact.id, flow_id=flow.id, context=context,
                                    status="sent", due_at=at, sent_at=at, token=token,
                                    created_at=now), link)

@@ -189,15 +189,36 @@ async def test_contacts_without_a_chat_get_a_personal_link_file(
     assert not list(links.parent.glob(".*tmp"))
 
 
-async def test_links_need_the_bots_username_and_nothing_is_half_done(
-    database: Database, tmp_path: Path
+async def test_without_the_bots_username_the_others_are_invited_and_a_later_run_links(
+    database: Database, store: Store, tmp_path: Path
 ) -> None:
     await load_stakeholders(database)
-    with pytest.raises(InviteError, match="SADA_BOT_USERNAME"):
-        await invite(database, flow(), segment="smb", username=None, links=tmp_path / "l.csv")
-    assert await _rows(database, Invitation) == []
-    assert await _rows(database, Outbox) == []
-    assert not (tmp_path / "l.csv").exists()
+    links = tmp_path / "l.csv"
+    dry = await invite(database, flow(), segment="smb", username=None, links=links,
+                       dry_run=True)
+    report = await invite(database, flow(), segment="smb", username=None, links=links)
+    expected = "1; skipped 1 without a Telegram chat (no bot username for a link)"
+    assert dry.summary() == f"would invite {expected}"  # a dry run warns the same
+    assert report.summary() == f"invited {expected}"
+    assert (report.by_message, report.by_link, report.links_file) == (1, 0, None)
+    assert not links.exists()
+    minh = await _contact(store, "CRM-18")
+    assert {(i.contact_id, i.status, i.reason) for i in await _rows(database, Invitation)
+            if i.contact_id == minh.id} == {(minh.id, "skipped", "no_link")}
+    # with the username set, running the same command again reaches them
+    again = await invite(database, flow(), segment="smb", links=links)
+    assert again.summary() == "invited 1; skipped 1 surveyed within 30d"
+    assert again.by_link == 1 and links.exists()
+
+
+async def test_contacts_without_a_link_take_no_place_of_their_account(
+    database: Database, store: Store
+) -> None:
+    await load_stakeholders(database)
+    report = await invite(database, flow(), account="Riyadh Foods", username=None)
+    # CRM-17 has no chat and no link: the account's two places go to the two with a chat
+    assert report.summary() == ("invited 2; skipped 1 without a Telegram chat (no bot "
+                                "username for a link)")
 
 
 async def test_account_limit_gives_places_to_distinct_roles_first(database: Database,
@@ -352,6 +373,29 @@ def test_cli_invite(cli_db: str, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "would invite 1; skipped 1 surveyed within 30d" in result.output
     assert "dry run: nothing was changed" in result.output
+
+
+def test_cli_invite_on_the_readme_sample_without_a_bot_username(
+    cli_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's round, as written: its sample CSV has a CRM-only contact."""
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.delenv("SADA_BOT_USERNAME")
+    monkeypatch.setenv("SADA_FLOWS_DIR", str(root / "flows"))
+    result = runner.invoke(sada(), ["contacts", "import",
+                                    str(root / "docs" / "examples" / "contacts.csv")])
+    assert result.exit_code == 0, result.output
+    warning = ("1 without a Telegram chat not invited: set SADA_BOT_USERNAME (the bot's "
+               "@username) or pass --bot-username")
+    command = ["invite", "--flow", "b2b-supplier", "--segment", "enterprise"]
+    dry = runner.invoke(sada(), [*command, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "would invite 4; skipped 1 without a Telegram chat" in dry.output
+    assert warning in dry.output.replace("\n", " ")
+    real = runner.invoke(sada(), command)
+    assert real.exit_code == 0, real.output
+    assert "invited 4; skipped 1 without a Telegram chat" in real.output
+    assert warning in real.output.replace("\n", " ")
 
 
 @pytest.mark.parametrize(

@@ -656,7 +656,8 @@ def test_run_with_an_unreachable_api_is_one_line(env: pytest.MonkeyPatch) -> Non
 
 @pytest.mark.parametrize("item", ["ticket", "=T-1", "my key=1"])
 def test_link_rejects_malformed_context(env: pytest.MonkeyPatch, item: str) -> None:
-    code, output = invoke("link", "b2b-supplier", "--context", item)
+    env.setenv("SADA_FLOWS_DIR", str(ROOT / "flows"))
+    code, output = invoke("link", "post-support", "--context", item)
     assert code == 2 and "expected KEY=VALUE" in output
     assert len(output.strip().splitlines()) == 1
 
@@ -679,17 +680,47 @@ def test_link_needs_a_served_flow(env: pytest.MonkeyPatch, tmp_path: Path) -> No
 def test_link_prints_a_t_me_url(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     env.setenv("SADA_FLOWS_DIR", str(ROOT / "flows"))
     env.setenv("SADA_BOT_USERNAME", "@sada_test_bot")
-    code, output = invoke("link", str(ROOT / "flows" / "b2b_supplier.yaml"), "-c", "ticket=T-1042")
+    code, output = invoke("link", str(ROOT / "flows" / "post_support.yaml"), "-c", "ticket=T-1042")
     assert code == 0, output
     url = output.strip()
     assert re.fullmatch(r"https://t\.me/sada_test_bot\?start=[A-Za-z0-9_-]{1,64}", url)
     with sqlite3.connect(tmp_path / "data" / "sada.db") as db:
         row = db.execute("SELECT flow_id, contact_id, context FROM link_token WHERE token = ?",
                          (url.rsplit("=", 1)[1],)).fetchone()
-    assert row == ("b2b-supplier", None, '{"ticket": "T-1042"}')
+    assert row == ("post-support", None, '{"ticket": "T-1042"}')
 
     code, output = invoke("link", "b2b-supplier", "--contact", "999")
     assert code == 2 and output.strip() == "there is no contact 999 in the database"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["post-support"], "flow post-support needs a value for ticket: add --context ticket="),
+        (["post-support", "-c", "ticket=T-1", "-c", "agent=Mona"],
+         "--context agent: flow post-support declares no such key (its context keys: ticket)"),
+        (["b2b-supplier", "-c", "ticket=T-1"], "its context keys: none"),
+    ],
+    ids=["missing", "undeclared", "none-declared"],
+)
+def test_link_checks_context_against_the_flow(env: pytest.MonkeyPatch, args: list[str],
+                                              expected: str) -> None:
+    env.setenv("SADA_FLOWS_DIR", str(ROOT / "flows"))
+    env.setenv("SADA_BOT_USERNAME", "sada_test_bot")
+    code, output = invoke("link", *args)
+    assert code == 2 and expected in output and len(output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("token", [None, "not-a-token"])
+def test_link_without_a_username_asks_for_it_not_for_a_token(
+    env: pytest.MonkeyPatch, token: str | None
+) -> None:
+    env.setenv("SADA_FLOWS_DIR", str(ROOT / "flows"))
+    if token is not None:
+        env.setenv("SADA_TELEGRAM_TOKEN", token)
+    code, output = invoke("link", "b2b-supplier")
+    assert code == 2 and "set SADA_BOT_USERNAME (the bot's @username" in output
+    assert "TOKEN" not in output and len(output.strip().splitlines()) == 1
 
 
 async def test_link_asks_telegram_for_the_username_when_not_set(
