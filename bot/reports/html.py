@@ -125,10 +125,10 @@ class _Page:
         return "—" if value is None else rtl.number(value, self.lang, decimals=decimals)
 
     def pct(self, value: float | None) -> str:
-        return "—" if value is None else rtl.percent(value, self.lang)
+        return "—" if value is None else rtl.percent(value, self.lang, marked=True)
 
     def signed(self, value: float | None) -> str:
-        return "—" if value is None else rtl.signed(value, self.lang)
+        return "—" if value is None else rtl.signed(value, self.lang, marked=True)
 
     def day(self, value: date | datetime | None) -> str:
         """A day in the reader's calendar: Jalali in Persian ("۲۱ آذر ۱۴۰۵"), as the
@@ -181,7 +181,8 @@ class _Page:
         up = delta > 0
         good = up != lower_is_better
         decimals = 1 if lower_is_better else 0
-        return (("▲ " if up else "▼ ") + rtl.signed(delta, self.lang, decimals=decimals),
+        return (("▲ " if up else "▼ ") + rtl.signed(delta, self.lang, decimals=decimals,
+                                                   marked=True),
                 "good" if good else "bad")
 
     def group_name(self, report: Report, key: str) -> str:

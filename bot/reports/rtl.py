@@ -23,12 +23,14 @@ import unicodedata
 from functools import cache
 
 from arabic_reshaper import ArabicReshaper
+from babel import Locale
 from bidi import get_display
 
 from bot.engine.normalize import local_digits
 from bot.flow.model import RTL_LANGUAGES
 
 RLM = "\u200f"
+ALM = "\u061c"
 
 # Arabic, Arabic Supplement, Arabic Extended-A and the two presentation-form blocks.
 _ARABIC_SCRIPT = re.compile("[\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufeff]")
@@ -112,17 +114,44 @@ def percent_sign(lang: str) -> str:
     return "\u066a" if lang in RTL_LANGUAGES else "%"
 
 
-def percent(value: float, lang: str, *, decimals: int = 0) -> str:
-    """"42%" in English, "٤٢٪" in Arabic, "۴۲٪" in Persian."""
-    return number(value, lang, decimals=decimals) + percent_sign(lang)
+def percent(value: float, lang: str, *, decimals: int = 0, marked: bool = False) -> str:
+    """"42%" in English, "٤٢٪" in Arabic, "۴۲٪" in Persian.
+
+    `marked` starts an ar/fa percentage with ALM, for a bidi-aware renderer (HTML): after
+    Arabic-script words, digits take the Arabic-number direction (UAX #9, rule W2), which
+    puts ٪ after the number in reading order, left of it. A number alone in a cell has no
+    such neighbour and would show ٪ on its right; the mark makes cells read as sentences do.
+    """
+    text = number(value, lang, decimals=decimals) + percent_sign(lang)
+    return ALM + text if marked and lang in RTL_LANGUAGES else text
 
 
-def signed(value: float, lang: str, *, decimals: int = 0) -> str:
-    """A change with its sign: "+5", "−3" (a real minus, which does not wrap like a hyphen)."""
+def signed(value: float, lang: str, *, decimals: int = 0, marked: bool = False) -> str:
+    """A change with its sign: "+5", "−3" (a real minus, which does not wrap like a hyphen).
+
+    `marked` puts CLDR's bidi mark before the sign, for text a bidi-aware renderer lays
+    out (HTML): a sign next to digits has no direction of its own, so without the mark it
+    follows its surroundings. Charts get no mark (matplotlib may draw it as a box).
+    """
     body = number(abs(value), lang, decimals=decimals)
     if round(value, decimals) == 0:
         return body
-    return ("+" if value > 0 else "\u2212") + body
+    return (sign_mark(lang) if marked else "") + ("+" if value > 0 else "\u2212") + body
+
+
+# The digits each language is shown in (bot.engine.normalize.local_digits).
+_NUMBERING = {"ar": "arab", "fa": "arabext"}
+
+
+@cache
+def sign_mark(lang: str) -> str:
+    """The invisible mark CLDR writes before a sign: ALM in Arabic, so the sign sits right of
+    the digits and is read first; LRM in Persian, so it sits left of them as in Iranian
+    maths ("−۵"); nothing in English."""
+    if lang not in _NUMBERING:
+        return ""
+    minus = Locale.parse(lang).number_symbols[_NUMBERING[lang]]["minusSign"]
+    return minus.rstrip("-\u2212")
 
 
 def clean(text: str) -> str:
