@@ -28,6 +28,7 @@ from bot.flow.model import ChoiceQuestion, Flow
 from bot.reports import metrics
 from bot.reports.metrics import NO_VALUE, ROLE_QUESTIONS, AccountSummary, GroupRow
 from bot.reports.periods import window
+from bot.reports.tables import plural
 from storage.accounts_report import OpenCaseRow, PromiseRow, open_cases, open_promises
 from storage.db import Database
 from storage.reports import Scope, role_invitations
@@ -202,10 +203,6 @@ def signed(value: float) -> str:
     return f"{shown:+d}".replace("-", "−") if shown else "0"
 
 
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
-
-
 def _share(value: float | None, digits: int = 0, unit: str = "%") -> str:
     return "—" if value is None else f"{value:.{digits}f}{unit}"
 
@@ -234,7 +231,8 @@ def _roles_table(view: AccountView, flow: Flow | None) -> Table:
         table.add_row(
             Text(label, style="bold" if overall else ""),
             str(row.responses), *_nps_cells(row), _change(row),
-            _share(row.csat.share if row.csat else None),
+            _share(row.csat.share if row.csat else None) + (
+                f" ({row.csat.hits}/{row.csat.n})" if row.csat and row.csat.n else ""),
             _share(row.ces.mean if row.ces else None, 1, ""),
             small,
             style="dim" if row.too_small and not overall else None,

@@ -248,7 +248,8 @@ def _cards(report: Report, page: _Page) -> list[Card]:
     detail = page.w("completion_detail", p90=page.minutes(funnel.p90_seconds),
                     promise=page.minutes(PROMISE_SECONDS))
     mood = ""
-    if median is not None:
+    # too few completions, or too fast to be people reading: neither good nor bad
+    if median is not None and funnel.time_trusted:
         mood = "good" if median <= PROMISE_SECONDS else "bad"
         detail = page.w("within" if mood == "good" else "over") + page.sep + detail
     cards.append(Card(page.w("completion"), page.minutes(median), detail, mood))

@@ -72,6 +72,9 @@ DIMENSIONS: tuple[Dimension, ...] = ("role", "account", "segment", "language", "
 # PROMOTER_MIN (9), PASSIVE_MIN (7), CSAT_SATISFIED_MIN (4) and CES_LOW_EFFORT_MAX (3) come
 # from storage/reports.py, whose SQL counts with them.
 SMALL_GROUP = 5  # fewer responses than this: too small to trust
+# A median completion under this is not people reading and answering (test runs, previews,
+# a scripted `sada preview`): never shown as the flow keeping its time promise.
+TOO_FAST_SECONDS = 10.0
 # Choice questions whose answer names the respondent's stakeholder role (B2B flows); for
 # `--by role` the answer wins over contact.role, which fills in when it is missing.
 ROLE_QUESTIONS: tuple[str, ...] = ("stakeholder", "role")
@@ -203,6 +206,13 @@ class Funnel:
     @property
     def completed_uninvited(self) -> int:
         return self.completed - self.completed_invited
+
+    @property
+    def time_trusted(self) -> bool:
+        """The completion time says something: enough completed sessions (SMALL_GROUP),
+        and not so fast that nobody can have read the questions (TOO_FAST_SECONDS)."""
+        return (self.completed >= SMALL_GROUP and self.median_seconds is not None
+                and self.median_seconds >= TOO_FAST_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -655,6 +665,7 @@ __all__ = [
     "ROLE_QUESTIONS",
     "SMALL_GROUP",
     "START",
+    "TOO_FAST_SECONDS",
     "AccountSummary",
     "Dimension",
     "Distribution",

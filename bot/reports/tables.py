@@ -23,7 +23,9 @@ from rich.text import Text
 
 from bot.reports.metrics import (
     SMALL_GROUP,
+    TOO_FAST_SECONDS,
     AccountSummary,
+    Funnel,
     GroupRow,
     MeanResult,
     NpsResult,
@@ -37,6 +39,16 @@ SMALL_MARK = "*"
 
 
 # --- numbers as people read them ------------------------------------------------------
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """"1 answer", "2 answers", "0 answers": English tables count in English."""
+    return f"{n} {word if n == 1 else words or word + 's'}"
+
+
+def of(part: int, whole: int) -> str:
+    """The counts behind a rate, as every rate in the tables shows them: "(8/12)"."""
+    return f"({part}/{whole})"
 
 
 def signed(value: float | None, decimals: int = 0) -> str:
@@ -69,11 +81,19 @@ def hours(value: float | None) -> str:
 
 
 def window_text(report: Report) -> str:
-    since = report.since.isoformat() if report.since else "the first answer"
-    until = report.until.isoformat() if report.until else "now"
-    text = f"{since} → {until}"
+    """"all answers up to now", "since 2026-01-01", "up to 2026-01-31" or
+    "2026-01-01 to 2026-01-31" (both days included)."""
+    since, until = report.since, report.until
+    if since and until:
+        text = f"{since.isoformat()} to {until.isoformat()}"
+    elif since:
+        text = f"since {since.isoformat()}"
+    elif until:
+        text = f"all answers up to {until.isoformat()}"
+    else:
+        text = "all answers up to now"
     if report.previous:
-        text += f" (change vs {report.previous[0]} → {report.previous[1]})"
+        text += f" (change vs {report.previous[0]} to {report.previous[1]})"
     return text
 
 
@@ -85,6 +105,18 @@ def _nps_cell(nps: NpsResult | None) -> str:
         return DASH
     return (f"{plain(nps.score)}  ({nps.promoters}/{nps.passives}/{nps.detractors})"
             if nps.n else DASH)
+
+
+def _share_cell(csat: ShareResult | None) -> str:
+    if csat is None or not csat.n:
+        return DASH
+    return f"{plain(csat.share, 0, '%')}  {of(csat.hits, csat.n)}"
+
+
+def _low_effort_cell(ces: MeanResult | None) -> str:
+    if ces is None or not ces.n:
+        return DASH
+    return f"{plain(ces.share_low_effort, 0, '%')}  {of(ces.low_effort, ces.n)}"
 
 
 def _scores_table(report: Report) -> Table:
@@ -117,10 +149,10 @@ def _scores_table(report: Report) -> Table:
         if has["nps"]:
             cells.append(_nps_cell(row.nps))
         if has["csat"]:
-            cells.append(plain(row.csat.share if row.csat else None, 0, "%"))
+            cells.append(_share_cell(row.csat))
         if has["ces"]:
             cells.append(plain(row.ces.mean if row.ces else None, 2))
-            cells.append(plain(row.ces.share_low_effort if row.ces else None, 0, "%"))
+            cells.append(_low_effort_cell(row.ces))
         if compare:
             cells.append(signed(row.change.get("responses")))
             for name, decimals in (("nps", 0), ("csat", 0), ("ces", 2)):
@@ -135,24 +167,56 @@ def _scores_table(report: Report) -> Table:
     return table
 
 
+def response_rate_text(f: Funnel) -> str:
+    """The rate with the people behind it, or why there is none."""
+    if not f.invited:
+        return f"{DASH}  (nobody invited{' was reached yet' if f.not_sent else ''})"
+    return f"{plain(f.response_rate, 0, '%')}  {of(f.responded, f.invited)}"
+
+
+def completed_text(f: Funnel) -> str:
+    """"11: 0 after an invitation, 11 without one": sessions no rate counts, shown."""
+    if not f.completed:
+        return "0"
+    return (f"{f.completed}: {f.completed_invited} after an invitation, "
+            f"{f.completed_uninvited} without one")
+
+
+def completion_text(f: Funnel) -> str:
+    """Median / 90th percentile, marked when too few or too fast to mean anything."""
+    text = f"{duration(f.median_seconds)} / {duration(f.p90_seconds)}"
+    if f.median_seconds is None or f.time_trusted:
+        return text
+    if f.completed < SMALL_GROUP:
+        return f"{text} {SMALL_MARK} (only {plural(f.completed, 'completed survey')})"
+    return (f"{text} {SMALL_MARK} (under {TOO_FAST_SECONDS:.0f}s: test runs or previews, "
+            "not people answering)")
+
+
 def _funnel_table(report: Report) -> Table:
     f, r = report.funnel, report.resolution
     table = Table(title="Responses and follow-up", title_justify="left", show_header=False)
     table.add_column("metric")
     table.add_column("value", justify="right")
     lines = [
-        ("invited (reached)", str(f.invited)),
-        ("response rate (completed / invited)",
-         f"{plain(f.response_rate, 0, '%')}  ({f.responded}/{f.invited})"),
-        ("sessions started / completed / partial", f"{f.started} / {f.completed} / {f.partial}"),
-        ("partial rate", plain(f.partial_rate, 0, "%")),
-        ("completion time: median / 90th percentile",
-         f"{duration(f.median_seconds)} / {duration(f.p90_seconds)}"),
+        ("people invited (the invitation reached them)", str(f.invited)),
+        ("response rate (of them, completed since)", response_rate_text(f)),
+    ]
+    if f.not_sent:
+        lines.append(("invited, not sent yet (in no rate)", str(f.not_sent)))
+    lines += [
+        ("sessions started / partial", f"{f.started} / {f.partial}"),
+        ("sessions completed", completed_text(f)),
+        ("partial rate (partial / partial + completed)",
+         f"{plain(f.partial_rate, 0, '%')}  {of(f.partial, f.partial + f.completed)}"
+         if f.partial_rate is not None else DASH),
+        ("completion time: median / 90th percentile", completion_text(f)),
         ("detractor cases: opened / resolved / open", f"{r.cases} / {r.resolved} / {r.open_cases}"),
         ("time to resolve: median / 90th percentile",
          f"{hours(r.median_hours)} / {hours(r.p90_hours)}"),
         ("promises kept on time", f"{plain(r.kept_share, 0, '%')}  ({r.kept_on_time}/{r.due} due"
-                                  f", {r.overdue} overdue, {r.promises - r.due} not due yet)"),
+                                  f", {r.overdue} overdue, {r.promises - r.due} not due yet)"
+         if r.promises else "no promises"),
     ]
     for name, value in lines:
         table.add_row(name, value)
@@ -177,7 +241,8 @@ def _dropoff_table(report: Report) -> Table:
 def _distribution_tables(report: Report) -> list[Table]:
     tables = []
     for d in report.distributions:
-        table = Table(title=f"{d.question_id} ({d.type}, {d.n} answers)", title_justify="left")
+        table = Table(title=f"{d.question_id} ({d.type}, {plural(d.n, 'answer')})",
+                      title_justify="left")
         table.add_column("value")
         table.add_column("count", justify="right")
         table.add_column("%", justify="right")
@@ -204,7 +269,7 @@ def _trend_table(report: Report) -> Table:
         if o.nps is not None:
             cells.append(_nps_cell(p.nps))
         if o.csat is not None:
-            cells.append(plain(p.csat.share if p.csat else None, 0, "%"))
+            cells.append(_share_cell(p.csat))
         if o.ces is not None:
             cells.append(plain(p.ces.mean if p.ces else None, 2))
         table.add_row(*cells, style="dim" if small else None)
@@ -270,6 +335,8 @@ def report_json(report: Report) -> dict[str, Any]:
     data["overall"] = _row_json(report.overall)
     data["groups"] = [_row_json(g) for g in report.groups]
     data["resolution"]["kept_share"] = report.resolution.kept_share
+    data["funnel"].update(completed_uninvited=report.funnel.completed_uninvited,
+                          time_trusted=report.funnel.time_trusted)
     data["small_group"] = SMALL_GROUP
     data["funnel"]["dropoff"] = [{"question": q, "sessions": n} for q, n in
                                  report.funnel.dropoff]
@@ -309,9 +376,11 @@ def csv_rows(report: Report) -> Iterator[tuple[str, str, str, Any]]:
         for metric, value in row.change.items():
             yield section, row.key, f"change_{metric}", value
     f = report.funnel
-    for metric in ("invited", "responded", "response_rate", "started", "completed", "partial",
-                   "partial_rate", "median_seconds", "p90_seconds"):
+    for metric in ("invited", "responded", "response_rate", "not_sent", "started", "completed",
+                   "completed_invited", "completed_uninvited", "partial", "partial_rate",
+                   "median_seconds", "p90_seconds"):
         yield "funnel", "", metric, getattr(f, metric)
+    yield "funnel", "", "time_trusted", int(f.time_trusted)
     for question, n in f.dropoff:
         yield "dropoff", question, "sessions", n
     r = report.resolution
@@ -365,18 +434,25 @@ def summary_text(report: Report) -> str:
     o, f, r = report.overall, report.funnel, report.resolution
     lines = [f"{report.title} · {window_text(report)}"]
     if o.nps is not None:
-        line = (f"NPS {plain(o.nps.score)} ({o.nps.promoters} promoters, {o.nps.passives} "
-                f"passives, {o.nps.detractors} detractors)")
+        line = (f"NPS {plain(o.nps.score)} ({plural(o.nps.promoters, 'promoter')}, "
+                f"{plural(o.nps.passives, 'passive')}, {plural(o.nps.detractors, 'detractor')})")
         if "nps" in o.change:
             line += f", {signed(o.change['nps'])} vs previous"
         lines.append(line)
     if o.csat is not None:
-        lines.append(f"CSAT {plain(o.csat.share, 0, '%')} of {o.csat.n}")
+        lines.append(f"CSAT {plain(o.csat.share, 0, '%')} of {plural(o.csat.n, 'answer')}"
+                     if o.csat.n else "CSAT: no answers yet")
     if o.ces is not None:
-        lines.append(f"CES {plain(o.ces.mean, 1)} of {o.ces.n} "
-                     f"({plain(o.ces.share_low_effort, 0, '%')} low effort)")
-    lines.append(f"Responses {o.responses}; response rate {plain(f.response_rate, 0, '%')}; "
-                 f"median time {duration(f.median_seconds)}")
+        lines.append(f"CES {plain(o.ces.mean, 1)} of {plural(o.ces.n, 'answer')} "
+                     f"({plain(o.ces.share_low_effort, 0, '%')} low effort)"
+                     if o.ces.n else "CES: no answers yet")
+    rate = (f"response rate {plain(f.response_rate, 0, '%')} {of(f.responded, f.invited)}"
+            if f.invited else "nobody invited")
+    median = duration(f.median_seconds) + ("" if f.median_seconds is None or f.time_trusted
+                                           else f" {SMALL_MARK}")
+    lines.append(f"{plural(o.responses, 'response')}; {rate}; "
+                 f"{plural(f.completed, 'completed survey')} "
+                 f"({f.completed_invited} invited); median time {median}")
     if r.cases or r.promises:
         lines.append(f"Cases open {r.open_cases}, time to resolve {hours(r.median_hours)}; "
                      f"promises kept {plain(r.kept_share, 0, '%')}")
@@ -470,7 +546,7 @@ def _account_block(a: AccountSummary) -> Group:
             if o.nps is not None:
                 cells.append(_nps_cell(r.nps))
             if o.csat is not None:
-                cells.append(plain(r.csat.share if r.csat else None, 0, "%"))
+                cells.append(_share_cell(r.csat))
             if o.ces is not None:
                 cells.append(plain(r.ces.mean if r.ces else None, 2))
             table.add_row(*cells, style="dim" if r.too_small else None)

@@ -219,7 +219,7 @@ def test_wrong_input_is_one_red_line(filled: str, flows_dir: Path, args: list[st
 
 def test_unknown_database_url(flows_dir: Path) -> None:
     result = runner.invoke(app, ["report", "report-test", "--database-url", "mysql://x/y"])
-    assert result.exit_code == 1 and "unsupported database URL" in result.output
+    assert result.exit_code == 2 and "unsupported database URL" in result.output  # bad option
 
 
 def test_persian_digits_in_dates(filled: str, flows_dir: Path) -> None:
@@ -236,11 +236,15 @@ async def test_summary_text_for_chat(database: Database) -> None:
                                  until=date(2026, 1, 31), now=NOW)
     assert summary_text(report_).splitlines()[1:] == [
         "NPS −9 (4 promoters, 2 passives, 5 detractors), −9 vs previous",
-        "CSAT 50% of 8",
-        "CES 3.5 of 6 (50% low effort)",
-        "Responses 11; response rate 67%; median time 2m 45s",
+        "CSAT 50% of 8 answers",
+        "CES 3.5 of 6 answers (50% low effort)",
+        "11 responses; response rate 67% (8/12); 10 completed surveys (8 invited); "
+        "median time 2m 45s",
         "Cases open 1, time to resolve 18.0 h; promises kept 50%",
     ]
     empty = await build_report(database, FLOW, since=date(2030, 1, 1), now=NOW)
-    assert "NPS — (0 promoters" in summary_text(empty)
+    assert "NPS — (0 promoters, 0 passives, 0 detractors)" in summary_text(empty)
+    assert "CSAT: no answers yet" in summary_text(empty)
+    assert "CES: no answers yet" in summary_text(empty)  # not "CES — of 0"
+    assert "since 2030-01-01" in summary_text(empty)
     assert summary_text(empty).endswith("Fewer than 5 responses: too small to trust.")
