@@ -18,9 +18,9 @@ B2B = "flows/b2b_supplier.yaml"
 pytestmark = pytest.mark.slow
 
 
-def sada(args: list[str], stdin: str, db: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SADA_DATABASE_URL": f"sqlite:///{db}", "NO_COLOR": "1",
-           "COLUMNS": "200"}
+def sada(args: list[str], stdin: str, db: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("SADA_")},
+           "SADA_DATABASE_URL": f"sqlite:///{db}", "NO_COLOR": "1", "COLUMNS": "200", **extra}
     return subprocess.run([SADA, *args], input=stdin, capture_output=True, text=True, cwd=ROOT,
                           env=env, timeout=60, check=False)
 
@@ -48,6 +48,10 @@ def test_piped_persian_run_reprompts_completes_and_stores(tmp_path: Path) -> Non
     assert status == "completed"
     assert content == (ROOT / B2B).read_text(encoding="utf-8") and len(version_hash) == 64
     assert "Stored answers" in out
+    # values as a person reads them: no Python quotes or brackets, ZWNJ kept, not escaped
+    assert "│ buyer " in out and "│ quality, on_time " in out
+    assert "'buyer'" not in out and "['" not in out and "\\u200c" not in out
+    assert "تحویل به\u200cموقع" in out
 
 
 def test_end_of_input_keeps_the_session_and_a_rerun_resumes(tmp_path: Path) -> None:
@@ -84,7 +88,7 @@ def test_bad_invocations_are_one_line_errors(tmp_path: Path) -> None:
     bad_url = subprocess.run([SADA, "preview", B2B], input="", capture_output=True, text=True,
                              cwd=ROOT, env={**os.environ, "SADA_DATABASE_URL": "mysql://x"},
                              timeout=60, check=False)
-    assert bad_url.returncode == 1 and "Traceback" not in bad_url.stderr
+    assert bad_url.returncode == 2 and "Traceback" not in bad_url.stderr  # a bad setting
 
 
 def test_every_subcommand_has_help() -> None:
@@ -93,3 +97,94 @@ def test_every_subcommand_has_help() -> None:
         result = subprocess.run([SADA, *args], capture_output=True, text=True, cwd=ROOT,
                                 timeout=60, check=False)
         assert result.returncode == 0 and "Usage" in result.stdout, (args, result.stderr)
+
+
+# --- what the README walks through --------------------------------------------------------
+
+
+def test_a_detractor_in_preview_opens_a_case_staff_resolve(tmp_path: Path) -> None:
+    db = tmp_path / "sada.db"
+    result = sada(["preview", "b2b-supplier", "--lang", "en", "--as", "Omar"], "1\n3\n", db)
+    assert result.returncode == 0, result.stderr  # no staff chats configured: no failure
+    [(case_id, status, score)] = rows(db, "select id, status, score from \"case\"")
+    assert (status, score) == ("open", 3)
+    listed = sada(["cases", "list"], "", db)
+    assert listed.returncode == 0 and "Omar" in listed.stdout and "nps 3" in listed.stdout
+    resolved = sada(["cases", "resolve", str(case_id), "--note", "Called the buyer"], "", db)
+    assert resolved.returncode == 0, resolved.stderr
+    assert rows(db, "select status from \"case\"") == [("resolved",)]
+
+
+def test_preview_alerts_queue_for_the_configured_staff_chats(tmp_path: Path) -> None:
+    db = tmp_path / "sada.db"
+    result = sada(["preview", "b2b-supplier", "--lang", "en", "--as", "Omar"], "1\n2\n", db,
+                  SADA_ALERT_CHAT_IDS="4242")
+    assert result.returncode == 0, result.stderr
+    assert rows(db, "select kind, chat_id, status from outbox") == [("alert", 4242, "queued")]
+
+
+def test_preview_completes_the_invitation_of_the_contact_answering(tmp_path: Path) -> None:
+    import asyncio
+    from datetime import UTC, datetime
+
+    from storage.db import Database
+    from storage.invitations import create_invitation
+    from storage.repo import Store
+
+    db = tmp_path / "sada.db"
+
+    async def seed() -> None:
+        async with await Database.open(f"sqlite:///{db}") as database:
+            contact = await Store(database).upsert_contact("console", "Sara", name="Sara")
+            now = datetime.now(UTC)
+            async with database.session() as s, s.begin():
+                await create_invitation(s, contact_id=contact.id or 0, flow_id="b2b-supplier",
+                                        context={}, status="sent", due_at=now, sent_at=now,
+                                        now=now)
+
+    asyncio.run(seed())
+    answers = "1\n9\n/skip\n4\n1, 2\n1\n2\n"
+    result = sada(["preview", "b2b-supplier", "--lang", "en", "--as", "Sara"], answers, db)
+    assert result.returncode == 0, result.stderr
+    [(session_id,)] = rows(db, "select id from survey_session where status = 'completed'")
+    assert rows(db, "select status, session_id from invitation") == [("completed", session_id)]
+
+
+def test_preview_takes_a_flow_id_and_the_flows_context(tmp_path: Path) -> None:
+    db = tmp_path / "sada.db"
+    result = sada(["preview", "post-support", "--lang", "en", "-c", "ticket=T-1042"], "", db)
+    assert result.returncode == 0, result.stderr
+    assert "support ticket T-1042." in result.stdout
+    missing = sada(["preview", "post-support"], "", db)
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == ("flow post-support needs a value for ticket: add "
+                                      "--context ticket=…")
+    undeclared = sada(["preview", "b2b-supplier", "-c", "ticket=T-1"], "", db)
+    assert undeclared.returncode == 2 and "its context keys: none" in undeclared.stderr
+    unknown = sada(["preview", "no-such-flow"], "", db)
+    assert unknown.returncode == 2 and "no flow 'no-such-flow'" in unknown.stderr
+    assert "Traceback" not in missing.stderr + undeclared.stderr + unknown.stderr
+
+
+def test_without_as_the_login_name_is_not_the_greeting(tmp_path: Path) -> None:
+    db = tmp_path / "sada.db"
+    result = sada(["preview", "b2b-supplier", "--lang", "en"], "1\n", db, LOGNAME="zzlogin",
+                  USER="zzlogin")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Hello, thank you") and "zzlogin" not in result.stdout
+    again = sada(["preview", "b2b-supplier", "--lang", "en"], "", db, LOGNAME="zzlogin",
+                 USER="zzlogin")
+    assert "Welcome back" in again.stdout  # still resumed by the login
+
+
+def test_stop_and_end_of_input_say_how_to_go_on_in_preview_in_the_readers_language(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "sada.db"
+    en = sada(["preview", "b2b-supplier", "--lang", "en", "--as", "A"], "1\n/stop\n", db)
+    assert en.returncode == 0, en.stderr
+    assert "/start" not in en.stdout and "run the same preview command again" in en.stdout
+    fa = sada(["preview", "b2b-supplier", "--lang", "fa", "--as", "B"], "1\n/stop\n", db)
+    assert "/start" not in fa.stdout and "همان فرمان پیش‌نمایش را دوباره اجرا کنید" in fa.stdout
+    ended = sada(["preview", "b2b-supplier", "--lang", "ar", "--as", "C"], "1\n", db)
+    assert "انتهى الإدخال" in ended.stdout and "Input ended" not in ended.stdout

@@ -5,31 +5,40 @@ from __future__ import annotations
 import asyncio
 import getpass
 import sys
-from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
-from bot.channels.console import ConsolePreview, stdin_reader
+from bot.channels.console import ConsolePreview, Respondent, stdin_reader
+from bot.cli.common import database_url, fail, settings_or_exit
 from bot.flow.loader import FlowError, LoadedFlow, load_flow
+from bot.followups.hooks import survey_hooks
+from bot.followups.invite import InviteError, check_context, flow_path
 from bot.i18n import CatalogError, check_catalogs
-from bot.settings import get_settings
 from bot.survey import SurveyService
-from storage.db import Database, StorageError, to_async_url
+from storage.db import Database, StorageError
 from storage.repo import Store
 
 
 def preview(
-    flow: Annotated[Path, typer.Argument(help="The flow YAML file to run.")],
+    flow: Annotated[str, typer.Argument(help="The flow's id (a file in SADA_FLOWS_DIR) or its "
+                                        "YAML file.")],
     lang: Annotated[
         str | None, typer.Option("--lang", "-l", help="ar, fa or en (default: the flow's).")
     ] = None,
     as_name: Annotated[
         str | None,
-        typer.Option("--as", help="Respondent name; the same name resumes the same session."),
+        typer.Option("--as", help="Respondent name; the same name resumes the same session. "
+                     "Without it: a nameless respondent, resumed by your login."),
     ] = None,
-    database_url: Annotated[
+    context: Annotated[
+        list[str] | None,
+        typer.Option("--context", "-c", metavar="KEY=VALUE", help="A value the flow declares "
+                     "under `context:`, e.g. -c ticket=T-1042; repeat for more. Every declared "
+                     "key needs one."),
+    ] = None,
+    database_url_option: Annotated[
         str | None, typer.Option("--database-url", help="Overrides SADA_DATABASE_URL.")
     ] = None,
 ) -> None:
@@ -37,39 +46,41 @@ def preview(
 
     Works interactively and piped (one answer per line). Commands: /back, /skip, /stop,
     /lang ar|fa|en. End of input keeps the session; running again resumes it.
+    Answers go through the same steps as in chat: a detractor score opens a case
+    (`sada cases list`) and alerts SADA_ALERT_CHAT_IDS when `sada run` sends them.
     """
-    err = Console(stderr=True)
     if lang is not None and lang not in ("ar", "fa", "en"):
-        err.print(f"[red]--lang must be ar, fa or en, not {lang!r}[/red]")
-        raise typer.Exit(2)
+        fail(f"--lang must be ar, fa or en, not {lang!r}", 2)
+    settings = settings_or_exit()
+    err = Console(stderr=True)
     try:
-        loaded = load_flow(flow)
+        path = flow_path(flow, settings.flows_dir)
+    except InviteError as exc:
+        fail(str(exc), 2)
+    try:
+        loaded = load_flow(path)
     except FlowError as exc:
         for problem in exc.problems:
             err.print(str(problem), markup=False, highlight=False)
-        err.print("[red]The flow has errors; fix them (see `sada flows lint`) and retry.[/red]")
-        raise typer.Exit(1) from None
+        fail("The flow has errors; fix them (see `sada flows lint`) and retry.")
+    try:
+        values = check_context(loaded.flow, context or [])
+    except InviteError as exc:
+        fail(str(exc), 2)
     if lang is not None and lang not in loaded.flow.languages:
-        err.print(f"[red]{loaded.flow.id} is not available in {lang}; it has "
-                  f"{', '.join(loaded.flow.languages)}[/red]")
-        raise typer.Exit(2)
+        fail(f"{loaded.flow.id} is not available in {lang}; it has "
+             f"{', '.join(loaded.flow.languages)}", 2)
     try:  # /lang can switch to any of the flow's languages; the bot's own default is English
         check_catalogs(["en", *loaded.flow.languages])
     except CatalogError as exc:
-        err.print(str(exc), style="red", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
-    name = as_name or getpass.getuser()
-    url = database_url or get_settings().effective_database_url
+        fail(str(exc))
+    url = database_url(database_url_option)
+    respondent = Respondent.named(as_name) if as_name else Respondent(_login())
     try:
-        to_async_url(url)
-    except ValueError as exc:
-        err.print(str(exc), style="red", markup=False)
-        raise typer.Exit(1) from None
-    try:
-        finished = asyncio.run(_run(url, loaded, lang, name))
+        finished = asyncio.run(_run(url, loaded, lang, respondent, values,
+                                    settings.alert_chats))
     except StorageError as exc:
-        err.print(str(exc), style="red", markup=False)
-        raise typer.Exit(1) from None
+        fail(str(exc))
     except KeyboardInterrupt:
         err.print("\n[yellow]Stopped; your answers are saved. Run again to resume.[/yellow]")
         raise typer.Exit(130) from None
@@ -77,9 +88,22 @@ def preview(
         raise typer.Exit(0)
 
 
-async def _run(url: str, loaded: LoadedFlow, lang: str | None, name: str) -> bool:
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name (some containers)
+        return "preview"
+
+
+async def _run(
+    url: str, loaded: LoadedFlow, lang: str | None, respondent: Respondent,
+    context: dict[str, Any], staff_chats: list[int],
+) -> bool:
     console = Console(highlight=False, soft_wrap=True)
     async with await Database.open(url) as database:
         store = Store(database)
-        runner = ConsolePreview(store, SurveyService(store), console, stdin_reader(sys.stdin))
-        return await runner.run(loaded, language=lang, name=name)
+        # the same step hooks as chat: cases (alerts queue for sada run) and invitations
+        service = SurveyService(store, hooks=survey_hooks(staff_chats))
+        runner = ConsolePreview(store, service, console, stdin_reader(sys.stdin))
+        return await runner.run(loaded, language=lang, respondent=respondent,
+                                context=context)
