@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -21,7 +21,6 @@ from ruamel.yaml import YAML
 from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import YAMLError
 
-from bot.channels.telegram.core import load_flows
 from bot.cli import cases as cases_cli
 from bot.cli.cases import with_database
 from bot.cli.common import fail as _fail
@@ -35,26 +34,26 @@ from bot.flow.loader import (
     load_flow,
 )
 from bot.flow.model import LANGUAGES, Flow
-from bot.followups.actions import (
-    ActionSpec,
-    FollowupReport,
-    Issue,
-    add_actions,
-    check_spec,
-    send_followups,
-)
-from storage.actions import feedback_of, get_action, list_actions, mark_done, promised_day
-from storage.cases import get_case
-from storage.db import Database, NotFound
-from storage.models import Action
+
+if TYPE_CHECKING:
+    from bot.followups.actions import ActionSpec, FollowupReport, Issue
+    from storage.db import Database
+    from storage.models import Action
+
+# bot.followups.actions and storage are imported where used: `sada --help` must start fast.
 
 app = typer.Typer(help="Actions taken on feedback: record them and tell every affected "
                   "respondent, in their language.", no_args_is_help=True, add_completion=False)
 
-FIELDS = tuple(ActionSpec.model_fields)
 _OPTIONS = {"flow": "--flow", "question": "--question", "segment": "--segment",
             "account": "--account", "role": "--role", "case": "--case",
             "promised": "--promised", **{f"text.{lang}": f"--text-{lang}" for lang in LANGUAGES}}
+
+
+def _fields() -> tuple[str, ...]:
+    from bot.followups.actions import ActionSpec
+
+    return tuple(ActionSpec.model_fields)
 
 
 def _now() -> datetime:
@@ -67,6 +66,8 @@ def _now() -> datetime:
 
 def _flows() -> dict[str, Flow]:
     """The flows the bot serves (SADA_FLOWS_DIR), by id."""
+    from bot.channels.telegram.core import load_flows  # heavy: only when flows are needed
+
     folder = settings_or_exit().flows_dir
     return {k: v.flow for k, v in load_flows(folder).items()} if folder.is_dir() else {}
 
@@ -167,8 +168,9 @@ class _File:
             message = str(error["msg"]).removeprefix("Value error, ")
             if kind == "extra_forbidden":
                 key = str(loc[-1])
-                near = _suggest(key, FIELDS)
-                hint = f"did you mean '{near}'?" if near else f"allowed keys: {', '.join(FIELDS)}"
+                fields = _fields()
+                near = _suggest(key, fields)
+                hint = f"did you mean '{near}'?" if near else f"allowed keys: {', '.join(fields)}"
                 self.add(index, loc, f"unknown key '{key}' in {name}; {hint}", at="key")
             elif kind == "missing":
                 key = str(loc[-1])
@@ -212,6 +214,8 @@ def read_actions(path: Path, flows: dict[str, Flow], *, today: date
                  ) -> tuple[list[tuple[ActionSpec, int]], _File | None, list[Problem]]:
     """Parse and check an actions file: (specs with their index in the file, the file's
     position finder, problems). Any error means nothing may be added."""
+    from bot.followups.actions import ActionSpec, check_spec
+
     name = str(path)
     try:
         source = path.read_bytes().decode("utf-8-sig")
@@ -276,6 +280,8 @@ def _scope(action: Action) -> str:
 
 
 def _report_lines(action: Action, report: FollowupReport, flow: Flow) -> list[str]:
+    from storage.actions import promised_day
+
     lines = []
     promised = promised_day(action)
     verb = "already recorded" if report.existing else "added"
@@ -345,6 +351,9 @@ def add_command(
     Each one is told, in their language: what they told us, what was done, and what comes
     next (the promised date in their calendar and digits).
     """
+    from bot.followups.actions import ActionSpec, add_actions, check_spec
+    from storage.db import NotFound
+
     now = _now()
     if file is not None:
         given = [o for o, v in (("--flow", flow), ("--question", question),
@@ -392,6 +401,8 @@ def add_command(
 
 
 async def _case_problem(db: Database, spec: ActionSpec) -> str | None:
+    from storage.cases import get_case
+
     assert spec.case is not None
     found = await get_case(db, spec.case)
     if found is None:
@@ -402,6 +413,8 @@ async def _case_problem(db: Database, spec: ActionSpec) -> str | None:
 
 
 def _add_file(file: Path, now: datetime) -> None:
+    from bot.followups.actions import add_actions
+
     flows = _flows()
     specs, checker, problems = read_actions(file, flows, today=now.date())
     console = Console(highlight=False, soft_wrap=True)
@@ -434,6 +447,8 @@ def _add_file(file: Path, now: datetime) -> None:
 
 
 def _done_mark(action: Action, now: datetime) -> str:
+    from storage.actions import promised_day
+
     if action.done_at is not None:
         return action.done_at.strftime("%Y-%m-%d")
     day = promised_day(action)
@@ -448,6 +463,8 @@ def list_command(
     = None,
 ) -> None:
     """Actions with their promise, how many respondents were told, and their replies."""
+    from storage.actions import list_actions, promised_day
+
     rows = with_database(lambda db: list_actions(db, flow_id=flow))
     console = Console(highlight=False, soft_wrap=True)
     if not rows:
@@ -475,6 +492,8 @@ def show_command(
     action_id: Annotated[int, typer.Argument(metavar="ID", help="The action id.")],
 ) -> None:
     """One action: its texts, and the replies respondents sent to its follow-up."""
+    from storage.actions import feedback_of, get_action, promised_day
+    from storage.db import NotFound
 
     async def work(db: Database) -> tuple[Action, list[Any]]:
         action = await get_action(db, action_id)
@@ -503,6 +522,10 @@ def send_command(
     action_id: Annotated[int, typer.Argument(metavar="ID", help="The action id.")],
 ) -> None:
     """Queue the follow-up for respondents who became affected since (safe to repeat)."""
+    from bot.followups.actions import send_followups
+    from storage.actions import get_action
+    from storage.db import NotFound
+
     now = _now()
     flows = _flows()
     folder = settings_or_exit().flows_dir
@@ -528,6 +551,8 @@ def done_command(
     action_id: Annotated[int, typer.Argument(metavar="ID", help="The action id.")],
 ) -> None:
     """Mark an action done: its promise is kept, no overdue alert will follow."""
+    from storage.actions import mark_done, promised_day
+
     now = _now()
     action = with_database(lambda db: mark_done(db, action_id, now=now))
     day = promised_day(action)

@@ -10,7 +10,7 @@ import asyncio
 import getpass
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich import box
@@ -19,16 +19,23 @@ from rich.table import Table
 
 from bot.cli.common import database_url
 from bot.cli.common import fail as _fail
-from bot.followups.dates import span
-from bot.survey import Clock, utc_now
-from storage.cases import CaseRow, list_cases, resolve_case
-from storage.db import Database, NotFound, StorageError
+
+if TYPE_CHECKING:
+    from storage.cases import CaseRow
+    from storage.db import Database
+
+# Storage and calendars are imported where used: `sada --help` must start fast.
 
 app = typer.Typer(help="Detractor cases: list them, resolve them (time to resolve is kept).",
                   no_args_is_help=True, add_completion=False)
 
-# The shell owns the clock; tests replace it to check ages and times to resolve exactly.
-clock: Clock = utc_now
+
+def clock() -> datetime:
+    """The shell owns the clock; tests replace it to check ages and times to resolve exactly."""
+    from bot.survey import utc_now
+
+    return utc_now()
+
 
 T = TypeVar("T")
 _COMMENT = 60
@@ -36,6 +43,8 @@ _COMMENT = 60
 
 def with_database(work: Callable[[Database], Awaitable[T]]) -> T:
     """Run ``work`` on the configured database; storage failures become one red line."""
+    from storage.db import Database, NotFound, StorageError
+
     url = database_url()
 
     async def run() -> T:
@@ -62,6 +71,8 @@ def _short(text: str | None) -> str:
 
 
 def _table(rows: list[CaseRow], now: datetime) -> Table:
+    from bot.followups.dates import span
+
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, highlight=False)
     # Ids, times and scores never wrap (a split "2026-11-23" is unreadable); names and the
     # comment take what width is left.
@@ -93,6 +104,9 @@ def list_command(
     = None,
 ) -> None:
     """Cases, oldest first: who, which score, what they wrote, and how long it has waited."""
+    from bot.followups.dates import span
+    from storage.cases import list_cases
+
     rows = with_database(lambda db: list_cases(db, open_only=open_only, flow_id=flow))
     console = Console(highlight=False, soft_wrap=True)
     if not rows:
@@ -128,6 +142,9 @@ def resolve_command(
     if not note.strip():
         _fail('--note is empty: say what was done, e.g. --note "called the buyer, '
               'refund sent"', 2)
+    from bot.followups.dates import span
+    from storage.cases import resolve_case
+
     now = clock()
     case = with_database(lambda db: resolve_case(db, case_id, note=note, by=by or _default_by(),
                                                  now=now))

@@ -9,24 +9,20 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from bot.cli.common import database_url, fail, settings_or_exit
-from bot.followups.contacts_csv import (
-    ContactRow,
-    ContactsFileError,
-    ImportSummary,
-    import_contacts,
-    parse_contacts,
-)
-from bot.followups.reminders import StakeholderState, silent_by_role
-from storage.db import Database, StorageError
-from storage.invitations import count_contacts, find_contacts
-from storage.models import Contact
+
+if TYPE_CHECKING:
+    from bot.followups.contacts_csv import ContactRow, ImportSummary
+    from bot.followups.reminders import StakeholderState
+    from storage.models import Contact
+
+# Storage and the CSV reader are imported where used: `sada --help` must start fast.
 
 app = typer.Typer(
     help="Contacts: import them from CSV, list them, see who stayed silent.",
@@ -45,6 +41,9 @@ def _database_url() -> str:
 
 
 async def _import(url: str, rows: list[ContactRow]) -> ImportSummary:
+    from bot.followups.contacts_csv import import_contacts
+    from storage.db import Database
+
     async with await Database.open(url) as db:
         return await import_contacts(db, rows, now=datetime.now(UTC))
 
@@ -69,6 +68,9 @@ def import_command(
     Importing again updates contacts instead of duplicating them; an empty cell
     leaves the stored value as it is.
     """
+    from bot.followups.contacts_csv import ContactsFileError, parse_contacts
+    from storage.db import StorageError
+
     url = _database_url()
     try:
         parsed = parse_contacts(file)
@@ -109,6 +111,9 @@ def _state(contact: Contact) -> str:
 
 
 async def _list(url: str, limit: int, filters: dict[str, object]) -> tuple[list[Contact], int]:
+    from storage.db import Database
+    from storage.invitations import count_contacts, find_contacts
+
     async with await Database.open(url) as db, db.session() as s, s.begin():
         contacts = await find_contacts(s, limit=limit, **filters)
         total = await count_contacts(s, **filters)
@@ -143,6 +148,8 @@ def list_command(
         filters["unreachable"] = True
     if reachable:
         filters["reachable"] = True
+    from storage.db import StorageError
+
     url = _database_url()
     try:
         contacts, total = asyncio.run(_list(url, limit, filters))
@@ -171,6 +178,9 @@ def list_command(
 
 
 async def _silent(url: str, flow: str, account: str | None) -> list[StakeholderState]:
+    from bot.followups.reminders import silent_by_role
+    from storage.db import Database
+
     async with await Database.open(url) as db:
         return await silent_by_role(db, flow, account)
 
@@ -183,6 +193,8 @@ def silent_command(
                                               "answered.")] = False,
 ) -> None:
     """Per account and role: who was invited to FLOW, who answered, who stayed silent."""
+    from storage.db import StorageError
+
     url = _database_url()
     try:
         states = asyncio.run(_silent(url, flow, account))

@@ -9,14 +9,8 @@ import typer
 from rich.console import Console
 
 from bot.cli.common import database_url
-from storage.db import (
-    StorageError,
-    current_revision,
-    display_url,
-    head_revision,
-    new_revision,
-    upgrade,
-)
+
+# storage.db (SQLAlchemy, Alembic) is imported in the commands: `sada --help` must start fast.
 
 app = typer.Typer(
     help="Database schema: apply migrations (`upgrade`) and show the revision (`current`).",
@@ -43,6 +37,8 @@ def _target(url: str | None) -> str:
 @app.command("upgrade")
 def upgrade_command(url: UrlOption = None) -> None:
     """Apply all pending migrations (safe to repeat)."""
+    from storage.db import StorageError, display_url, upgrade
+
     try:
         target = _target(url)
         before, after = asyncio.run(upgrade(target))
@@ -54,6 +50,8 @@ def upgrade_command(url: UrlOption = None) -> None:
 @app.command("current")
 def current_command(url: UrlOption = None) -> None:
     """Show the database's schema revision and whether it is up to date."""
+    from storage.db import StorageError, current_revision, display_url, head_revision
+
     try:
         target = _target(url)
         revision = asyncio.run(current_revision(target))
@@ -69,6 +67,8 @@ def revision_command(
     message: Annotated[str, typer.Option("--message", "-m", help="What the migration does.")],
 ) -> None:
     """(Developers) Autogenerate the next migration from the models."""
+    from storage.db import StorageError, new_revision
+
     try:
         path = asyncio.run(new_revision(message))
     except StorageError as exc:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
-from bot.flow.estimate import clock
-from bot.flow.lint import LintReport, lint_file
-from bot.flow.loader import Problem
+if TYPE_CHECKING:
+    from bot.flow.lint import LintReport
+    from bot.flow.loader import Problem
+
+# The flow modules are imported in the command: `sada --help` must start fast.
 
 # Shell completion belongs to the top-level `sada` app that mounts this one.
 app = typer.Typer(help="Write and check survey flows.", no_args_is_help=True, add_completion=False)
@@ -27,6 +29,8 @@ def _flows() -> None:
 
 def _expand(paths: list[Path]) -> tuple[list[Path], list[Problem]]:
     """Files to lint, in a stable order, and problems with the paths themselves."""
+    from bot.flow.loader import Problem
+
     files: list[Path] = []
     problems: list[Problem] = []
     for path in paths:
@@ -52,6 +56,8 @@ def _problem_line(problem: Problem) -> Text:
 
 
 def _summary_line(report: LintReport) -> Text:
+    from bot.flow.estimate import clock
+
     assert report.flow is not None and report.estimate is not None
     flow = report.flow
     count = report.estimate.questions
@@ -75,6 +81,8 @@ def lint_command(
     ],
 ) -> None:
     """Check flows: schema, translations, conditions, placeholders and the 4-minute limit."""
+    from bot.flow.lint import lint_file
+
     console = Console(highlight=False, soft_wrap=True)
     files, path_problems = _expand(paths)
     for problem in path_problems:

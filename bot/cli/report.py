@@ -14,41 +14,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from sqlmodel import col, select
 
 from bot.cli.common import database_url as _url
 from bot.cli.common import fail as _fail
 from bot.cli.common import settings_or_exit
-from bot.flow.loader import FlowError, load_flow, load_flow_text
-from bot.flow.model import Flow
-from bot.reports.metrics import (
-    DIMENSIONS,
-    PERIODS,
-    AccountSummary,
-    FlowFacts,
-    Report,
-    build_accounts,
-    build_report,
-)
-from bot.reports.periods import BadDate, check_order, parse_date, window
-from bot.reports.tables import (
-    accounts_csv,
-    accounts_json_text,
-    accounts_renderable,
-    answers_csv,
-    answers_json_text,
-    answers_view,
-    report_csv,
-    report_json_text,
-    report_renderable,
-)
-from storage.db import Database, StorageError
-from storage.models import FlowVersion
-from storage.reports import Scope, TextAnswer, text_answers
+
+if TYPE_CHECKING:
+    from bot.flow.model import Flow
+    from bot.reports.metrics import AccountSummary, Report
+    from storage.db import Database
+    from storage.reports import TextAnswer
+
+# Flows, metrics and storage are imported where used: `sada --help` must start fast.
 
 REPORT_FORMATS = ("table", "csv", "json", "html")
 ANSWER_FORMATS = ("table", "csv", "json")
@@ -60,6 +41,8 @@ def _choice(value: str | None, allowed: tuple[str, ...], option: str) -> None:
 
 
 def _dates(since: str | None, until: str | None) -> tuple[date | None, date | None]:
+    from bot.reports.periods import BadDate, check_order, parse_date
+
     try:
         first = parse_date(since, "--since") if since is not None else None
         last = parse_date(until, "--until") if until is not None else None
@@ -73,6 +56,8 @@ def _dates(since: str | None, until: str | None) -> tuple[date | None, date | No
 
 
 def _flow_file(path: Path) -> Flow:
+    from bot.flow.loader import FlowError, load_flow
+
     try:
         return load_flow(path).flow
     except FlowError as exc:
@@ -81,6 +66,8 @@ def _flow_file(path: Path) -> Flow:
 
 
 def _flows_in(folder: Path) -> dict[str, Flow]:
+    from bot.flow.loader import FlowError, load_flow
+
     found: dict[str, Flow] = {}
     for path in sorted(folder.glob("*.y*ml")) if folder.is_dir() else []:
         try:
@@ -93,6 +80,11 @@ def _flows_in(folder: Path) -> dict[str, Flow]:
 
 async def _stored_flow(db: Database, flow_id: str) -> Flow | None:
     """The latest stored version of a flow no longer (or not yet) in the flows folder."""
+    from sqlmodel import col, select
+
+    from bot.flow.loader import FlowError, load_flow_text
+    from storage.models import FlowVersion
+
     query = (select(FlowVersion).where(FlowVersion.flow_id == flow_id)
              .order_by(col(FlowVersion.created_at).desc(), col(FlowVersion.id).desc()).limit(1))
     async with db.session() as s, s.begin():
@@ -195,6 +187,9 @@ async def _account_views(db: Database, flow: Flow, **options: Any) -> list[Any] 
 
 async def _gather_report(url: str, name: str, flows_dir: Path, *, accounts: bool, fmt: str,
                          by: str | None, period: str, **window: Any) -> _Result:
+    from bot.reports.metrics import build_accounts, build_report
+    from storage.db import Database
+
     async with await Database.open(url) as db:
         result = _Result(await _resolve(db, name, flows_dir))
         if not accounts or fmt == "html":
@@ -241,6 +236,10 @@ def report(
     Groups with fewer than 5 responses are marked too small to trust; with --since, every
     figure is compared with the window of the same length just before.
     """
+    from bot.reports.metrics import DIMENSIONS, PERIODS
+    from bot.reports.tables import report_csv, report_json_text
+    from storage.db import StorageError
+
     _choice(by, DIMENSIONS, "--by")
     _choice(period, PERIODS, "--period")
     _choice(fmt, REPORT_FORMATS, "--format")
@@ -273,6 +272,8 @@ def report(
 
 
 def _print_report(console: Console, result: _Result) -> None:
+    from bot.reports.tables import report_renderable
+
     assert result.report is not None
     # with the account view's panel below, the report need not list the silent people
     console.print(report_renderable(result.report, silent=not result.views))
@@ -281,6 +282,8 @@ def _print_report(console: Console, result: _Result) -> None:
 
 
 def _print_views(console: Console, result: _Result) -> None:
+    from bot.reports.tables import accounts_renderable
+
     if result.views is None:
         console.print(accounts_renderable(result.summaries))
         return
@@ -300,6 +303,8 @@ def _show(draw: Callable[[Console], None], out: Path | None, width: int = 120) -
 
 
 def _accounts_out(result: _Result, fmt: str, out: Path | None) -> None:
+    from bot.reports.tables import accounts_csv, accounts_json_text
+
     if fmt == "table":
         _show(lambda console: _print_views(console, result), out)
     elif fmt == "csv":
@@ -313,6 +318,10 @@ def _accounts_out(result: _Result, fmt: str, out: Path | None) -> None:
 
 async def _answers(url: str, name: str, flows_dir: Path, question: str, by: str | None,
                    scope: dict[str, Any]) -> list[TextAnswer]:
+    from bot.reports.metrics import DIMENSIONS, FlowFacts
+    from storage.db import Database
+    from storage.reports import Scope, text_answers
+
     async with await Database.open(url) as db:
         flow = await _resolve(db, name, flows_dir)
         if question not in {q.id for q in flow.questions}:
@@ -343,6 +352,11 @@ def answers(
 ) -> None:
     """List the answers to one question (usually a free-text one), newest first, with who
     gave them, when, and the same session's NPS and CSAT."""
+    from bot.reports.metrics import DIMENSIONS
+    from bot.reports.periods import window
+    from bot.reports.tables import answers_csv, answers_json_text, answers_view
+    from storage.db import StorageError
+
     _choice(lang, ("ar", "fa", "en"), "--lang")
     _choice(by, DIMENSIONS, "--by")
     _choice(fmt, ANSWER_FORMATS, "--format")

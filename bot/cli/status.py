@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,12 +17,18 @@ from rich.text import Text
 
 from bot.cli.common import database_url as _database_url
 from bot.cli.common import fail as _fail
-from bot.followups.dispatcher import Clock, utc_now
-from storage.db import Database, StorageError
-from storage.outbox import KINDS, STATUSES, OutboxStatus, status_summary
 
-# The shell owns the clock; tests replace it to check ages exactly.
-clock: Clock = utc_now
+if TYPE_CHECKING:
+    from storage.outbox import OutboxStatus
+
+# Storage and the dispatcher are imported where used: `sada --help` must start fast.
+
+
+def clock() -> datetime:
+    """The shell owns the clock; tests replace it to check ages exactly."""
+    from bot.followups.dispatcher import utc_now
+
+    return utc_now()
 
 _ERROR_WIDTH = 80
 
@@ -47,6 +53,8 @@ def _stamp(moment: datetime) -> str:
 
 
 def counts_table(summary: OutboxStatus) -> Table:
+    from storage.outbox import KINDS, STATUSES
+
     table = Table(title="Outbox by kind", title_justify="left")
     table.add_column("kind")
     for status in STATUSES:
@@ -90,6 +98,9 @@ def failures_table(summary: OutboxStatus) -> Table:
 
 
 async def _summary(url: str, failures: int) -> OutboxStatus:
+    from storage.db import Database
+    from storage.outbox import status_summary
+
     async with await Database.open(url) as db:
         return await status_summary(db, clock(), failures=failures)
 
@@ -103,6 +114,8 @@ def status(
     ] = None,
 ) -> None:
     """Show the follow-up outbox: messages by kind and status, the next due time, failures."""
+    from storage.db import StorageError
+
     url = _database_url(database_url)
     try:
         summary = asyncio.run(_summary(url, failures))
