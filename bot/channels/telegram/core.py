@@ -532,11 +532,12 @@ class TelegramCore:
             if case.resolved_at else 0.0
         # A number with decimals takes the "other" plural form in ar, fa and en (CLDR);
         # 100 stands for it, as in the reports.
-        whole = hours >= 10
-        shown = round(hours) if whole else round(hours, 1)
+        shown: float = round(hours) if hours >= 10 else round(hours, 1)
+        whole = float(shown).is_integer()
         reply.say(reply.t.ngettext("Case {case} resolved, {hours} hour after the alert.",
                                    "Case {case} resolved, {hours} hours after the alert.",
-                                   round(hours) if whole else 100, case=case.id, hours=shown))
+                                   int(shown) if whole else 100, case=case.id,
+                                   hours=int(shown) if whole else shown))
 
     async def _report(self, event: TgText, argument: str, reply: Reply) -> None:
         if not self._staff(event, reply):
