@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 from ruamel.yaml import YAML
 from ruamel.yaml.constructor import RoundTripConstructor
@@ -23,8 +22,15 @@ from ruamel.yaml.error import YAMLError
 
 from bot.cli import cases as cases_cli
 from bot.cli.cases import with_database
+from bot.cli.common import (
+    Column,
+    FormatOption,
+    check_format,
+    print_table,
+    settings_or_exit,
+    write_records,
+)
 from bot.cli.common import fail as _fail
-from bot.cli.common import settings_or_exit
 from bot.flow.loader import (
     FlowError,
     Positions,
@@ -461,30 +467,53 @@ def _done_mark(action: Action, now: datetime) -> str:
 def list_command(
     flow: Annotated[str | None, typer.Option("--flow", help="Only actions of this flow id.")]
     = None,
+    fmt: FormatOption = "table",
 ) -> None:
     """Actions with their promise, how many respondents were told, and their replies."""
     from storage.actions import list_actions, promised_day
 
+    check_format(fmt)
     rows = with_database(lambda db: list_actions(db, flow_id=flow))
-    console = Console(highlight=False, soft_wrap=True)
+    now = _now()
+    if fmt != "table":  # every text in every language, for a spreadsheet or a pipe
+        write_records(fmt, _FIELDS, [
+            [row.action.id, row.action.created_at, row.action.flow_id, _scope(row.action),
+             *(row.action.texts.get(lang) for lang in LANGUAGES), promised_day(row.action),
+             row.action.done_at, _done_mark(row.action, now) == "OVERDUE", row.told,
+             _queued(row.followups), row.followups.get("failed", 0), row.feedback]
+            for row in rows])
+        return
+    console = Console(highlight=False)
     if not rows:
         console.print("no actions" + (f" for flow {flow}" if flow else ""), markup=False)
         return
-    now = _now()
-    table = Table(highlight=False)
-    for column in ("id", "added", "flow", "for", "text", "promised", "done", "told", "queued",
-                   "failed", "feedback"):
-        table.add_column(column)
+    cells = []
     for row in rows:
         action = row.action
         text = action.texts.get("en") or next(iter(action.texts.values()), "")
         day = promised_day(action)
-        queued = row.followups.get("queued", 0) + row.followups.get("sending", 0)
-        table.add_row(str(action.id), action.created_at.strftime("%Y-%m-%d"), action.flow_id,
-                      _scope(action), text if len(text) <= 50 else text[:49] + "…",
+        cells.append([str(action.id), action.created_at.strftime("%Y-%m-%d"), action.flow_id,
+                      _scope(action), text if len(text) <= 160 else text[:159] + "…",
                       day.isoformat() if day else "", _done_mark(action, now), str(row.told),
-                      str(queued), str(row.followups.get("failed", 0)), str(row.feedback))
-    console.print(table, markup=False)
+                      str(_queued(row.followups)), str(row.followups.get("failed", 0)),
+                      str(row.feedback)])
+    print_table(console, _COLUMNS, cells)
+
+
+def _queued(followups: dict[str, int]) -> int:
+    return followups.get("queued", 0) + followups.get("sending", 0)
+
+
+# Narrow terminals hide the day it was added first, then the queue, the flow, failures and
+# replies: which action, for whom, what was done, the promise and how many were told stay.
+_COLUMNS = (
+    Column("id", right=True), Column("added", drop=6), Column("flow", drop=4),
+    Column("for", text=True, min_width=8), Column("text", text=True, min_width=16),
+    Column("promised"), Column("done"), Column("told", right=True),
+    Column("queued", right=True, drop=5), Column("failed", right=True, drop=3),
+    Column("feedback", right=True, drop=2))
+_FIELDS = ("id", "added_at", "flow", "for", *(f"text_{lang}" for lang in LANGUAGES),
+           "promised", "done_at", "overdue", "told", "queued", "failed", "feedback")
 
 
 @app.command("show")

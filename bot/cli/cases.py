@@ -13,11 +13,16 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
-from rich import box
 from rich.console import Console
-from rich.table import Table
 
-from bot.cli.common import database_url
+from bot.cli.common import (
+    Column,
+    FormatOption,
+    check_format,
+    database_url,
+    print_table,
+    write_records,
+)
 from bot.cli.common import fail as _fail
 
 if TYPE_CHECKING:
@@ -38,7 +43,7 @@ def clock() -> datetime:
 
 
 T = TypeVar("T")
-_COMMENT = 60
+_COMMENT = 160  # the table wraps it; --format csv or json gives the whole comment
 
 
 def with_database(work: Callable[[Database], Awaitable[T]]) -> T:
@@ -70,30 +75,42 @@ def _short(text: str | None) -> str:
     return line if len(line) <= _COMMENT else line[: _COMMENT - 1] + "…"
 
 
-def _table(rows: list[CaseRow], now: datetime) -> Table:
+# Narrow terminals hide when it was opened and resolved first, then the role, the status
+# and the account: which case, who, the score, what they wrote and how long it has waited stay.
+_COLUMNS = (
+    Column("id", right=True), Column("opened", drop=5), Column("age", right=True),
+    Column("contact", text=True, min_width=8), Column("account", text=True, drop=2,
+                                                     min_width=7),
+    Column("role", drop=4), Column("score"), Column("comment", text=True, min_width=16),
+    Column("status", drop=3), Column("time to resolve", right=True, drop=6))
+_FIELDS = ("id", "flow", "opened_at", "status", "contact_id", "contact", "account", "role",
+           "question", "score", "comment", "resolved_at", "resolved_by", "note",
+           "time_to_resolve_seconds")
+
+
+def _who(row: CaseRow) -> str:
+    contact = row.contact
+    return contact.name or contact.first_name or f"{contact.channel}:{contact.external_id}"
+
+
+def _cells(row: CaseRow, now: datetime) -> list[str]:
     from bot.followups.dates import span
 
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, highlight=False)
-    # Ids, times and scores never wrap (a split "2026-11-23" is unreadable); names and the
-    # comment take what width is left.
-    for name, justify, least in (("id", "right", 0), ("opened", "left", 0), ("age", "right", 0),
-                                 ("contact", "left", 8), ("account", "left", 7),
-                                 ("role", "left", 6), ("score", "left", 0),
-                                 ("comment", "left", 12), ("status", "left", 0),
-                                 ("time to resolve", "right", 0)):
-        table.add_column(name, justify=justify,  # type: ignore[arg-type]
-                         no_wrap=not least, min_width=least or None)
-    for row in rows:
-        case, contact = row.case, row.contact
-        ttr = row.time_to_resolve
-        age = span(now - case.opened_at) if case.status == "open" else ""
-        who = contact.name or contact.first_name or f"{contact.channel}:{contact.external_id}"
-        table.add_row(
-            str(case.id), _stamp(case.opened_at), age, f"{who} ({contact.id})",
+    case, contact = row.case, row.contact
+    ttr = row.time_to_resolve
+    age = span(now - case.opened_at) if case.status == "open" else ""
+    return [str(case.id), _stamp(case.opened_at), age, f"{_who(row)} ({contact.id})",
             contact.company or "", contact.role or "", f"{case.question_id} {case.score}",
-            _short(case.comment), case.status, span(ttr) if ttr is not None else "",
-        )
-    return table
+            _short(case.comment), case.status, span(ttr) if ttr is not None else ""]
+
+
+def _record(row: CaseRow) -> list[object]:
+    case, contact = row.case, row.contact
+    ttr = row.time_to_resolve
+    return [case.id, case.flow_id, case.opened_at, case.status, contact.id, _who(row),
+            contact.company, contact.role, case.question_id, case.score, case.comment,
+            case.resolved_at, case.resolved_by, case.note,
+            int(ttr.total_seconds()) if ttr is not None else None]
 
 
 @app.command("list")
@@ -102,19 +119,24 @@ def list_command(
                                             help="Only open cases (default), or all.")] = True,
     flow: Annotated[str | None, typer.Option("--flow", help="Only cases of this flow id.")]
     = None,
+    fmt: FormatOption = "table",
 ) -> None:
     """Cases, oldest first: who, which score, what they wrote, and how long it has waited."""
+    check_format(fmt)
     from bot.followups.dates import span
     from storage.cases import list_cases
 
     rows = with_database(lambda db: list_cases(db, open_only=open_only, flow_id=flow))
-    console = Console(highlight=False, soft_wrap=True)
+    if fmt != "table":  # every column and the whole comment, for a spreadsheet or a pipe
+        write_records(fmt, _FIELDS, [_record(row) for row in rows])
+        return
+    console = Console(highlight=False)
     if not rows:
         which = "open cases" if open_only else "cases"
         console.print(f"no {which}" + (f" for flow {flow}" if flow else ""), markup=False)
         return
     now = clock()
-    console.print(_table(rows, now), markup=False)
+    print_table(console, _COLUMNS, [_cells(row, now) for row in rows])
     resolved = [r.time_to_resolve for r in rows if r.time_to_resolve is not None]
     summary = f"{len(rows)} case{'s' if len(rows) != 1 else ''}"
     summary += f", {sum(1 for r in rows if r.case.status == 'open')} open"

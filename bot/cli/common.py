@@ -10,11 +10,19 @@ This module stays light (no storage, no Telegram): `sada --help` imports it.
 
 from __future__ import annotations
 
-from typing import NoReturn
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
+from rich import box
+from rich.cells import cell_len
 from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from bot.settings import Settings, get_settings
 
@@ -75,3 +83,106 @@ def database_url(option: str | None = None) -> str:
     except ValueError as exc:
         fail(f"{source}: {exc}", 2)
     return url
+
+
+# --- lists: a table that fits the terminal, or CSV / JSON for a pipe ----------------------
+
+FORMATS = ("table", "csv", "json")
+FormatOption = Annotated[str, typer.Option(
+    "--format", "-f", metavar="table|csv|json", show_default=True,
+    help="[bold]table[/bold] for people; [bold]csv[/bold] or [bold]json[/bold] (every column, "
+    "full text) for a spreadsheet or a pipe.")]
+
+
+def check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        fail(f"--format {fmt!r} is not one of: {', '.join(FORMATS)}", 2)
+
+
+@dataclass(frozen=True)
+class Column:
+    """A list column. ``drop``: 0 always shown, higher numbers are hidden first when the
+    terminal is too narrow; ``text``: free text that wraps, the rest never does (a split
+    date or id is unreadable)."""
+
+    name: str
+    drop: int = 0
+    text: bool = False
+    right: bool = False
+    min_width: int = 10
+
+
+# Free text gets up to this many cells before a column is hidden to make room; past it,
+# the text wraps (down to its min_width) rather than costing the reader a column.
+_COMFORTABLE = 24
+
+
+def _needed(column: Column, cells: Sequence[str]) -> int:
+    widest = max([cell_len(column.name), *(cell_len(c) for c in cells)])
+    return min(widest, max(column.min_width, _COMFORTABLE)) if column.text else widest
+
+
+def fit_table(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int
+              ) -> tuple[Table, list[str]]:
+    """A table for ``width`` columns of terminal, and the names of the columns left out."""
+    shown = list(range(len(columns)))
+
+    def total() -> int:  # cells, plus padding and a separator between columns: 3 cells
+        return sum(_needed(columns[i], [r[i] for r in rows]) for i in shown) + 3 * (
+            len(shown) - 1)
+
+    while total() > width:
+        droppable = [i for i in shown if columns[i].drop]
+        if not droppable:
+            break
+        # the highest drop number goes first; among equals, the rightmost
+        shown.remove(max(droppable, key=lambda i: (columns[i].drop, i)))
+    # Rich squeezes every column alike when a table is too wide, cutting short codes too:
+    # share what the fixed columns leave among the free-text ones instead.
+    widest = {i: max([cell_len(columns[i].name), *(cell_len(r[i]) for r in rows)])
+              for i in shown}
+    texts = [i for i in shown if columns[i].text]
+    left = width - 3 * (len(shown) - 1) - sum(widest[i] for i in shown if i not in texts)
+    limits: dict[int, int] = {}
+    if sum(widest[i] for i in texts) > left:
+        # narrowest first: a short name keeps its width, the long comment takes the rest
+        for done, i in enumerate(sorted(texts, key=lambda i: widest[i])):
+            fair = left // (len(texts) - done)
+            limits[i] = max(columns[i].min_width, min(widest[i], fair))
+            left -= limits[i]
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, highlight=False)
+    for i in shown:
+        column = columns[i]
+        limit = limits.get(i)
+        table.add_column(column.name, justify="right" if column.right else "left",
+                         no_wrap=not column.text, overflow="fold", max_width=limit)
+    for row in rows:
+        table.add_row(*(Text(row[i]) for i in shown))  # Text: cells are never markup
+    hidden = [c.name for i, c in enumerate(columns) if i not in shown]
+    return table, hidden
+
+
+def print_table(console: Console, columns: Sequence[Column], rows: Sequence[Sequence[str]]
+                ) -> None:
+    table, hidden = fit_table(columns, rows, console.width)
+    console.print(table)
+    if hidden:
+        console.print(f"(not shown at {console.width} columns: {', '.join(hidden)}; widen the "
+                      "terminal or use --format csv)", markup=False, style="dim")
+
+
+def write_records(fmt: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Rows as CSV (the reports' writer) or as a JSON list of objects, on stdout."""
+    if fmt == "csv":
+        from bot.reports.tables import write_csv
+
+        typer.echo(write_csv(header, rows), nl=False)
+        return
+    records = [dict(zip(header, row, strict=True)) for row in rows]
+    typer.echo(json.dumps(records, ensure_ascii=False, indent=2, default=_json_value))
+
+
+def _json_value(value: object) -> str:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")

@@ -15,7 +15,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bot.cli.common import database_url, fail, settings_or_exit
+from bot.cli.common import (
+    Column,
+    FormatOption,
+    check_format,
+    database_url,
+    fail,
+    print_table,
+    settings_or_exit,
+    write_records,
+)
 
 if TYPE_CHECKING:
     from bot.followups.contacts_csv import ContactRow, ImportSummary
@@ -134,8 +143,10 @@ def list_command(
     reachable: Annotated[bool, typer.Option("--reachable", help="Only those we may write to "
                                             "(neither opted out nor unreachable).")] = False,
     limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 50,
+    fmt: FormatOption = "table",
 ) -> None:
     """List contacts, by account, role and id; filters combine."""
+    check_format(fmt)
     if reachable and (opted_out or unreachable):
         fail("--reachable cannot be combined with --opted-out or --unreachable", 2)
     if language is not None and language not in ("ar", "fa", "en"):
@@ -155,23 +166,37 @@ def list_command(
         contacts, total = asyncio.run(_list(url, limit, filters))
     except StorageError as exc:
         fail(str(exc))
+    shown = f"showing {len(contacts)} of {total}" + (
+        f" (--limit {total} shows all)" if total > len(contacts) else "")
+    if fmt != "table":  # the data alone on stdout; the count on stderr
+        write_records(fmt, _CONTACT_FIELDS, [_contact_record(c) for c in contacts])
+        Console(stderr=True, highlight=False).print(shown, markup=False, style="dim")
+        return
     console = Console(highlight=False)
     if not contacts:
         console.print("no contacts match (import some with `sada contacts import FILE.csv`)",
                       markup=False)
         return
-    table = Table(show_edge=False)
-    for column in ("id", "channel", "chat or external id", "name", "lang", "timezone",
-                   "account", "role", "segment", "state"):
-        # short codes never wrap; free text folds when the terminal is narrow
-        table.add_column(column, overflow="fold", no_wrap=column in (
-            "id", "channel", "lang", "role", "segment", "state"))
-    for c in contacts:
-        table.add_row(str(c.id), c.channel, c.external_id, c.name or "", c.language or "",
-                      c.timezone or "", c.company or "", c.role or "", c.segment or "",
-                      _state(c))
-    console.print(table)
-    console.print(f"showing {len(contacts)} of {total}", markup=False)
+    rows = [[str(c.id), c.channel, c.external_id, c.name or "", c.language or "",
+             c.timezone or "", c.company or "", c.role or "", c.segment or "", _state(c)]
+            for c in contacts]
+    print_table(console, _CONTACT_COLUMNS, rows)
+    console.print(shown, markup=False)
+
+
+# Narrow terminals hide the timezone first, then the channel, segment, language and the
+# chat id: who it is, their account and role, and whether we may write stay.
+_CONTACT_COLUMNS = (
+    Column("id", right=True), Column("channel", drop=4), Column("chat or external id", drop=1),
+    Column("name", text=True), Column("lang", drop=2), Column("timezone", drop=5),
+    Column("account", text=True), Column("role"), Column("segment", drop=3), Column("state"))
+_CONTACT_FIELDS = ("id", "channel", "external_id", "name", "first_name", "language",
+                   "timezone", "account", "role", "segment", "state")
+
+
+def _contact_record(c: Contact) -> list[object]:
+    return [c.id, c.channel, c.external_id, c.name, c.first_name, c.language, c.timezone,
+            c.company, c.role, c.segment, _state(c)]
 
 
 # --- silent stakeholders -----------------------------------------------------------------
