@@ -112,3 +112,33 @@ def test_the_root_database_url_overrides_the_environment_and_the_command_wins(
     assert not (tmp_path / "env.db").exists()
     result = runner.invoke(app, ["db", "current"])
     assert "env.db: empty" in result.output
+
+
+def _paths(command: object, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    yield prefix
+    for name, sub in getattr(command, "commands", {}).items():
+        if not getattr(sub, "hidden", False):
+            yield from _paths(sub, (*prefix, name))
+
+
+def test_every_help_reads_as_words_at_80_columns(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import typer
+
+    monkeypatch.setenv("COLUMNS", "80")
+    commands = list(_paths(typer.main.get_command(app)))
+    assert ("contacts", "list") in commands and ("run",) in commands
+    for path in commands:
+        monkeypatch.setattr("sys.argv", ["sada", *path, "--help"])
+        with pytest.raises(SystemExit) as stopped:
+            bot.cli.main()
+        assert stopped.value.code == 0, path
+        shown = capsys.readouterr().out
+        for code in ("<bool>", "<str>", "<int", "<list", "<path>", "<Path>"):
+            assert code not in shown, (path, code, shown)
+        assert max(len(line) for line in shown.splitlines()) <= 80, path
+    monkeypatch.setattr("sys.argv", ["sada", "--help"])
+    with pytest.raises(SystemExit):
+        bot.cli.main()
+    assert "--database-url" in capsys.readouterr().out  # the root option, for every command

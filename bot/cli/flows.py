@@ -77,7 +77,8 @@ def _summary_line(report: LintReport) -> Text:
 def lint_command(
     paths: Annotated[
         list[Path],
-        typer.Argument(help="Flow files, or folders (their *.yaml and *.yml files are checked)."),
+        typer.Argument(metavar="FLOW.yaml|FOLDER",
+                       help="Flow files, or folders (their *.yaml and *.yml files are checked)."),
     ],
 ) -> None:
     """Check flows: schema, translations, conditions, placeholders and the 4-minute limit."""

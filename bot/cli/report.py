@@ -350,8 +350,10 @@ def answers(
     database_url: Annotated[str | None, typer.Option(
         "--database-url", help="Overrides SADA_DATABASE_URL.")] = None,
 ) -> None:
-    """List the answers to one question (usually a free-text one), newest first, with who
-    gave them, when, and the same session's NPS and CSAT."""
+    """List the answers to one question (usually a free-text one), newest first.
+
+    Each answer comes with who gave it, when, and the same session's NPS and CSAT.
+    """
     from bot.reports.metrics import DIMENSIONS
     from bot.reports.periods import window
     from bot.reports.tables import answers_csv, answers_json_text, answers_view
