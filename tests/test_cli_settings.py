@@ -71,7 +71,7 @@ def test_main_turns_a_stray_settings_error_into_one_line(
 ) -> None:
     # Code that reads get_settings() itself, bypassing settings_or_exit, is still caught.
     monkeypatch.setenv("SADA_TELEGRAM_API_URL", "ftp://example")
-    monkeypatch.setattr(bot.cli, "app", get_settings)
+    monkeypatch.setattr(bot.cli, "tidy_help", lambda command: lambda **_: get_settings())
     with pytest.raises(SystemExit) as stopped:
         bot.cli.main()
     assert stopped.value.code == 2
