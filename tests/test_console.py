@@ -185,6 +185,6 @@ def test_stop_and_end_of_input_say_how_to_go_on_in_preview_in_the_readers_langua
     assert en.returncode == 0, en.stderr
     assert "/start" not in en.stdout and "run the same preview command again" in en.stdout
     fa = sada(["preview", "b2b-supplier", "--lang", "fa", "--as", "B"], "1\n/stop\n", db)
-    assert "/start" not in fa.stdout and "همان فرمان پیش‌نمایش را دوباره اجرا کنید" in fa.stdout
+    assert "/start" not in fa.stdout and "همان دستور پیش‌نمایش را دوباره اجرا کنید" in fa.stdout
     ended = sada(["preview", "b2b-supplier", "--lang", "ar", "--as", "C"], "1\n", db)
     assert "انتهى الإدخال" in ended.stdout and "Input ended" not in ended.stdout

@@ -9,26 +9,16 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from bot.cli.common import database_url, fail, settings_or_exit
-from bot.flow.model import Flow
-from bot.followups.contacts_csv import ContactsFileError
-from bot.followups.invite import (
-    Audience,
-    InviteError,
-    InviteReport,
-    check_context,
-    contacts_from_file,
-    default_links_file,
-    invite_contacts,
-    parse_at,
-    resolve_flow,
-)
-from storage.db import Database, StorageError
+
+if TYPE_CHECKING:
+    from bot.flow.model import Flow
+    from bot.followups.invite import Audience, InviteReport
 
 
 async def _run(
@@ -36,6 +26,11 @@ async def _run(
     context: dict[str, str], bot_username: str | None, links_out: Path, dry_run: bool,
     now: datetime,
 ) -> InviteReport:
+    # Imported here, not at the top: storage and the CSV reader cost a second of start-up
+    # that `sada --help` should not pay.
+    from bot.followups.invite import contacts_from_file, invite_contacts
+    from storage.db import Database
+
     async with await Database.open(url) as db:
         if contacts_file is not None:
             ids = await contacts_from_file(db, contacts_file)
@@ -98,6 +93,17 @@ def invite(
     if contacts is None and not (segment or account or role):
         fail("say who to invite: --segment S, --account A, --role R (they combine) or "
               "--contacts FILE.csv", 2)
+    from bot.followups.contacts_csv import ContactsFileError
+    from bot.followups.invite import (
+        Audience,
+        InviteError,
+        check_context,
+        default_links_file,
+        parse_at,
+        resolve_flow,
+    )
+    from storage.db import StorageError
+
     settings = settings_or_exit()
     now = datetime.now(UTC)
     try:

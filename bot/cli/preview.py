@@ -5,20 +5,17 @@ from __future__ import annotations
 import asyncio
 import getpass
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
-from bot.channels.console import ConsolePreview, Respondent, stdin_reader
 from bot.cli.common import database_url, fail, settings_or_exit
-from bot.flow.loader import FlowError, LoadedFlow, load_flow
-from bot.followups.hooks import survey_hooks
-from bot.followups.invite import InviteError, check_context, flow_path
 from bot.i18n import CatalogError, check_catalogs
-from bot.survey import SurveyService
-from storage.db import Database, StorageError
-from storage.repo import Store
+
+if TYPE_CHECKING:
+    from bot.channels.console import Respondent
+    from bot.flow.loader import LoadedFlow
 
 
 def preview(
@@ -49,6 +46,13 @@ def preview(
     Answers go through the same steps as in chat: a detractor score opens a case
     (`sada cases list`) and alerts SADA_ALERT_CHAT_IDS when `sada run` sends them.
     """
+    # Imported here, not at the top: the survey service and storage cost a second of
+    # start-up that `sada --help` should not pay.
+    from bot.channels.console import Respondent
+    from bot.flow.loader import FlowError, load_flow
+    from bot.followups.invite import InviteError, check_context, flow_path
+    from storage.db import StorageError
+
     if lang is not None and lang not in ("ar", "fa", "en"):
         fail(f"--lang must be ar, fa or en, not {lang!r}", 2)
     settings = settings_or_exit()
@@ -99,6 +103,12 @@ async def _run(
     url: str, loaded: LoadedFlow, lang: str | None, respondent: Respondent,
     context: dict[str, Any], staff_chats: list[int],
 ) -> bool:
+    from bot.channels.console import ConsolePreview, stdin_reader
+    from bot.followups.hooks import survey_hooks
+    from bot.survey import SurveyService
+    from storage.db import Database
+    from storage.repo import Store
+
     console = Console(highlight=False, soft_wrap=True)
     async with await Database.open(url) as database:
         store = Store(database)

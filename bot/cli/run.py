@@ -17,14 +17,11 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
-from bot.channels.telegram.links import create_link
 from bot.channels.telegram.runner import DEFAULT_LISTEN, StartError, run_bot, webhook_path
 from bot.cli.common import database_url, settings_or_exit
 from bot.flow.model import LANGUAGES, Flow
 from bot.i18n import CatalogError, check_catalogs
 from bot.settings import Settings
-from storage.db import Database, StorageError, to_async_url
-from storage.repo import Store
 
 __all__ = ["Framework", "link", "parse_listen", "register", "run", "settings_or_exit",
            "token_or_exit"]
@@ -123,6 +120,8 @@ def run(
 
     On start, questions saved but not yet shown when the bot last stopped are sent.
     """
+    from storage.db import StorageError, to_async_url
+
     settings = settings_or_exit()
     token_or_exit(settings)
     try:
@@ -191,6 +190,11 @@ async def _username_from_telegram(settings: Settings, token: str) -> str:
 async def _make_link(
     settings: Settings, url: str, flow_id: str, contact: int | None, context: dict[str, str]
 ) -> str:
+    # Imported here, not at the top: storage costs start-up that `sada --help` should not pay.
+    from bot.channels.telegram.links import create_link
+    from storage.db import Database
+    from storage.repo import Store
+
     username = settings.bot_username
     if not username:
         username = await _username_from_telegram(settings, token_or_exit(settings))
@@ -225,6 +229,7 @@ def link(
     The bot's name comes from SADA_BOT_USERNAME, or from Telegram (SADA_TELEGRAM_TOKEN).
     """
     from bot.followups.invite import InviteError, check_context
+    from storage.db import StorageError
 
     settings = settings_or_exit()
     served = _served_flow(flow, settings.flows_dir)

@@ -641,7 +641,7 @@ def test_run_rejects_bad_options(env: pytest.MonkeyPatch, args: list[str], says:
 def test_run_with_bad_settings_says_which(env: pytest.MonkeyPatch) -> None:
     env.setenv("SADA_ADMIN_IDS", "12,abc")
     code, output = invoke("run")
-    assert code == 2 and output.startswith("SADA_ADMIN_IDS must be numeric Telegram ids")
+    assert code == 2 and output.startswith("SADA_ADMIN_IDS: must be numeric Telegram ids")
 
 
 def test_run_with_an_unreachable_api_is_one_line(env: pytest.MonkeyPatch) -> None:
