@@ -17,7 +17,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
-from bot.channels.telegram.runner import DEFAULT_LISTEN, StartError, run_bot, webhook_path
+from bot.channels.telegram import DEFAULT_LISTEN
 from bot.cli.common import database_url, settings_or_exit
 from bot.flow.model import LANGUAGES, Flow
 from bot.i18n import CatalogError, check_catalogs
@@ -120,6 +120,7 @@ def run(
 
     On start, questions saved but not yet shown when the bot last stopped are sent.
     """
+    from bot.channels.telegram.runner import StartError, run_bot, webhook_path
     from storage.db import StorageError, to_async_url
 
     settings = settings_or_exit()
@@ -171,6 +172,7 @@ def _served_flow(flow: str, flows_dir: Path) -> Flow:
 async def _username_from_telegram(settings: Settings, token: str) -> str:
     from bot.channels.telegram.aiogram_shell import build_bot, telegram_errors
     from bot.channels.telegram.events import Blocked, Refused, RetryAfter, Transient
+    from bot.channels.telegram.runner import StartError
 
     bot = build_bot(token, settings.telegram_api_url)
     try:
@@ -228,6 +230,7 @@ def link(
     send them this link by e-mail, SMS or your helpdesk instead.
     The bot's name comes from SADA_BOT_USERNAME, or from Telegram (SADA_TELEGRAM_TOKEN).
     """
+    from bot.channels.telegram.runner import StartError
     from bot.followups.invite import InviteError, check_context
     from storage.db import StorageError
 

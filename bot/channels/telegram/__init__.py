@@ -1,0 +1,5 @@
+"""Telegram: the shells on aiogram and python-telegram-bot, the runner, keyboards, links."""
+
+# Where the webhook server listens unless told otherwise. Here, not in the runner, so the
+# `sada` command can show it without importing the runner's heavy dependencies.
+DEFAULT_LISTEN = ("127.0.0.1", 8080)

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from bot.channels.telegram import DEFAULT_LISTEN
 from bot.channels.telegram.events import Blocked, Refused, RetryAfter, TgEvent, Transient, Transport
 from bot.settings import Settings
 from storage.db import Database
@@ -54,7 +55,6 @@ log = logging.getLogger(__name__)
 Framework = Literal["aiogram", "ptb"]
 # my_chat_member: a person blocking or restarting the bot (reachability).
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
-DEFAULT_LISTEN = ("127.0.0.1", 8080)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
