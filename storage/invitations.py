@@ -30,7 +30,7 @@ OPEN_STATUSES: tuple[str, ...] = ("scheduled", "sent", "started")
 COUNTED_STATUSES: tuple[str, ...] = ("scheduled", "sent", "started", "completed", "expired")
 # A late answer is still an answer: these may still become started or completed.
 ANSWERABLE_STATUSES: tuple[str, ...] = (*OPEN_STATUSES, "expired", "cancelled")
-SKIP_REASONS: tuple[str, ...] = ("opted_out", "unreachable", "fatigue", "account_limit")
+SKIP_REASONS: tuple[str, ...] = ("opted_out", "unreachable", "fatigue", "account_limit", "no_link")
 
 
 # --- contacts selected for an invitation ------------------------------------------------
