@@ -28,7 +28,7 @@ async def _run(
 ) -> InviteReport:
     # Imported here, not at the top: storage and the CSV reader cost a second of start-up
     # that `sada --help` should not pay.
-    from bot.followups.invite import contacts_from_file, invite_contacts
+    from bot.followups.invite import Audience, contacts_from_file, invite_contacts
     from storage.db import Database
 
     async with await Database.open(url) as db:
