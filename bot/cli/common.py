@@ -30,6 +30,14 @@ from bot.settings import Settings, get_settings
 root_database_url: str | None = None
 
 
+# --context as preview, link and invite take it: one spelling, one help text, one rule.
+ContextOption = Annotated[
+    list[str] | None,
+    typer.Option("--context", "-c", metavar="KEY=VALUE", help="A value the flow declares "
+                 "under `context:` (its {KEY} placeholders), e.g. -c ticket=T-1042; repeat "
+                 "for more. Every declared key needs one."),
+]
+
 def fail(message: str, code: int = 1) -> NoReturn:
     """One red line (or one per problem) on stderr and exit ``code``."""
     # markup=False: messages may hold brackets rich would read as tags; soft_wrap keeps

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from bot.cli.common import database_url, fail, settings_or_exit
+from bot.cli.common import ContextOption, database_url, fail, settings_or_exit
 
 if TYPE_CHECKING:
     from bot.flow.model import Flow
@@ -61,10 +61,7 @@ def invite(
                                            "in UTC. Default and any past time: now. Each "
                                            "contact gets it at their next local window.")
                   ] = None,
-    context: Annotated[list[str] | None, typer.Option("--context", "-c", metavar="KEY=VALUE",
-                                                      help="A value the flow declares under "
-                                                      "`context:` (e.g. -c ticket=T-1042); "
-                                                      "repeat for more.")] = None,
+    context: ContextOption = None,
     links_out: Annotated[Path | None, typer.Option("--links-out", metavar="FILE.csv",
                                                    help="Where to write personal links for "
                                                    "contacts without a Telegram chat "

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from bot.cli.common import database_url, fail, settings_or_exit
+from bot.cli.common import ContextOption, database_url, fail, settings_or_exit
 from bot.i18n import CatalogError, check_catalogs
 
 if TYPE_CHECKING:
@@ -29,12 +29,7 @@ def preview(
         typer.Option("--as", help="Respondent name; the same name resumes the same session. "
                      "Without it: a nameless respondent, resumed by your login."),
     ] = None,
-    context: Annotated[
-        list[str] | None,
-        typer.Option("--context", "-c", metavar="KEY=VALUE", help="A value the flow declares "
-                     "under `context:`, e.g. -c ticket=T-1042; repeat for more. Every declared "
-                     "key needs one."),
-    ] = None,
+    context: ContextOption = None,
     database_url_option: Annotated[
         str | None, typer.Option("--database-url", help="Overrides SADA_DATABASE_URL.")
     ] = None,

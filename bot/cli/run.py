@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 
 from bot.channels.telegram import DEFAULT_LISTEN
-from bot.cli.common import database_url, settings_or_exit
+from bot.cli.common import ContextOption, database_url, settings_or_exit
 from bot.flow.model import LANGUAGES, Flow
 from bot.i18n import CatalogError, check_catalogs
 from bot.settings import Settings
@@ -217,12 +217,7 @@ def link(
         typer.Option("--contact", help="Sada contact id the link is for; only that person "
                      "can use it. Without it, anyone with the link can answer."),
     ] = None,
-    context: Annotated[
-        list[str] | None,
-        typer.Option("--context", "-c", metavar="KEY=VALUE", help="A value the flow declares "
-                     "under `context:` (its {KEY} placeholders), e.g. -c ticket=T-1042; "
-                     "repeat for more. Every declared key needs one."),
-    ] = None,
+    context: ContextOption = None,
 ) -> None:
     """Print a t.me link that opens the bot and starts FLOW.
 
