@@ -110,6 +110,16 @@ def translate(lang: str, message: str) -> str:
     return _catalog(lang if lang in LANGUAGES else "en").gettext(message)
 
 
+def rounded_hours(hours: float) -> tuple[int | float, int]:
+    """Hours as staff read them (whole from 10 on, tenths below) and the count that picks
+    their plural form: a value with a fraction takes CLDR's "other" form in ar, fa and en,
+    for which 100 stands."""
+    value = round(hours) if hours >= 10 else round(hours, 1)
+    if float(value).is_integer():
+        return int(value), int(value)
+    return value, 100
+
+
 class Translator:
     """Translates and formats for one reader: their words, plural forms and digits."""
 

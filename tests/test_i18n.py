@@ -291,3 +291,12 @@ def test_an_ambiguous_score_is_asked_back_as_an_or_question(lang: str, expected:
     notice = Notice("ambiguous_score", {"candidates": [7, 8], "low": 0, "high": 10})
     shown = render.notice(notice, Translator(lang)).replace("\u2068", "").replace("\u2069", "")
     assert shown.startswith(expected)
+
+
+@pytest.mark.parametrize(("hours", "expected"),
+                         [(2.0, (2, 2)), (2.04, (2, 2)), (3.46, (3.5, 100)), (12.6, (13, 13))])
+def test_hours_take_their_own_plural_form_when_whole(hours: float,
+                                                     expected: tuple[float, int]) -> None:
+    from bot.i18n import rounded_hours
+
+    assert rounded_hours(hours) == expected

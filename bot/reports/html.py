@@ -22,7 +22,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from bot.flow.model import LANGUAGES, Flow, by_code
 from bot.followups.dates import format_date as reader_date
-from bot.i18n import N_, Translator, translate
+from bot.i18n import N_, Translator, rounded_hours, translate
 from bot.reports import rtl
 from bot.reports.accounts import AccountView, role_question
 from bot.reports.charts import PROMISE_SECONDS, Chart, flow_text, render_charts, value_label
@@ -152,12 +152,9 @@ class _Page:
     def hours(self, hours: float | None) -> str:
         if hours is None:
             return "—"
-        whole = hours >= 10
-        # A number with decimals takes the "other" plural form in ar, fa and en (CLDR);
-        # 100 stands for it.
-        n = round(hours) if whole else 100
+        value, n = rounded_hours(hours)
         return self.t.ngettext("{h} hour", "{h} hours", n,
-                               h=self.n(hours, 0 if whole else 1))
+                               h=self.n(value, 0 if isinstance(value, int) else 1))
 
     def age(self, seconds: float) -> str:
         days = int(seconds // 86400)

@@ -49,7 +49,7 @@ from bot.flow.loader import FlowError, LoadedFlow, load_flow
 from bot.flow.model import LANGUAGES
 from bot.followups.actions import record_feedback
 from bot.followups.hooks import survey_hooks
-from bot.i18n import Translator
+from bot.i18n import Translator, rounded_hours
 from bot.reports.charts import trend_chart
 from bot.reports.metrics import build_report
 from bot.reports.tables import summary_text
@@ -532,12 +532,10 @@ class TelegramCore:
             if case.resolved_at else 0.0
         # A number with decimals takes the "other" plural form in ar, fa and en (CLDR);
         # 100 stands for it, as in the reports.
-        shown: float = round(hours) if hours >= 10 else round(hours, 1)
-        whole = float(shown).is_integer()
+        shown, n = rounded_hours(hours)
         reply.say(reply.t.ngettext("Case {case} resolved, {hours} hour after the alert.",
                                    "Case {case} resolved, {hours} hours after the alert.",
-                                   int(shown) if whole else 100, case=case.id,
-                                   hours=int(shown) if whole else shown))
+                                   n, case=case.id, hours=shown))
 
     async def _report(self, event: TgText, argument: str, reply: Reply) -> None:
         if not self._staff(event, reply):
