@@ -20,6 +20,12 @@ BIDI_CONTROLS = "\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2
 _STRIP_BIDI = str.maketrans("", "", BIDI_CONTROLS)
 _OVERRIDES = str.maketrans("", "", "\u202a\u202b\u202c\u202d\u202e")
 
+# Control characters nobody types on purpose: C0 but tab and newline, DEL and C1. NUL is
+# refused by PostgreSQL in text and JSON (SQLite stores it), the others hide or garble
+# text; a channel strips them at its edge, and the engine does again so that no input,
+# from whatever channel, brings them into state or storage.
+_CONTROLS = dict.fromkeys([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0)])
+
 # NFKC leaves these apart; people type either form depending on their keyboard.
 _LETTER_FOLD = str.maketrans(
     {
@@ -59,14 +65,19 @@ def local_digits(text: str, lang: str) -> str:
     return text
 
 
+def without_controls(text: str) -> str:
+    """The text without control characters; a carriage return becomes a newline."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").translate(_CONTROLS)
+
+
 def clean_incoming(text: str) -> str:
-    """What we store as the raw answer: the text minus bidi overrides, trimmed."""
-    return text.translate(_OVERRIDES).strip()
+    """What we store as a text answer: the text minus controls and bidi overrides, trimmed."""
+    return without_controls(text).translate(_OVERRIDES).strip()
 
 
 def fold(text: str) -> str:
-    """A matching key: NFKC, no bidi marks, folded letters and digits, lower case."""
-    text = unicodedata.normalize("NFKC", text).translate(_STRIP_BIDI)
+    """A matching key: NFKC, no controls or bidi marks, folded letters and digits, lower case."""
+    text = unicodedata.normalize("NFKC", without_controls(text)).translate(_STRIP_BIDI)
     text = _DIACRITICS.sub("", text).translate(_LETTER_FOLD).translate(_TO_LATIN)
     return _SPACES.sub(" ", text).strip().casefold()
 

@@ -19,6 +19,7 @@ from bot.engine.normalize import clean_incoming, fold, plain
 from bot.engine.state import Value
 from bot.engine.words import AMBIGUOUS, Move, command_word, means_nothing, read_yes_no
 from bot.flow.model import (
+    NUMBER_LIMIT,
     SCORED_TYPES,
     ChoiceQuestion,
     MultiQuestion,
@@ -44,7 +45,17 @@ class Rejected:
 Outcome = Accepted | Rejected
 
 _INTEGER = re.compile(r"^[+-]?\d+$")
-_NUMBER = re.compile(r"^[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$")
+_NUMBER = re.compile(r"^[+-]?(?P<whole>\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$")
+# The most digits a score or an option number is read from: "㊿" × 2,200 is 4,400 digits
+# after NFKC, which int() refuses with an exception. A longer number is a wrong answer.
+_MOST_DIGITS = len(str(NUMBER_LIMIT))
+
+
+def _integer(word: str) -> int | None:
+    """A whole number typed as digits, or None (not digits, or too long to mean one)."""
+    if len(word) > _MOST_DIGITS or not _INTEGER.match(word):
+        return None
+    return int(word)
 
 
 def _table(table: dict[str, dict[int, tuple[str, ...]]]) -> dict[str, int]:
@@ -132,7 +143,14 @@ def _score(text: str, low: int, high: int) -> Outcome:
     maybe_nine = alternatives = 0
     for match in _SCORE_TOKENS.finditer(fold(text)):
         if match["num"]:
-            items.append(("n", float(match["num"])))
+            number = match["num"]
+            if len(number) > _MOST_DIGITS:
+                return expected
+            # A sign only where the scale has negative points: "-0" and "+7" are not
+            # what any button says.
+            if number[0] == "+" or (number[0] == "-" and (low >= 0 or float(number) == 0)):
+                return expected
+            items.append(("n", float(number)))
         elif match["sep"] == "/":
             items.append(("of", None))
         elif match["sep"]:
@@ -218,7 +236,10 @@ def _number_of(words: list[str], count: int) -> int | None:
         return None
     word, prefixed = rest[0], len(rest) < len(words)
     if _INTEGER.match(word):
-        number = int(word)
+        typed = _integer(word)
+        if typed is None:
+            return None
+        number = typed
     elif word in _ORDINALS:
         number = _ORDINALS[word]
     elif word in _NUMBER_WORDS and (prefixed or word not in _AMBIGUOUS_NUMBERS):
@@ -322,9 +343,21 @@ def _multi(question: MultiQuestion, text: str) -> Outcome:
 def _number(question: NumberQuestion, text: str) -> Outcome:
     key = fold(text).replace(" ", "")
     params = {"low": question.min, "high": question.max}
-    if not _NUMBER.match(key):
+    shape = _NUMBER.match(key)
+    if not shape:
         return Rejected("expect_whole_number" if question.integer else "expect_number", params)
-    number = float(key.replace(",", ""))
+    negative = key.startswith("-")
+    # Beyond NUMBER_LIMIT: the range in reply, its open side closed at the limit. Counted
+    # in digits first: "1" and 400 zeros is infinite as a float.
+    if len(shape["whole"].replace(",", "").lstrip("0")) > _MOST_DIGITS or abs(
+        float(key.replace(",", ""))
+    ) > NUMBER_LIMIT:
+        if negative:
+            params["low"] = question.min if question.min is not None else -NUMBER_LIMIT
+        else:
+            params["high"] = question.max if question.max is not None else NUMBER_LIMIT
+        return Rejected("expect_number_range", params)
+    number = float(key.replace(",", "")) + 0.0  # + 0.0: "-0" is 0
     if question.integer and not number.is_integer():
         return Rejected("expect_whole_number", params)
     if (question.min is not None and number < question.min) or (
@@ -348,8 +381,9 @@ def pick(question: Question, value: str) -> Outcome | None:
     means the button was not one of ours (forged or from another version)."""
     if isinstance(question, SCORED_TYPES):
         low, high = question.bounds
-        if _INTEGER.match(value) and low <= int(value) <= high and value == str(int(value)):
-            return Accepted(int(value))
+        number = _integer(value)
+        if number is not None and low <= number <= high and value == str(number):
+            return Accepted(number)
         return None
     if isinstance(question, ChoiceQuestion):
         ids = [o.id for o in question.options]

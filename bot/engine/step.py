@@ -10,7 +10,7 @@ import math
 from typing import Any
 
 from bot.engine import inputs as i
-from bot.engine.normalize import isolate, local_digits
+from bot.engine.normalize import isolate, local_digits, without_controls
 from bot.engine.parse import Accepted, Rejected, move, parse, pick
 from bot.engine.prompts import (
     DURATION,
@@ -52,12 +52,21 @@ def new_state(
     """A session not yet started, in the person's language when the flow has it."""
     lang = language if language in flow.languages else flow.default_language
     return SessionState(
-        flow_id=flow.id, language=lang, context=dict(context or {}), contact=dict(contact or {})
+        flow_id=flow.id, language=lang, context=_safe(context), contact=_safe(contact)
     )
+
+
+def _safe(values: dict[str, Any] | None) -> dict[str, Any]:
+    """Values from outside (a deep link, a CRM) without control characters: they are
+    stored with the session and shown in texts."""
+    return {k: without_controls(v) if isinstance(v, str) else v for k, v in (values or {}).items()}
 
 
 def step(flow: Flow, state: SessionState, event: i.Input) -> Result:
     state = _repair(flow, state)
+    if isinstance(event, i.Reply):
+        # What is stored as typed is stored without control characters (NUL and co.).
+        event = i.Reply(without_controls(event.text))
     match event:
         case i.Stop():
             return _stop(state)

@@ -142,10 +142,18 @@ class TextQuestion(_Question):
     max_length: int = Field(default=500, ge=1, le=4000)
 
 
+# The largest number a number question takes, either sign: beyond it an answer is not a
+# quantity anyone means (and not stored: JSON has no Infinity, PostgreSQL refuses it), and
+# every whole number up to it is exact in a float and in JavaScript. A number answered
+# beyond it, or beyond the question's min/max, gets the range in reply.
+NUMBER_LIMIT = 10**15
+_Bound = Annotated[float, Field(ge=-NUMBER_LIMIT, le=NUMBER_LIMIT, allow_inf_nan=False)]
+
+
 class NumberQuestion(_Question):
     type: Literal["number"]
-    min: float | None = None
-    max: float | None = None
+    min: _Bound | None = None
+    max: _Bound | None = None
     integer: bool = True
 
     @model_validator(mode="after")
