@@ -17,6 +17,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.cases import storable_id
 from storage.db import Database, NotFound, StorageError
 from storage.models import Action, Answer, Case, Contact, Feedback, Outbox, SurveySession
 
@@ -54,7 +55,7 @@ async def insert_action(
     promised: date | None = None,
 ) -> Action:
     """Add an action inside the caller's transaction (NotFound for an unknown case)."""
-    if case_id is not None and await s.get(Case, case_id) is None:
+    if case_id is not None and (not storable_id(case_id) or await s.get(Case, case_id) is None):
         raise NotFound(f"there is no case {case_id}; `sada cases list --all` shows them")
     action = Action(flow_id=flow_id, question_id=question_id, segment=segment,
                     account=account, role=role, case_id=case_id, texts=dict(texts),
@@ -91,7 +92,7 @@ async def candidates(s: AsyncSession, action: Action) -> list[Candidate]:
     if action.account:
         query = query.where(_same(col(Contact.company), action.account))
     if action.case_id is not None:
-        case = await s.get(Case, action.case_id)
+        case = await s.get(Case, action.case_id) if storable_id(action.case_id) else None
         if case is None:
             return []
         query = query.where(SurveySession.id == case.session_id)
@@ -115,12 +116,16 @@ def _chunks(items: Sequence[int | None], size: int) -> list[list[int]]:
 
 
 async def get_action(db: Database, action_id: int) -> Action | None:
+    if not storable_id(action_id):
+        return None
     async with db.session() as s, s.begin():
         return await s.get(Action, action_id)
 
 
 async def mark_done(db: Database, action_id: int, *, now: datetime) -> Action:
     """Mark the action done (stops overdue alerts); NotFound or AlreadyDone otherwise."""
+    if not storable_id(action_id):
+        raise NotFound(f"there is no action {action_id}; `sada actions list` shows them")
     stmt = (
         update(Action)
         .where(col(Action.id) == action_id, col(Action.done_at).is_(None))

@@ -14,6 +14,16 @@ from sqlmodel import col, select
 from storage.db import Database, NotFound, StorageError
 from storage.models import Case, Contact
 
+# The largest id a row can have: ids are INTEGER columns, 32 bits on PostgreSQL (64 on
+# SQLite). Asked for a larger one, the drivers raise (asyncpg "out of int32 range",
+# sqlite3 OverflowError past 64 bits) instead of finding nothing, so it is checked first.
+MAX_ID = 2**31 - 1
+
+
+def storable_id(value: int) -> bool:
+    """Whether ``value`` can be a row's id at all (1 … MAX_ID)."""
+    return 0 < value <= MAX_ID
+
 
 class AlreadyResolved(StorageError):
     """The case was resolved before; resolving it again would rewrite its time to resolve."""
@@ -56,6 +66,8 @@ async def list_cases(
 
 
 async def get_case(db: Database, case_id: int) -> Case | None:
+    if not storable_id(case_id):
+        return None
     async with db.session() as s, s.begin():
         return await s.get(Case, case_id)
 
@@ -71,6 +83,8 @@ async def resolve_case(
     note = note.strip()
     if not note:
         raise EmptyNote(f"say what was done: a note is required to resolve case {case_id}")
+    if not storable_id(case_id):
+        raise NotFound(f"there is no case {case_id}; `sada cases list --all` shows them")
     stmt = (
         update(Case)
         .where(col(Case.id) == case_id, col(Case.status) == "open")

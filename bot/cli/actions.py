@@ -16,7 +16,6 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.text import Text
-from ruamel.yaml import YAML
 from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import YAMLError
 
@@ -26,6 +25,7 @@ from bot.cli.common import (
     Column,
     FormatOption,
     check_format,
+    id_parser,
     print_table,
     settings_or_exit,
     write_records,
@@ -35,11 +35,15 @@ from bot.flow.loader import (
     FlowError,
     Positions,
     Problem,
+    SourceError,
     _plain,
     _yaml_problem,
+    bounded_yaml,
     load_flow,
+    read_source,
 )
 from bot.flow.model import LANGUAGES, Flow
+from bot.staff_text import staff_line
 
 if TYPE_CHECKING:
     from bot.followups.actions import ActionSpec, FollowupReport, Issue
@@ -51,6 +55,8 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Actions taken on feedback: record them and tell every affected "
                   "respondent, in their language.", no_args_is_help=True, add_completion=False)
 
+_ACTION_ID = id_parser("action", "sada actions list")
+_CASE_ID = id_parser("case", "sada cases list --all")
 _OPTIONS = {"flow": "--flow", "question": "--question", "segment": "--segment",
             "account": "--account", "role": "--role", "case": "--case",
             "promised": "--promised", **{f"text.{lang}": f"--text-{lang}" for lang in LANGUAGES}}
@@ -223,17 +229,11 @@ def read_actions(path: Path, flows: dict[str, Flow], *, today: date
     from bot.followups.actions import ActionSpec, check_spec
 
     name = str(path)
-    try:
-        source = path.read_bytes().decode("utf-8-sig")
-    except FileNotFoundError:
-        return [], None, [Problem(name, 1, 1, "no such file")]
-    except IsADirectoryError:
-        return [], None, [Problem(name, 1, 1, "this is a folder, not an actions file")]
-    except UnicodeDecodeError:
-        return [], None, [Problem(name, 1, 1, "the file is not UTF-8 text; save it as UTF-8")]
-    except OSError as exc:
-        return [], None, [Problem(name, 1, 1, f"cannot read the file: {exc.strerror or exc}")]
-    yaml = YAML(typ="rt")
+    try:  # bounded in size, and below in how far aliases expand: no "billion laughs"
+        source = read_source(path, "actions file")
+    except SourceError as exc:
+        return [], None, [Problem(name, exc.line, 1, exc.message)]
+    yaml = bounded_yaml()
     yaml.Constructor = _DatesAsText
     try:
         root = yaml.load(source)
@@ -340,7 +340,7 @@ def add_command(
                                              "(contact role, or their answer to the "
                                              "flow's role question).")] = None,
     case: Annotated[int | None, typer.Option("--case", help="Only the respondent of this "
-                                             "case.")] = None,
+                                             "case.", parser=_CASE_ID)] = None,
     text_en: Annotated[str | None, typer.Option("--text-en", help="What was done, in "
                                                 "English.")] = None,
     text_ar: Annotated[str | None, typer.Option("--text-ar", help="… in Arabic.")] = None,
@@ -518,7 +518,8 @@ _FIELDS = ("id", "added_at", "flow", "for", *(f"text_{lang}" for lang in LANGUAG
 
 @app.command("show")
 def show_command(
-    action_id: Annotated[int, typer.Argument(metavar="ID", help="The action id.")],
+    action_id: Annotated[int, typer.Argument(metavar="ID", help="The action id.",
+                                             parser=_ACTION_ID)],
 ) -> None:
     """One action: its texts, and the replies respondents sent to its follow-up."""
     from storage.actions import feedback_of, get_action, promised_day
@@ -533,22 +534,24 @@ def show_command(
     action, feedback = with_database(work)
     console = Console(highlight=False, soft_wrap=True)
     day = promised_day(action)
-    console.print(f"action {action.id} · flow {action.flow_id} · {_scope(action)}"
+    console.print(f"action {action.id} · flow {action.flow_id} · {staff_line(_scope(action))}"
                   + (f" · promised {day.isoformat()}" if day else "")
                   + (f" · done {action.done_at:%Y-%m-%d}" if action.done_at else ""),
                   markup=False)
     for lang, text in action.texts.items():
-        console.print(f"  {lang}: {text}", markup=False)
+        console.print(f"  {lang}: {staff_line(text)}", markup=False)
     console.print(f"{len(feedback)} repl{'ies' if len(feedback) != 1 else 'y'}", markup=False)
     for item, contact in feedback:
         who = contact.name or contact.first_name or f"{contact.channel}:{contact.external_id}"
-        console.print(f"  {item.received_at:%Y-%m-%d %H:%M} {who} ({contact.id}): {item.text}",
-                      markup=False)
+        # a reply is one line: it cannot pass for the next one (bot.staff_text)
+        console.print(f"  {item.received_at:%Y-%m-%d %H:%M} {staff_line(who)} ({contact.id}): "
+                      f"{staff_line(item.text)}", markup=False)
 
 
 @app.command("send")
 def send_command(
-    action_id: Annotated[int, typer.Argument(metavar="ID", help="The action id.")],
+    action_id: Annotated[int, typer.Argument(metavar="ID", help="The action id.",
+                                             parser=_ACTION_ID)],
 ) -> None:
     """Queue the follow-up for respondents who became affected since (safe to repeat)."""
     from bot.followups.actions import send_followups
@@ -577,7 +580,8 @@ def send_command(
 
 @app.command("done")
 def done_command(
-    action_id: Annotated[int, typer.Argument(metavar="ID", help="The action id.")],
+    action_id: Annotated[int, typer.Argument(metavar="ID", help="The action id.",
+                                             parser=_ACTION_ID)],
 ) -> None:
     """Mark an action done: its promise is kept, no overdue alert will follow."""
     from storage.actions import mark_done, promised_day

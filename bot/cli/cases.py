@@ -20,10 +20,12 @@ from bot.cli.common import (
     FormatOption,
     check_format,
     database_url,
+    id_parser,
     print_table,
     write_records,
 )
 from bot.cli.common import fail as _fail
+from bot.staff_text import staff_line
 
 if TYPE_CHECKING:
     from storage.cases import CaseRow
@@ -58,10 +60,11 @@ def with_database(work: Callable[[Database], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(run())
+    # staff_line: "already resolved by …: <note>" quotes what someone typed
     except NotFound as exc:
-        _fail(str(exc), 2)
+        _fail(staff_line(str(exc)), 2)
     except (StorageError, ValueError) as exc:
-        _fail(str(exc))
+        _fail(staff_line(str(exc)))
 
 
 def _stamp(moment: datetime) -> str:
@@ -71,7 +74,7 @@ def _stamp(moment: datetime) -> str:
 def _short(text: str | None) -> str:
     if not text:
         return ""
-    line = " / ".join(part.strip() for part in text.splitlines() if part.strip())
+    line = staff_line(text)
     return line if len(line) <= _COMMENT else line[: _COMMENT - 1] + "…"
 
 
@@ -155,7 +158,8 @@ def _default_by() -> str | None:
 
 @app.command("resolve")
 def resolve_command(
-    case_id: Annotated[int, typer.Argument(metavar="ID", help="The case id (`sada cases list`).")],
+    case_id: Annotated[int, typer.Argument(metavar="ID", help="The case id (`sada cases list`).",
+                                           parser=id_parser("case", "sada cases list --all"))],
     note: Annotated[str, typer.Option("--note", help="What was done, for the record.")],
     by: Annotated[str | None, typer.Option("--by", help="Who resolved it (default: your "
                                            "login name).")] = None,

@@ -11,7 +11,8 @@ This module stays light (no storage, no Telegram): `sada --help` imports it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, NoReturn
@@ -25,6 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.settings import Settings, get_settings
+from bot.staff_text import staff_line
 
 # Set by the root callback on every invocation (None when `sada --database-url` is absent).
 root_database_url: str | None = None
@@ -37,6 +39,33 @@ ContextOption = Annotated[
                  "under `context:` (its {KEY} placeholders), e.g. -c ticket=T-1042; repeat "
                  "for more. Every declared key needs one."),
 ]
+
+# --- database ids as options and arguments -----------------------------------------------
+
+_DIGITS = re.compile(r"\d+")  # \d: decimal digits of any script (9, ٩, ۹, ९ …)
+
+
+def id_parser(what: str, listing: str) -> Callable[[str], int]:
+    """The parser of an option or argument naming a row by its id (``typer.Option(parser=
+    id_parser("contact", "sada contacts list"))``): a whole number from 1 to the largest id
+    the database holds, in any digits. Anything else ends the command in one line (exit 2)
+    instead of a usage box, or a driver's OverflowError for 2**70."""
+
+    def parse(value: str) -> int:
+        from storage.cases import MAX_ID  # storage: only for commands that open a database
+
+        text = str(value).strip()
+        if not _DIGITS.fullmatch(text):
+            fail(f"{value!r} is not a number: give the {what}'s id as `{listing}` shows "
+                 "it, e.g. 12", 2)
+        number = int(text)
+        if not 0 < number <= MAX_ID:
+            fail(f"there is no {what} {text}: {what} ids run from 1 to {MAX_ID} "
+                 f"(`{listing}` shows them)", 2)
+        return number
+
+    return parse
+
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """One red line (or one per problem) on stderr and exit ``code``."""
@@ -165,7 +194,9 @@ def fit_table(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: i
         table.add_column(column.name, justify="right" if column.right else "left",
                          no_wrap=not column.text, overflow="fold", max_width=limit)
     for row in rows:
-        table.add_row(*(Text(row[i]) for i in shown))  # Text: cells are never markup
+        # Text: cells are never markup; staff_line: a cell is one line in its own direction,
+        # whatever a respondent or a CRM put in it (bot.staff_text).
+        table.add_row(*(Text(staff_line(row[i])) for i in shown))
     hidden = [c.name for i, c in enumerate(columns) if i not in shown]
     return table, hidden
 

@@ -25,6 +25,7 @@ from bot.cli.common import (
     settings_or_exit,
     write_records,
 )
+from bot.staff_text import staff_line
 
 if TYPE_CHECKING:
     from bot.followups.contacts_csv import ContactRow, ImportSummary
@@ -238,8 +239,8 @@ def silent_command(
             "role", "id", "invitation", "reminders"))
     for x in shown:
         status = x.status + (f" ({x.reason})" if x.reason else "")
-        table.add_row(x.account or "", x.role or "", x.name or "", str(x.contact_id),
-                      status, str(x.reminders_sent),
+        table.add_row(*(staff_line(v or "") for v in (x.account, x.role, x.name)),
+                      str(x.contact_id), status, str(x.reminders_sent),
                       x.sent_at.strftime("%Y-%m-%d %H:%M") if x.sent_at else "")
     console.print(table)
     silent = sum(1 for x in states if x.silent)

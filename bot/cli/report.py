@@ -41,11 +41,12 @@ def _choice(value: str | None, allowed: tuple[str, ...], option: str) -> None:
 
 
 def _dates(since: str | None, until: str | None) -> tuple[date | None, date | None]:
-    from bot.reports.periods import BadDate, check_order, parse_date
+    from bot.followups.dates import parse_day
+    from bot.reports.periods import BadDate, check_order
 
     try:
-        first = parse_date(since, "--since") if since is not None else None
-        last = parse_date(until, "--until") if until is not None else None
+        first = parse_day(since, "--since") if since is not None else None
+        last = parse_day(until, "--until") if until is not None else None
         check_order(first, last)
     except BadDate as exc:
         _fail(str(exc), 2)

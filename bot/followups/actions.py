@@ -49,9 +49,10 @@ from bot.flow.model import (
 )
 from bot.flow.recap import recap
 from bot.followups.alerts import role_answer, session_flow
-from bot.followups.dates import format_date
+from bot.followups.dates import format_date, parse_day
 from bot.i18n import Translator
 from bot.settings import get_settings
+from bot.staff_text import staff_line
 from bot.survey import contact_fields
 from storage.actions import (
     Candidate,
@@ -60,6 +61,7 @@ from storage.actions import (
     overdue_since,
     promised_day,
 )
+from storage.cases import storable_id
 from storage.db import Database, NotFound
 from storage.models import (
     RESUMABLE_STATUSES,
@@ -81,7 +83,6 @@ _QUOTE = 120
 _SCORED_KINDS = ("nps", "csat", "ces")
 
 NonEmpty = Annotated[str, Field(min_length=1)]
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class ActionSpec(BaseModel):
@@ -101,16 +102,15 @@ class ActionSpec(BaseModel):
     @field_validator("promised", mode="before")
     @classmethod
     def _iso_date(cls, value: object) -> object:
-        # Only YYYY-MM-DD: pydantic would read 20261212 as seconds since 1970.
-        if value is None or isinstance(value, date):
+        # Only YYYY-MM-DD, in any digits, as every date option reads it (parse_day):
+        # pydantic would read 20261212 as seconds since 1970.
+        if value is None:
             return value
-        if not isinstance(value, str) or not _ISO_DATE.fullmatch(value.strip()):
+        if isinstance(value, date):
+            value = value.isoformat()
+        if not isinstance(value, str):
             raise ValueError(f"expected a date like 2026-12-31, got {value!r}")
-        try:
-            return date.fromisoformat(value.strip())
-        except ValueError:
-            raise ValueError(f"{value!r} is not a real date (expected YYYY-MM-DD, "
-                             "e.g. 2026-12-31)") from None
+        return parse_day(value)
 
     @model_validator(mode="after")
     def _case_alone(self) -> ActionSpec:
@@ -413,7 +413,7 @@ async def send_followups(
     """Queue follow-ups for respondents affected since the action was added (those who
     completed the survey later); everyone already told is skipped."""
     async with db.session() as s, s.begin():
-        action = await s.get(Action, action_id)
+        action = await s.get(Action, action_id) if storable_id(action_id) else None
         if action is None:
             raise NotFound(f"there is no action {action_id}; `sada actions list` shows them")
         return await _queue_followups(s, action, flow, now)
@@ -425,8 +425,8 @@ async def send_followups(
 def overdue_text(action: Action, told: int) -> str:
     """Staff-facing (English): which promise slipped, to how many people, how to close it."""
     day = promised_day(action)
-    what = _quoted(action.texts.get("en") or next(iter(action.texts.values()), ""))
-    scope = [f"{k} {v}" for k, v in (("question", action.question_id),
+    what = _quoted(staff_line(action.texts.get("en") or next(iter(action.texts.values()), "")))
+    scope = [f"{k} {staff_line(str(v))}" for k, v in (("question", action.question_id),
                                       ("segment", action.segment),
                                       ("account", action.account), ("role", action.role),
                                       ("case", action.case_id)) if v is not None]

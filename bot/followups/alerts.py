@@ -32,6 +32,7 @@ from bot.flow.model import (
     NpsQuestion,
     TextQuestion,
 )
+from bot.staff_text import staff_line
 from storage.models import Answer, Case, Contact, FlowVersion, Outbox, SurveySession
 from storage.outbox import enqueue
 
@@ -209,26 +210,31 @@ def alert_text(
     rule = ""
     if threshold is not None:
         rule = f" (alert at {'≥' if kind == 'ces' else '≤'} {threshold})"
-    who = contact.name or contact.first_name or f"{contact.channel} {contact.external_id}"
+    # Every value a respondent or a CRM supplied goes through staff_line: one line each,
+    # no bidi override or line separator that could forge or reverse a line of the alert.
+    who = staff_line(contact.name or contact.first_name
+                     or f"{contact.channel} {contact.external_id}")
     details = [f"{who} (contact {contact.id})"]
     role = _role(contact, flow, answers)
     for label, value in (("account", contact.company), ("role", role),
                          ("segment", contact.segment), ("language", session.language)):
         if value:
-            details.append(f"{label}: {value}")
+            details.append(f"{label}: {staff_line(value)}")
     lines = [
         f"Detractor alert · case #{case.id} · flow {case.flow_id}",
         score_with_scale(flow, case.question_id, case.score) + rule,
         "Contact: " + " · ".join(details),
     ]
     if session.context:
-        context = ", ".join(f"{k}={v}" for k, v in sorted(session.context.items()))
+        context = ", ".join(f"{staff_line(str(k))}={staff_line(str(v))}"
+                            for k, v in sorted(session.context.items()))
         lines.append(f"Context: {context}")
     comment = comment_of(flow, answers)
     if comment:
+        comment = staff_line(comment)
         if len(comment) > _COMMENT_IN_ALERT:
             comment = comment[: _COMMENT_IN_ALERT - 1] + "…"
-        lines.append("Comment: " + comment.replace("\n", " / "))
+        lines.append("Comment: " + comment)
     else:
         lines.append("Comment: (none yet)")
     lines.append(f'Resolve: /resolve {case.id} <note>  or  sada cases resolve {case.id} '

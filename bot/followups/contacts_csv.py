@@ -6,6 +6,9 @@ names in any case with common aliases (`company` for `account`), Persian and
 Arabic-Indic digits in ids. Anything we cannot use is reported as
 `FILE:LINE: column: what is wrong (how to fix)`, one line per problem, and then nothing
 is imported: a half-imported file is harder to fix than a rejected one.
+
+A row with a NUL character is refused (PostgreSQL cannot store one, and it usually means
+a file saved as UTF-16); other control characters are dropped from the text.
 """
 
 from __future__ import annotations
@@ -54,10 +57,15 @@ _LANGUAGE_NAMES = {
     "persian": "fa", "farsi": "fa", "فارسی": "fa", "فارسي": "fa",
     "english": "en", "انگلیسی": "en", "الإنجليزية": "en",
 }
-_TELEGRAM_ID = re.compile(r"^-?[0-9]{1,19}$")
+_TELEGRAM_ID = re.compile(r"^[+-]?[0-9]+$")
+# chat ids are BIGINT columns; Telegram's own stay far below (52 bits)
+MAX_CHAT_ID = 2**63 - 1
 _STRIP = str.maketrans("", "", BIDI_CONTROLS + "\ufeff\u200b")
+# Control characters that are not whitespace (whitespace is collapsed to one space).
+_CONTROLS = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
 _UNNAMED = "-"
 MAX_TEXT = 200
+NUL = "\x00"
 
 
 class ContactsFileError(ValueError):
@@ -107,7 +115,19 @@ def fold_header(name: str) -> str:
 
 def _clean(value: str) -> str:
     # Spreadsheets leave bidi marks and runs of spaces around Arabic and Persian text.
-    return re.sub(r"\s+", " ", value.translate(_STRIP)).strip()
+    return _CONTROLS.sub("", re.sub(r"\s+", " ", value.translate(_STRIP))).strip()
+
+
+def nul_problem(values: Sequence[str], header: Sequence[str] | None = None) -> str | None:
+    """The one-line problem of a record holding NUL characters, or None: PostgreSQL cannot
+    store them, and a file full of them is UTF-16 saved without its byte-order mark."""
+    where = [i for i, value in enumerate(values) if NUL in value]
+    if not where:
+        return None
+    names = ", ".join(header[i] if header is not None and i < len(header) and header[i]
+                      else f"column {i + 1}" for i in where)
+    return (f"{names}: NUL character (\\0) in the text; delete it, or save the file again "
+            "as CSV UTF-8 if it was UTF-16")
 
 
 def read_text(path: Path) -> str:
@@ -161,6 +181,9 @@ def _header(
     problems: list[RowProblem] = []
     seen: dict[str, str] = {}
     accepted = sorted(_ALIASES)
+    nul = nul_problem(values)
+    if nul is not None:
+        return [], [RowProblem(file, line, "", f"header line: {nul}")]
     for raw in values:
         name = fold_header(raw)
         if not name:
@@ -218,6 +241,10 @@ def _row(
                                    f"{len(columns)} columns (put values that contain the "
                                    "separator in double quotes)"))
         return None
+    nul = nul_problem(values, columns)
+    if nul is not None:
+        problems.append(RowProblem(file, line, "", nul))
+        return None
     cells: dict[str, str] = {}
     for index, (column, value) in enumerate(zip(columns, values, strict=True), start=1):
         if column == _UNNAMED:
@@ -233,6 +260,20 @@ def _row(
         problems.append(RowProblem(file, line, "telegram_id", f"{cells['telegram_id']!r} is "
                                    "not a numeric Telegram chat id (use digits only, e.g. "
                                    "123456789; put other ids in external_id)"))
+    elif telegram_id and int(telegram_id) < 0:
+        problems.append(RowProblem(file, line, "telegram_id", f"{cells['telegram_id']} is a "
+                                   "group or channel chat id: a person's chat id is positive "
+                                   "(e.g. 123456789); surveys go to people, one chat each"))
+    elif telegram_id and int(telegram_id) == 0:
+        problems.append(RowProblem(file, line, "telegram_id", "0 is not a Telegram chat id (a "
+                                   "person's chat id is a positive number, e.g. 123456789)"))
+    elif telegram_id and int(telegram_id) > MAX_CHAT_ID:
+        problems.append(RowProblem(file, line, "telegram_id", f"{cells['telegram_id']} is too "
+                                   "large for a Telegram chat id (they have at most 16 "
+                                   "digits; check the column)"))
+    if len(external_id) > MAX_TEXT:
+        problems.append(RowProblem(file, line, "external_id", f"longer than {MAX_TEXT} "
+                                   "characters (use your CRM's id, not a description)"))
     if not telegram_id and not external_id:
         which = " or ".join(c for c in ("telegram_id", "external_id") if c in columns)
         problems.append(RowProblem(file, line, which, "empty id (every row needs one to "

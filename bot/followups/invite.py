@@ -8,21 +8,20 @@ so staff can see later why someone was never asked.
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 import secrets
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from bot.channels.telegram.keyboards import PREFIX
 from bot.channels.telegram.links import TOKEN_BYTES, parse_context
 from bot.engine.normalize import latin_digits
-from bot.flow.loader import FlowError, LoadedFlow, load_flow
+from bot.flow.loader import MAX_FILE_BYTES, FlowError, LoadedFlow, load_flow
 from bot.flow.model import AccountLimit, Flow, duration
 from bot.followups.contacts_csv import (
     COLUMNS,
@@ -30,12 +29,16 @@ from bot.followups.contacts_csv import (
     TELEGRAM,
     ContactsFileError,
     fold_header,
+    nul_problem,
     read_records,
     read_text,
 )
+from bot.followups.dates import parse_moment
 from bot.followups.timing import DEFAULT_WINDOW, next_slot
 from bot.i18n import Translator
+from bot.staff_text import write_csv
 from bot.survey import contact_fields
+from storage.cases import storable_id
 from storage.db import Database
 from storage.invitations import (
     account_invitees,
@@ -156,9 +159,11 @@ def _flow_ids(flows_dir: Path) -> dict[str, Path]:
     if not flows_dir.is_dir():
         return ids
     for path in sorted(flows_dir.glob("*.y*ml")):
-        # The id line is enough to find the file; the flow is validated once chosen.
-        match = re.search(r"^id:\s*['\"]?([a-z][a-z0-9_-]*)", path.read_text("utf-8",
-                                                                              "replace"), re.M)
+        # The id line is enough to find the file; the flow is validated once chosen. Read
+        # no further than a flow file may be: loading says so when it is bigger.
+        with path.open("rb") as file:
+            head = file.read(MAX_FILE_BYTES).decode("utf-8", "replace")
+        match = re.search(r"^id:\s*['\"]?([a-z][a-z0-9_-]*)", head, re.M)
         if match:
             ids.setdefault(match.group(1), path)
     return ids
@@ -172,15 +177,10 @@ def parse_at(text: str | None, now: datetime) -> datetime:
     """--at: ISO 8601 with an offset, or "YYYY-MM-DD HH:MM" in UTC; the past means now."""
     if text is None or not text.strip():
         return now
-    value = latin_digits(text.strip())
     try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InviteError(f"--at {text!r} is not a time: use 2026-12-01T09:00+03:30 (with an "
-                          "offset) or \"2026-12-01 09:00\" (UTC)") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(when.astimezone(UTC), now)
+        return max(parse_moment(text, "--at"), now)
+    except ValueError as exc:
+        raise InviteError(str(exc)) from None
 
 
 def check_context(flow: Flow, items: Sequence[str]) -> dict[str, str]:
@@ -204,6 +204,11 @@ def check_context(flow: Flow, items: Sequence[str]) -> dict[str, str]:
     return context
 
 
+def _row_id(value: str) -> int | None:
+    """A contact_id cell as an id that can exist ("²" and 2**70 cannot), else None."""
+    return int(value) if value.isdecimal() and storable_id(int(value)) else None
+
+
 async def contacts_from_file(db: Database, path: Path) -> tuple[int, ...]:
     """Contact ids listed in a CSV (columns contact_id, telegram_id or external_id; others,
     such as an import file's, are ignored). Every listed contact must exist."""
@@ -218,12 +223,18 @@ async def contacts_from_file(db: Database, path: Path) -> tuple[int, ...]:
     aliases = {"contact_id": "contact_id", "sada_id": "contact_id"}
     aliases |= {a: "telegram_id" for a in COLUMNS["telegram_id"]}
     aliases |= {a: "external_id" for a in COLUMNS["external_id"]}
+    nul = nul_problem(records[0][1])
+    if nul is not None:
+        raise ContactsFileError(f"{path}:{records[0][0]}: header line: {nul}")
     header = [aliases.get(fold_header(name), "") for name in records[0][1]]
     if not any(header):
         raise ContactsFileError(f"{path}:{records[0][0]}: no contact_id, telegram_id or "
                                 "external_id column in the header line")
     wanted: list[tuple[int, str, str]] = []  # (line, kind, value)
     for line, values in records[1:]:
+        nul = nul_problem(values)
+        if nul is not None:
+            raise ContactsFileError(f"{path}:{line}: {nul}")
         cells = {column: latin_digits(v.strip()) for column, v in zip(header, values,
                                                                       strict=False) if column}
         for kind in ("contact_id", "telegram_id", "external_id"):
@@ -237,13 +248,14 @@ async def contacts_from_file(db: Database, path: Path) -> tuple[int, ...]:
         keys = [(TELEGRAM if kind == "telegram_id" else EXTERNAL, value)
                 for _, kind, value in wanted if kind != "contact_id"]
         by_key = await contacts_by_key(s, keys)
-        numeric = [int(v) for _, kind, v in wanted if kind == "contact_id" and v.isdigit()]
-        by_id = {c.id: c for c in await find_contacts(s, ids=numeric)}
+        numeric = [_row_id(v) for _, kind, v in wanted if kind == "contact_id"]
+        by_id = {c.id: c for c in await find_contacts(s, ids=[n for n in numeric if n])}
     problems: list[str] = []
     for line, kind, value in wanted:
         contact: Contact | None
         if kind == "contact_id":
-            contact = by_id.get(int(value)) if value.isdigit() else None
+            number = _row_id(value)
+            contact = by_id.get(number) if number else None
         else:
             contact = by_key.get((TELEGRAM if kind == "telegram_id" else EXTERNAL, value))
         if contact is None or contact.id is None:
@@ -369,14 +381,13 @@ def _write_links(path: Path, rows: Sequence[LinkRow]) -> Path:
     """Write to a temporary file next to `path` (renamed once the database commits)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    # utf-8-sig: Excel opens Arabic and Persian names correctly only with the BOM.
+    # utf-8-sig: Excel opens Arabic and Persian names correctly only with the BOM. Names
+    # come from a CRM: a formula-like one is written as text (bot.staff_text.csv_cell).
     with tmp.open("w", encoding="utf-8-sig", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["contact_id", "external_id", "name", "account", "role", "language",
-                         "link"])
-        for row in rows:
-            writer.writerow([row.contact_id, row.external_id, row.name, row.account, row.role,
-                             row.language, row.link])
+        write_csv(fh, ["contact_id", "external_id", "name", "account", "role", "language",
+                       "link"],
+                  [[row.contact_id, row.external_id, row.name, row.account, row.role,
+                    row.language, row.link] for row in rows])
     return tmp
 
 

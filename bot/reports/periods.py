@@ -19,16 +19,11 @@ class BadDate(ValueError):
 
 
 def parse_date(text: str, option: str = "date") -> date:
-    """YYYY-MM-DD (any digits: ۲۰۲۶-۰۱-۰۵ works too) → date."""
-    cleaned = text.strip().translate(_DIGITS)
-    try:
-        return date.fromisoformat(cleaned)
-    except ValueError:
-        raise BadDate(f"{option} {text!r} is not a date: write it as YYYY-MM-DD, "
-                      "e.g. 2026-01-31") from None
+    """YYYY-MM-DD in any digits → date: bot.followups.dates.parse_day, the one parser of
+    every date option."""
+    from bot.followups.dates import parse_day  # it imports BadDate from here
 
-
-_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
+    return parse_day(text, option)
 
 
 def day_start(day: date) -> datetime:

@@ -7,7 +7,6 @@ with the shares (%) and the small-group flags spelled out.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections.abc import Iterable, Iterator, Sequence
@@ -32,6 +31,8 @@ from bot.reports.metrics import (
     Report,
     ShareResult,
 )
+from bot.staff_text import staff_line
+from bot.staff_text import write_csv as write_rows
 from storage.reports import TextAnswer
 
 DASH = "—"
@@ -144,7 +145,7 @@ def _scores_table(report: Report) -> Table:
         if has["ces"]:
             table.add_column("Δ CES", justify="right")
     for row in rows:
-        label = "all" if row is report.overall else row.key
+        label = "all" if row is report.overall else staff_line(row.key)
         cells = [label + (f" {SMALL_MARK}" if row.too_small else ""), str(row.responses)]
         if has["nps"]:
             cells.append(_nps_cell(row.nps))
@@ -234,7 +235,7 @@ def _dropoff_table(report: Report) -> Table:
     table.add_column("")
     top = max((n for _, n in report.funnel.dropoff), default=0)
     for question, n in report.funnel.dropoff:
-        table.add_row(question, str(n), _bar(n, top))
+        table.add_row(staff_line(question), str(n), _bar(n, top))
     return table
 
 
@@ -250,7 +251,7 @@ def _distribution_tables(report: Report) -> list[Table]:
         top = max((n for _, n in d.counts), default=0)
         for value, n in d.counts:
             share = 100.0 * n / d.n if d.n else None
-            table.add_row(value, str(n), plain(share, 0), _bar(n, top))
+            table.add_row(staff_line(value), str(n), plain(share, 0), _bar(n, top))
         tables.append(table)
     return tables
 
@@ -281,7 +282,7 @@ def _silent_table(report: Report) -> Table:
     for name in ("contact", "role", "invited", "reminders", "invitation"):
         table.add_column(name)
     for s in report.silent:
-        table.add_row(s.name or str(s.contact_id), s.role or DASH,
+        table.add_row(staff_line(s.name or str(s.contact_id)), staff_line(s.role or DASH),
                       s.invited_at.date().isoformat() if s.invited_at else DASH,
                       str(s.reminders), s.status)
     return table
@@ -290,7 +291,7 @@ def _silent_table(report: Report) -> Table:
 def report_renderable(report: Report, *, silent: bool = True) -> Group:
     """The whole report for a terminal: header, scores, funnel, drop-off, trend,
     distributions (and, with `silent`, the silent contacts of a one-account report)."""
-    scope = f" · account {report.account}" if report.account else ""
+    scope = f" · account {staff_line(report.account)}" if report.account else ""
     header = Text.assemble((f"{report.title} ({report.flow_id})", "bold"), scope, "\n",
                            window_text(report))
     parts: list[Any] = [header, _scores_table(report), _funnel_table(report),
@@ -402,22 +403,11 @@ def csv_rows(report: Report) -> Iterator[tuple[str, str, str, Any]]:
         yield "silent", str(s.contact_id), "invited_at", s.invited_at
 
 
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return round(value, 4)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return value
-
-
 def write_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """Rows as CSV text, through Sada's one CSV writer (formula-like text neutralised:
+    bot.staff_text.csv_cell)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow([_cell(v) for v in row])
+    write_rows(buffer, header, rows)
     return buffer.getvalue()
 
 
@@ -508,15 +498,17 @@ def answers_view(answers: list[TextAnswer], question: str, by: str | None) -> Gr
     for a in answers:
         if by and a.key != current:
             current = a.key
-            parts.append(Text(f"\n{by}: {a.key}", style="bold underline"))
-        facts = [a.answered_at.strftime("%Y-%m-%d %H:%M"), a.who, a.account or DASH,
-                 a.role or DASH, a.language]
+            parts.append(Text(f"\n{by}: {staff_line(str(a.key))}", style="bold underline"))
+        # Each value on its own line, in its own direction: an answer cannot pass for the
+        # next answer's header line, nor reverse this one (bot.staff_text).
+        facts = [a.answered_at.strftime("%Y-%m-%d %H:%M"), staff_line(a.who),
+                 staff_line(a.account or DASH), staff_line(a.role or DASH), a.language]
         if a.nps is not None:
             facts.append(f"NPS {a.nps}")
         if a.csat is not None:
             facts.append(f"CSAT {a.csat}")
         parts.append(Text(" · ".join(facts), style="dim"))
-        parts.append(Padding(Text(a.text), (0, 0, 0, 4)))
+        parts.append(Padding(Text(staff_line(a.text)), (0, 0, 0, 4)))
     return Group(*parts)
 
 
@@ -528,7 +520,8 @@ def _account_block(a: AccountSummary) -> Group:
     silent, open cases and promises due (what the account manager acts on)."""
     o = a.overall
     head = Text.assemble(
-        (a.account, "bold"), f" · {o.responses} response{'' if o.responses == 1 else 's'}",
+        (staff_line(a.account), "bold"),
+        f" · {o.responses} response{'' if o.responses == 1 else 's'}",
         f" · NPS {_nps_cell(o.nps)}" if o.nps is not None else "",
         f" · answered {a.responded} of {a.invited} invited" if a.invited else "",
         (f"  {SMALL_MARK} too small to trust", "dim") if o.too_small else "",
@@ -542,7 +535,8 @@ def _account_block(a: AccountSummary) -> Group:
             if getattr(o, name.split()[0].lower()) is not None:
                 table.add_column(name, justify="right")
         for r in a.roles:
-            cells = [r.key + (f" {SMALL_MARK}" if r.too_small else ""), str(r.responses)]
+            cells = [staff_line(r.key) + (f" {SMALL_MARK}" if r.too_small else ""),
+                     str(r.responses)]
             if o.nps is not None:
                 cells.append(_nps_cell(r.nps))
             if o.csat is not None:
@@ -553,9 +547,10 @@ def _account_block(a: AccountSummary) -> Group:
         parts.append(Padding(table, (0, 0, 0, 2)))
     follow = []
     if a.silent_roles:
-        follow.append(f"silent roles: {', '.join(a.silent_roles)}")
+        follow.append(f"silent roles: {', '.join(staff_line(r) for r in a.silent_roles)}")
     if a.silent:
-        people = ", ".join(f"{s.name} ({s.role or DASH})" for s in a.silent)
+        people = ", ".join(f"{staff_line(s.name or str(s.contact_id))} "
+                           f"({staff_line(s.role or DASH)})" for s in a.silent)
         follow.append(f"invited, never answered: {people}")
     if a.open_cases:
         follow.append(f"open cases: {a.open_cases}")

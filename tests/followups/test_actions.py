@@ -338,8 +338,9 @@ def _texts() -> list[str]:
 
 def test_cli_add_list_show_done(cli_env: str) -> None:
     people = on_database(cli_env, population)
+    # the promised day in Persian digits, as every other date Sada reads
     code, out = sada("add", "--flow", "b2b-supplier", "--segment", "gold", *_texts(),
-                     "--promised", "2026-12-12")
+                     "--promised", "۲۰۲۶-۱۲-۱۲")
     assert code == 0, out
     assert out.splitlines() == [
         "action 1 added (flow b2b-supplier, segment gold, promised 2026-12-12)",
@@ -373,6 +374,10 @@ def test_cli_add_list_show_done(cli_env: str) -> None:
     assert code == 2 and "there is no action 9" in out
     code, out = sada("show", "9")
     assert code == 2 and "there is no action 9" in out
+    for command in ("done", "show", "send"):  # beyond what a database id holds: one line
+        code, out = sada(command, str(2**70))
+        assert code == 2 and len(out.strip().splitlines()) == 1, out
+        assert f"there is no action {2**70}: action ids run from 1 to 2147483647" in out
 
 
 @pytest.mark.parametrize(
@@ -385,9 +390,16 @@ def test_cli_add_list_show_done(cli_env: str) -> None:
         (["--flow", "b2b-supplier", "--text-en", "x", "--text-fa", "y"],
          "--text-ar: no 'ar' text: flow 'b2b-supplier' falls back to its default language"),
         (["--flow", "b2b-supplier", "--promised", "2026-13-01"],
-         "--promised: '2026-13-01' is not a real date"),
+         "--promised: '2026-13-01' is not a date: write it as YYYY-MM-DD, e.g. 2026-01-31"),
         (["--flow", "b2b-supplier", "--promised", "12/12/2026"],
-         "--promised: expected a date like 2026-12-31, got '12/12/2026'"),
+         "--promised: '12/12/2026' is not a date: write it as YYYY-MM-DD"),
+        (["--flow", "b2b-supplier", "--promised", "9999-12-31"],
+         "--promised: '9999-12-31' is out of range: give a date between 1970-01-01 and "
+         "2999-12-31"),
+        (["--flow", "b2b-supplier", "--case", str(2**70)],
+         f"there is no case {2**70}: case ids run from 1 to 2147483647"),
+        (["--flow", "b2b-supplier", "--case", "²"],
+         "'²' is not a number: give the case's id as `sada cases list --all` shows it"),
         (["--flow", "b2b-supplier", "--promised", "2026-11-01"],
          "--promised: the promised date 2026-11-01 is already past"),
         (["--flow", "b2b-supplier", "--case", "99"],
@@ -473,7 +485,7 @@ def test_cli_file_problems_with_positions_and_nothing_added(cli_env: str) -> Non
     lines = out.splitlines()
     expected = [
         f"{bad}:5:5: error: unknown key 'segmnt' in action 1; did you mean 'segment'?",
-        f"{bad}:6:15: error: 'promised' of action 1: '2026-13-01' is not a real date",
+        f"{bad}:6:15: error: 'promised' of action 1: '2026-13-01' is not a date",
         f"{bad}:9:7: error: unknown language 'de' in the text of action 1",
         f"{bad}:11:15: error: action 2: flow 'b2b-supplier' has no question 'cess'; did you "
         "mean 'ces'?",

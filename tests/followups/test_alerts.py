@@ -362,7 +362,11 @@ def test_cli_list_and_resolve(cli_env: str) -> None:
     [
         (["resolve", "77", "--note", "x"], 2, "there is no case 77"),
         (["resolve", "1", "--note", "   "], 2, "--note is empty"),
-        (["resolve", "abc", "--note", "x"], 2, "ID"),
+        (["resolve", "abc", "--note", "x"], 2,
+         "'abc' is not a number: give the case's id as `sada cases list --all` shows it"),
+        (["resolve", str(2**70), "--note", "x"], 2,
+         f"there is no case {2**70}: case ids run from 1 to 2147483647"),
+        (["resolve", "۷۷", "--note", "x"], 2, "there is no case 77"),  # any digits
         (["resolve", "1"], 2, "--note"),
     ],
 )
