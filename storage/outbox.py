@@ -2,8 +2,10 @@
 
 Writers (invitations, reminders, alerts, follow-ups) call :func:`enqueue` inside their own
 transaction, so a message exists exactly when the state that caused it was committed. The
-dispatcher then claims due rows atomically (:func:`claim_due`), sends them, and records the
-outcome (:func:`mark_sent`, :func:`reschedule`, :func:`mark_failed`).
+dispatcher then claims due rows atomically (:func:`claim_due`), records each send as it
+starts (:func:`start_send`), sends, and records the outcome (:func:`mark_sent`,
+:func:`reschedule`, :func:`mark_failed`), or hands rows it did not send back
+(:func:`release`).
 
 Claiming works the same on both backends, in one statement: ``WITH due AS (SELECT id …
 ORDER BY due_at, id LIMIT n [FOR UPDATE SKIP LOCKED]) UPDATE … WHERE id IN (SELECT id FROM
@@ -16,19 +18,28 @@ row carries a lease (``locked_until``): a worker that dies mid-batch leaves rows
 The lease end a claim wrote is also its fencing token: the outcome functions accept it as
 ``claimed_until`` and then change the row only if that claim still holds, so a worker whose
 lease ran out cannot overwrite the result of the worker that took the row over.
+
+``attempts`` counts sends really started, never claims: a claim may hold up to a whole batch
+while only one message is on the wire, and a process that is killed again and again (a crash
+loop, a service manager's stop timeout) must not use up the attempts of messages it never
+sent. :func:`start_send` commits the attempt before the transport is called, so what survives
+``kill -9`` is right either way: a crash during a send counts toward giving up (the message
+may have gone), a crash before it leaves the row exactly as it was.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import and_, case, func, literal, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 from storage.db import Database
 from storage.models import Contact, Outbox
@@ -143,8 +154,9 @@ async def claim_due(
 ) -> list[Outbox]:
     """Atomically take up to ``limit`` due rows, earliest first, for ``lease``.
 
-    Each returned row is "sending", with ``locked_until = now + lease`` and one more attempt;
-    no other claim returns it until the lease ends. ``worker`` names the claimer in logs.
+    Each returned row is "sending", with ``locked_until = now + lease``; no other claim
+    returns it until the lease ends. A claim is not an attempt (see :func:`start_send`).
+    ``worker`` names the claimer in logs.
     """
     if limit <= 0:
         return []
@@ -168,7 +180,7 @@ async def claim_due(
         .where(col(Outbox.id).in_(select(due.c.id)))
         # The CTE picked rows under lock, but re-check: a row's state is what counts.
         .where(_claimable(now))
-        .values(status="sending", locked_until=until, attempts=col(Outbox.attempts) + 1)
+        .values(status="sending", locked_until=until)
         .returning(Outbox)
         .execution_options(synchronize_session=False)
     )
@@ -190,6 +202,58 @@ async def _finish(db: Database, conditions: list[Any], values: dict[str, Any]) -
     stmt = update(Outbox).where(*conditions).values(**values).returning(col(Outbox.id))
     async with db.session() as s, s.begin():
         return (await s.exec(stmt)).first() is not None
+
+
+async def start_send(
+    db: Database, outbox_id: int, *, claimed_until: datetime | None = None
+) -> int | None:
+    """Record that a send of a claimed row starts now: one more attempt, committed.
+
+    Call it right before the transport, never earlier: the count must survive a ``kill -9``
+    during the send, and must not grow when the process dies before sending. Returns the
+    row's attempts including this one, or None when the claim no longer holds (do not send).
+    """
+    stmt = (
+        update(Outbox)
+        .where(*_held(outbox_id, claimed_until))
+        .values(attempts=col(Outbox.attempts) + 1)
+        .returning(col(Outbox.attempts))
+    )
+    async with db.session() as s, s.begin():
+        attempts = (await s.exec(stmt)).scalar()
+    return None if attempts is None else int(attempts)
+
+
+async def release(
+    db: Database, rows: Sequence[Outbox], *, not_before: datetime | None = None
+) -> int:
+    """Hand claimed rows back to the queue unsent, as they were: no attempt, no error.
+
+    ``rows`` are rows as :func:`claim_due` returned them (their ``locked_until`` is the claim
+    that must still hold); ``not_before`` moves their due time no earlier than it (a 429
+    pause). One transaction for all of them: a stop releases a whole batch at once. Returns
+    how many were still held by these claims.
+    """
+    if not rows:
+        return 0
+    claims = [
+        and_(col(Outbox.id) == row.id, col(Outbox.locked_until) == row.locked_until)
+        for row in rows
+    ]
+    values: dict[str, Any] = {"status": "queued", "locked_until": None}
+    if not_before is not None:
+        due = col(Outbox.due_at)
+        # typed like the column, so SQLite compares and stores it in the column's own format
+        floor = literal(not_before, type_=UTCDateTime())
+        values["due_at"] = case((due < floor, floor), else_=due)
+    stmt = (
+        update(Outbox)
+        .where(col(Outbox.status) == "sending", or_(*claims))
+        .values(**values)
+        .returning(col(Outbox.id))
+    )
+    async with db.session() as s, s.begin():
+        return len((await s.exec(stmt)).all())
 
 
 async def mark_sent(
@@ -217,10 +281,12 @@ async def reschedule(
     claimed_until: datetime | None = None,
     count_attempt: bool = True,
 ) -> bool:
-    """Put a claimed row back in the queue for ``due_at`` (429, network error …).
+    """Put a claimed row whose send was tried back in the queue for ``due_at`` (429,
+    network error …).
 
-    ``count_attempt=False`` gives back the attempt the claim took: a rate limit is Telegram
-    pacing us, not the message failing, and must not bring it closer to giving up.
+    ``count_attempt=False`` gives back the attempt :func:`start_send` recorded: a rate limit
+    is Telegram pacing us, not the message failing, and must not bring it closer to giving
+    up. (A row never sent goes back through :func:`release`.)
     """
     values: dict[str, Any] = {
         "status": "queued",
@@ -229,7 +295,9 @@ async def reschedule(
         "last_error": _error(error),
     }
     if not count_attempt:
-        values["attempts"] = col(Outbox.attempts) - 1
+        values["attempts"] = case(
+            (col(Outbox.attempts) > 0, col(Outbox.attempts) - 1), else_=0
+        )
     return await _finish(db, _held(outbox_id, claimed_until), values)
 
 

@@ -14,6 +14,12 @@ lease still has ``send_timeout`` left, and is cut off after ``send_timeout`` (co
 transient error, since the message may or may not have gone). So no other worker can take
 over a row while this one may still be sending it, given clocks that agree (NTP) to within
 the margin between ``send_timeout`` and ``lease``.
+
+An attempt is counted when a send starts (``outbox.start_send``, committed just before the
+transport call), not when a batch is claimed: rows a dead worker held but never sent come
+back exactly as they were. :meth:`Dispatcher.stop` (SIGTERM) takes no new row, lets the
+sends in flight finish (cut off after a grace period) and hands the rest of the batch back
+to the queue in one transaction, so stopping takes about one send, not the whole queue.
 """
 
 from __future__ import annotations
@@ -96,7 +102,7 @@ class DispatchReport:
     failed: int = 0  # given up: refused, blocked, or out of attempts
     blocked: int = 0  # 403s among the failed
     cancelled: int = 0  # other queued messages cancelled because their chat blocked us
-    released: int = 0  # claimed but handed back unsent (paused by a 429, lease running out)
+    released: int = 0  # claimed but handed back unsent (a 429 pause, lease running out, stop)
     lost_lease: int = 0  # outcome not recorded: the lease had passed to another worker
     paused_until: datetime | None = None
 
@@ -147,6 +153,29 @@ class Dispatcher:
             raise ValueError("send_timeout must be shorter than the lease")
         self.backoff = backoff or exponential_backoff()
         self.paused_until: datetime | None = None
+        self.stopping = False
+        self._stop_at: float | None = None  # loop time by which sends in flight are cut off
+        self._in_flight: set[asyncio.Timeout] = set()  # the time-outs of sends on the wire
+        self._waiting: set[asyncio.Future[None]] = set()  # turns awaited from the limiter
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop sending (SIGTERM): claim nothing more, start no new send, and hand the rest
+        of the claimed batch back unsent. Sends already on the wire may finish for ``grace``
+        seconds; then they are cut off like a time-out (the message may have gone: that
+        attempt counts, and the row is retried later). Call from the dispatcher's loop."""
+        self.stopping = True
+        self._stop_at = asyncio.get_running_loop().time() + max(grace, 0.0)
+        for timeout in self._in_flight:
+            when = timeout.when()
+            if when is None or when > self._stop_at:
+                timeout.reschedule(self._stop_at)
+        for turn in self._waiting:  # a wait for the limiter (maybe a long 429 pause)
+            turn.cancel()
+
+    def start(self) -> None:
+        """Send again after :meth:`stop` (a dispatcher starts out sending)."""
+        self.stopping = False
+        self._stop_at = None
 
     def paused(self) -> bool:
         return self.paused_until is not None and self.clock() < self.paused_until
@@ -160,6 +189,8 @@ class Dispatcher:
     async def run_once(self) -> DispatchReport:
         """Claim one batch of due messages and send them; return what happened."""
         report = DispatchReport()
+        if self.stopping:
+            return report
         if self.paused():
             report.paused_until = self.paused_until
             return report
@@ -171,21 +202,34 @@ class Dispatcher:
         if not rows:
             return report
         log.debug("%s claimed %d message(s)", self.worker_id, len(rows))
+        unsent: list[Outbox] = []  # left when a stop came: released together at the end
         if self.concurrency == 1:
             pending = list(rows)
-            while pending:
+            while pending and not self.stopping:
                 row = self._next(pending)
                 await self._deliver(row, report)
+            unsent = pending
         else:
             gate = asyncio.Semaphore(self.concurrency)
+            # One task per chat, its rows one after another: a chat's messages arrive in due
+            # order whatever the concurrency (and each send is awaited before the next).
+            by_chat: dict[int, list[Outbox]] = {}
+            for row in rows:
+                by_chat.setdefault(row.chat_id, []).append(row)
 
-            async def one(row: Outbox) -> None:
-                async with gate:
-                    await self._deliver(row, report)
+            async def chat(queue: list[Outbox]) -> None:
+                for row in queue:
+                    async with gate:
+                        if self.stopping:
+                            unsent.append(row)
+                        else:
+                            await self._deliver(row, report)
 
             async with asyncio.TaskGroup() as group:
-                for row in rows:
-                    group.create_task(one(row))
+                for queue in by_chat.values():
+                    group.create_task(chat(queue))
+        if unsent:
+            await self._release(unsent, report, "stopping")
         if self.paused():
             report.paused_until = self.paused_until
         return report
@@ -205,41 +249,73 @@ class Dispatcher:
         assert row.locked_until is not None
         return row.locked_until - self.clock()
 
-    async def _release(self, row: Outbox, report: DispatchReport, why: str) -> None:
-        # Back to the queue as it was: neither a failure nor an attempt.
-        due = row.due_at
-        if self.paused() and self.paused_until is not None:
-            due = max(due, self.paused_until)
-        if await outbox.reschedule(self.database, _id(row), due, why,
-                                   claimed_until=row.locked_until, count_attempt=False):
-            report.released += 1
-        else:
-            report.lost_lease += 1
+    async def _release(self, rows: list[Outbox], report: DispatchReport, why: str) -> None:
+        # Back to the queue as they were: neither a failure nor an attempt.
+        not_before = self.paused_until if self.paused() else None
+        released = await outbox.release(self.database, rows, not_before=not_before)
+        report.released += released
+        report.lost_lease += len(rows) - released
+        log.debug("%s released %d message(s) unsent: %s", self.worker_id, released, why)
+
+    async def _turn(self, chat_id: int) -> bool:
+        """Wait for the rate limiter's go for ``chat_id``; False when a stop came first."""
+        if self.stopping:
+            return False
+        turn = asyncio.ensure_future(self.limiter.acquire(chat_id))
+        self._waiting.add(turn)
+        try:
+            await asyncio.wait({turn})
+        finally:
+            self._waiting.discard(turn)
+            turn.cancel()  # only does something when we are cancelled ourselves
+        if turn.cancelled():
+            return False
+        turn.result()  # a bug in the limiter surfaces here
+        return not self.stopping
+
+    def _send_deadline(self) -> float:
+        """When the send starting now is cut off, in loop time."""
+        deadline = asyncio.get_running_loop().time() + self.send_timeout.total_seconds()
+        return deadline if self._stop_at is None else min(deadline, self._stop_at)
 
     async def _deliver(self, row: Outbox, report: DispatchReport) -> None:
         if self.paused():
-            await self._release(row, report, "paused by a rate limit")
+            await self._release([row], report, "paused by a rate limit")
             return
-        if row.attempts > self.max_attempts:
-            # Claimed again and again without an outcome (workers dying on it): stop.
-            await self._fail(row, report, f"gave up after {row.attempts - 1} attempts")
+        if row.attempts >= self.max_attempts:
+            # Sends started again and again without an outcome (workers dying during them).
+            await self._fail(row, report, f"gave up after {row.attempts} attempts")
             return
         try:
             keyboard = to_keyboard(row.keyboard)
         except BadKeyboard as exc:
             await self._fail(row, report, str(exc))
             return
-        await self.limiter.acquire(row.chat_id)
+        if not await self._turn(row.chat_id):
+            await self._release([row], report, "stopping")
+            return
         if self.paused():  # a 429 arrived while we waited for our turn
-            await self._release(row, report, "paused by a rate limit")
+            await self._release([row], report, "paused by a rate limit")
             return
         if self._lease_left(row) <= self.send_timeout:
-            await self._release(row, report, "lease too short to send safely")
+            await self._release([row], report, "lease too short to send safely")
             return
+        # Durable before the send: a crash from here on counts this attempt, and no earlier.
+        attempts = await outbox.start_send(self.database, _id(row),
+                                           claimed_until=row.locked_until)
+        if attempts is None:
+            report.lost_lease += 1
+            return
+        row.attempts = attempts
         # The at-least-once window opens here and closes when mark_sent commits.
         try:
-            async with asyncio.timeout(self.send_timeout.total_seconds()):
-                message_id = await self.transport.send_text(row.chat_id, row.text, keyboard)
+            async with asyncio.timeout_at(self._send_deadline()) as timeout:
+                self._in_flight.add(timeout)
+                try:
+                    message_id = await self.transport.send_text(row.chat_id, row.text,
+                                                                keyboard)
+                finally:
+                    self._in_flight.discard(timeout)
         except RetryAfter as exc:
             await self._rate_limited(row, report, exc.seconds)
         except Blocked as exc:
@@ -315,6 +391,8 @@ async def dispatch_until_idle(
     """
     total = DispatchReport()
     for _ in range(max_rounds):
+        if dispatcher.stopping:
+            break
         if dispatcher.paused():
             assert dispatcher.paused_until is not None
             await dispatcher.sleep((dispatcher.paused_until - dispatcher.clock()).total_seconds())

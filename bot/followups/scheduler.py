@@ -201,6 +201,7 @@ class FollowupService:
         planners: Sequence[tuple[str, Job]] | None = None,
         dispatch_every: float = 1.0,
         plan_every: float = 60.0,
+        stop_grace: float = 5.0,
     ) -> None:
         self.database = database
         self.clock = clock
@@ -210,6 +211,9 @@ class FollowupService:
         )
         self.dispatch_every = dispatch_every
         self.plan_every = plan_every
+        # How long stop() lets a send already on the wire finish: well inside the 10 s a
+        # service manager commonly gives between SIGTERM and SIGKILL.
+        self.stop_grace = stop_grace
         self.scheduler: FollowupScheduler | None = None
 
     async def dispatch(self, now: datetime) -> None:
@@ -219,7 +223,8 @@ class FollowupService:
             if report.sent or report.failed:
                 log.info("outbox: %d sent, %d failed, %d retried, %d rate-limited",
                          report.sent, report.failed, report.retried, report.rate_limited)
-            if report.claimed < self.dispatcher.batch or self.dispatcher.paused():
+            if (report.claimed < self.dispatcher.batch or self.dispatcher.paused()
+                    or self.dispatcher.stopping):
                 return
 
     async def plan(self, now: datetime) -> None:
@@ -235,6 +240,7 @@ class FollowupService:
         """Start the ticks (call inside the running event loop)."""
         if self.scheduler is not None:
             raise RuntimeError("the follow-up service is already running")
+        self.dispatcher.start()  # after a stop(), the same service may start again
         jobs: list[JobSpec] = [("dispatch", self.dispatch, self.dispatch_every)]
         if self.planners:
             jobs.append(("plan", self.plan, self.plan_every))
@@ -246,11 +252,18 @@ class FollowupService:
         return self.scheduler
 
     async def stop(self) -> None:
-        """Stop ticking and let the runs in progress finish."""
+        """Stop ticking, finish the sends in flight and give the rest back to the queue.
+
+        Not a drain: with thousands of messages due, sending them all at Telegram's pace
+        would outlast any service manager's stop timeout (and its SIGKILL then cuts a send
+        off anyway). The dispatcher starts no new send; those on the wire get ``stop_grace``
+        seconds; the rest of the claimed batch goes back unsent, attempts unchanged, for the
+        next start. A planner run in progress finishes (it only writes rows)."""
         if self.scheduler is None:
             return
         scheduler, self.scheduler = self.scheduler, None
         scheduler.shutdown(wait=False)
+        self.dispatcher.stop(self.stop_grace)
         await scheduler.drain()
 
     async def __aenter__(self) -> Self:

@@ -211,21 +211,45 @@ async def test_rows_of_a_crashed_worker_are_sent_after_its_lease(
     assert (await dispatcher.run_once()).claimed == 0
     clock.advance(seconds=61)
     assert (await dispatcher.run_once()).sent == 3
-    assert [r.attempts for r in (await _rows(database)).values()] == [2, 2, 2]
+    # the dead worker's claim was no attempt: each was sent once, on its first attempt
+    assert [r.attempts for r in (await _rows(database)).values()] == [1, 1, 1]
 
 
-async def test_a_row_reclaimed_too_often_is_given_up_without_sending(
+async def test_a_row_whose_sends_keep_dying_is_given_up_without_sending_again(
     database: Database, clock: FakeClock, transport: RecordingTransport
 ) -> None:
     await _queue(database, clock, "poison", chat_id=70)
     lease = timedelta(seconds=10)
-    for _ in range(3):  # three workers died holding it
-        await outbox.claim_due(database, now=clock.now(), limit=1, lease=lease, worker="x")
+    for _ in range(3):  # three workers died while sending it (it may have gone each time)
+        [row] = await outbox.claim_due(database, now=clock.now(), limit=1, lease=lease,
+                                       worker="x")
+        assert row.id is not None
+        await outbox.start_send(database, row.id, claimed_until=row.locked_until)
         clock.advance(seconds=11)
     report = await _dispatcher(database, transport, clock, lease=lease,
                                send_timeout=timedelta(seconds=5), max_attempts=3).run_once()
     assert report.failed == 1 and transport.attempts == []
     assert (await _rows(database))["poison"].last_error == "gave up after 3 attempts"
+
+
+async def test_a_crash_loop_that_never_sends_uses_up_no_attempts(
+    database: Database, clock: FakeClock, transport: RecordingTransport
+) -> None:
+    """Workers killed again and again while holding a batch, before sending any of it (or
+    during the send of its first row only): only that row's attempts grow."""
+    for i in range(10):
+        await _queue(database, clock, f"inv{i}", chat_id=700 + i)
+    lease = timedelta(seconds=10)
+    for _ in range(7):  # more kills than max_attempts
+        rows = await outbox.claim_due(database, now=clock.now(), limit=50, lease=lease,
+                                      worker="doomed")
+        assert len(rows) == 10
+        clock.advance(seconds=11)
+    report = await dispatch_until_idle(_dispatcher(database, transport, clock, lease=lease,
+                                                   send_timeout=timedelta(seconds=5)))
+    assert (report.sent, report.failed) == (10, 0)
+    assert sorted(transport.texts()) == sorted(f"inv{i}" for i in range(10))
+    assert {r.attempts for r in (await _rows(database)).values()} == {1}
 
 
 async def test_catch_up_after_downtime_sends_each_overdue_message_once(

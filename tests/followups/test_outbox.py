@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import typer
@@ -126,7 +126,8 @@ async def test_claim_due_takes_due_rows_in_order_and_respects_the_limit(
         await _queue(database, f"m{i}", chat_id=i, due=NOW + timedelta(minutes=minutes))
     first = await outbox.claim_due(database, now=NOW, limit=2, lease=LEASE, worker="w")
     assert [r.key for r in first] == ["m1", "m3"]
-    assert all(r.status == "sending" and r.attempts == 1 and r.locked_until == NOW + LEASE
+    # a claim is not an attempt: only a send started (start_send) counts
+    assert all(r.status == "sending" and r.attempts == 0 and r.locked_until == NOW + LEASE
                for r in first)
     second = await outbox.claim_due(database, now=NOW, limit=10, lease=LEASE, worker="w")
     assert [r.key for r in second] == ["m2"]  # m0 and m4 are not due yet
@@ -143,12 +144,16 @@ async def test_a_leased_row_is_never_claimed_twice_until_its_lease_ends(
         later = NOW + timedelta(seconds=seconds)
         assert await outbox.claim_due(database, now=later, limit=5, lease=LEASE,
                                       worker="b") == []
-    # Worker "a" died; after its lease the row comes back, one attempt further.
+    # Worker "a" died during its send; after its lease the row comes back, that attempt
+    # counted.
+    assert row.id is not None
+    assert await outbox.start_send(database, row.id, claimed_until=row.locked_until) == 1
     after = NOW + LEASE + timedelta(seconds=1)
     [again] = await outbox.claim_due(database, now=after, limit=5, lease=LEASE, worker="b")
-    assert (again.id, again.attempts, again.locked_until) == (row.id, 2, after + LEASE)
+    assert (again.id, again.attempts, again.locked_until) == (row.id, 1, after + LEASE)
     # The dead worker's claim no longer holds: its outcome is refused (fencing).
-    assert row.id is not None and again.id is not None
+    assert again.id is not None
+    assert await outbox.start_send(database, row.id, claimed_until=row.locked_until) is None
     assert not await outbox.mark_sent(database, row.id, 7, after, claimed_until=row.locked_until)
     assert await outbox.mark_sent(database, again.id, 8, after, claimed_until=again.locked_until)
     stored = (await _rows(database))["only"]
@@ -181,6 +186,8 @@ async def test_reschedule_and_mark_failed(database: Database) -> None:
     await _queue(database, "b")
     a, b = await outbox.claim_due(database, now=NOW, limit=5, lease=LEASE, worker="w")
     assert a.id is not None and b.id is not None
+    for row in (a, b):
+        assert await outbox.start_send(database, row.id, claimed_until=row.locked_until) == 1
     later = NOW + timedelta(seconds=7)
     # a 429 gives the attempt back; a transient error keeps it
     assert await outbox.reschedule(database, a.id, later, "429: retry after 7s",
@@ -195,9 +202,56 @@ async def test_reschedule_and_mark_failed(database: Database) -> None:
     assert await outbox.claim_due(database, now=NOW, limit=5, lease=LEASE, worker="w") == []
     [again] = await outbox.claim_due(database, now=later, limit=5, lease=LEASE, worker="w")
     assert again.id is not None
+    await outbox.start_send(database, again.id, claimed_until=again.locked_until)
     assert await outbox.reschedule(database, again.id, later + timedelta(minutes=1), "timeout",
                                    claimed_until=again.locked_until)
     assert (await _rows(database))["a"].attempts == 1
+
+
+async def test_claims_that_end_without_a_send_leave_the_row_as_it_was(
+    database: Database,
+) -> None:
+    """A crash loop: claimed again and again by workers that die before sending it (or stop
+    and release it). None of that is an attempt; a send started is, even if its worker dies
+    before the outcome is known."""
+    await _queue(database, "m")
+    at = NOW
+    for _ in range(8):  # killed holding it, lease after lease
+        [row] = await outbox.claim_due(database, now=at, limit=5, lease=LEASE, worker="x")
+        assert row.attempts == 0
+        at += LEASE + timedelta(seconds=1)
+    [row] = await outbox.claim_due(database, now=at, limit=5, lease=LEASE, worker="y")
+    assert await outbox.release(database, [row]) == 1  # a stop hands it back
+    assert await outbox.release(database, [row]) == 0  # not held any more
+    stored = (await _rows(database))["m"]
+    assert (stored.status, stored.attempts, stored.due_at, stored.last_error,
+            stored.locked_until) == ("queued", 0, NOW, None, None)
+    [row] = await outbox.claim_due(database, now=at, limit=5, lease=LEASE, worker="z")
+    assert row.id is not None
+    assert await outbox.start_send(database, row.id, claimed_until=row.locked_until) == 1
+    # the worker dies during the send: the attempt stays counted
+    [row] = await outbox.claim_due(database, now=at + LEASE + timedelta(seconds=1), limit=5,
+                                   lease=LEASE, worker="z2")
+    assert row.attempts == 1
+
+
+async def test_release_hands_back_a_batch_at_once_not_before_a_pause(
+    database: Database,
+) -> None:
+    for i, minutes in enumerate([-5, 0, 10]):
+        await _queue(database, f"m{i}", chat_id=i, due=NOW + timedelta(minutes=minutes))
+    rows = await outbox.claim_due(database, now=NOW + timedelta(minutes=10), limit=5,
+                                  lease=LEASE, worker="w")
+    assert len(rows) == 3
+    stale = rows[0].model_copy(update={"locked_until": NOW})  # a claim that no longer holds
+    assert await outbox.release(database, [stale]) == 0
+    tehran = timezone(timedelta(hours=3, minutes=30))
+    pause_end = (NOW + timedelta(minutes=1)).astimezone(tehran)  # stored as the same instant
+    assert await outbox.release(database, rows, not_before=pause_end) == 3
+    stored = await _rows(database)
+    assert {k: (r.status, r.attempts, r.due_at) for k, r in stored.items()} == {
+        "m0": ("queued", 0, pause_end), "m1": ("queued", 0, pause_end),
+        "m2": ("queued", 0, NOW + timedelta(minutes=10))}
 
 
 async def test_mark_blocked_marks_the_chat_unreachable_and_cancels_its_queue(
@@ -235,6 +289,7 @@ async def test_status_summary_counts_timing_and_failures(database: Database) -> 
     await _queue(database, "a1", kind="alert", due=NOW - timedelta(hours=1))
     [alert] = await outbox.claim_due(database, now=NOW, limit=1, lease=LEASE, worker="w")
     assert alert.id is not None
+    await outbox.start_send(database, alert.id)
     await outbox.mark_failed(database, alert.id, "refused: chat not found", NOW)
     summary = await outbox.status_summary(database, NOW + timedelta(minutes=1))
     assert summary.counts == {("invitation", "queued"): 2, ("reminder", "queued"): 1,

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 import types
 from datetime import datetime, timedelta
 
 import pytest
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlmodel import select
 
+from bot.channels.telegram.events import RetryAfter
 from bot.followups import scheduler as sched
 from bot.followups.dispatcher import Dispatcher
+from bot.followups.ratelimit import RateLimiter
 from bot.followups.scheduler import (
     FollowupService,
     PlannerHook,
@@ -25,6 +29,7 @@ from bot.followups.scheduler import (
 )
 from storage import outbox
 from storage.db import Database
+from storage.models import Outbox
 from tests.followups.outbox_fakes import FakeClock, RecordingTransport, unpaced
 
 WAIT = 20.0  # seconds: only a broken run gets anywhere near this
@@ -200,3 +205,111 @@ async def test_the_service_drains_a_backlog_larger_than_a_batch(database: Databa
     await service.dispatch(clock.now())  # one tick: batch after batch until it runs dry
     assert len(transport.delivered) == 25
     await service.stop()  # never started: nothing to stop
+
+
+# --- stopping (SIGTERM) under a full queue -----------------------------------------------------
+
+
+class SlowTransport(RecordingTransport):
+    """Each send takes ``delay`` real seconds (``None``: never answers)."""
+
+    def __init__(self, clock: FakeClock, delay: float | None) -> None:
+        super().__init__(clock)
+        self.delay = delay
+        self.started = 0
+
+    async def send_text(self, chat_id: int, text: str, keyboard: object) -> int:
+        self.started += 1
+        if self.delay is None:
+            await asyncio.Event().wait()
+        await asyncio.sleep(self.delay or 0)
+        return await super().send_text(chat_id, text, None)
+
+
+async def _fill(database: Database, clock: FakeClock, count: int) -> None:
+    async with database.session() as s, s.begin():
+        for i in range(count):
+            await outbox.enqueue(s, key=f"inv:{i}", kind="invitation", chat_id=1000 + i,
+                                 contact_id=None, text=f"m{i:04d}", keyboard=None,
+                                 due_at=clock.now(), now=clock.now())
+
+
+async def _by_status(database: Database) -> dict[str, list[Outbox]]:
+    async with database.session() as s, s.begin():
+        rows = (await s.exec(select(Outbox))).all()
+    grouped: dict[str, list[Outbox]] = {}
+    for row in rows:
+        grouped.setdefault(row.status, []).append(row)
+    return grouped
+
+
+async def _stop_timed(service: FollowupService) -> float:
+    started = time.monotonic()
+    # bounds a broken stop only (before the fix it drained the queue: minutes here)
+    await asyncio.wait_for(service.stop(), WAIT)
+    return time.monotonic() - started
+
+
+async def test_stop_finishes_the_send_in_flight_and_gives_the_rest_back(
+    database: Database,
+) -> None:
+    clock = FakeClock()
+    transport = SlowTransport(clock, delay=0.05)
+    await _fill(database, clock, 400)  # 20 s of sending at this pace
+    dispatcher = Dispatcher(database, transport, limiter=unpaced(), clock=clock.now, batch=50)
+    service = FollowupService(database, transport, clock=clock.now, dispatcher=dispatcher,
+                              planners=[], dispatch_every=0.02)
+    service.start()
+    await _until(lambda: len(transport.delivered) >= 5, "five messages sent")
+    took = await _stop_timed(service)
+    assert took < 1.0, f"stopping took {took:.1f}s"
+    rows = await _by_status(database)
+    assert set(rows) == {"sent", "queued"}  # nothing left "sending", failed or lost
+    assert len(rows["sent"]) + len(rows["queued"]) == 400
+    assert sorted(r.text for r in rows["sent"]) == sorted(transport.texts())  # each once
+    assert transport.started == len(transport.delivered)  # the one in flight finished
+    assert {r.attempts for r in rows["queued"]} == {0}  # handed back untouched
+    assert {r.locked_until for r in rows["queued"]} == {None}
+    # the next start sends what was given back
+    service.start()
+    await _until(lambda: len(transport.delivered) > len(rows["sent"]), "sending again")
+    await service.stop()
+
+
+async def test_stop_cuts_off_a_hanging_send_after_the_grace_period(database: Database) -> None:
+    clock = FakeClock()
+    transport = SlowTransport(clock, delay=None)
+    await _fill(database, clock, 3)
+    dispatcher = Dispatcher(database, transport, limiter=unpaced(), clock=clock.now)
+    service = FollowupService(database, transport, clock=clock.now, dispatcher=dispatcher,
+                              planners=[], dispatch_every=0.02, stop_grace=0.2)
+    service.start()
+    await _until(lambda: transport.started == 1, "a send on the wire")
+    took = await _stop_timed(service)
+    assert 0.15 < took < 1.0, f"stopping took {took:.1f}s"
+    rows = await _by_status(database)
+    assert list(rows) == ["queued"]
+    # m0000 may have reached Telegram: retried later, and that attempt counts
+    assert sorted((r.text, r.attempts, r.last_error) for r in rows["queued"]) == [
+        ("m0000", 1, "TimeoutError"), ("m0001", 0, None), ("m0002", 0, None)]
+
+
+async def test_stop_does_not_wait_out_a_rate_limit(database: Database) -> None:
+    clock = FakeClock()
+    transport = RecordingTransport(clock)
+    await _fill(database, clock, 2)
+    transport.fail(1000, RetryAfter(30))  # the first send: 429, retry after 30 s
+    # one message a second: the second row is already waiting for its slot when the 429
+    # comes, and the limiter then holds it for 30 s
+    limiter = RateLimiter(rate=1, per_chat=0)
+    dispatcher = Dispatcher(database, transport, limiter=limiter, clock=clock.now,
+                            concurrency=2)
+    service = FollowupService(database, transport, clock=clock.now, dispatcher=dispatcher,
+                              planners=[], dispatch_every=0.02)
+    service.start()
+    await _until(lambda: transport.attempts, "the 429")
+    took = await _stop_timed(service)
+    assert took < 1.0, f"stopping took {took:.1f}s"
+    rows = await _by_status(database)
+    assert list(rows) == ["queued"]
+    assert sorted((r.text, r.attempts) for r in rows["queued"]) == [("m0000", 0), ("m0001", 0)]
