@@ -97,3 +97,24 @@ def test_an_unknown_format_is_one_line(cli: str) -> None:
         result = runner.invoke(app, [*args, "--format", "xml"])
         assert result.exit_code == 2
         assert result.output == "--format 'xml' is not one of: table, csv, json\n"
+
+
+def test_lists_show_hostile_values_on_one_line_and_csv_never_runs_them(
+    cli: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name from Telegram reversing the row, a CRM account that is a formula (issue 10)."""
+    from storage.repo import Store
+
+    async def hostile(store: Store) -> None:
+        await store.upsert_contact("telegram", "777", name="\u202eevil\u2028Resolve: 1",
+                                   company="=SUM(A1:A9)", role="-buyer")
+
+    on_database(cli, hostile)
+    shown = _at(monkeypatch, 200, "contacts", "list")
+    assert not set(shown) & {"\u202e", "\u2028"}
+    assert "evil / Resolve: 1" in shown and "=SUM(A1:A9)" in shown  # as typed, on screen
+    [row] = csv.DictReader(io.StringIO(_at(monkeypatch, 80, "contacts", "list", "-f", "csv")))
+    assert (row["account"], row["role"]) == ("'=SUM(A1:A9)", "'-buyer")
+    assert row["id"] == "1"  # numbers as numbers
+    [record] = json.loads(_at(monkeypatch, 80, "contacts", "list", "-f", "json"))
+    assert record["account"] == "=SUM(A1:A9)"  # JSON is data: nothing to neutralise

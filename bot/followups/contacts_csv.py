@@ -66,6 +66,8 @@ _CONTROLS = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
 _UNNAMED = "-"
 MAX_TEXT = 200
 NUL = "\x00"
+HEADER_NUL = ("the header line has NUL characters (\\0): the file is probably UTF-16; save it "
+              "as CSV UTF-8 (in Excel: Save As → CSV UTF-8)")
 
 
 class ContactsFileError(ValueError):
@@ -120,7 +122,7 @@ def _clean(value: str) -> str:
 
 def nul_problem(values: Sequence[str], header: Sequence[str] | None = None) -> str | None:
     """The one-line problem of a record holding NUL characters, or None: PostgreSQL cannot
-    store them, and a file full of them is UTF-16 saved without its byte-order mark."""
+    store them (SQLite would). A header line with them is HEADER_NUL."""
     where = [i for i, value in enumerate(values) if NUL in value]
     if not where:
         return None
@@ -181,9 +183,8 @@ def _header(
     problems: list[RowProblem] = []
     seen: dict[str, str] = {}
     accepted = sorted(_ALIASES)
-    nul = nul_problem(values)
-    if nul is not None:
-        return [], [RowProblem(file, line, "", f"header line: {nul}")]
+    if any(NUL in value for value in values):
+        return [], [RowProblem(file, line, "", HEADER_NUL)]
     for raw in values:
         name = fold_header(raw)
         if not name:

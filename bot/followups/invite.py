@@ -26,6 +26,7 @@ from bot.flow.model import AccountLimit, Flow, duration
 from bot.followups.contacts_csv import (
     COLUMNS,
     EXTERNAL,
+    HEADER_NUL,
     TELEGRAM,
     ContactsFileError,
     fold_header,
@@ -223,9 +224,8 @@ async def contacts_from_file(db: Database, path: Path) -> tuple[int, ...]:
     aliases = {"contact_id": "contact_id", "sada_id": "contact_id"}
     aliases |= {a: "telegram_id" for a in COLUMNS["telegram_id"]}
     aliases |= {a: "external_id" for a in COLUMNS["external_id"]}
-    nul = nul_problem(records[0][1])
-    if nul is not None:
-        raise ContactsFileError(f"{path}:{records[0][0]}: header line: {nul}")
+    if nul_problem(records[0][1]) is not None:
+        raise ContactsFileError(f"{path}:{records[0][0]}: {HEADER_NUL}")
     header = [aliases.get(fold_header(name), "") for name in records[0][1]]
     if not any(header):
         raise ContactsFileError(f"{path}:{records[0][0]}: no contact_id, telegram_id or "

@@ -136,6 +136,56 @@ def test_unusable_files_are_one_line(tmp_path: Path, content: bytes, expected: s
     assert expected in message and "\n" not in message
 
 
+def test_hostile_cells_are_refused_row_by_row(tmp_path: Path) -> None:
+    """NUL (PostgreSQL cannot store it), group chat ids, ids no column holds and ids too long
+    for an index: one line each, naming the row; the good rows still parse."""
+    path = tmp_path / "c.csv"
+    path.write_bytes("telegram_id,external_id,name\n"
+                     "1001,,Sa\x00ra\n"
+                     "-1001234567890,,Team chat\n"
+                     "0,,Nobody\n"
+                     "99999999999999999999,,Too big\n"
+                     f",{'x' * 201},Long\n"
+                     "1002,,Re\x1bza\u202e\n".encode())
+    parsed = parse_contacts(path, shown_as="c.csv")
+    assert [str(p) for p in parsed.problems] == [
+        "c.csv:2: name: NUL character (\\0) in the text; delete it, or save the file again "
+        "as CSV UTF-8 if it was UTF-16",
+        "c.csv:3: telegram_id: -1001234567890 is a group or channel chat id: a person's chat "
+        "id is positive (e.g. 123456789); surveys go to people, one chat each",
+        "c.csv:4: telegram_id: 0 is not a Telegram chat id (a person's chat id is a positive "
+        "number, e.g. 123456789)",
+        "c.csv:5: telegram_id: 99999999999999999999 is too large for a Telegram chat id (they "
+        "have at most 16 digits; check the column)",
+        "c.csv:6: external_id: longer than 200 characters (use your CRM's id, not a "
+        "description)",
+    ]
+    # control characters and overrides are dropped from names, as bidi marks always were
+    assert [(r.external_id, r.fields["name"]) for r in parsed.rows] == [("1002", "Reza")]
+
+
+def test_a_utf16_file_without_its_bom_is_refused_at_the_header(tmp_path: Path) -> None:
+    path = tmp_path / "c.csv"
+    path.write_bytes("telegram_id,name\n1,Sara\n".encode("utf-16-le"))
+    [problem] = parse_contacts(path, shown_as="c.csv").problems
+    assert str(problem) == ("c.csv:1: the header line has NUL characters (\\0): the file is "
+                            "probably UTF-16; save it as CSV UTF-8 (in Excel: Save As → CSV "
+                            "UTF-8)")
+
+
+async def test_nothing_with_a_nul_reaches_the_database(database: Database,
+                                                      tmp_path: Path) -> None:
+    """Stored by SQLite, refused by PostgreSQL with a traceback before: now refused at the
+    file, on both, and the rest imports."""
+    path = tmp_path / "c.csv"
+    path.write_bytes(b"external_id,name,account\nCRM-1,A\x00b,Acme\nCRM-2,Reza,Acme\x00\n"
+                     b"CRM-3,Sara,Acme\n")
+    parsed = parse_contacts(path)
+    assert [p.line for p in parsed.problems] == [2, 3]
+    summary = await import_contacts(database, parsed.rows, now=NOW)
+    assert summary.created == 1 and list(await _all(database)) == ["CRM-3"]
+
+
 def test_missing_file_and_folder(tmp_path: Path) -> None:
     with pytest.raises(ContactsFileError, match="no such file"):
         parse_contacts(tmp_path / "nope.csv")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from bot.followups.dates import format_date, span
+from bot.followups.dates import format_date, parse_day, parse_moment, span
+from bot.reports.periods import BadDate
 
 
 @pytest.mark.parametrize(
@@ -54,3 +55,36 @@ def test_unknown_language_reads_as_english() -> None:
 )
 def test_span(delta: timedelta, expected: str) -> None:
     assert span(delta) == expected
+
+
+# --- dates and times staff type: one parser for every option ------------------------------
+
+@pytest.mark.parametrize("text", ["2026-12-20", "۲۰۲۶-۱۲-۲۰", "٢٠٢٦-١٢-٢٠", "२०२६-१२-२०",
+                                  "২০২৬-১২-২০", "２０２６-１２-２０", " 2026-12-20 "])
+def test_a_day_in_any_digits(text: str) -> None:
+    assert parse_day(text, "--promised") == date(2026, 12, 20)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("²026-12-20", "--promised '²026-12-20' is not a date: write it as YYYY-MM-DD"),
+        ("20261220", "--promised '20261220' is not a date"),  # not seconds since 1970
+        ("2026-02-30", "--promised '2026-02-30' is not a date"),
+        ("9999-12-31", "--promised '9999-12-31' is out of range: give a date between "
+                       "1970-01-01 and 2999-12-31"),
+        ("0001-01-01", "--promised '0001-01-01' is out of range"),
+    ],
+)
+def test_a_day_that_is_not_one(text: str, message: str) -> None:
+    with pytest.raises(BadDate) as raised:
+        parse_day(text, "--promised")
+    assert str(raised.value).startswith(message) and "\n" not in str(raised.value)
+
+
+def test_a_moment_in_any_digits_and_range() -> None:
+    assert parse_moment("۲۰۲۶-۱۲-۰۱T۰۹:۰۰+۰۳:۳۰") == datetime(2026, 12, 1, 5, 30, tzinfo=UTC)
+    assert parse_moment("2026-12-01 09:00") == datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    for far in ("9999-12-31T23:59+14:00", "0001-01-01T00:00+14:00", "3000-01-01T00:00Z"):
+        with pytest.raises(BadDate, match="is out of range"):
+            parse_moment(far, "--at")

