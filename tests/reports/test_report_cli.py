@@ -197,6 +197,10 @@ def test_answers(filled: str, flows_dir: Path) -> None:
         (["report", "report-test", "--since", "2026-13-01"],
          "--since '2026-13-01' is not a date: write it as YYYY-MM-DD"),
         (["report", "report-test", "--until", "yesterday"], "--until 'yesterday' is not a date"),
+        (["report", "report-test", "--until", "9999-12-31"],
+         "--until '9999-12-31' is out of range: give a date between 1970-01-01 and 2999-12-31"),
+        (["answers", "report-test", "-q", "nps_why", "--since", "0001-01-01"],
+         "--since '0001-01-01' is out of range"),
         (["report", "report-test", "--since", "2026-02-01", "--until", "2026-01-01"],
          "is after --until"),
         (["report", "report-test", "--period", "day"], "--period 'day' is not one of"),
@@ -226,6 +230,9 @@ def test_persian_digits_in_dates(filled: str, flows_dir: Path) -> None:
     result = run(filled, "report", "report-test", "--since", "۲۰۲۶-۰۱-۰۱", "--until",
                  "٢٠٢٦-٠١-٣١", "--format", "json")
     assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["overall"]["responses"] == 11
+    result = run(filled, "report", "report-test", "--since", "२०२६-०१-०१", "--until",  # any
+                 "2026-01-31", "--format", "json")
     assert json.loads(result.output)["overall"]["responses"] == 11
 
 
