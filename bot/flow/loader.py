@@ -21,7 +21,11 @@ from typing import Any, Literal, Union
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import TaggedScalar
+from ruamel.yaml.composer import Composer
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import AliasEvent
+from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
+from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarstring import (
     DoubleQuotedScalarString,
     FoldedScalarString,
@@ -43,6 +47,12 @@ class Problem:
     column: int
     message: str
     severity: Severity = "error"
+
+    def __post_init__(self) -> None:
+        # One problem, one line: a message quoting a library's multi-line text (ruamel's
+        # "\n  in <unicode string>") must not break `file:line:col: …` apart.
+        if "\n" in self.message or "\r" in self.message:
+            object.__setattr__(self, "message", " ".join(self.message.split()))
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.column}: {self.severity}: {self.message}"
@@ -717,10 +727,135 @@ class _Translator:
         return self.positions.problem(clean, f"{where}: {message[0].lower() + message[1:]}")
 
 
+# --- bounded YAML --------------------------------------------------------------------
+
+# What a YAML file staff write (a flow, an actions file) may hold, checked before anything
+# is built from it: the biggest flow in flows/ is 17 KB, 565 values, nested 9 deep. Without
+# bounds a "billion laughs" file (aliases of aliases, a few hundred bytes) expands to
+# billions of values: 1.9 GB and a MemoryError in `sada flows lint`, no `sada run` at all.
+MAX_FILE_BYTES = 256 * 1024
+MAX_VALUES = 20_000  # every key, value and list item, with each alias counted as expanded
+MAX_DEPTH = 32  # mappings and lists inside each other
+
+
+class YamlLimitError(MarkedYAMLError):
+    """A YAML document beyond the bounds above; `problem` is the one-line message."""
+
+
+class _BoundedComposer(Composer):  # type: ignore[misc]
+    """ruamel's composer, which refuses a document that expands beyond MAX_VALUES.
+
+    Composing only reads the text: an alias is the node it names, shared, so the nodes
+    stay as few as the text is long. Here they are counted as the constructor would
+    copy them, before it does.
+    """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.parser.check_event(AliasEvent) and not hasattr(self, "_first_alias"):
+            self._first_alias = self.parser.peek_event().start_mark
+        return super().compose_node(parent, index)
+
+    def compose_document(self) -> Any:
+        node = super().compose_document()
+        first_alias = getattr(self, "_first_alias", None)
+        if node is not None and first_alias is not None:
+            _check_expansion(node, first_alias)
+        return node
+
+
+def _check_expansion(root: Node, alias_mark: Any) -> None:
+    """Raises YamlLimitError when aliases make `root` bigger than MAX_VALUES or loop."""
+    sizes: dict[int, int] = {}  # id(node) → values in it, each alias expanded
+    open_nodes: set[int] = set()  # on the path being walked: reaching one again is a loop
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        children = _children(node)
+        if done:
+            open_nodes.discard(key)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
+            if sizes[key] > MAX_VALUES:
+                raise YamlLimitError(problem=(
+                    f"aliases (*name) make this file hold more than {MAX_VALUES:,} values "
+                    "once expanded (a flow holds a few hundred): repeat the text instead "
+                    "of aliases of aliases"), problem_mark=alias_mark)
+            continue
+        if key in sizes:
+            continue
+        if key in open_nodes:
+            raise YamlLimitError(problem=(
+                "an alias (*name) refers to a mapping or list it is inside of, so it "
+                "never ends: point it at something else"), problem_mark=alias_mark)
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    return []
+
+
+def bounded_yaml() -> YAML:
+    """ruamel's round-trip YAML with the bounds above: every YAML file staff write is read
+    with it (flows here, actions files in bot/cli/actions.py)."""
+    yaml = YAML(typ="rt")
+    yaml.Composer = _BoundedComposer
+    yaml.max_depth = MAX_DEPTH
+    return yaml
+
+
+class SourceError(Exception):
+    """A file that cannot be read as YAML text: `message` says why, at `line`."""
+
+    def __init__(self, message: str, line: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
+def read_source(path: str | Path, noun: str = "flow file") -> str:
+    """The UTF-8 text of a YAML file staff wrote, read no further than MAX_FILE_BYTES."""
+    try:
+        with Path(path).open("rb") as file:
+            raw = file.read(MAX_FILE_BYTES + 1)
+    except IsADirectoryError:
+        raise SourceError(f"this is a folder, not {_a(noun)}") from None
+    except FileNotFoundError:
+        raise SourceError("no such file") from None
+    except OSError as exc:
+        raise SourceError(f"cannot read the file: {exc.strerror or exc}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise SourceError(_too_big(noun))
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SourceError("the file is not UTF-8 text; save it as UTF-8", line) from None
+
+
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
+
+
+def _too_big(noun: str) -> str:
+    return (f"the file is larger than {MAX_FILE_BYTES // 1024} KB, the most {_a(noun)} may "
+            "be (the biggest example is 17 KB): is it the right file?")
+
+
 # --- YAML errors ---------------------------------------------------------------------
 
 
 def _yaml_problem(exc: YAMLError, file: str, lines: list[str]) -> Problem:
+    if isinstance(exc, ReaderError) and isinstance(exc.character, int):
+        line, col = _line_column(lines, exc.position)
+        return Problem(file, line, col, (
+            f"the character U+{exc.character:04X} cannot be in a YAML file (most editors "
+            "do not show it): remove it"))
     if not isinstance(exc, MarkedYAMLError) or exc.problem_mark is None:
         return Problem(file, 1, 1, f"this is not valid YAML: {exc}")
     mark = exc.problem_mark
@@ -728,7 +863,12 @@ def _yaml_problem(exc: YAMLError, file: str, lines: list[str]) -> Problem:
     problem = str(exc.problem or "invalid YAML")
     context = str(exc.context or "")
     duplicate = re.match(r'found duplicate key "(.*?)"', problem)
-    if duplicate:
+    if isinstance(exc, YamlLimitError):
+        message = problem
+    elif problem.startswith("maximum depth of data structure exceeded"):
+        message = (f"mappings and lists are nested more than {MAX_DEPTH} deep here (a flow "
+                   "needs about 10): check the indentation and the brackets")
+    elif duplicate:
         key = duplicate.group(1)
         first = _first_key_line(lines, key, mark.line, mark.column)
         where = f" (first at line {first})" if first else ""
@@ -760,6 +900,23 @@ def _yaml_problem(exc: YAMLError, file: str, lines: list[str]) -> Problem:
     return Problem(file, line, col, message)
 
 
+def _line_column(lines: list[str], position: int) -> tuple[int, int]:
+    """1-based line and column of a character offset into the text split as `lines`."""
+    for number, text in enumerate(lines, start=1):
+        if position <= len(text):
+            return number, position + 1
+        position -= len(text) + 1
+    return max(len(lines), 1), 1
+
+
+def _not_yaml(exc: Exception, file: str) -> Problem:
+    """A problem for what ruamel raises besides YAMLError on odd input."""
+    if isinstance(exc, ValueError) and "integer string conversion" in str(exc):
+        return Problem(file, 1, 1, "a number in this file has thousands of digits; no flow "
+                       "setting takes one that long")
+    return Problem(file, 1, 1, f"this is not valid YAML: {exc}")
+
+
 def _first_key_line(lines: list[str], key: str, before: int, column: int) -> int | None:
     pattern = re.compile(rf"^(?:\s*-\s+)?\s*[\"']?{re.escape(key)}[\"']?\s*:")
     for index in range(before - 1, -1, -1):
@@ -787,13 +944,15 @@ class Parsed:
 
 
 def _yaml() -> YAML:
-    yaml = YAML(typ="rt")
+    yaml = bounded_yaml()
     yaml.preserve_quotes = True  # quoted strings keep their type, so columns skip the quote
     return yaml
 
 
 def parse_text(text: str, path: str = "<flow>") -> Parsed:
     """YAML and schema only: never raises, reports problems with positions."""
+    if len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "replace")) > MAX_FILE_BYTES:
+        return Parsed(path, "", Positions(path), None, [Problem(path, 1, 1, _too_big("flow"))])
     lines = text.splitlines()
     try:
         root = _yaml().load(text)
@@ -801,8 +960,7 @@ def parse_text(text: str, path: str = "<flow>") -> Parsed:
         problem = _yaml_problem(exc, path, lines)
         return Parsed(path, text, Positions(path, None, text), None, [problem])
     except Exception as exc:  # ruamel raises a few non-YAMLError types on odd input
-        problem = Problem(path, 1, 1, f"this is not valid YAML: {exc}")
-        return Parsed(path, text, Positions(path, None, text), None, [problem])
+        return Parsed(path, text, Positions(path, None, text), None, [_not_yaml(exc, path)])
     positions = Positions(path, root, text)
     if root is None:
         message = "the file is empty; a flow starts with `id:`, `languages:`, `title:` …"
@@ -861,18 +1019,9 @@ def read_file(path: str | Path) -> Parsed:
     """`parse_text` on a file; unreadable files become a problem, not an exception."""
     name = str(path)
     try:
-        raw = Path(path).read_bytes()
-    except IsADirectoryError:
-        return _unreadable(name, 1, "this is a folder, not a flow file")
-    except FileNotFoundError:
-        return _unreadable(name, 1, "no such file")
-    except OSError as exc:
-        return _unreadable(name, 1, f"cannot read the file: {exc.strerror or exc}")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        return _unreadable(name, line, "the file is not UTF-8 text; save it as UTF-8")
+        text = read_source(path)
+    except SourceError as exc:
+        return _unreadable(name, exc.line, exc.message)
     return parse_text(text, name)
 
 

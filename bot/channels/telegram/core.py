@@ -75,7 +75,11 @@ def load_flows(folder: Path) -> dict[str, LoadedFlow]:
         try:
             loaded = load_flow(path)
         except FlowError as exc:
-            log.error("skipping %s: %s", path, exc)
+            # One line per skipped file: its first problem, and where to see them all.
+            first = exc.problems[0]
+            more = f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
+            log.error("skipping %s:%d:%d: %s%s; `sada flows lint %s` lists every problem",
+                      path, first.line, first.column, first.message, more, path)
             continue
         flows[loaded.flow.id] = loaded
     return flows
