@@ -562,3 +562,72 @@ def test_a_missing_required_key_still_stops_the_semantic_lint() -> None:
     text = MINIMAL.replace('title:\n  en: "Quick check"\n', "").replace(
         'en: "Thank you!"', 'en: "Thank you, {nobody}!"')
     assert [p.message for p in problems_of(text)] == ["the flow has no 'title'"]
+
+
+# --- durations and time windows: their own rule and example, not the advice for ids -----
+
+RULE = ("a whole number from 1 to 9999 and a unit, m (minutes), h (hours), d (days) or w "
+        "(weeks), without a space")
+WINDOW = "two times of day from 00:00 to 23:59 as HH:MM-HH:MM"
+
+
+@pytest.mark.parametrize(
+    ("setting", "needle", "message"),
+    [
+        ("fatigue: 0d", "0d", "'0d' is not a valid duration for 'fatigue': a duration is at "
+         "least 1 of its unit (e.g. '1d')"),
+        ("fatigue: 30", "30", f"expected a duration for 'fatigue', got 30: {RULE} (e.g. '30d')"),
+        ("fatigue: 30D", "30D", f"'30D' is not a valid duration for 'fatigue': write it as "
+         f"'30d' ({RULE})"),
+        ("fatigue: 10000d", "10000d", f"'10000d' is not a valid duration for 'fatigue': write "
+         f"{RULE} (e.g. '30d')"),
+        ("reminders: {after: ['3 days']}", "'3 days'", "'3 days' is not a valid duration for "
+         f"item 1 of reminders.after: write it as '3d' ({RULE})"),
+        ("reminders: {after: [2d, soon]}", "soon", "'soon' is not a valid duration for item 2 "
+         f"of reminders.after: write {RULE} (e.g. '3d')"),
+        ("account_limit: {max: 2, window: 2 months}", "2 months", "'2 months' is not a valid "
+         f"duration for account_limit.window: write it as '60d' ({RULE})"),
+        ("reminders: {window: 25:00-26:00}", "25:00", "'25:00-26:00' is not a valid time "
+         "window for reminders.window: 25:00 is not a time of day (hours go from 00 to 23, "
+         "minutes from 00 to 59; midnight is 00:00), e.g. '09:00-18:00'"),
+        ("reminders: {window: '9-18'}", "'9-18'", "'9-18' is not a valid time window for "
+         f"reminders.window: write it as '09:00-18:00' ({WINDOW})"),
+        ("reminders: {window: evenings}", "evenings", "'evenings' is not a valid time window "
+         f"for reminders.window: write {WINDOW} (e.g. '09:00-18:00')"),
+        ("reminders: {window: 900}", "900", "expected a time window for reminders.window, got "
+         f"900: {WINDOW} (e.g. '09:00-18:00')"),
+    ],
+)
+def test_a_bad_duration_or_window_is_explained_with_its_own_example(
+    setting: str, needle: str, message: str
+) -> None:
+    text = MINIMAL + setting + "\n"
+    problem = only_problem(text)
+    assert problem.message == message
+    assert (problem.line, problem.column) == locate(text, needle, text.count(needle))
+
+
+def test_every_duration_and_window_setting_has_its_own_explanation() -> None:
+    """A duration added to the model later gets the same messages, or this fails."""
+    from bot.flow.loader import _FORMATS
+    from bot.flow.model import DURATION_PATTERN, WINDOW_PATTERN
+
+    schema = Flow.model_json_schema()
+    found: dict[tuple[str, ...], str] = {}
+
+    def walk(node: dict[str, object], path: tuple[str, ...]) -> None:
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            walk(schema["$defs"][ref.rsplit("/", 1)[-1]], path)
+        if node.get("pattern") in (DURATION_PATTERN, WINDOW_PATTERN):
+            found[path] = str(node["pattern"])
+        for key in ("anyOf", "oneOf"):
+            for member in node.get(key, []) or []:  # type: ignore[attr-defined]
+                walk(member, path)
+        if isinstance(node.get("items"), dict):
+            walk(node["items"], path)  # type: ignore[arg-type]
+        for name, child in (node.get("properties") or {}).items():  # type: ignore[attr-defined]
+            walk(child, (*path, name))
+
+    walk(schema, ())
+    assert found and {p: f.pattern for p, f in _FORMATS.items()} == found

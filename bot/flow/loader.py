@@ -33,7 +33,14 @@ from ruamel.yaml.scalarstring import (
     SingleQuotedScalarString,
 )
 
-from bot.flow.model import LANGUAGES, QUESTION_TYPES, Flow, Question
+from bot.flow.model import (
+    DURATION_PATTERN,
+    LANGUAGES,
+    QUESTION_TYPES,
+    WINDOW_PATTERN,
+    Flow,
+    Question,
+)
 
 Severity = Literal["error", "warning"]
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -482,6 +489,91 @@ def _untagged(loc: Loc) -> Loc:
     return tuple(steps)
 
 
+# --- settings with a format of their own: durations and time windows ------------------
+
+
+def _setting_path(loc: Loc) -> tuple[str, ...]:
+    """`loc` without list indexes: ('reminders', 'after', 1) → ('reminders', 'after')."""
+    return tuple(str(step) for step in loc if not isinstance(step, int))
+
+
+def _setting_name(loc: Loc) -> str:
+    """A setting as staff find it in the file: 'fatigue', reminders.window, item 2 of
+    reminders.after."""
+    dotted = ".".join(_setting_path(loc))
+    if loc and isinstance(loc[-1], int):
+        return f"item {loc[-1] + 1} of {dotted}"
+    return f"'{dotted}'" if "." not in dotted else dotted
+
+
+# Units people write, as (the unit, how many of it): "2 months" is 60d.
+_UNITS = {
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), ("m", 1)),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), ("h", 1)),
+    **dict.fromkeys(("d", "day", "days"), ("d", 1)),
+    **dict.fromkeys(("w", "wk", "wks", "week", "weeks"), ("w", 1)),
+    **dict.fromkeys(("month", "months"), ("d", 30)),
+}
+_SPOKEN_DURATION = re.compile(r"^\s*(\d+)\s*([a-z]+)\s*$", re.IGNORECASE)
+_SPOKEN_WINDOW = re.compile(
+    r"^\s*(\d{1,2})(?:[:.](\d{1,2}))?\s*[-–—~]+\s*(\d{1,2})(?:[:.](\d{1,2}))?\s*$")
+
+
+class _Duration:
+    noun = "a duration"
+    pattern = DURATION_PATTERN
+    rule = ("a whole number from 1 to 9999 and a unit, m (minutes), h (hours), d (days) or "
+            "w (weeks), without a space")
+
+    @staticmethod
+    def example(loc: Loc) -> str:
+        return "3d" if _setting_path(loc) == ("reminders", "after") else "30d"
+
+    def explain(self, loc: Loc, value: object) -> str:
+        message = f"{_shown(value)} is not a valid duration for {_setting_name(loc)}"
+        spoken = _SPOKEN_DURATION.match(str(value))
+        unit, times = _UNITS.get(spoken.group(2).lower(), ("", 0)) if spoken else ("", 0)
+        count = int(spoken.group(1)[:5]) * times if spoken else 0
+        if unit and 1 <= count <= 9999:
+            return f"{message}: write it as '{count}{unit}' ({self.rule})"
+        if unit and count == 0:
+            return f"{message}: a duration is at least 1 of its unit (e.g. '1{unit}')"
+        return f"{message}: write {self.rule} (e.g. '{self.example(loc)}')"
+
+
+class _Window:
+    noun = "a time window"
+    pattern = WINDOW_PATTERN
+    rule = "two times of day from 00:00 to 23:59 as HH:MM-HH:MM"
+
+    @staticmethod
+    def example(loc: Loc) -> str:
+        return "09:00-18:00"
+
+    def explain(self, loc: Loc, value: object) -> str:
+        message = f"{_shown(value)} is not a valid time window for {_setting_name(loc)}"
+        spoken = _SPOKEN_WINDOW.match(str(value))
+        if spoken:
+            hours = [int(spoken.group(n)) for n in (1, 3)]
+            minutes = [int(spoken.group(n) or 0) for n in (2, 4)]
+            times = [f"{h:02d}:{m:02d}" for h, m in zip(hours, minutes, strict=True)]
+            wrong = [t for t, h, m in zip(times, hours, minutes, strict=True)
+                     if h > 23 or m > 59]
+            if wrong:
+                return (f"{message}: {wrong[0]} is not a time of day (hours go from 00 to 23, "
+                        "minutes from 00 to 59; midnight is 00:00), e.g. '09:00-18:00'")
+            return f"{message}: write it as '{times[0]}-{times[1]}' ({self.rule})"
+        return f"{message}: write {self.rule} (e.g. '09:00-18:00')"
+
+
+_FORMATS: dict[tuple[str, ...], _Duration | _Window] = {
+    ("fatigue",): _Duration(),
+    ("reminders", "after"): _Duration(),
+    ("account_limit", "window"): _Duration(),
+    ("reminders", "window"): _Window(),
+}
+
+
 class _Translator:
     def __init__(self, data: object, positions: Positions) -> None:
         self.data = data
@@ -627,6 +719,10 @@ class _Translator:
     def _string_type(self, loc: Loc, clean: Loc, value: object, ctx: Ctx) -> _Found:
         key = loc[-1]
         where = self.describe(clean)
+        form = _FORMATS.get(_setting_path(loc))
+        if form is not None:
+            return (f"expected {form.noun} for {_setting_name(loc)}, got {_shown(value)}: "
+                    f"{form.rule} (e.g. '{form.example(loc)}')", clean, "value")
         message = f"expected text for {where}, got {_shown(value)}"
         if key == "when":
             message += '; write the condition as text, e.g. `when: "nps <= 6"`'
@@ -638,6 +734,9 @@ class _Translator:
 
     def _string_pattern_mismatch(self, loc: Loc, clean: Loc, value: object, ctx: Ctx) -> _Found:
         key = loc[-1]
+        form = _FORMATS.get(_setting_path(loc))
+        if form is not None and ctx.get("pattern") == form.pattern:
+            return form.explain(loc, value), clean, "value"
         if loc == ("id",):
             rule = "lowercase letters, digits, _ and -, starting with a letter"
             slug = _slug(value).replace("_", "-")

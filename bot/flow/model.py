@@ -195,7 +195,11 @@ class OutroVariant(_Strict):
     text: Text
 
 
-Duration = Annotated[str, Field(pattern=r"^[1-9][0-9]*[mhdw]$")]  # 30m, 12h, 2d, 4w
+# 30m, 12h, 2d, 4w: up to 9999 of a unit (a longer one is a typo, and overflows a date)
+DURATION_PATTERN = r"^[1-9][0-9]{0,3}[mhdw]$"
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN)]
+# Two times of day, HH:MM-HH:MM (09:00-18:00)
+WINDOW_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$"
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
@@ -211,8 +215,7 @@ class Reminders(_Strict):
     zone, else by language; bot/followups/timing.py)."""
 
     after: list[Duration] = Field(default_factory=lambda: ["3d", "7d"], max_length=3)
-    window: str = Field(default="09:00-18:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]-"
-                        r"([01][0-9]|2[0-3]):[0-5][0-9]$")
+    window: str = Field(default="09:00-18:00", pattern=WINDOW_PATTERN)
     days: list[Weekday] | None = None
 
 
