@@ -631,3 +631,16 @@ def test_every_duration_and_window_setting_has_its_own_explanation() -> None:
 
     walk(schema, ())
     assert found and {p: f.pattern for p, f in _FORMATS.items()} == found
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [(".inf", "expected a finite number (not .inf or .nan) for 'max' of question 'n', got inf"),
+     (".nan", "expected a finite number (not .inf or .nan) for 'max' of question 'n', got nan"),
+     ("1e20", "'max' of question 'n' must be at most 1000000000000000, got 1e+20"),
+     ("-1e16", "'max' of question 'n' must be at least -1000000000000000, got -1e+16")],
+)
+def test_a_number_question_bound_is_finite_and_within_the_limit(value: str, message: str) -> None:
+    # An answer beyond NUMBER_LIMIT is refused (bot.engine.parse); so is a bound beyond it.
+    text = MINIMAL + f"      - {{id: n, type: number, text: {{en: 'How many?'}}, max: {value}}}\n"
+    assert only_problem(text).message == message

@@ -427,7 +427,7 @@ _EXPECTED = {
     "int_from_float": "a whole number",
     "float_type": "a number",
     "float_parsing": "a number",
-    "finite_number": "a number",
+    "finite_number": "a finite number (not .inf or .nan)",
     "bool_type": "true or false",
     "bool_parsing": "true or false",
 }
@@ -793,6 +793,8 @@ class _Translator:
 
     def _bound(self, loc: Loc, clean: Loc, value: object, word: str, limit: object) -> _Found:
         where = self.describe(clean)
+        if isinstance(limit, float) and limit.is_integer():
+            limit = int(limit)  # 1000000000000000, not 1000000000000000.0
         return f"{where} must be {word} {limit}, got {_shown(value)}", clean, "value"
 
     def _greater_than_equal(self, loc: Loc, clean: Loc, value: object, ctx: Ctx) -> _Found:
