@@ -8,6 +8,8 @@ last tests run the real core end to end."""
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import os
 import re
 import signal
@@ -19,6 +21,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import typer
 from aiogram import Dispatcher, F, Router
@@ -41,8 +44,10 @@ from bot.channels.telegram.events import (
     Transient,
     Transport,
 )
+from bot.channels.telegram.lanes import DEFAULT_CONCURRENCY, ChatLanes, wait_out
 from bot.channels.telegram.runner import (
     ALLOWED_UPDATES,
+    SECRET_HEADER,
     Core,
     StartError,
     run_bot,
@@ -449,6 +454,221 @@ async def test_run_bot_webhook_checks_the_secret(
         assert api.texts(1008) == ["got /start"]
         assert [e.update_id for e in core.events] == [update["update_id"]]
     assert not api.calls("getUpdates")
+
+
+# --- one chat's wait holds up no other chat (lanes) ------------------------------------------
+
+
+class GatedCore(FakeCore):
+    """FakeCore whose updates from a gated chat wait until the test opens the gate: a
+    stand-in for a reply waiting out a long 429. It records when each update started and
+    finished, and how many ran at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gates: dict[int, asyncio.Event] = {}
+        self.started: list[str] = []
+        self.finished: list[str] = []
+        self.running = 0
+        self.peak = 0
+
+    async def process(self, event: TgEvent, transport: Transport) -> None:
+        label = f"{event.chat_id}:{event.text if isinstance(event, TgText) else event.data}"
+        self.started.append(label)
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        try:
+            gate = self.gates.get(event.chat_id)
+            if gate is not None:
+                await gate.wait()
+            await asyncio.sleep(0.001 * (event.update_id % 7))  # finish out of arrival order
+            await super().process(event, transport)
+        finally:
+            self.running -= 1
+            self.finished.append(label)
+
+
+@asynccontextmanager
+async def feeding(
+    api: FakeBotApi, tmp_path: Path, framework: str, mode: str, core: FakeCore,
+) -> AsyncIterator[Callable[[JSON], Any]]:
+    """run_bot by polling or webhook; yields `deliver(update)`, which for a webhook posts
+    the update as Telegram does (a task: the request is answered only once it was handled)
+    and for polling does nothing (the update is already queued for getUpdates)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/hook" if mode == "webhook" else None
+    posts: list[asyncio.Task[int]] = []
+
+    def deliver(update: JSON) -> Any:
+        if url is not None:
+            posts.append(asyncio.create_task(api.post_update_to_webhook(update)))
+            return posts[-1]
+        return None
+
+    async with bot_running(api, settings_for(api, tmp_path), framework, core, url,
+                           ("127.0.0.1", port)):
+        yield deliver
+    for post in posts:  # answered by now: handled, or 503 when the stop came first
+        await post
+
+
+@pytest.mark.parametrize("mode", ["polling", "webhook"])
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+async def test_one_chat_waiting_holds_up_no_other_chat(
+    api: FakeBotApi, tmp_path: Path, framework: str, mode: str
+) -> None:
+    core = GatedCore()
+    flooder, other = api.user(1101), api.user(1102)
+    core.gates[1101] = asyncio.Event()
+    async with feeding(api, tmp_path, framework, mode, core) as deliver:
+        deliver(await flooder.send("/m0"))
+        await api.wait_for(lambda: core.started == ["1101:/m0"], what="the flood's first")
+        for n in range(1, 5):
+            deliver(await flooder.send(f"/m{n}"))
+        deliver(await other.send("/start"))
+        # answered while the flooder's first update still waits, the other four behind it
+        await api.wait_sent(1102, 1)
+        assert core.started == ["1101:/m0", "1102:/start"]
+        assert api.texts(1101) == []
+        core.gates[1101].set()
+        await api.wait_sent(1101, 5)
+    replies = api.texts(1101)
+    if mode == "polling":  # one person's updates in the order Telegram handed them out
+        assert replies == [f"got /m{n}" for n in range(5)]
+    else:  # concurrent posts arrive in any order; still one at a time
+        assert replies[0] == "got /m0" and sorted(replies) == [f"got /m{n}" for n in range(5)]
+    assert core.peak == 2
+
+
+@pytest.mark.parametrize("mode", ["polling", "webhook"])
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+async def test_many_chats_run_side_by_side_each_in_order(
+    api: FakeBotApi, tmp_path: Path, framework: str, mode: str
+) -> None:
+    core = GatedCore()
+    users = [api.user(1200 + n) for n in range(6)]
+    async with feeding(api, tmp_path, framework, mode, core) as deliver:
+        for round_ in range(6):
+            for user in users:
+                deliver(await user.send(f"/r{round_}"))
+            if mode == "webhook":  # posted one after another for each chat, as Telegram does
+                await api.wait_for(lambda r=round_: len(core.finished) >= 6 * (r + 1))
+        await api.wait_for(lambda: len(core.finished) == 36, what="36 updates handled")
+    for user in users:
+        assert api.texts(user.id) == [f"got /r{n}" for n in range(6)]
+    assert 1 < core.peak <= DEFAULT_CONCURRENCY
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+async def test_a_stop_finishes_updates_in_hand_and_leaves_the_waiting_ones_to_telegram(
+    api: FakeBotApi, tmp_path: Path, framework: str
+) -> None:
+    core = GatedCore()
+    flooder, other = api.user(1301), api.user(1302)
+    core.gates[1301] = asyncio.Event()
+    settings = settings_for(api, tmp_path)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_bot(
+        settings, framework=framework,  # type: ignore[arg-type]
+        webhook_url=None, stop=stop, polling_timeout=1, core_factory=core.factory,
+    ))
+    await flooder.send("/first")
+    waiting = [await flooder.send(f"/then{n}") for n in range(3)]
+    handled = await other.send("/start")
+    await api.wait_sent(1302, 1)
+    assert core.started == ["1301:/first", "1302:/start"]
+    stop.set()
+    await asyncio.sleep(0.2)
+    assert not task.done()  # the update in hand is finished first
+    core.gates[1301].set()
+    await asyncio.wait_for(task, 10)
+    assert api.texts(1301) == ["got /first"]
+    # Never handled, so never confirmed: Telegram still holds them for the next start. The
+    # offset confirms only what lies below them, so the other person's handled /start comes
+    # again too (TelegramCore recognises it and does nothing).
+    assert [u["update_id"] for u in api.pending_updates] == [
+        u["update_id"] for u in [*waiting, handled]]
+
+    again = GatedCore()
+    async with bot_running(api, settings, framework, again):
+        await api.wait_sent(1301, 4)
+    assert api.texts(1301) == ["got /first", "got /then0", "got /then1", "got /then2"]
+    assert api.pending_updates == []
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize(("body", "content_type"), [
+    (b'{"update_id": 1, "message": ', "application/json"),
+    (b"\xff\xfe not utf-8", "application/json"),
+    (b"[1, 2, 3]", "application/json"),
+    (b'{"message": {"text": "no update_id"}}', "application/json"),
+    (b"", "application/json"),
+], ids=["truncated", "not-utf8", "array", "no-update-id", "empty"])
+async def test_a_malformed_webhook_body_is_400_without_a_traceback(
+    api: FakeBotApi, tmp_path: Path, framework: str, body: bytes, content_type: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    core = FakeCore()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/hook"
+    async with bot_running(api, settings_for(api, tmp_path), framework, core, url,
+                           ("127.0.0.1", port)):
+        headers = {"Content-Type": content_type, SECRET_HEADER: api.webhook_secret or ""}
+        async with aiohttp.ClientSession() as http, http.post(
+            url, data=body, headers=headers
+        ) as response:
+            status, text = response.status, await response.text()
+        good = await api.user(1401).send("/start")  # the server is fine afterwards
+        assert await api.post_update_to_webhook(good) == 200
+    assert (status, text) == (400, "the body must be a JSON update")
+    assert [e.text for e in core.events if isinstance(e, TgText)] == ["/start"]
+    complaints = [r for r in caplog.records if "webhook request" in r.getMessage()]
+    assert len(complaints) == 1 and complaints[0].levelno == logging.WARNING
+    assert "\n" not in complaints[0].getMessage()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+# --- the lanes on their own ------------------------------------------------------------------
+
+
+async def test_lanes_bound_how_many_run_and_forget_idle_chats() -> None:
+    lanes = ChatLanes(concurrency=2)
+    gate = asyncio.Event()
+    order: list[tuple[int, int]] = []
+
+    async def work(chat: int, n: int) -> None:
+        await gate.wait()
+        order.append((chat, n))
+
+    done = [lanes.submit(chat, functools.partial(work, chat, n))
+            for n in range(3) for chat in range(5)]
+    await asyncio.sleep(0.05)
+    assert lanes.running == 2 and lanes.chats == 5
+    gate.set()
+    assert all(await asyncio.gather(*done))
+    assert lanes.peak == 2 and lanes.chats == 0  # no lane left behind
+    for chat in range(5):
+        assert [n for c, n in order if c == chat] == [0, 1, 2]
+
+
+async def test_a_wait_out_gives_its_place_to_another_chat_and_a_stop_cuts_it_short() -> None:
+    lanes = ChatLanes(concurrency=1)
+    waited: list[bool] = []
+
+    async def rate_limited() -> None:
+        waited.append(await wait_out(3600))
+
+    async def quick() -> None:
+        waited.append(True)
+
+    first = lanes.submit(1, rate_limited)
+    second = lanes.submit(2, quick)  # runs while chat 1 waits, although only one may run
+    assert await asyncio.wait_for(second, 5) is True
+    behind = lanes.submit(1, quick)
+    await lanes.close(grace=5)
+    assert await first is True and waited == [True, False]  # cut short, said so
+    assert await behind is False  # never started: the stop came first
+    assert lanes.submit(3, quick).result() is False
 
 
 async def test_the_webhook_secret_setting_wins(api: FakeBotApi, tmp_path: Path) -> None:

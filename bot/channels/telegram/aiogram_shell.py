@@ -6,6 +6,10 @@ To add Sada to an existing aiogram bot, include its router *before* the bot's ow
     dp.include_router(survey_router(core))   # takes only what core.wants(); the rest falls through
     dp.include_router(my_router)
     await core.resume_pending(AiogramTransport(bot))
+
+A host keeps one chat's updates in order its own way (aiogram handles them in turn with
+`handle_as_tasks=False`); `sada run` feeds the Dispatcher through AiogramIntake instead, one
+lane per chat (lanes.py).
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-from aiogram import Bot, Router
+from aiogram import Bot, Dispatcher, Router
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.dispatcher.middlewares.user_context import UserContextMiddleware
 from aiogram.enums import ChatType
 from aiogram.exceptions import (
     ClientDecodeError,
@@ -47,18 +52,22 @@ from bot.channels.telegram.events import (
     Refused,
     RetryAfter,
     TgEvent,
+    TgMedia,
     TgPress,
     TgText,
     TgUser,
     Transient,
     Transport,
+    media_kind,
 )
 from bot.settings import TELEGRAM_API_URL
 
 __all__ = [
+    "AiogramIntake",
     "AiogramTransport",
     "SurveyCore",
     "build_bot",
+    "media_event",
     "press_event",
     "survey_router",
     "telegram_errors",
@@ -104,6 +113,14 @@ def text_event(message: Message, update_id: int) -> TgText | None:
     return TgText(update_id, message.chat.id, _user(message.from_user), message.text)
 
 
+def media_event(message: Message, update_id: int) -> TgMedia | None:
+    """A photo, sticker, voice message … in a private chat: not an answer, yet answered."""
+    kind = media_kind(message)
+    if message.chat.type != ChatType.PRIVATE or message.from_user is None or kind is None:
+        return None
+    return TgMedia(update_id, message.chat.id, _user(message.from_user), kind)
+
+
 def press_event(query: CallbackQuery, update_id: int) -> TgPress | None:
     """A button pressed on a message in a private chat.
 
@@ -128,7 +145,8 @@ def survey_router(core: SurveyCore, *, name: str = "sada") -> Router:
     running: set[asyncio.Task[None]] = set()
 
     async def wanted_message(message: Message, event_update: Update) -> dict[str, Any] | bool:
-        event = text_event(message, event_update.update_id)
+        event = (text_event(message, event_update.update_id)
+                 or media_event(message, event_update.update_id))
         if event is None or not await core.wants(event):
             return False
         return {_EVENT_KEY: event}
@@ -154,6 +172,37 @@ def survey_router(core: SurveyCore, *, name: str = "sada") -> Router:
     router.callback_query.register(handle, wanted_press)
     router.shutdown.register(drain)
     return router
+
+
+class AiogramIntake:
+    """runner.Intake on aiogram: raw updates fetched, parsed and fed to the Dispatcher."""
+
+    def __init__(self, dp: Dispatcher, bot: Bot) -> None:
+        self.dp = dp
+        self.bot = bot
+
+    async def fetch(
+        self, offset: int | None, timeout: int, allowed: list[str], limit: int = 100
+    ) -> list[Update]:
+        with telegram_errors():
+            # the HTTP timeout must outlast the long poll, or every quiet poll is an error
+            return await self.bot.get_updates(
+                offset=offset, limit=limit, timeout=timeout, allowed_updates=allowed,
+                request_timeout=int(self.bot.session.timeout + timeout),
+            )
+
+    def parse(self, data: dict[str, Any]) -> Update:
+        """A webhook body as an Update; ValueError (pydantic's) when it is none."""
+        return Update.model_validate(data, context={"bot": self.bot})
+
+    @staticmethod
+    def identify(update: Update) -> tuple[int, int | None]:
+        """The update's id and its chat (the user, for a press on an inline-mode message)."""
+        context = UserContextMiddleware.resolve_event_context(update)
+        return update.update_id, context.chat_id or context.user_id
+
+    async def feed(self, update: Update) -> None:
+        await self.dp.feed_update(self.bot, update)
 
 
 def build_bot(token: str, api_url: str = TELEGRAM_API_URL) -> Bot:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bot.channels import text as render
+from bot.channels.telegram import links
 from bot.channels.telegram.events import (
     AnswerPress,
     Blocked,
@@ -28,10 +30,12 @@ from bot.channels.telegram.events import (
     SendPhoto,
     SendText,
     TgEvent,
+    TgMedia,
     TgPress,
     TgText,
     Transient,
     Transport,
+    cleaned,
 )
 from bot.channels.telegram.keyboards import (
     PREFIX,
@@ -40,10 +44,11 @@ from bot.channels.telegram.keyboards import (
     consent_keyboard,
     question_keyboard,
 )
+from bot.channels.telegram.lanes import wait_out
 from bot.engine import inputs as i
 from bot.engine.normalize import BIDI_CONTROLS
 from bot.engine.prompts import Ask, AskConsent, Notice, Prompt
-from bot.engine.step import ask
+from bot.engine.step import ask, step
 from bot.engine.words import is_stop
 from bot.flow.loader import FlowError, LoadedFlow, load_flow
 from bot.flow.model import LANGUAGES
@@ -66,6 +71,14 @@ COMMANDS = ("start", "help", "language", "back", "skip", "stop", "export", "forg
             "resolve")
 LANGUAGE_LABELS = {"ar": "العربية", "fa": "فارسی", "en": "English"}
 _NO_BIDI = str.maketrans("", "", BIDI_CONTROLS)
+# A command as Telegram marks one: a slash, 1–32 letters, digits or _, maybe @bot, then
+# whitespace or the end. "/etc/hosts is down" or "/ok" in Arabic letters are plain text.
+_COMMAND = re.compile(r"/([A-Za-z0-9_]{1,32})(?:@\w+)?(?:\s+(.*))?", re.DOTALL)
+# \d: decimal digits of any script (9, ٩, ۹), not ² or ①, which int() refuses; 19 digits
+# hold any 64-bit id, and a longer number is no id either.
+_ID = re.compile(r"\d{1,19}")
+# The most of a person's own text a reply echoes (a flow id after /report).
+_ECHO = 64
 
 
 def load_flows(folder: Path) -> dict[str, LoadedFlow]:
@@ -83,6 +96,17 @@ def load_flows(folder: Path) -> dict[str, LoadedFlow]:
             continue
         flows[loaded.flow.id] = loaded
     return flows
+
+
+async def standalone_core(
+    store: Store, *, flows_dir: Path, bot_username: str, admin_ids: frozenset[int],
+    secret: str, alert_chats: list[int] | None = None,
+) -> TelegramCore:
+    """The core of `sada run`, where the bot is Sada alone: every private update gets an
+    answer, none falls through to handlers that are not there."""
+    return await TelegramCore.create(store, flows_dir=flows_dir, bot_username=bot_username,
+                                     admin_ids=admin_ids, secret=secret,
+                                     alert_chats=alert_chats, standalone=True)
 
 
 @dataclass
@@ -112,7 +136,14 @@ class TelegramCore:
         secret: str,
         service: SurveyService | None = None,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        standalone: bool = False,
     ) -> None:
+        """`standalone`: the bot is Sada alone (`sada run`), so every private update is
+        Sada's to answer, even an unknown command, a photo or a button of another bot
+        version. Off (a host bot includes Sada): those fall through to the host's
+        handlers, and Sada takes only its commands, its buttons and the chats it is
+        talking to (a survey open, or a link's code asked for)."""
+        self.standalone = standalone
         self.store = store
         self.service = service or SurveyService(store)
         self.flows = flows
@@ -125,40 +156,54 @@ class TelegramCore:
     @classmethod
     async def create(
         cls, store: Store, *, flows_dir: Path, bot_username: str, admin_ids: frozenset[int],
-        secret: str, alert_chats: list[int] | None = None,
+        secret: str, alert_chats: list[int] | None = None, standalone: bool = False,
     ) -> TelegramCore:
-        """The core as `sada run` uses it: detractor answers open cases and alert
+        """The core with the follow-ups wired in: detractor answers open cases and alert
         `alert_chats` (default: the admins)."""
         chats = list(admin_ids) if alert_chats is None else alert_chats
         service = SurveyService(store, hooks=survey_hooks(chats))
         return cls(store, load_flows(flows_dir), bot_username=bot_username,
-                   admin_ids=admin_ids, secret=secret, service=service)
+                   admin_ids=admin_ids, secret=secret, service=service, standalone=standalone)
 
     # --- which updates are ours ----------------------------------------------------------
 
     async def wants(self, event: TgEvent) -> bool:
+        if self.standalone:
+            return True
         if isinstance(event, TgPress):
             return event.data.startswith(PREFIX + ":")
-        command = _command(event.text)
-        if command is not None:
-            return command[0] in COMMANDS
+        if isinstance(event, TgText):
+            command = _command(event.text)
+            if command is not None:
+                return command[0] in COMMANDS
         contact = await self.store.find_contact(CHANNEL, str(event.chat_id))
         if contact is None or contact.id is None:
             return False
-        return is_stop(event.text) or await self.store.latest_open_session(contact.id) is not None
+        if isinstance(event, TgText) and is_stop(event.text):
+            return True
+        if await self.store.latest_open_session(contact.id) is not None:
+            return True
+        return isinstance(event, TgText) and await links.awaiting_code(
+            self.store, chat_id=event.chat_id, now=self.service.clock()) is not None
 
     # --- one update ----------------------------------------------------------------------
 
     async def process(self, event: TgEvent, transport: Transport) -> None:
-        """Handle and deliver; errors are logged, never raised into the framework."""
+        """Handle and deliver; errors are logged, never raised into the framework. An update
+        that failed still gets an answer (a button stops spinning, a message says to try
+        again), so nobody waits on a bot that went quiet."""
         try:
             outs = await self.handle(event)
         except Exception:
             log.exception("update %s failed", event.update_id)
-            return
-        await self.deliver(outs, transport)
+            outs = _apology(event)
+        try:
+            await self.deliver(outs, transport)
+        except Exception:
+            log.exception("update %s: delivery failed", event.update_id)
 
     async def handle(self, event: TgEvent) -> list[Out]:
+        event = cleaned(event)
         if await self.store.seen_update(self.source, event.update_id):
             return []  # a redelivery: already applied, already answered
         contact = await self._contact(event)
@@ -166,11 +211,18 @@ class TelegramCore:
         try:
             if isinstance(event, TgPress):
                 await self._press(event, contact, reply)
+            elif isinstance(event, TgMedia):
+                await self._media(event, contact, reply)
             else:
                 await self._text(event, contact, reply)
         except DuplicateUpdate:
             return []
         return reply.outs
+
+    async def _once(self, update: tuple[str, int]) -> None:
+        """Record an update that changes no session; DuplicateUpdate when it already was."""
+        if not await self.store.record_update(*update, now=self.service.clock()):
+            raise DuplicateUpdate(f"update {update[1]} was already applied")
 
     async def _contact(self, event: TgEvent) -> Contact:
         user = event.user
@@ -195,6 +247,18 @@ class TelegramCore:
             reply.lang = conversation.state.language
         update = (self.source, event.update_id)
         if command is None:
+            code = links.typed_code(event.text)
+            if code is not None or conversation is None:
+                # a personal link's code, asked for when the link was opened
+                pending = await links.awaiting_code(self.store, chat_id=event.chat_id,
+                                                    now=self.service.clock())
+                if pending is not None and code is not None:
+                    await self._check_code(pending.token, code, contact, reply, update)
+                    return
+                if pending is not None and conversation is None and not is_stop(event.text):
+                    await self._once(update)
+                    reply.say(_ask_code(reply.t))
+                    return
             if conversation is None:
                 if is_stop(event.text):
                     await self._opt_out(contact, reply, update)
@@ -247,6 +311,12 @@ class TelegramCore:
         elif name == "resolve":
             await self.store.record_update(*update)
             await self._resolve(event, argument, reply)
+        elif name not in COMMANDS:
+            await self._once(update)
+            reply.say(reply.t.gettext("I do not know the command {command}. Send /help to see "
+                                      "the commands I understand.", command=f"/{name}"))
+            if conversation is not None:
+                self._show_current(conversation, reply)  # what is expected instead
         else:  # help, or back/skip with no survey open
             await self.store.record_update(*update)
             reply.say(self._help(reply.t))
@@ -259,25 +329,9 @@ class TelegramCore:
         if contact.opted_out:  # /start opts back in
             await self.store.set_contact_flags(contact.id, opted_out=False)
         if token:
-            link = await self.store.get_link(token)
-            if link is None or link.flow_id not in self.flows:
-                await self.store.record_update(*update)
-                reply.say(reply.t.gettext("This link is not valid any more. Please ask the "
-                                          "person who sent it for a new one."))
-                return
-            if link.contact_id is not None and link.contact_id != contact.id:
-                adopted = await self._adopt(link.contact_id, contact)
-                if adopted is None:
-                    await self.store.record_update(*update)
-                    reply.say(reply.t.gettext("This link was made for someone else. Please "
-                                              "ask the person who sent it for your own link."))
-                    return
-                contact = adopted
-            conversation = await self.service.open(
-                contact, self.flows[link.flow_id], context=link.context)
-            async with self.store.database.session() as s, s.begin():
-                await mark_started(s, token=token, session_id=conversation.session_id,
-                                   now=self.service.clock())
+            conversation = await self._open_link(contact, token, reply, update)
+            if conversation is None:
+                return  # refused, or its code asked for: the reply says which
         if conversation is None:
             # a survey left with /stop continues where it stopped
             assert contact.id is not None  # stored, or adopted from a stored one
@@ -291,12 +345,103 @@ class TelegramCore:
         reply.lang = conversation.state.language
         await self._step(conversation, i.Start(), reply, update)
 
+    async def _open_link(
+        self, contact: Contact, token: str, reply: Reply, update: tuple[str, int], *,
+        code_given: bool = False,
+    ) -> Conversation | None:
+        """The session a deep link opens, or None with the reason in `reply`. A personal
+        link for a contact without a chat makes this chat that contact, after its code when
+        it has one (`code_given`: just checked)."""
+        link = await self.store.get_link(token) if links.is_token(token) else None
+        if link is None or link.flow_id not in self.flows:
+            await self._once(update)
+            reply.say(reply.t.gettext("This link is not valid any more. Please ask the "
+                                      "person who sent it for a new one."))
+            return None
+        if link.contact_id is not None and link.contact_id != contact.id:
+            if link.code_hash is not None and not code_given and await self._adoptable(
+                    link.contact_id):
+                # Nothing of the contact (name, context, survey) is shown before the code.
+                await self._once(update)
+                asked = await links.ask_code(self.store, token, chat_id=reply.chat_id,
+                                             now=self.service.clock())
+                reply.say(_ask_code(reply.t) if asked else _locked(reply.t))
+                return None
+            adopted = await self._adopt(link.contact_id, contact)
+            if adopted is None:
+                await self._once(update)
+                reply.say(reply.t.gettext("This link was made for someone else. Please "
+                                          "ask the person who sent it for your own link."))
+                return None
+            contact = adopted
+        conversation = await self.service.open(
+            contact, self.flows[link.flow_id], context=link.context)
+        async with self.store.database.session() as s, s.begin():
+            await mark_started(s, token=token, session_id=conversation.session_id,
+                               now=self.service.clock())
+        return conversation
+
+    async def _check_code(
+        self, token: str, code: str, contact: Contact, reply: Reply, update: tuple[str, int]
+    ) -> None:
+        """A code typed after opening a `--confirm` link: right, the link opens as if the
+        chat were the contact's already; wrong, a try is counted and nothing is shown."""
+        left = await links.try_code(self.store, token, code, chat_id=reply.chat_id)
+        if left is not None:
+            await self._once(update)
+            reply.say(reply.t.ngettext("That code is not right. You have {n} more try.",
+                                       "That code is not right. You have {n} more tries.",
+                                       left) if left else _locked(reply.t))
+            return
+        conversation = await self._open_link(contact, token, reply, update, code_given=True)
+        if conversation is None:
+            return
+        reply.lang = conversation.state.language
+        await self._step(conversation, i.Start(), reply, update)
+
+    # --- what Sada cannot read ------------------------------------------------------------
+
+    async def _media(self, event: TgMedia, contact: Contact, reply: Reply) -> None:
+        """A photo, sticker, voice message …: no answer, but a reply saying what is."""
+        conversation = await self._open_conversation(contact)
+        await self._once((self.source, event.update_id))
+        if conversation is not None:
+            reply.lang = conversation.state.language
+        if conversation is None or not self._current_prompts(conversation):
+            reply.say(reply.t.gettext("I can only read typed text and buttons, not photos, "
+                                      "stickers, voice messages or files. Send /start to see "
+                                      "the surveys you can take."))
+            return
+        reply.say(reply.t.gettext("I can only read typed text and buttons, not photos, "
+                                  "stickers, voice messages or files. Please answer the "
+                                  "question below."))
+        self._show_current(conversation, reply)
+
+    def _current_prompts(self, conversation: Conversation) -> list[Prompt]:
+        """What the person is being asked right now, to show again: the question, or the
+        consent; nothing for a session not started yet."""
+        state = conversation.state
+        if state.status == "consent":
+            # the engine's own consent prompt: Start leaves a consent state as it is
+            return [p for p in step(conversation.flow, state, i.Start())[1]
+                    if isinstance(p, AskConsent)]
+        if state.status == "active" and state.current is not None:
+            return [ask(conversation.flow, state)]
+        return []
+
+    def _show_current(self, conversation: Conversation, reply: Reply) -> None:
+        self._show(conversation, self._current_prompts(conversation), reply)
+
     # --- buttons -------------------------------------------------------------------------
 
     async def _press(self, event: TgPress, contact: Contact, reply: Reply) -> None:
         assert contact.id is not None
         update = (self.source, event.update_id)
         data = event.data
+        if not data.startswith(PREFIX + ":"):
+            # Another bot's or an old version's button: answered, or it spins for a minute.
+            await self._refuse(event, reply, update, "unknown_button")
+            return
         conversation = await self._open_conversation(contact)
         if conversation is not None:
             reply.lang = conversation.state.language
@@ -348,14 +493,16 @@ class TelegramCore:
         engine_input: i.Input
         if press.kind == "a":
             value = press.value
-            if current.type in ("choice",) and value.isdigit():
+            index = _index(value) if current.type == "choice" else None
+            if index is not None:
                 options = getattr(current, "options", [])
-                value = options[int(value)].id if int(value) < len(options) else "?"
+                value = options[index].id if index < len(options) else "?"
             engine_input = i.Pick(qid, value)
         elif press.kind == "t":
             options = getattr(current, "options", [])
-            index = int(press.value) if press.value.isdigit() else len(options)
-            engine_input = i.Toggle(qid, options[index].id if index < len(options) else "?")
+            index = _index(press.value)
+            engine_input = i.Toggle(qid, options[index].id if index is not None and
+                                    index < len(options) else "?")
         elif press.kind == "d":
             engine_input = i.Submit(qid)
         elif press.kind == "b":
@@ -477,6 +624,12 @@ class TelegramCore:
             return True
         return conversation.shown == current
 
+    async def _adoptable(self, invited_id: int) -> bool:
+        """Whether a chat could still become this contact (adopt_chat takes only contacts
+        without a chat): else its link is someone else's, and no code is asked for."""
+        invited = await self.store.get_contact(invited_id)
+        return invited is not None and invited.channel == "external"
+
     async def _adopt(self, invited_id: int, chat_contact: Contact) -> Contact | None:
         """An invited contact without a chat opens their personal link: this chat is them."""
         assert chat_contact.id is not None
@@ -523,11 +676,12 @@ class TelegramCore:
         if not self._staff(event, reply):
             return
         number, _, note = argument.partition(" ")
-        if not number.isdigit() or not note.strip():
+        case_id = record_id(number)
+        if case_id is None or not note.strip():
             reply.say(reply.t.gettext("Usage: /resolve CASE_NUMBER what was done"))
             return
         try:
-            case = await resolve_case(self.store.database, int(number), note=note.strip(),
+            case = await resolve_case(self.store.database, case_id, note=note.strip(),
                                       by=f"telegram:{event.user.id}", now=self.service.clock())
         except StorageError as exc:
             reply.say(str(exc))
@@ -560,7 +714,8 @@ class TelegramCore:
         """`/report FLOW`: the headline numbers and the trend chart, in the staff's chat."""
         loaded = self.flows.get(flow_id)
         if loaded is None:
-            reply.say(reply.t.gettext("No flow {flow}. Flows: {flows}.", flow=flow_id,
+            shown = flow_id if len(flow_id) <= _ECHO else flow_id[:_ECHO] + "…"
+            reply.say(reply.t.gettext("No flow {flow}. Flows: {flows}.", flow=shown,
                                       flows=", ".join(sorted(self.flows))))
             return
         report = await build_report(self.store.database, loaded.flow, by="role")
@@ -573,7 +728,12 @@ class TelegramCore:
     # --- delivery ------------------------------------------------------------------------
 
     async def deliver(self, outs: list[Out], transport: Transport) -> None:
+        """Send `outs` in order. A chat that blocked the bot gets nothing more. A message
+        Telegram refuses (too long, say) is never tried again and never leaves the person
+        without a reply: it is logged as an error and a one-line apology goes instead."""
         blocked: set[int] = set()
+        reached: set[int] = set()  # chats that got a message
+        unanswered: dict[int, str] = {}  # chats whose message was refused: what it was
         for out in outs:
             chat = getattr(out, "chat_id", None)
             if chat in blocked:
@@ -584,23 +744,72 @@ class TelegramCore:
                 blocked.add(chat)  # type: ignore[arg-type]
                 await self._unreachable(chat)
                 continue
-            except (Refused, Transient) as exc:
+            except Refused as exc:
+                if isinstance(out, SendText) and out.session_id is not None:
+                    if await self._question_refused(out, exc, transport):
+                        reached.add(out.chat_id)
+                elif isinstance(out, SendText | SendPhoto | SendDocument):
+                    log.error("Telegram refused a %s to chat %s: %s", type(out).__name__,
+                              out.chat_id, exc)
+                    unanswered.setdefault(out.chat_id, type(out).__name__)
+                else:  # an edit or a button's answer: the message itself is there
+                    log.warning("could not deliver %s: %s", type(out).__name__, exc)
+                continue
+            except Transient as exc:
+                # Not sent (or not known to be): a question stays unshown, and is shown
+                # again on the person's next message or the next start.
                 log.warning("could not deliver %s: %s", type(out).__name__, exc)
                 continue
+            if isinstance(out, SendText | SendPhoto | SendDocument):
+                reached.add(out.chat_id)
             if isinstance(out, SendText) and out.session_id is not None:
                 await self.store.mark_shown(out.session_id, out.question_id, result)
+        for chat in unanswered.keys() - reached - blocked:
+            contact = await self.store.find_contact(CHANNEL, str(chat))
+            t = Translator(contact.language if contact and contact.language else "en")
+            await self._apologise(chat, t.gettext(
+                "Sorry, our reply could not be shown; the survey team has been told."),
+                transport)
+
+    async def _question_refused(self, out: SendText, exc: Refused, transport: Transport) -> bool:
+        """Telegram will not show this question (400: too long, a bad button …), however often
+        it is sent. Mark it shown, so that neither the next start (resume_pending) nor the
+        person's next message sends it again, tell the operators, and tell the person how to
+        go on. True when the apology reached them."""
+        assert out.session_id is not None
+        session = await self.store.get_session(out.session_id)
+        flow = session.flow_id if session else "?"
+        log.error("Telegram refused question %s of flow %s (session %s, chat %s): %s; the "
+                  "respondent was told it could not be shown: shorten it (sada flows lint)",
+                  out.question_id, flow, out.session_id, out.chat_id, exc)
+        await self.store.mark_shown(out.session_id, out.question_id, None)
+        t = Translator(session.language if session else "en")
+        return await self._apologise(out.chat_id, t.gettext(
+            "Sorry, this question could not be shown; the survey team has been told. "
+            "Send /skip to go on or /stop to end the survey."), transport)
+
+    async def _apologise(self, chat: int, text: str, transport: Transport) -> bool:
+        try:
+            await self._with_retries(SendText(chat, text), transport)
+        except (Blocked, Refused, Transient) as exc:
+            log.warning("could not send the apology to chat %s: %s", chat, exc)
+            return False
+        return True
 
     async def _with_retries(self, out: Out, transport: Transport) -> int | None:
+        """Send, waiting out 429s and backing off after network errors. Waiting happens in
+        the chat's lane (lanes.py): other people's updates go on meanwhile, and a stop cuts
+        the wait short (Transient: not sent)."""
         delay = 0.5
         for attempt in range(6):
             try:
                 return await _send(out, transport)
             except RetryAfter as exc:
-                await self._sleep(exc.seconds)
+                if not await wait_out(exc.seconds, self._sleep):
+                    raise Transient("stopping: not waiting out a rate limit") from exc
             except Transient:
-                if attempt == 5:
+                if attempt == 5 or not await wait_out(delay, self._sleep):
                     raise
-                await self._sleep(delay)
                 delay = min(delay * 2, 30)
         raise Transient("gave up after repeated rate limits")
 
@@ -653,11 +862,44 @@ def _command(text: str) -> tuple[str, str] | None:
 
     Bidi marks are dropped first: a command copied from our right-to-left messages comes
     with the isolates we put around it."""
-    stripped = text.translate(_NO_BIDI).strip()
-    if not stripped.startswith("/"):
+    match = _COMMAND.fullmatch(text.translate(_NO_BIDI).strip())
+    if match is None:
         return None
-    head, _, argument = stripped[1:].partition(" ")
-    return head.split("@", 1)[0].lower(), argument.strip()
+    return match[1].lower(), (match[2] or "").strip()
+
+
+def record_id(text: str) -> int | None:
+    """A record id (a case number) as staff type it, in any script's digits (12, ١٢, ۱۲);
+    None for anything else, superscripts such as ² included. Whether a row can have that
+    id is the storage layer's to say ("there is no case …")."""
+    text = text.strip()
+    return int(text) if _ID.fullmatch(text) else None
+
+
+def _index(value: str) -> int | None:
+    """A button's option index (ASCII digits, as keyboards.py writes them), or None."""
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 4 else None
+
+
+def _ask_code(t: Translator) -> str:
+    return t.gettext("To open this link, please send the confirmation code you were given "
+                     "with it.")
+
+
+def _locked(t: Translator) -> str:
+    return t.gettext("This link is locked after too many wrong codes. Please ask the person "
+                     "who sent it for a new one.")
+
+
+def _apology(event: TgEvent) -> list[Out]:
+    """The answer to an update that failed: in the phone's language, as nothing else is
+    known by then."""
+    code = (event.user.language_code or "").split("-")[0]
+    text = Translator(code if code in LANGUAGES else "en").gettext(
+        "Sorry, something unexpected happened. Please try again.")
+    if isinstance(event, TgPress):
+        return [AnswerPress(event.callback_id, text)]
+    return [SendText(event.chat_id, text)]
 
 
 def _title(loaded: LoadedFlow, lang: str) -> str:

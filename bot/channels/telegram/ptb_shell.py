@@ -8,6 +8,10 @@ too. To add Sada to an existing PTB bot:
 
     add_survey_handlers(application, core)
     await core.resume_pending(PtbTransport(application.bot))   # e.g. in post_init
+
+A host keeps one chat's updates in order its own way (PTB handles them in turn unless
+concurrent_updates is set); `sada run` feeds the Application through PtbIntake instead, one
+lane per chat (lanes.py).
 """
 
 from __future__ import annotations
@@ -45,21 +49,25 @@ from bot.channels.telegram.events import (
     Refused,
     RetryAfter,
     TgEvent,
+    TgMedia,
     TgPress,
     TgText,
     TgUser,
     Transient,
     Transport,
+    media_kind,
 )
 from bot.settings import TELEGRAM_API_URL
 
 __all__ = [
     "SURVEY_GROUP",
     "PtbApplication",
+    "PtbIntake",
     "PtbTransport",
     "SurveyCore",
     "add_survey_handlers",
     "build_application",
+    "media_event",
     "press_event",
     "survey_handlers",
     "telegram_errors",
@@ -102,6 +110,16 @@ def text_event(update: Update) -> TgText | None:
     return TgText(update.update_id, message.chat.id, _user(message.from_user), message.text)
 
 
+def media_event(update: Update) -> TgMedia | None:
+    """A photo, sticker, voice message … in a private chat: not an answer, yet answered."""
+    message = update.message
+    kind = None if message is None else media_kind(message)
+    if (message is None or kind is None or message.chat.type != ChatType.PRIVATE
+            or message.from_user is None):
+        return None
+    return TgMedia(update.update_id, message.chat.id, _user(message.from_user), kind)
+
+
 def press_event(update: Update) -> TgPress | None:
     """A button pressed on a message in a private chat (inline-mode presses have no message)."""
     query = update.callback_query
@@ -121,14 +139,15 @@ def survey_handlers(core: SurveyCore) -> list[PtbHandler]:
     that runs before the host bot's own handlers (SURVEY_GROUP, see add_survey_handlers)."""
 
     async def on_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        event: TgEvent | None = text_event(update) or press_event(update)
+        event: TgEvent | None = text_event(update) or press_event(update) or media_event(update)
         if event is None or not await core.wants(event):
             return  # not ours: PTB goes on to the next group, the host bot's handlers
         await core.process(event, PtbTransport(context.bot))
         raise ApplicationHandlerStop  # ours and answered: no later group may answer it too
 
-    private_text = filters.UpdateType.MESSAGE & filters.ChatType.PRIVATE & filters.TEXT
-    return [MessageHandler(private_text, on_update), CallbackQueryHandler(on_update)]
+    private = filters.UpdateType.MESSAGE & filters.ChatType.PRIVATE
+    return [MessageHandler(private & (filters.TEXT | filters.ATTACHMENT), on_update),
+            CallbackQueryHandler(on_update)]
 
 
 def add_survey_handlers(
@@ -137,11 +156,44 @@ def add_survey_handlers(
     application.add_handlers(survey_handlers(core), group=group)
 
 
+class PtbIntake:
+    """runner.Intake on python-telegram-bot: raw updates fetched, parsed and handed to the
+    Application's handlers (not through its Updater and update queue)."""
+
+    def __init__(self, application: PtbApplication) -> None:
+        self.application = application
+
+    async def fetch(
+        self, offset: int | None, timeout: int, allowed: list[str], limit: int = 100
+    ) -> tuple[Update, ...]:
+        with telegram_errors():  # PTB adds `timeout` to the read timeout itself
+            return await self.application.bot.get_updates(
+                offset=offset, limit=limit, timeout=timeout, allowed_updates=allowed
+            )
+
+    def parse(self, data: dict[str, Any]) -> Update:
+        """A webhook body as an Update; ValueError when it is none."""
+        try:
+            return Update.de_json(data, self.application.bot)
+        except (TypeError, KeyError, AttributeError) as exc:  # PTB checks nothing itself
+            raise ValueError(f"not a Telegram update ({type(exc).__name__}: {exc})") from exc
+
+    @staticmethod
+    def identify(update: Update) -> tuple[int, int | None]:
+        """The update's id and its chat (the user, for a press on an inline-mode message)."""
+        chat, user = update.effective_chat, update.effective_user
+        return update.update_id, chat.id if chat else user.id if user else None
+
+    async def feed(self, update: Update) -> None:
+        await self.application.process_update(update)
+
+
 def build_application(token: str, api_url: str = TELEGRAM_API_URL) -> PtbApplication:
     """An Application on Telegram's API server or another one, with an Updater for polling.
 
-    Updates are handled one at a time (concurrent_updates off): two quick answers from one
-    person must be applied in the order they were typed."""
+    Its own update queue handles updates one at a time (concurrent_updates off), so a host
+    that polls with it applies two quick answers from one person in the order they were
+    typed; `sada run` takes updates through PtbIntake and keeps that order per chat."""
     base = api_url.rstrip("/")
     return (
         ApplicationBuilder()

@@ -1,40 +1,52 @@
 """Run Sada as a Telegram bot on aiogram or python-telegram-bot, by long polling or webhook.
 
 Start-up order: database, getMe (the bot's username), the core, questions committed but never
-shown (`resume_pending`), then updates. Updates are handled one at a time in both modes, so
-two quick answers from one person are applied in the order they were typed.
+shown (`resume_pending`), then updates.
+
+Updates go through per-chat lanes (lanes.py), the same for both frameworks and both modes:
+one person's updates are applied one at a time, in the order Telegram handed them out (two
+quick answers count in the order they were typed), while other people's run beside them, a
+bounded number at once. So a rate limit (429) waited out for one chat, or one person's flood,
+delays only that person. Each update is still one transaction, committed with its
+processed-update row, so a redelivered update is recognised and skipped.
+
+Nothing confirmed is lost: getUpdates confirms every update below its offset, so the offset
+stays at the oldest update not yet handled; what Telegram hands out again from there while a
+busy chat catches up is skipped by id. A webhook request is answered only after its update
+was handled. A crash therefore means redelivery, never loss.
 
 Stopping (the `stop` event, or SIGINT/SIGTERM when none is given): no new updates are taken,
-the update being handled is finished, then the connections close. A second Ctrl-C aborts.
+the updates being handled are finished (without sitting out rate limits), those still waiting
+in a lane are left to Telegram to deliver again, the handled ones are confirmed, then the
+connections close. A second Ctrl-C aborts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import logging
 import re
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from bot.channels.telegram import DEFAULT_LISTEN
 from bot.channels.telegram.events import Blocked, Refused, RetryAfter, TgEvent, Transient, Transport
+from bot.channels.telegram.lanes import ChatLanes
 from bot.settings import Settings
 from storage.db import Database
 from storage.repo import Store
 
 if TYPE_CHECKING:  # each framework is imported only when it runs
-    from aiogram import Bot, Dispatcher
-
-    from bot.channels.telegram.ptb_shell import PtbApplication
     from bot.followups.scheduler import FollowupService
 
 __all__ = [
@@ -53,9 +65,17 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 Framework = Literal["aiogram", "ptb"]
+U = TypeVar("U")
 # my_chat_member: a person blocking or restarting the bot (reachability).
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+# How long a stop waits for the updates being handled (they no longer sit out rate limits,
+# so this bounds only a stuck database or network call).
+STOP_GRACE_SECONDS = 10.0
+# While a busy chat holds the getUpdates offset back, Telegram answers at once with updates
+# already in hand: ask again when one of them is done, or after this long for new ones.
+RECHECK_SECONDS = 0.3
+MAX_BACKOFF_SECONDS = 30.0
 
 
 class StartError(Exception):
@@ -68,6 +88,29 @@ class Core(Protocol):
     async def process(self, event: TgEvent, transport: Transport) -> None: ...
 
     async def resume_pending(self, transport: Transport) -> int: ...
+
+
+class Intake(Protocol[U]):
+    """What a framework's shell gives the runner to take updates (aiogram_shell.AiogramIntake,
+    ptb_shell.PtbIntake)."""
+
+    async def fetch(
+        self, offset: int | None, timeout: int, allowed: list[str], limit: int = 100
+    ) -> Sequence[U]:
+        """getUpdates, raising events.py's errors."""
+        ...
+
+    def parse(self, data: dict[str, Any]) -> U:
+        """A webhook body as the framework's update; ValueError when it is none."""
+        ...
+
+    def identify(self, update: U) -> tuple[int, int | None]:
+        """(update_id, chat id or None)."""
+        ...
+
+    async def feed(self, update: U) -> None:
+        """Through the framework's handlers (Sada's, then a host's)."""
+        ...
 
 
 class CoreFactory(Protocol):
@@ -226,9 +269,9 @@ async def run_bot(
     if framework not in ("aiogram", "ptb"):
         raise StartError(f"the framework must be aiogram or ptb, not {framework!r}")
     if core_factory is None:
-        from bot.channels.telegram.core import TelegramCore
+        from bot.channels.telegram.core import standalone_core
 
-        core_factory = TelegramCore.create
+        core_factory = standalone_core
     async with (
         _stop_event(stop) as stopping,
         await Database.open(settings.effective_database_url) as database,
@@ -272,7 +315,6 @@ async def _stop_event(stop: asyncio.Event | None) -> AsyncIterator[asyncio.Event
 
 async def _serve_aiogram(run: _Run) -> None:
     from aiogram import Dispatcher
-    from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 
     from bot.channels.telegram import aiogram_shell as shell
 
@@ -285,68 +327,30 @@ async def _serve_aiogram(run: _Run) -> None:
         dp = Dispatcher()
         dp.include_router(shell.survey_router(core))
         if run.webhook_url is None:
-            # aiogram's polling does not remove a webhook, and getUpdates answers 409 while
-            # one is set.
+            # getUpdates answers 409 while a webhook is set
             with run.step("remove the webhook"), shell.telegram_errors():
                 await bot.delete_webhook(drop_pending_updates=False)
-            run.started("aiogram", me.username)
-            await _poll_aiogram(dp, bot, run)
-            return
-        url, secret = run.webhook_url, webhook_secret(run.settings)
-        # handle_in_background=False: answer 200 only after the update was handled, so a
-        # crash makes Telegram deliver it again instead of losing it.
-        handler = SimpleRequestHandler(dp, bot, handle_in_background=False, secret_token=secret)
+        url, secret = run.webhook_url or "", webhook_secret(run.settings)
 
-        async def set_webhook() -> None:
+        async def set_webhook() -> None:  # webhook mode only
             with run.step(f"set the webhook {url}"), shell.telegram_errors():
                 await bot.set_webhook(url, secret_token=secret, allowed_updates=ALLOWED_UPDATES)
 
         await dp.emit_startup(bot=bot)
         try:
-            await _serve_webhook(run, secret, handler.handle, set_webhook, "aiogram",
-                                 me.username)
+            await _take_updates(run, shell.AiogramIntake(dp, bot), set_webhook, "aiogram",
+                                me.username)
         finally:
-            await dp.emit_shutdown(bot=bot)  # finishes updates still being handled
+            await dp.emit_shutdown(bot=bot)  # the router finishes what it still handles
     finally:
         await run.stop_followups()
         await bot.session.close()
-
-
-async def _poll_aiogram(dp: Dispatcher, bot: Bot, run: _Run) -> None:
-    polling = asyncio.create_task(dp.start_polling(
-        bot,
-        polling_timeout=run.polling_timeout,
-        handle_as_tasks=False,  # one update at a time, in order
-        allowed_updates=ALLOWED_UPDATES,
-        handle_signals=False,  # ours: the same for both frameworks and for webhooks
-        close_bot_session=False,  # closed by the caller, after the router drained
-    ))
-    stopping = asyncio.create_task(run.stop.wait())
-    try:
-        done, _ = await asyncio.wait({polling, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if polling not in done:
-            try:
-                # Cancels the long poll and the handler awaiting an update; the router's
-                # shutdown hook (run by start_polling) then finishes that update.
-                await dp.stop_polling()
-            except RuntimeError:  # stopped before polling began
-                polling.cancel()
-        with suppress(asyncio.CancelledError):
-            await polling
-    finally:
-        stopping.cancel()
-        if not polling.done():
-            polling.cancel()
-            with suppress(asyncio.CancelledError):
-                await polling
 
 
 # --- python-telegram-bot ----------------------------------------------------------------------
 
 
 async def _serve_ptb(run: _Run) -> None:
-    from telegram import Update
-
     from bot.channels.telegram import ptb_shell as shell
 
     application = shell.build_application(run.token, run.api_url)
@@ -359,63 +363,156 @@ async def _serve_ptb(run: _Run) -> None:
         shell.add_survey_handlers(application, core)
         await application.start()
         if run.webhook_url is None:
-            await _poll_ptb(application, run, username)
-            return
-        url, secret = run.webhook_url, webhook_secret(run.settings)
+            with run.step("remove the webhook"), shell.telegram_errors():
+                await application.bot.delete_webhook(drop_pending_updates=False)
+        url, secret = run.webhook_url or "", webhook_secret(run.settings)
 
-        async def receive(request: web.Request) -> web.StreamResponse:
-            try:
-                data = await request.json()
-            except ValueError:
-                data = None
-            if not isinstance(data, dict):
-                return web.Response(status=400, text="the body must be a JSON update")
-            # Answered after processing, so a crash of the process means redelivery rather
-            # than a lost update (PTB itself logs a handler's exception and carries on).
-            await application.process_update(Update.de_json(data, application.bot))
-            return web.json_response({})
-
-        async def set_webhook() -> None:
+        async def set_webhook() -> None:  # webhook mode only
             with run.step(f"set the webhook {url}"), shell.telegram_errors():
                 await application.bot.set_webhook(
                     url, secret_token=secret, allowed_updates=ALLOWED_UPDATES
                 )
 
-        await _serve_webhook(run, secret, receive, set_webhook, "python-telegram-bot", username)
+        await _take_updates(run, shell.PtbIntake(application), set_webhook,
+                            "python-telegram-bot", username)
     finally:
         await run.stop_followups()
         if application.running:
-            await application.stop()  # handles the updates still queued, then returns
+            await application.stop()
         await application.shutdown()
         # A failed initialize() (a rejected token) leaves the bot's HTTP clients open, and
         # application.shutdown() skips an application that never finished initializing.
         await application.bot.shutdown()
 
 
-async def _poll_ptb(application: PtbApplication, run: _Run, username: str | None) -> None:
-    from bot.channels.telegram.ptb_shell import telegram_errors
+# --- updates, for both ------------------------------------------------------------------------
 
-    updater = application.updater
-    assert updater is not None  # build_application keeps PTB's Updater
-    # PTB removes any webhook first (deleteWebhook), then polls.
-    with run.step("start polling"), telegram_errors():
-        await updater.start_polling(timeout=run.polling_timeout, allowed_updates=ALLOWED_UPDATES)
+
+async def _take_updates(
+    run: _Run, intake: Intake[Any], set_webhook: Callable[[], Awaitable[None]],
+    framework: str, username: str | None,
+) -> None:
+    lanes = ChatLanes()
     try:
-        run.started("python-telegram-bot", username)
-        await run.stop.wait()
+        if run.webhook_url is None:
+            run.started(framework, username)
+            await _poll(run, intake, lanes)
+        else:
+            await _serve_webhook(run, intake, lanes, set_webhook, framework, username)
     finally:
-        # Stops fetching and confirms what was fetched to Telegram: the caller's
-        # application.stop() then handles the updates still queued.
-        await updater.stop()
+        await lanes.close(STOP_GRACE_SECONDS)
 
 
-# --- webhooks, for both -----------------------------------------------------------------------
+@dataclass
+class _Offset:
+    """getUpdates's offset, kept at the oldest update not yet handled.
+
+    Telegram may hand out again every update from the offset on: `take` recognises those
+    already in a lane or done. Ids below the offset never come back and are forgotten."""
+
+    taken: set[int] = field(default_factory=set)
+    unfinished: set[int] = field(default_factory=set)
+    top: int | None = None
+
+    @property
+    def value(self) -> int | None:
+        if self.unfinished:
+            return min(self.unfinished)
+        return None if self.top is None else self.top + 1
+
+    def take(self, update_id: int) -> bool:
+        """True for an update not seen before, now in hand."""
+        if update_id in self.taken:
+            return False
+        self.taken.add(update_id)
+        self.unfinished.add(update_id)
+        self.top = update_id if self.top is None else max(self.top, update_id)
+        return True
+
+    def finished(self, update_id: int) -> None:
+        self.unfinished.discard(update_id)
+
+    def forget_confirmed(self) -> None:
+        floor = self.value
+        if floor is not None:
+            self.taken = {i for i in self.taken if i >= floor}
+
+
+async def _until_stopped(run: _Run, work: Awaitable[U], timeout: float | None = None) -> U | None:
+    """`work`'s result (or its exception); None when the stop or `timeout` came first, and
+    `work` is then cancelled."""
+    task = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(run.stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, timeout=timeout,
+                           return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not task.done():
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+    return None if task.cancelled() else task.result()
+
+
+async def _poll(run: _Run, intake: Intake[Any], lanes: ChatLanes) -> None:
+    """Long polling into the lanes until the stop; then confirm what was handled."""
+    offset = _Offset()
+    progress = asyncio.Event()  # an update finished: the offset may move on
+    backoff = 0.0
+
+    def finished(update_id: int, done: asyncio.Future[bool]) -> None:
+        # False: never handled (the stop came first); Telegram delivers it again
+        if not done.cancelled() and done.result():
+            offset.finished(update_id)
+        progress.set()
+
+    while not run.stop.is_set():
+        offset.forget_confirmed()
+        progress.clear()
+        try:
+            updates = await _until_stopped(run, intake.fetch(
+                offset.value, run.polling_timeout, ALLOWED_UPDATES))
+        except RetryAfter as exc:
+            await _until_stopped(run, asyncio.sleep(exc.seconds))
+            continue
+        except (Transient, Refused, Blocked) as exc:
+            # e.g. the network is down, or 409 while another instance polls: keep trying
+            backoff = min(max(backoff * 2, 1.0), MAX_BACKOFF_SECONDS)
+            log.warning("%s; trying again in %gs", run.one_line(
+                f"getUpdates failed: {exc}"), backoff)
+            await _until_stopped(run, asyncio.sleep(backoff))
+            continue
+        if updates is None:
+            break
+        backoff = 0.0
+        fresh = 0
+        for update in updates:
+            update_id, chat = intake.identify(update)
+            if not offset.take(update_id):
+                continue
+            fresh += 1
+            done = lanes.submit(chat, functools.partial(intake.feed, update))
+            done.add_done_callback(functools.partial(finished, update_id))
+        if updates and not fresh:
+            # All of them are still in a lane: poll again when one is done, or soon for
+            # other people's new updates.
+            await _until_stopped(run, progress.wait(), RECHECK_SECONDS)
+    await lanes.close(STOP_GRACE_SECONDS)
+    if offset.value is not None:
+        try:
+            # confirms the handled updates; what the lanes left is delivered again
+            await intake.fetch(offset.value, 0, ALLOWED_UPDATES, limit=1)
+        except (Transient, Refused, Blocked, RetryAfter) as exc:
+            log.warning("%s", run.one_line(f"could not confirm the handled updates to "
+                                           f"Telegram ({exc}): they come again and are "
+                                           "skipped"))
 
 
 async def _serve_webhook(
     run: _Run,
-    secret: str,
-    endpoint: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    intake: Intake[Any],
+    lanes: ChatLanes,
     set_webhook: Callable[[], Awaitable[None]],
     framework: str,
     username: str | None,
@@ -423,21 +520,39 @@ async def _serve_webhook(
     """An aiohttp server on `run.listen` answering POSTs on the webhook URL's path.
 
     Checked here for both frameworks: a missing or wrong secret header is 401 and nothing is
-    handled (PTB's own server would say 403; aiogram's checks again, harmlessly). Requests
-    are handled one at a time, as polling does, although Telegram may open several
-    connections at once. The webhook stays set on exit: Telegram keeps updates until we
-    are back."""
+    handled (PTB's own server would say 403). A body that is not a JSON update is 400 with a
+    one-line warning in the log. Telegram posts on several connections at once: each update
+    joins its chat's lane, and the request is answered after the update was handled, so a
+    crash means redelivery; one left unhandled by a stop is 503, and Telegram sends it
+    again. The webhook stays set on exit: Telegram keeps updates until we are back."""
     assert run.webhook_url is not None
-    expected = secret.encode()
-    one_at_a_time = asyncio.Lock()
+    expected = webhook_secret(run.settings).encode()
 
     async def receive(request: web.Request) -> web.StreamResponse:
         given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "replace")
         if not hmac.compare_digest(given, expected):
             log.warning("webhook request without the right secret from %s", request.remote)
             return web.Response(status=401, text="Unauthorized")
-        async with one_at_a_time:
-            return await endpoint(request)
+        try:
+            data = await request.json()
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+            log.warning("webhook request from %s is not JSON: %s", request.remote,
+                        " ".join(str(exc).split()))
+            return web.Response(status=400, text="the body must be a JSON update")
+        try:
+            if not isinstance(data, dict):
+                raise ValueError(f"a JSON {type(data).__name__}, not an object")
+            update = intake.parse(data)
+        except ValueError as exc:
+            reason = " ".join(str(exc).split())
+            log.warning("webhook request from %s is not a Telegram update: %s", request.remote,
+                        reason[:200])
+            return web.Response(status=400, text="the body must be a JSON update")
+        _, chat = intake.identify(update)
+        # shielded: a client that hangs up must not cancel the update's place in its lane
+        if not await asyncio.shield(lanes.submit(chat, functools.partial(intake.feed, update))):
+            return web.Response(status=503, text="stopping; send it again")
+        return web.json_response({})
 
     app = web.Application()
     app.router.add_post(webhook_path(run.webhook_url), receive)
@@ -453,5 +568,6 @@ async def _serve_webhook(
         log.info("listening on http://%s:%d%s", host, port, webhook_path(run.webhook_url))
         run.started(framework, username)
         await run.stop.wait()
+        await lanes.close(STOP_GRACE_SECONDS)  # before the server: requests waiting get 503
     finally:
-        await runner.cleanup()  # lets requests being handled finish
+        await runner.cleanup()
