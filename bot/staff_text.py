@@ -17,7 +17,7 @@ and other control characters are dropped. The marks people legitimately type in 
 Persian stay: RLM, LRM and ALM (a mark cannot reorder strong letters, only place
 punctuation), ZWNJ (می‌خواهم) and ZWJ.
 
-`csv_cell` neutralises text that a spreadsheet would run as a formula. See docs/reports.md
+`csv_cell` neutralises text that a spreadsheet would run as a formula. See docs/metrics.md
 ("CSV files and spreadsheets").
 """
 
