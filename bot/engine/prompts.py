@@ -39,6 +39,9 @@ class Choice:
     label: str
 
 
+PREVIOUS_LIMIT = 100
+
+
 @dataclass(frozen=True)
 class Ask:
     """One question on screen, with everything a channel needs to render it."""
@@ -63,7 +66,10 @@ class Ask:
     min_picks: int = 0
     max_picks: int = 0
     max_length: int | None = None
-    previous: str | None = None  # the earlier answer, as typed, when the person went back
+    # The earlier answer, as typed, when the person went back: a text answer whole (its
+    # max_length bounds it), any other cut to PREVIOUS_LIMIT characters ("٨" amid a page of
+    # filler words was a valid score, but is no line to show again).
+    previous: str | None = None
     # The fewest questions this person will see in all: below `total` while a later
     # question's condition waits on an answer not given yet (None: the same as `total`).
     least: int | None = None

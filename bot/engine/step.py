@@ -14,6 +14,7 @@ from bot.engine.normalize import isolate, local_digits, without_controls
 from bot.engine.parse import Accepted, Rejected, move, parse, pick
 from bot.engine.prompts import (
     DURATION,
+    PREVIOUS_LIMIT,
     QUESTION_COUNT,
     Ask,
     AskConsent,
@@ -353,7 +354,7 @@ def ask(flow: Flow, state: SessionState) -> Ask:
         "seconds_left": round(sum(question_seconds(q, lang) for q in ahead)),
         "optional": question.optional,
         "can_go_back": bool(state.history),
-        "previous": earlier.raw if earlier and not earlier.skipped else None,
+        "previous": _earlier(question, earlier),
     }
     if isinstance(question, SCORED_TYPES):
         view["low"], view["high"] = question.bounds
@@ -368,6 +369,14 @@ def ask(flow: Flow, state: SessionState) -> Ask:
     if isinstance(question, TextQuestion):
         view["max_length"] = question.max_length
     return Ask(**view)
+
+
+def _earlier(question: Question, earlier: Answered | None) -> str | None:
+    if earlier is None or earlier.skipped:
+        return None
+    limit = question.max_length if isinstance(question, TextQuestion) else PREVIOUS_LIMIT
+    raw = earlier.raw
+    return raw if len(raw) <= limit else raw[: limit - 1] + "…"
 
 
 # --- texts -------------------------------------------------------------------------------

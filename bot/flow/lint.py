@@ -15,12 +15,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from bot.channels import text as shown
+from bot.channels.limits import CHANNELS, Limits, utf16_length
+from bot.engine.normalize import isolate, local_digits
+from bot.engine.prompts import (
+    DURATION,
+    PREVIOUS_LIMIT,
+    QUESTION_COUNT,
+    Ask,
+    AskConsent,
+    Choice,
+    Prompt,
+    Say,
+)
+from bot.engine.words import YESNO_WORDS
 from bot.flow import conditions, placeholders
 from bot.flow.estimate import LIMIT_SECONDS, Estimate, estimate, spoken
 from bot.flow.loader import Loc, Parsed, Positions, Problem, Severity, parse_text, read_file
 from bot.flow.model import (
     CONTACT_FIELDS,
     RECAP_LIMIT,
+    RTL_LANGUAGES,
     SCORED_TYPES,
     ChoiceQuestion,
     Flow,
@@ -30,7 +45,14 @@ from bot.flow.model import (
     Question,
     TextQuestion,
     YesNoQuestion,
+    by_code,
 )
+from bot.i18n import Translator
+
+# How long a contact field or a context value may plausibly be when it fills a placeholder:
+# the contacts import takes at most 200 characters a field (bot.followups.contacts_csv);
+# a Telegram name is at most 64 + 64.
+PLAUSIBLE_VALUE = 200
 
 
 @dataclass
@@ -144,6 +166,8 @@ class _Linter:
         self._conditions()
         self._outro()
         self._duration()
+        for limits in CHANNELS:
+            self._fits(limits)
         return _ordered(self.problems)
 
     # --- helpers ------------------------------------------------------------------
@@ -549,6 +573,69 @@ class _Linter:
             return None
         return f"`{name} {op} {_literal(value)}` can never be true: {name} is {span}"
 
+    # --- what channels can carry ---------------------------------------------------
+
+    def _fits(self, limits: Limits) -> None:
+        """Every message within what the channel takes, every option label on a button."""
+        flow = self.flow
+        for lang in flow.languages:
+            longest = _Longest(flow, lang, typed=not limits.buttons)
+            # (where, its texts, what staff call it, the message, what else counted, the fix)
+            messages: list[tuple[Loc, Mapping[Lang, str], str, str, list[str], str]] = [
+                (("intro",), flow.intro, "the intro", longest.said(flow.intro, intro=True),
+                 [], "shorten it"),
+            ]
+            if flow.consent is not None:
+                messages.append((("consent",), flow.consent, "the consent text",
+                                 longest.consent(flow.consent), [], "shorten it"))
+            for _, path, question in self._ordered_questions():
+                text_answer = isinstance(question, TextQuestion)
+                earlier = (question.max_length if isinstance(question, TextQuestion)
+                           else PREVIOUS_LIMIT)
+                messages.append((
+                    (*path, "text"), question.text, f"the text of question '{question.id}'",
+                    longest.question(question),
+                    ["the group title, progress line and hints",
+                     f"the earlier answer shown on going back at up to {earlier:,} "
+                     "characters"],
+                    "shorten it or lower max_length" if text_answer else "shorten it",
+                ))
+                if limits.buttons:
+                    self._labels(limits, lang, path, question)
+            several = len(flow.outro) > 1
+            for vi, variant in enumerate(flow.outro):
+                describe = f"the text of outro variant {vi + 1}" if several else "the outro"
+                messages.append((("outro", vi, "text"), variant.text, describe,
+                                 longest.said(variant.text), [], "shorten it"))
+            for path, text, describe, message, counted, fix in messages:
+                size = utf16_length(message)
+                if lang not in text or size <= limits.message:
+                    continue
+                counted = counted + longest.longest_placeholders(text[lang])
+                parts = f" (counted with {', '.join(counted)})" if counted else ""
+                self.report(
+                    (*path, lang),
+                    f"{describe} makes a {limits.channel} message of up to {size:,} characters "
+                    f"in '{lang}', more than the {limits.message:,} {limits.channel} takes"
+                    f"{parts}: {fix} by {size - limits.message:,}",
+                )
+
+    def _labels(self, limits: Limits, lang: str, path: Loc, question: Question) -> None:
+        # A button shows its label after a mark: ☐/☑ while a multi question is open, ✓
+        # once a choice is made (bot.channels.telegram.keyboards).
+        room = limits.button_label - 2
+        for oi, option in enumerate(getattr(question, "options", None) or []):
+            label = by_code(option.label).get(lang)
+            if label is not None and len(label) > room:
+                self.report(
+                    (*path, "options", oi, "label", lang),
+                    f"the label of option '{option.id}' of question '{question.id}' is "
+                    f"{len(label):,} characters in '{lang}'; a {limits.channel} button shows "
+                    f"about {room} and cuts the rest: shorten it (the question text can say "
+                    "more)",
+                    severity="warning",
+                )
+
     # --- outro and duration -------------------------------------------------------
 
     def _outro(self) -> None:
@@ -583,6 +670,101 @@ class _Linter:
                     "remove or shorten questions",
                     at="key",
                 )
+
+
+class _Longest:
+    """Every message a flow makes, in one language, with each placeholder at its longest
+    plausible value, as a channel renders it (bot.channels.text)."""
+
+    def __init__(self, flow: Flow, lang: str, typed: bool) -> None:
+        self.flow = flow
+        self.lang = lang
+        self.typed = typed
+        self.t = Translator(lang)
+        self.sizes = self._sizes()
+        filler = {name: "x" * size for name, size in self.sizes.items()}
+        if lang in RTL_LANGUAGES:  # as the engine fills them (bot.engine.step._values)
+            filler = {name: isolate(value) for name, value in filler.items()}
+        self.values: dict[str, str] = filler
+
+    def _sizes(self) -> dict[str, int]:
+        lang = self.lang
+        sizes = dict.fromkeys([*CONTACT_FIELDS, *self.flow.context], PLAUSIBLE_VALUE)
+        for question in self.flow.questions:
+            if isinstance(question, TextQuestion):
+                size = question.max_length
+            elif isinstance(question, ChoiceQuestion):
+                size = max(len(_in(o.label, lang)) for o in question.options)
+            elif isinstance(question, MultiQuestion):
+                size = sum(len(_in(o.label, lang)) + 2 for o in question.options)
+            elif isinstance(question, YesNoQuestion):
+                size = max(len(w) for w in YESNO_WORDS.get(lang, YESNO_WORDS["en"]))
+            elif isinstance(question, SCORED_TYPES):
+                size = max(len(str(b)) for b in question.bounds)
+            else:
+                size = 12  # "%g" of any number within NUMBER_LIMIT: "-1.23457e+14"
+            sizes.setdefault(question.id, size)
+        return sizes
+
+    def text(self, prompt: Prompt) -> str:
+        return shown.prompt(prompt, self.t, typed=self.typed)
+
+    def said(self, text: Mapping[Lang, str], *, intro: bool = False) -> str:
+        values = dict(self.values)
+        if intro:  # counts as long as they get: "999 questions", "about 99 minutes"
+            values |= {"questions": local_digits("999", self.lang),
+                       "minutes": local_digits("99", self.lang),
+                       "duration": DURATION, "question_count": QUESTION_COUNT}
+        filled = placeholders.render(_in(text, self.lang), values)
+        return self.text(Say(filled, minutes=99 if DURATION in filled else None,
+                             questions=999 if QUESTION_COUNT in filled else None))
+
+    def consent(self, text: Mapping[Lang, str]) -> str:
+        filled = placeholders.render(_in(text, self.lang), self.values)
+        return self.text(AskConsent(filled, self.lang))
+
+    def question(self, question: Question) -> str:
+        lang = self.lang
+        total = len(self.flow.questions)
+        group = self.flow.group_of(question.id)
+        earlier = question.max_length if isinstance(question, TextQuestion) else PREVIOUS_LIMIT
+        view: dict[str, object] = {
+            "question_id": question.id, "type": question.type, "language": lang,
+            "text": placeholders.render(_in(question.text, lang), self.values),
+            "group_title": _in(group.title, lang), "new_group": True,
+            "index": total, "total": total, "least": 1 if total > 1 else None,
+            "seconds_left": 99 * 60, "optional": question.optional, "can_go_back": True,
+            "previous": "x" * earlier,
+        }
+        if isinstance(question, SCORED_TYPES):
+            view["low"], view["high"] = question.bounds
+            if question.labels:
+                for end, key in ((question.labels.min, "low_label"),
+                                 (question.labels.max, "high_label")):
+                    view[key] = _in(end, lang) if end else None
+        if isinstance(question, ChoiceQuestion | MultiQuestion):
+            view["choices"] = tuple(Choice(o.id, _in(o.label, lang)) for o in question.options)
+        if isinstance(question, MultiQuestion):
+            view["picks"] = tuple(o.id for o in question.options)
+            view["min_picks"], view["max_picks"] = question.min_picks, question.most
+        if isinstance(question, TextQuestion):
+            view["max_length"] = question.max_length
+        return self.text(Ask(**view))  # type: ignore[arg-type]
+
+    def longest_placeholders(self, text: str) -> list[str]:
+        """["{a} at up to 1,000 characters", …] for the two biggest placeholders in `text`."""
+        try:
+            used = {name for name, _ in placeholders.names(text) if name in self.sizes}
+        except placeholders.PlaceholderError:
+            return []
+        biggest = sorted(used, key=lambda n: (-self.sizes[n], n))[:2]
+        return [f"{{{name}}} at up to {self.sizes[name]:,} characters" for name in biggest]
+
+
+def _in(text: Mapping[Lang, str] | None, lang: str) -> str:
+    if not text:
+        return ""
+    return by_code(text).get(lang) or next(iter(text.values()), "")
 
 
 def _span(low: float, high: float) -> str:

@@ -843,7 +843,7 @@ class YamlLimitError(MarkedYAMLError):
     """A YAML document beyond the bounds above; `problem` is the one-line message."""
 
 
-class _BoundedComposer(Composer):  # type: ignore[misc]
+class _BoundedComposer(Composer):
     """ruamel's composer, which refuses a document that expands beyond MAX_VALUES.
 
     Composing only reads the text: an alias is the node it names, shared, so the nodes

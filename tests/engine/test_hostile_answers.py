@@ -13,7 +13,7 @@ import pytest
 from bot.engine import inputs as i
 from bot.engine.normalize import clean_incoming, fold, without_controls
 from bot.engine.parse import Accepted, Rejected, parse, pick
-from bot.engine.prompts import Ask, Notice
+from bot.engine.prompts import PREVIOUS_LIMIT, Ask, Notice
 from bot.engine.step import new_state, step
 from bot.flow.model import NUMBER_LIMIT, NumberQuestion, ScaleQuestion
 from tests.engine.flowdata import FLOW
@@ -112,3 +112,19 @@ def test_control_characters_are_not_stored_in_answers_or_context() -> None:
     stored = state.answers["why"]
     assert stored.raw == "slow delivery\n" and stored.value == "slow delivery"
     assert "\\u0000" not in json.dumps(state.to_json())
+
+
+def test_an_earlier_answer_shown_on_going_back_is_cut_unless_it_is_a_text() -> None:
+    # "٨" amid a page of filler words is a valid score; shown again in full, the question
+    # would outgrow what a channel sends (bot.channels.limits).
+    padded = "يعني " * 800 + "٨"
+    assert parse(Q["nps"], padded) == Accepted(8)
+    state, _ = step(FLOW, new_state(FLOW, language="ar"), i.Start())
+    for answer in ("1", padded):  # role, then nps: on to csat
+        state, _ = step(FLOW, state, i.Reply(answer))
+    assert state.current == "csat"
+    state, prompts = step(FLOW, state, i.Back())
+    [question] = [p for p in prompts if isinstance(p, Ask)]
+    assert question.question_id == "nps" and question.previous is not None
+    assert len(question.previous) == PREVIOUS_LIMIT and question.previous.endswith("…")
+    assert state.answers["nps"].raw == padded  # what is stored stays whole
