@@ -144,3 +144,12 @@ def test_the_flows_in_flows_fit_every_channel() -> None:
 
     for path in (Path(__file__).parent.parent / "flows").glob("*.yaml"):
         assert lint_file(path).problems == []
+
+
+def test_a_control_character_in_a_flow_text_is_an_error_at_it() -> None:
+    # "\0" in double quotes is a NUL in the text: no channel shows it, PostgreSQL refuses it
+    [problem] = errors(flow("Why\\0 so?"))
+    assert problem == (
+        "f.yaml:20:24: error: the text of question 'why' holds the control character U+0000 "
+        "in 'en' (an escape such as \\0 or \\x1b in double quotes): remove it")
+    assert errors(flow("Why?\\nTell us.")) == []  # a newline is fine

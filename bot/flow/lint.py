@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,9 @@ from bot.flow.model import (
     by_code,
 )
 from bot.i18n import Translator
+
+# Control characters no channel shows (NUL, ESC …): C0 but tab and newline, DEL and C1.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 # How long a contact field or a context value may plausibly be when it fills a placeholder:
 # the contacts import takes at most 200 characters a field (bot.followups.contacts_csv);
@@ -280,6 +284,14 @@ class _Linter:
                     severity="warning",
                 )
             self._placeholders(spot, path, value)
+            control = _CONTROL.search(value)
+            if control is not None:
+                self.report(
+                    path,
+                    f"{spot.describe} holds the control character U+{ord(control[0]):04X} in "
+                    f"'{lang}' (an escape such as \\0 or \\x1b in double quotes): remove it",
+                    offset=control.start(),
+                )
             if spot.limit is not None and len(value.strip()) > spot.limit:
                 self.report(
                     path,
