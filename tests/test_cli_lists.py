@@ -118,3 +118,25 @@ def test_lists_show_hostile_values_on_one_line_and_csv_never_runs_them(
     assert row["id"] == "1"  # numbers as numbers
     [record] = json.loads(_at(monkeypatch, 80, "contacts", "list", "-f", "json"))
     assert record["account"] == "=SUM(A1:A9)"  # JSON is data: nothing to neutralise
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["contacts", "list", "--limit", str(2**70)],
+         f"--limit '{2**70}': give a whole number from 1 to 2147483647"),
+        (["contacts", "list", "--limit", "0"], "--limit '0': give a whole number from 1"),
+        (["status", "--failures", str(2**70)],
+         f"--failures '{2**70}': give a whole number from 0 to 2147483647"),
+        (["cases", "resolve", str(2**70), "--note", "x"],
+         f"there is no case {2**70}: case ids run from 1 to 2147483647"),
+        (["actions", "done", str(2**64)],
+         f"there is no action {2**64}: action ids run from 1 to 2147483647"),
+    ],
+)
+def test_numbers_no_database_holds_are_one_line(cli: str, args: list[str], expected: str
+                                                 ) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(expected)
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output

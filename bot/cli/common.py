@@ -67,6 +67,21 @@ def id_parser(what: str, listing: str) -> Callable[[str], int]:
     return parse
 
 
+def count_parser(option: str, minimum: int) -> Callable[[str], int]:
+    """The parser of a how-many option (``--limit``, ``--failures``): a whole number from
+    ``minimum`` up to what a database LIMIT takes, in any digits; anything else one line."""
+
+    def parse(value: str) -> int:
+        from storage.cases import MAX_ID
+
+        text = str(value).strip()
+        if not _DIGITS.fullmatch(text) or not minimum <= int(text) <= MAX_ID:
+            fail(f"{option} {value!r}: give a whole number from {minimum} to {MAX_ID}", 2)
+        return int(text)
+
+    return parse
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     """One red line (or one per problem) on stderr and exit ``code``."""
     # markup=False: messages may hold brackets rich would read as tags; soft_wrap keeps

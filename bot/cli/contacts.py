@@ -19,6 +19,7 @@ from bot.cli.common import (
     Column,
     FormatOption,
     check_format,
+    count_parser,
     database_url,
     fail,
     print_table,
@@ -143,7 +144,8 @@ def list_command(
                                               "the bot or deleted their account.")] = False,
     reachable: Annotated[bool, typer.Option("--reachable", help="Only those we may write to "
                                             "(neither opted out nor unreachable).")] = False,
-    limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 50,
+    limit: Annotated[int, typer.Option(help="Show at most this many.",
+                                       parser=count_parser("--limit", 1))] = 50,
     fmt: FormatOption = "table",
 ) -> None:
     """List contacts, by account, role and id; filters combine."""

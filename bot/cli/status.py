@@ -15,8 +15,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from bot.cli.common import count_parser
 from bot.cli.common import database_url as _database_url
 from bot.cli.common import fail as _fail
+from bot.staff_text import staff_line
 
 if TYPE_CHECKING:
     from storage.outbox import OutboxStatus
@@ -93,7 +95,7 @@ def failures_table(summary: OutboxStatus) -> Table:
     for f in summary.failures:
         error = f.error if len(f.error) <= _ERROR_WIDTH else f.error[: _ERROR_WIDTH - 1] + "…"
         table.add_row(str(f.id), f.kind, str(f.chat_id), str(f.attempts),
-                      f.due_at.strftime("%Y-%m-%d %H:%M"), Text(error))  # no markup
+                      f.due_at.strftime("%Y-%m-%d %H:%M"), Text(staff_line(error)))  # no markup
     return table
 
 
@@ -107,7 +109,8 @@ async def _summary(url: str, failures: int) -> OutboxStatus:
 
 def status(
     failures: Annotated[
-        int, typer.Option("--failures", min=0, help="How many of the latest failures to list.")
+        int, typer.Option("--failures", help="How many of the latest failures to list.",
+                          parser=count_parser("--failures", 0))
     ] = 10,
     database_url: Annotated[
         str | None, typer.Option("--database-url", help="Overrides SADA_DATABASE_URL.")
