@@ -70,3 +70,29 @@ async def test_few_completions_and_no_invitations(database: Database) -> None:
     ranged = await build_report(database, FLOW, since=date(2026, 1, 1),
                                 until=date(2026, 1, 31), now=NOW)
     assert "2026-01-01 to 2026-01-31 (change vs" in _text(ranged)
+
+
+async def test_crm_values_in_tables_stay_on_their_line(database: Database) -> None:
+    """An account or a silent contact's name from a CRM can neither reverse a table row nor
+    add a line of its own (bot.staff_text.staff_line); the CSV keeps them, as text."""
+    from bot.reports.metrics import build_accounts
+    from bot.reports.tables import accounts_renderable
+
+    b = Builder(database)
+    await b.contact("p1", account="\u202eemcA", role="buyer\u2028silent roles: none")
+    await b.session("p1", "p1", at(1, 5), answers={"nps": 2})
+    await b.contact("quiet", account="\u202eemcA", role="user", name="Sara\nopen cases: 0")
+    await b.invitation("quiet", "sent", at(1, 4))
+    report = await build_report(database, FLOW, by="account", now=NOW)
+    out = _text(report)
+    views = await build_accounts(database, FLOW, now=NOW)
+    console = Console(record=True, width=200, color_system=None)
+    console.print(accounts_renderable(views))
+    accounts = console.export_text()
+    for text in (out, accounts):
+        assert not {"\u202e", "\u2028"} & set(text)
+        assert "emcA" in text
+    assert "Sara / open cases: 0 (user)" in accounts
+    assert not any(line.strip().startswith(("silent roles: none", "open cases: 0"))
+                   for line in accounts.splitlines())
+    assert "\u202eemcA" in report_csv(report)  # data, for a spreadsheet: as stored
