@@ -128,6 +128,12 @@ class LinkToken(SQLModel, table=True):
     contact_id: int | None = Field(default=None, foreign_key="contact.id", ondelete="CASCADE")
     context: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType, nullable=False)
     created_at: datetime
+    # `sada link --confirm`: the opener must send a code (kept hashed) before the chat
+    # becomes the contact; the chat last asked for it and when, and the wrong tries so far.
+    code_hash: str | None = None
+    code_chat: str | None = Field(default=None, index=True)
+    code_asked_at: datetime | None = None
+    code_failures: int = 0
 
 
 class Consent(SQLModel, table=True):

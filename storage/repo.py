@@ -400,10 +400,11 @@ class Store:
         contact_id: int | None,
         context: dict[str, Any],
         now: datetime | None = None,
+        code_hash: str | None = None,
     ) -> LinkToken:
         row = LinkToken(
             token=token, flow_id=flow_id, contact_id=contact_id, context=context,
-            created_at=self._now(now),
+            created_at=self._now(now), code_hash=code_hash,
         )
         async with self.database.session() as s, s.begin():
             s.add(row)

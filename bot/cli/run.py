@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 
 from bot.channels.telegram import DEFAULT_LISTEN
-from bot.cli.common import ContextOption, database_url, settings_or_exit
+from bot.cli.common import ContextOption, database_url, id_parser, settings_or_exit
 from bot.flow.model import LANGUAGES, Flow
 from bot.i18n import CatalogError, check_catalogs
 from bot.settings import Settings
@@ -190,10 +190,12 @@ async def _username_from_telegram(settings: Settings, token: str) -> str:
 
 
 async def _make_link(
-    settings: Settings, url: str, flow_id: str, contact: int | None, context: dict[str, str]
-) -> str:
+    settings: Settings, url: str, flow_id: str, contact: int | None, context: dict[str, str],
+    *, confirm: bool = False,
+) -> tuple[str, str | None]:
+    """The link, and its confirmation code with `confirm`."""
     # Imported here, not at the top: storage costs start-up that `sada --help` should not pay.
-    from bot.channels.telegram.links import create_link
+    from bot.channels.telegram.links import create_confirmed_link, create_link
     from storage.db import Database
     from storage.repo import Store
 
@@ -203,10 +205,17 @@ async def _make_link(
     async with await Database.open(url) as database:
         store = Store(database)
         # checked first: the database would refuse it too, but with a foreign-key traceback
-        if contact is not None and await store.get_contact(contact) is None:
+        found = None if contact is None else await store.get_contact(contact)
+        if contact is not None and found is None:
             raise _BadInput(f"there is no contact {contact} in the database")
+        if confirm and found is not None and found.id is not None:
+            if found.channel != "external":
+                raise _BadInput(f"contact {contact} already has a {found.channel} chat: the "
+                                "link opens only in that chat, so --confirm is not needed")
+            return await create_confirmed_link(store, flow_id=flow_id, contact_id=found.id,
+                                               context=context, bot_username=username)
         return await create_link(store, flow_id=flow_id, contact_id=contact, context=context,
-                                 bot_username=username)
+                                 bot_username=username), None
 
 
 def link(
@@ -214,15 +223,30 @@ def link(
                                         "folder.")],
     contact: Annotated[
         int | None,
-        typer.Option("--contact", help="Sada contact id the link is for; only that person "
-                     "can use it. Without it, anyone with the link can answer."),
+        typer.Option("--contact", parser=id_parser("contact", "sada contacts list"),
+                     metavar="INTEGER",
+                     help="Sada contact id the link is for: the answers and the "
+                     "contact's details go with that contact. If the contact has no Telegram "
+                     "chat yet, whoever opens the link first becomes that contact (a "
+                     "forwarded link too): use --confirm where the contact's data is "
+                     "sensitive. Without --contact, anyone with the link can answer."),
     ] = None,
+    confirm: Annotated[
+        bool,
+        typer.Option("--confirm", help="With --contact: also print a 6-digit code to send "
+                     "apart from the link (phone, SMS). The bot asks the opener for it "
+                     "before the chat becomes the contact and shows nothing of the contact "
+                     "until then; 5 wrong codes lock the link."),
+    ] = False,
     context: ContextOption = None,
 ) -> None:
     """Print a t.me link that opens the bot and starts FLOW.
 
     The bot cannot write first to someone who never opened a chat with it:
     send them this link by e-mail, SMS or your helpdesk instead.
+    A personal link (--contact) for a contact that already has a Telegram chat opens only
+    in that chat. For a contact without one, the first chat to open it becomes that
+    contact: with --confirm it must send the code first (printed on a second line).
     The bot's name comes from SADA_BOT_USERNAME, or from Telegram (SADA_TELEGRAM_TOKEN).
     """
     from bot.channels.telegram.runner import StartError
@@ -239,14 +263,21 @@ def link(
         # asking Telegram needs a usable token; the username is the simpler fix either way
         _fail("sada link needs the bot's name for the t.me link: set SADA_BOT_USERNAME (the "
               "bot's @username, e.g. export SADA_BOT_USERNAME=my_sada_bot)", 2)
+    if confirm and contact is None:
+        _fail("--confirm needs --contact: a code confirms who opens a personal link, e.g. "
+              "sada link FLOW --contact 12 --confirm", 2)
     url = database_url()
     try:
-        link_url = asyncio.run(_make_link(settings, url, served.id, contact, values))
+        link_url, code = asyncio.run(_make_link(settings, url, served.id, contact, values,
+                                                confirm=confirm))
     except _BadInput as exc:
         _fail(str(exc), 2)
     except (StartError, StorageError) as exc:
         _fail(str(exc))
     typer.echo(link_url)
+    if code is not None:
+        typer.echo(f"code: {code}  (send it apart from the link; the bot asks for it before "
+                   f"the chat becomes contact {contact})")
 
 
 def register(app: typer.Typer) -> None:

@@ -9,15 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from bot.channels.telegram.core import TelegramCore, load_flows
+from bot.channels.telegram.core import TelegramCore, load_flows, record_id
 from bot.channels.telegram.events import (
     Blocked,
     Keyboard,
     RetryAfter,
+    TgMedia,
     TgPress,
     TgText,
     TgUser,
 )
+from bot.i18n import Translator
 from storage.repo import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,6 +86,20 @@ class Chat:
                 raise AssertionError(f"no button {label!r} in {keyboard}")
         raise AssertionError("no keyboard sent")
 
+    async def media(self, kind: str = "photo") -> None:
+        await self.core.process(TgMedia(next(self.updates), self.chat_id, self.user, kind),
+                                self.transport)
+
+    async def press_data(self, data: str, message_id: int | None = 1) -> str | None:
+        """Press a button with this callback data; the answer's text (the press is always
+        answered)."""
+        callback = f"cb{next(self.updates)}"
+        answered = len(self.transport.answers)
+        await self.core.process(TgPress(next(self.updates), self.chat_id, self.user, callback,
+                                        message_id, data), self.transport)
+        [answer] = [a for a in self.transport.answers[answered:] if a[0] == callback]
+        return answer[1]
+
     def last(self) -> str:
         return self.transport.sent[-1][1]
 
@@ -92,6 +108,14 @@ class Chat:
 async def core(store: Store) -> TelegramCore:
     return TelegramCore(store, load_flows(ROOT / "flows"), bot_username="sada_test_bot",
                         admin_ids=frozenset({1}), secret="test-secret", sleep=_no_sleep)
+
+
+@pytest.fixture
+async def solo(store: Store) -> TelegramCore:
+    """The core as `sada run` builds it: the bot is Sada alone."""
+    return TelegramCore(store, load_flows(ROOT / "flows"), bot_username="sada_test_bot",
+                        admin_ids=frozenset({1}), secret="test-secret", sleep=_no_sleep,
+                        standalone=True)
 
 
 async def _no_sleep(_: float) -> None:
@@ -313,3 +337,215 @@ async def test_staff_resolve_a_case_in_telegram(store: Store) -> None:
     await staff.send(f"/resolve {row.case.id} again")
     assert "already" in staff.last().lower()
     assert await list_cases(store.database, open_only=True) == []
+
+
+# --- what Sada cannot read: media, unknown commands, other buttons -------------------------
+
+
+async def test_media_during_a_survey_says_what_is_expected_and_asks_again(
+    core: TelegramCore, store: Store
+) -> None:
+    tr = Recorder()
+    chat = Chat(core, tr, 90, "en")
+    await chat.send("/start")
+    await chat.press("Supplier relationship review")
+    question = tr.sent[-1]
+    for kind in ("photo", "sticker", "voice", "document"):
+        sent = len(tr.sent)
+        await chat.media(kind)
+        notice, again = tr.sent[sent:]
+        assert "only read typed text and buttons" in notice[1] and "question below" in notice[1]
+        assert again[1] == question[1] and again[2] is not None  # the question, with buttons
+    await chat.press("Purchasing")  # the buttons of the repeated question work
+    contact = await store.find_contact("telegram", "90")
+    assert contact is not None and contact.id is not None
+    [session] = (await store.export_contact(contact.id))["sessions"]
+    assert [a["question_id"] for a in session["answers"]] == ["stakeholder"]
+
+
+async def test_media_at_consent_asks_for_consent_again(core: TelegramCore, store: Store) -> None:
+    from bot.channels.telegram.links import create_link
+
+    url = await create_link(store, flow_id="post-support", contact_id=None,
+                            context={"ticket": "T-9"}, bot_username="sada_test_bot")
+    tr = Recorder()
+    chat = Chat(core, tr, 91, "en")
+    await chat.send(f"/start {url.rsplit('=', 1)[1]}")
+    consent = tr.sent[-1]
+    await chat.media("voice")
+    assert "question below" in tr.sent[-2][1]
+    assert tr.sent[-1][1] == consent[1] and tr.sent[-1][2] == consent[2]
+
+
+async def test_media_and_unknown_commands_outside_a_survey(
+    core: TelegramCore, solo: TelegramCore
+) -> None:
+    user = TgUser(92, "Sara", language_code="en")
+    photo = TgMedia(1, 92, user, "photo")
+    unknown = TgText(2, 92, user, "/weather")
+    # in a host bot they are the host's: Sada lets them through
+    assert not await core.wants(photo) and not await core.wants(unknown)
+    # `sada run` has no host: Sada answers them
+    assert await solo.wants(photo) and await solo.wants(unknown)
+    tr = Recorder()
+    chat = Chat(solo, tr, 92, "en")
+    await chat.media("sticker")
+    assert "only read typed text" in chat.last() and "/start" in chat.last()
+    await chat.send("/weather")
+    assert chat.last() == ("I do not know the command /weather. Send /help to see the "
+                           "commands I understand.")
+
+
+async def test_unknown_command_during_a_survey_is_named_and_the_question_asked_again(
+    solo: TelegramCore, store: Store
+) -> None:
+    tr = Recorder()
+    chat = Chat(solo, tr, 93, "fa")
+    await chat.send("/start")
+    await chat.press("نظرسنجی همکاری با ما")
+    question = tr.sent[-1]
+    await chat.send("/menu@sada_test_bot")
+    assert "/menu" in tr.sent[-2][1] and "/help" in tr.sent[-2][1]
+    assert tr.sent[-1][1] == question[1]
+    # a slash that is no command, typed as an answer, is read as an answer
+    await chat.press("خرید و تدارکات")
+    await chat.press("۳")
+    await chat.send("/etc/hosts is down, again")
+    contact = await store.find_contact("telegram", "93")
+    assert contact is not None and contact.id is not None
+    [session] = (await store.export_contact(contact.id))["sessions"]
+    raw = {a["question_id"]: a["raw_text"] for a in session["answers"]}
+    assert raw["nps_why"] == "/etc/hosts is down, again"
+
+
+async def test_every_button_press_is_answered_even_when_not_ours(
+    core: TelegramCore, solo: TelegramCore, store: Store
+) -> None:
+    user = TgUser(94, "Sara", language_code="en")
+    assert not await core.wants(TgPress(1, 94, user, "cb", 1, "menu:open"))  # a host's
+    tr = Recorder()
+    chat = Chat(solo, tr, 94, "en")
+    await chat.send("/start")
+    await chat.press("Supplier relationship review")
+    before = len(tr.sent)
+    for data in ("menu:open", "s1", "s1:zz", "x" * 64, "٣", "", "s1:a:1:0:7:forged",
+                 "s1:f:no-such-flow"):
+        # answered (press_data checks), with a notice, and nothing else happens
+        assert await chat.press_data(data) == "That button is not part of this survey."
+    assert len(tr.sent) == before
+    for data in ("s1:", "s1:l:de", "s1:g:", "s1:g:" + "A" * 59, "s1:g:../x"):
+        await chat.press_data(data)  # answered; a dead link or the survey again says why
+    contact = await store.find_contact("telegram", "94")
+    assert contact is not None and contact.id is not None
+    [session] = (await store.export_contact(contact.id))["sessions"]
+    assert session["status"] == "active" and session["answers"] == []
+
+
+async def test_a_failed_update_is_still_answered(solo: TelegramCore) -> None:
+    async def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("database went away")
+
+    solo._contact = broken  # type: ignore[method-assign]
+    tr = Recorder()
+    chat = Chat(solo, tr, 95, "ar")
+    await chat.send("مرحبا")
+    assert chat.last() == Translator("ar").gettext(
+        "Sorry, something unexpected happened. Please try again.")
+    assert await chat.press_data("s1:noop") == Translator("ar").gettext(
+        "Sorry, something unexpected happened. Please try again.")
+
+
+# --- control characters ----------------------------------------------------------------------
+
+
+async def test_nul_and_control_characters_never_reach_storage(
+    core: TelegramCore, store: Store
+) -> None:
+    """PostgreSQL refuses NUL in text and JSON: before, the update failed without a reply
+    there (SQLite stored it)."""
+    from bot.channels.telegram.links import create_link
+
+    tr = Recorder()
+    chat = Chat(core, tr, 96, "en")
+    chat.user = TgUser(96, "Sa\x00ra\x07", last_name="\x00", username="s\x00",
+                       language_code="en\x00")
+    await chat.send("/start\x00")
+    await chat.press("Supplier relationship review")
+    await chat.press("Purchasing")
+    await chat.press("3")
+    await chat.send("late\x00 deliveries\x1b[31m\r\nand\tmore")
+    assert "expectations" in chat.last()  # taken as the answer; the next question came
+    contact = await store.find_contact("telegram", "96")
+    assert contact is not None and contact.id is not None
+    assert contact.name == "Sara" and contact.language == "en"
+    [session] = (await store.export_contact(contact.id))["sessions"]
+    raw = {a["question_id"]: a["raw_text"] for a in session["answers"]}
+    assert raw["nps_why"] == "late deliveries[31m\nand\tmore"
+    # a deep-link payload with a NUL is no token: refused before any lookup
+    url = await create_link(store, flow_id="post-support", contact_id=None,
+                            context={"ticket": "T-1"}, bot_username="sada_test_bot")
+    token = url.rsplit("=", 1)[1]
+    await chat.send(f"/start {token[:5]}\x00{token[5:]}")
+    assert "T-1" in "".join(text for _, text, _, _ in tr.sent[-3:])  # the NUL was dropped
+    await chat.send("/start " + "\x00" * 10 + "../../etc")
+    assert "not valid" in chat.last()
+    await chat.press_data("s1:g:ab\x00cd")
+    assert "not valid" in chat.last()
+
+
+# --- staff commands with ids -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("12", 12), ("۱۲", 12), ("١٢", 12), (" 7 ", 7), ("0", 0), ("²", None), ("1²", None),
+     ("①", None), ("-3", None), ("+3", None), ("1e3", None), ("", None), ("9" * 20, None),
+     ("99999999999999999999999", None), ("9" * 5000, None)],
+)
+def test_record_ids_as_staff_type_them(text: str, expected: int | None) -> None:
+    assert record_id(text) == expected
+
+
+async def test_resolve_with_an_impossible_case_number_is_one_line(store: Store) -> None:
+    core = await TelegramCore.create(store, flows_dir=ROOT / "flows", bot_username="sada_test_bot",
+                                     admin_ids=frozenset({1}), secret="s", alert_chats=[1])
+    tr = Recorder()
+    staff = Chat(core, tr, 1, "en")
+    for number in ("99999999999999999999999", "²", "1180591620717411303424", "٢" * 30):
+        await staff.send(f"/resolve {number} called them")
+        assert staff.last() == "Usage: /resolve CASE_NUMBER what was done"
+    for number in ("9223372036854775807", "4294967296", "۹۹"):
+        await staff.send(f"/resolve {number} called them")
+        assert staff.last().startswith("there is no case "), staff.last()
+        assert "\n" not in staff.last()
+    await staff.send("/report " + "x" * 5000)
+    assert len(staff.last()) < 300 and staff.last().startswith("No flow xxxx")
+
+
+# --- the shells make media events -------------------------------------------------------------
+
+
+def test_both_shells_turn_photos_and_stickers_into_media_events() -> None:
+    from aiogram.types import Message
+    from telegram import Bot, Update
+
+    from bot.channels.telegram import aiogram_shell, ptb_shell
+
+    chat = {"id": 97, "type": "private", "first_name": "Sara"}
+    sender = {"id": 97, "is_bot": False, "first_name": "Sara", "language_code": "fa"}
+    photo = {"message_id": 5, "date": 0, "chat": chat, "from": sender, "caption": "x",
+             "photo": [{"file_id": "f", "file_unique_id": "u", "width": 1, "height": 1}]}
+    sticker = {**photo, "sticker": {"file_id": "f", "file_unique_id": "u", "type": "regular",
+                                    "width": 1, "height": 1, "is_animated": False,
+                                    "is_video": False}}
+    del sticker["photo"]
+    for payload, kind in ((photo, "photo"), (sticker, "sticker")):
+        event = aiogram_shell.media_event(Message.model_validate(payload), 7)
+        assert event == TgMedia(7, 97, TgUser(97, "Sara", language_code="fa"), kind)
+        update = Update.de_json({"update_id": 7, "message": payload}, Bot("1:x"))
+        assert ptb_shell.media_event(update) == event
+    text = {**photo, "text": "hi"}
+    del text["photo"]
+    assert aiogram_shell.media_event(Message.model_validate(text), 8) is None
+    group = {**photo, "chat": {"id": -5, "type": "group", "title": "g"}}
+    assert aiogram_shell.media_event(Message.model_validate(group), 9) is None

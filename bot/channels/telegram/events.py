@@ -3,8 +3,10 @@ transport each framework implements. aiogram and python-telegram-bot only transl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
+
+from bot.engine.normalize import without_controls
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,52 @@ class TgPress:
     data: str
 
 
-TgEvent = TgText | TgPress
+@dataclass(frozen=True)
+class TgMedia:
+    """A message in a private chat that holds no text Sada could read as an answer: a
+    photo, sticker, voice message, document … (`kind` is one of MEDIA_KINDS)."""
+
+    update_id: int
+    chat_id: int
+    user: TgUser
+    kind: str
+
+
+TgEvent = TgText | TgPress | TgMedia
+
+# What people send instead of typing, by the Bot API's Message field that holds it; service
+# messages (a pinned message, a payment) are none of these and are left alone. In this
+# order: an animation also fills `document`, a venue also `location`.
+MEDIA_KINDS = (
+    "animation", "photo", "live_photo", "video", "video_note", "voice", "audio", "sticker",
+    "document", "venue", "location", "contact", "poll", "dice", "story", "paid_media",
+    "checklist", "game",
+)
+
+
+def media_kind(message: object) -> str | None:
+    """Which of MEDIA_KINDS a framework's Message holds (both name the fields as the Bot
+    API does), or None."""
+    return next((kind for kind in MEDIA_KINDS if getattr(message, kind, None)), None)
+
+
+def cleaned(event: TgEvent) -> TgEvent:
+    """The event without control characters in anything a person typed or chose (text,
+    button data, names): NUL breaks PostgreSQL and the rest hide or garble text, so they
+    are dropped here, at the edge, before anything is looked up or stored."""
+    user = event.user
+    user = replace(user, first_name=without_controls(user.first_name),
+                   last_name=_clean(user.last_name), username=_clean(user.username),
+                   language_code=_clean(user.language_code))
+    if isinstance(event, TgText):
+        return replace(event, user=user, text=without_controls(event.text))
+    if isinstance(event, TgPress):
+        return replace(event, user=user, data=without_controls(event.data))
+    return replace(event, user=user)
+
+
+def _clean(value: str | None) -> str | None:
+    return None if value is None else without_controls(value)
 
 
 @dataclass(frozen=True)

@@ -48,8 +48,9 @@ class Signer:
         """The press, or None when the data was not made by us for this chat."""
         body, _, sig = data.rpartition(":")
         parts = body.split(":")
+        # as bytes: compare_digest refuses str with non-ASCII characters (a forged press)
         if len(parts) != 5 or parts[0] != PREFIX or not hmac.compare_digest(
-            sig, self._sig(chat_id, body)
+            sig.encode(), self._sig(chat_id, body).encode()
         ):
             return None
         try:
@@ -103,6 +104,14 @@ def consent_keyboard(t: Translator, signer: Signer, chat_id: int, session_id: in
     return (tuple(reversed(row)) if t.rtl else tuple(row),)
 
 
+# The most of an answer a button shows: a typed answer can be thousands of characters, and
+# a button is one line on a phone.
+LABEL_CHARS = 48
+
+
 def chosen(label: str) -> Keyboard:
     """What replaces a question's keyboard once it is answered: the choice, inert."""
+    label = " ".join(label.split())  # one line
+    if len(label) > LABEL_CHARS:
+        label = label[:LABEL_CHARS - 1].rstrip() + "…"
     return ((Button(f"✓ {label}", f"{PREFIX}:noop"),),)
