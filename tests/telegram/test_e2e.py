@@ -1,13 +1,15 @@
 """The real bot, on aiogram and on python-telegram-bot, against the fake Bot API HTTP server.
 
 Whole surveys in ar, fa and en, by buttons and by typing; language switch, /stop, /forget,
-forged and stale buttons, a redelivered update, and a staff command refused.
+forged and stale buttons, a redelivered update, a staff command refused, one person's flood
+under Telegram's per-chat limit, and messages Telegram refuses.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable
@@ -21,7 +23,7 @@ from bot.channels.telegram.runner import run_bot
 from bot.engine.normalize import local_digits
 from bot.flow.loader import load_flow
 from bot.settings import Settings
-from tests.fakebot.server import FakeBotApi, FakeUser
+from tests.fakebot.server import Call, FakeBotApi, FakeUser, _ApiError
 
 ROOT = Path(__file__).resolve().parents[2]
 B2B = load_flow(ROOT / "flows" / "b2b_supplier.yaml").flow
@@ -32,9 +34,23 @@ NAMES = {"fa": "سارا", "ar": "سارة", "en": "Sara"}
 pytestmark = pytest.mark.slow
 
 
+class RefusingApi(FakeBotApi):
+    """Refuses, as Telegram does a text over 4,096 characters, every message containing one
+    of `refuse`."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__(token=token)
+        self.refuse: set[str] = set()
+
+    async def _send_message(self, params: dict[str, Any], call: Call) -> dict[str, Any]:
+        if any(part in str(params.get("text", "")) for part in self.refuse):
+            raise _ApiError(400, "Bad Request: message is too long")
+        return await super()._send_message(params, call)
+
+
 @dataclass
 class Bot:
-    api: FakeBotApi
+    api: RefusingApi
     db: Path
 
     def user(self, user_id: int, lang: str | None) -> FakeUser:
@@ -81,7 +97,7 @@ class Bot:
 @pytest.fixture(params=["aiogram", "ptb"])
 async def bot(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Bot]:
     db = tmp_path / "sada.db"
-    async with FakeBotApi(token="123456:TEST-token-for-sada-e2e-tests-0123456789") as api:
+    async with RefusingApi(token="123456:TEST-token-for-sada-e2e-tests-0123456789") as api:
         settings = Settings(
             telegram_token=api.token, telegram_api_url=api.base_url,
             database_url=f"sqlite:///{db}", flows_dir=ROOT / "flows", admin_ids=[ADMIN],
@@ -90,7 +106,9 @@ async def bot(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[B
         stop = asyncio.Event()
         task = asyncio.create_task(run_bot(settings, framework=request.param, webhook_url=None,
                                            stop=stop, polling_timeout=1))
-        await api.wait_for(lambda: api.calls("getUpdates") or task.done(), what="polling")
+        # bounds a broken start only: the first start in a process imports the frameworks
+        await api.wait_for(lambda: api.calls("getUpdates") or task.done(), timeout=60,
+                           what="polling")
         if task.done():
             task.result()
         yield Bot(api, db)
@@ -221,3 +239,49 @@ async def test_staff_commands_export_and_forget(bot: Bot) -> None:
     with sqlite3.connect(bot.db) as conn:
         assert conn.execute("select count(*) from contact where external_id = '500'"
                             ).fetchone() == (0,)
+
+
+async def test_one_persons_flood_does_not_hold_up_another(bot: Bot) -> None:
+    bot.api.rate_limit(None, per_chat=1)  # Telegram: about one message a second per chat
+    flooder, other = bot.user(600, "en"), bot.user(601, "en")
+    for _ in range(40):
+        await flooder.send("/help")
+    await bot.api.wait_for(lambda: bot.api.rejected_429, what="the flood rate-limited")
+    await bot.do(other, other.send("/start"))
+    # answered while the flooder's replies still trickle out at one a second
+    assert len(bot.api.sent(flooder.id)) < 40
+    assert "Hello" in bot.api.texts(other.id)[0]
+
+
+QUESTION_REFUSED = ("Sorry, this question could not be shown; the survey team has been told. "
+                    "Send /skip to go on or /stop to end the survey.")
+
+
+async def test_a_refused_question_gets_an_apology_and_is_never_sent_again(
+    bot: Bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    role = B2B.question("stakeholder").text["en"]  # type: ignore[index]
+    bot.api.refuse.add(role)
+    user = bot.user(700, "en")
+    await bot.do(user, user.send("/start"))
+    _intro, apology = await bot.press(user, B2B.title["en"], new=2)  # type: ignore[index]
+    assert apology["text"] == QUESTION_REFUSED
+    with sqlite3.connect(bot.db) as conn:
+        # marked shown: neither the next start (resume_pending) nor the next message sends
+        # it again
+        assert conn.execute("select shown, position from survey_session").fetchone() == (
+            "stakeholder", "stakeholder")
+    [nps] = await bot.do(user, user.send("1"))  # taken as its answer: on to the next one
+    assert "recommend" in nps["text"]
+    tried = [c for c in bot.api.calls("sendMessage") if role in str(c.params.get("text"))]
+    assert len(tried) == 1
+    [error] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "refused question stakeholder of flow b2b-supplier" in error.getMessage()
+
+
+async def test_a_refused_reply_gets_an_apology(bot: Bot) -> None:
+    bot.api.refuse.add("/back")  # the help text
+    user = bot.user(701, "en")
+    [apology] = await bot.do(user, user.send("/help"))
+    assert apology["text"] == ("Sorry, our reply could not be shown; the survey team has "
+                               "been told.")
