@@ -116,14 +116,16 @@ class Telegram:
 
 
 class Crashes(logging.Handler):
-    """Errors the core logged: an update that failed, a delivery that failed."""
+    """Exceptions the core caught and logged: an update that failed, a delivery that failed
+    (a refused message is logged too, but without one: it counts as over a limit)."""
 
     def __init__(self) -> None:
         super().__init__(logging.ERROR)
         self.records: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
+        if record.exc_info:
+            self.records.append(record)
 
 
 # --- the harness ---------------------------------------------------------------------------------
@@ -474,4 +476,4 @@ async def test_sada_run_answers_what_it_cannot_read_on_both_frameworks(
 async def test_fuzzed_chat_input_on_sqlite_and_postgres(store: Store) -> None:
     dialect = store.database.engine.dialect.name
     # PostgreSQL is the stricter (NUL, 32-bit ids) and the slower: fewer examples there
-    await fuzz(store, 30 if dialect == "sqlite" else 10, f"fuzz chat ({dialect})")
+    await fuzz(store, 25 if dialect == "sqlite" else 8, f"fuzz chat ({dialect})")

@@ -350,6 +350,8 @@ async def test_media_during_a_survey_says_what_is_expected_and_asks_again(
     await chat.send("/start")
     await chat.press("Supplier relationship review")
     question = tr.sent[-1]
+    # a host bot's core takes media from the people it is surveying
+    assert await core.wants(TgMedia(1, 90, chat.user, "photo"))
     for kind in ("photo", "sticker", "voice", "document"):
         sent = len(tr.sent)
         await chat.media(kind)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from bot.channels.telegram.keyboards import Signer, consent_keyboard, question_keyboard
+from bot.channels.telegram.keyboards import (
+    LABEL_CHARS,
+    Signer,
+    chosen,
+    consent_keyboard,
+    question_keyboard,
+)
 from bot.engine.prompts import Ask, Choice
 from bot.i18n import Translator
 
@@ -72,3 +78,22 @@ def test_back_and_skip_point_the_reading_way_in_persian() -> None:
     ask = nps("fa", type="text", low=None, high=None, optional=True)
     assert texts(question_keyboard(ask, Translator("fa"), SIGNER, 7, 3, 1)) == [
         ["رد شدن ←", "→ بازگشت"]]
+
+
+def test_forged_data_of_any_characters_is_refused_not_raised() -> None:
+    # compare_digest raises TypeError on str with non-ASCII: a forged press crashed the
+    # update, and its button kept spinning
+    good = SIGNER.data(7, "a", 3, 1, "5")
+    body = good.rpartition(":")[0]
+    for sig in ("سلام", "\u202e", "é" * 8, "", "😀"):
+        assert SIGNER.verify(7, f"{body}:{sig}") is None
+    assert SIGNER.verify(7, good) is not None
+
+
+def test_an_answer_shown_on_a_button_is_one_short_line() -> None:
+    [[button]] = chosen("Deliveries are late\nand " + "very " * 500 + "often")
+    assert button.text.startswith("✓ Deliveries are late and very")
+    assert len(button.text) <= LABEL_CHARS + 2 and button.text.endswith("…")
+    assert "\n" not in button.text
+    [[short]] = chosen("۹")
+    assert short.text == "✓ ۹"
