@@ -29,6 +29,7 @@ from bot.reports import metrics
 from bot.reports.metrics import NO_VALUE, ROLE_QUESTIONS, AccountSummary, GroupRow
 from bot.reports.periods import window
 from bot.reports.tables import plural
+from bot.staff_text import staff_line
 from storage.accounts_report import OpenCaseRow, PromiseRow, open_cases, open_promises
 from storage.db import Database
 from storage.reports import Scope, role_invitations
@@ -250,7 +251,7 @@ def _silent_lines(view: AccountView, flow: Flow | None) -> list[Text]:
     for person in s.silent[:LIST_LIMIT]:
         when = person.invited_at.strftime("%Y-%m-%d") if person.invited_at else "?"
         reminders = f", {person.reminders} reminder{'s' if person.reminders != 1 else ''}"
-        lines.append(Text(f"  · {person.name or person.contact_id} "
+        lines.append(Text(f"  · {staff_line(person.name or str(person.contact_id))} "
                           f"({role_label(flow, person.role)}): invited {when}"
                           f"{reminders if person.reminders else ''}, {person.status}"))
     if len(s.silent) > LIST_LIMIT:
@@ -268,8 +269,8 @@ def _cases_lines(view: AccountView, flow: Flow | None) -> list[Text]:
         lines.append(Text.assemble(
             f"  #{case.case_id} ", (f"waiting {span(case.age)}", "red" if case.age.days >= 2
                                    else ""),
-            f"  {case.who} ({role_label(flow, case.role)}), {case.question_id} {case.score}"
-            f"{comment}"))
+            f"  {staff_line(case.who)} ({role_label(flow, case.role)}), {case.question_id} "
+            f"{case.score}{comment}"))
     if len(view.cases) > LIST_LIMIT:
         lines.append(Text(f"  … and {len(view.cases) - LIST_LIMIT} more", style="dim"))
     return lines
@@ -288,7 +289,7 @@ def _promise_lines(view: AccountView) -> list[Text]:
 
 
 def _short(text: str | None, limit: int = 70) -> str:
-    line = " ".join((text or "").split())
+    line = " ".join(staff_line(text or "").split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
@@ -315,7 +316,7 @@ def account_panel(view: AccountView, flow: Flow | None = None) -> Panel:
     if view.promises:
         parts += [Text(""), Text("Promises not yet kept", style="bold"), *_promise_lines(view)]
     urgent = view.overdue or any(c.age.days >= 2 for c in view.cases)
-    title = "(no account)" if view.account == NO_VALUE else view.account
+    title = "(no account)" if view.account == NO_VALUE else staff_line(view.account)
     return Panel(Group(*parts), title=Text(title, style="bold"), title_align="left",
                  border_style="red" if urgent else "blue", expand=True)
 
@@ -334,7 +335,7 @@ def overview_table(views: Sequence[AccountView]) -> Table:
         if s.overall.too_small and score != "—":
             score += "*"
         table.add_row(
-            "(no account)" if view.account == NO_VALUE else view.account, score,
+            "(no account)" if view.account == NO_VALUE else staff_line(view.account), score,
             str(s.overall.responses), f"{s.invited} → {s.responded}" if s.invited else "—",
             ", ".join(s.silent_roles) or "", str(len(view.cases)) if view.cases else "",
             f"{len(view.promises)} ({view.overdue})" if view.promises else "",

@@ -230,3 +230,18 @@ async def test_scheduled_invitations_count_as_in_contacts_silent(database: Datab
     funnel = (await build_report(database, flow, now=NOW)).funnel
     assert (funnel.invited, funnel.responded, funnel.not_sent) == (1, 0, 2)
     assert funnel.response_rate == 0.0
+
+
+async def test_names_from_the_crm_cannot_reverse_or_split_lines(database: Database) -> None:
+    b = Builder(database)
+    await b.contact("x1", account="Evil\u202eCorp\u2028#9 waiting 0 d", role="buyer",
+                    name="Ali\u202e\u2029  · Forged line")
+    await b.invitation("x1", "sent", at(1, 3))
+    await b.session("x1", "x1", at(1, 5), answers={"stakeholder": "buyer", "nps": 2})
+    await b.case("x1", "x1", 2, at(1, 5, 10), None)
+    views = await build_accounts(database, FLOW, **JAN)
+    console = Console(record=True, width=200, color_system=None)
+    render_accounts(views, console, flow=FLOW)
+    out = console.export_text()
+    assert "\u202e" not in out and "\u2028" not in out and "\u2029" not in out
+    assert not any(line.lstrip().startswith(("#9", "· Forged")) for line in out.splitlines())
