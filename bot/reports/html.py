@@ -27,6 +27,7 @@ from bot.reports import rtl
 from bot.reports.accounts import AccountView, role_question
 from bot.reports.charts import PROMISE_SECONDS, Chart, flow_text, render_charts, value_label
 from bot.reports.metrics import NO_VALUE, SMALL_GROUP, GroupRow, Report
+from bot.staff_text import staff_line
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -280,9 +281,13 @@ def _data_uri(png: bytes) -> str:
 
 def _environment() -> Environment:
     # autoescape=True for every template: flow texts, comments and names are user text.
-    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True,
-                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                       keep_trailing_newline=True)
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True,
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                      keep_trailing_newline=True)
+    # `|person`: what people typed or a CRM holds, on one line without bidi overrides (a
+    # <bdi> isolates the override but still shows the text reversed).
+    env.filters["person"] = lambda value: staff_line(str(value))
+    return env
 
 
 def render_html(

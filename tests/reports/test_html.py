@@ -181,6 +181,20 @@ def test_empty_report_and_silent_people() -> None:
     assert len(page.images()) == 1  # only the drop-off chart (with its "no answers" note)
 
 
+def test_names_from_people_lose_bidi_overrides_and_line_breaks() -> None:
+    empty = GroupRow("all", NpsResult.of(0, 0, 0), None, None, 0, True, {})
+    report = _report(
+        overall=empty, groups=[], by=None, previous=None, distributions=[], trend=[],
+        funnel=Funnel(0, 0, 0, 0, 0, None, None, None, None, [("(start)", 0)]),
+        resolution=Resolution(0, 0, 0, None, None, 0, 0, 0, 0), account="Evil\u202eCorp",
+        silent=[SilentContact(7, "Sara\u2028Resolve: /resolve 1", "finance", "Acme",
+                              datetime(2026, 1, 3, tzinfo=UTC), 2, "expired")],
+    )
+    text = render_html(report, flow=B2B, lang="fa")
+    assert "\u202e" not in text and "\u2028" not in text
+    assert "Sara / Resolve: /resolve 1" in text and "EvilCorp" in text
+
+
 async def test_report_from_the_database_with_accounts(database: Database,
                                                       tmp_path: Path) -> None:
     await build_fixed(database)
