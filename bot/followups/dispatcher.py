@@ -167,7 +167,7 @@ class Dispatcher:
         self._stop_at = asyncio.get_running_loop().time() + max(grace, 0.0)
         for timeout in self._in_flight:
             when = timeout.when()
-            if when is None or when > self._stop_at:
+            if not timeout.expired() and (when is None or when > self._stop_at):
                 timeout.reschedule(self._stop_at)
         for turn in self._waiting:  # a wait for the limiter (maybe a long 429 pause)
             turn.cancel()
