@@ -831,11 +831,13 @@ class _Translator:
 # --- bounded YAML --------------------------------------------------------------------
 
 # What a YAML file staff write (a flow, an actions file) may hold, checked before anything
-# is built from it: the biggest flow in flows/ is 17 KB, 565 values, nested 9 deep. Without
-# bounds a "billion laughs" file (aliases of aliases, a few hundred bytes) expands to
-# billions of values: 1.9 GB and a MemoryError in `sada flows lint`, no `sada run` at all.
-MAX_FILE_BYTES = 256 * 1024
-MAX_VALUES = 20_000  # every key, value and list item, with each alias counted as expanded
+# is built from it: the biggest flow in flows/ is 17 KB, 565 values, nested 9 deep, and
+# takes 3 of the 4 minutes a flow may. Without bounds a "billion laughs" file (aliases of
+# aliases, a few hundred bytes) expands to billions of values: 1.9 GB and a MemoryError in
+# `sada flows lint`, no `sada run` at all. ruamel reads some 5,000 values a second: the
+# bounds also keep any file within about a second.
+MAX_FILE_BYTES = 128 * 1024
+MAX_VALUES = 5_000  # every key, value and list item, with each alias counted as expanded
 MAX_DEPTH = 32  # mappings and lists inside each other
 
 
@@ -852,8 +854,16 @@ class _BoundedComposer(Composer):
     """
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.parser.check_event(AliasEvent) and not hasattr(self, "_first_alias"):
-            self._first_alias = self.parser.peek_event().start_mark
+        if self.parser.check_event(AliasEvent):
+            if not hasattr(self, "_first_alias"):
+                self._first_alias = self.parser.peek_event().start_mark
+        else:  # counted as they are read, so that a file of 100,000 values stops early
+            self._composed = getattr(self, "_composed", 0) + 1
+            if self._composed > MAX_VALUES:
+                raise YamlLimitError(problem=(
+                    f"this file holds more than {MAX_VALUES:,} keys, values and list items "
+                    "(a flow holds a few hundred): is it the right file?"),
+                    problem_mark=self.parser.peek_event().start_mark)
         return super().compose_node(parent, index)
 
     def compose_document(self) -> Any:
@@ -865,7 +875,8 @@ class _BoundedComposer(Composer):
 
 
 def _check_expansion(root: Node, alias_mark: Any) -> None:
-    """Raises YamlLimitError when aliases make `root` bigger than MAX_VALUES or loop."""
+    """Raises YamlLimitError, at the first alias, when aliases make `root` hold more than
+    MAX_VALUES or loop."""
     sizes: dict[int, int] = {}  # id(node) → values in it, each alias expanded
     open_nodes: set[int] = set()  # on the path being walked: reaching one again is a loop
     stack: list[tuple[Node, bool]] = [(root, False)]
@@ -1144,7 +1155,7 @@ def _finish(parsed: Parsed) -> LoadedFlow:
         problems.extend(lint(checked, parsed.positions))
     if parsed.flow is None or any(p.severity == "error" for p in problems):
         errors = [p for p in problems if p.severity == "error"]
-        raise FlowError(_sorted(errors) + _sorted([p for p in problems if p not in errors]))
+        raise FlowError(_sorted(errors) + _sorted([p for p in problems if p.severity != "error"]))
     return LoadedFlow(parsed.flow, parsed.source, parsed.file)
 
 
