@@ -25,6 +25,7 @@ _OVERRIDES = str.maketrans("", "", "\u202a\u202b\u202c\u202d\u202e")
 # text; a channel strips them at its edge, and the engine does again so that no input,
 # from whatever channel, brings them into state or storage.
 _CONTROLS = dict.fromkeys([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0)])
+CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # the same, to find one
 
 # NFKC leaves these apart; people type either form depending on their keyboard.
 _LETTER_FOLD = str.maketrans(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import math
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Literal
 
 from bot.channels import text as shown
 from bot.channels.limits import CHANNELS, Limits, utf16_length
-from bot.engine.normalize import isolate, local_digits
+from bot.engine.normalize import CONTROL, isolate, local_digits
 from bot.engine.prompts import (
     DURATION,
     PREVIOUS_LIMIT,
@@ -49,9 +48,6 @@ from bot.flow.model import (
     by_code,
 )
 from bot.i18n import Translator
-
-# Control characters no channel shows (NUL, ESC …): C0 but tab and newline, DEL and C1.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 # How long a contact field or a context value may plausibly be when it fills a placeholder:
 # the contacts import takes at most 200 characters a field (bot.followups.contacts_csv);
@@ -284,7 +280,7 @@ class _Linter:
                     severity="warning",
                 )
             self._placeholders(spot, path, value)
-            control = _CONTROL.search(value)
+            control = CONTROL.search(value)  # NUL, ESC …: no channel shows them
             if control is not None:
                 self.report(
                     path,

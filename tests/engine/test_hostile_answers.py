@@ -128,3 +128,12 @@ def test_an_earlier_answer_shown_on_going_back_is_cut_unless_it_is_a_text() -> N
     assert question.question_id == "nps" and question.previous is not None
     assert len(question.previous) == PREVIOUS_LIMIT and question.previous.endswith("…")
     assert state.answers["nps"].raw == padded  # what is stored stays whole
+
+
+def test_the_control_pattern_finds_exactly_what_without_controls_drops() -> None:
+    from bot.engine.normalize import CONTROL
+
+    for code in range(0x300):
+        char = chr(code)
+        dropped = without_controls(f"a{char}b") in ("ab", "a\nb") and char not in "\n"
+        assert bool(CONTROL.match(char)) == (dropped and char != "\r"), hex(code)
