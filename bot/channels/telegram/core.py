@@ -58,6 +58,7 @@ from bot.i18n import Translator, rounded_hours
 from bot.reports.charts import trend_chart
 from bot.reports.metrics import build_report
 from bot.reports.tables import summary_text
+from bot.staff_text import staff_line
 from bot.survey import Conversation, SurveyService
 from storage.cases import resolve_case
 from storage.db import StorageError
@@ -684,7 +685,7 @@ class TelegramCore:
             case = await resolve_case(self.store.database, case_id, note=note.strip(),
                                       by=f"telegram:{event.user.id}", now=self.service.clock())
         except StorageError as exc:
-            reply.say(str(exc))
+            reply.say(staff_line(str(exc)))  # "already resolved" quotes a person's note
             return
         hours = (case.resolved_at - case.opened_at).total_seconds() / 3600 \
             if case.resolved_at else 0.0
@@ -715,7 +716,7 @@ class TelegramCore:
         loaded = self.flows.get(flow_id)
         if loaded is None:
             shown = flow_id if len(flow_id) <= _ECHO else flow_id[:_ECHO] + "…"
-            reply.say(reply.t.gettext("No flow {flow}. Flows: {flows}.", flow=shown,
+            reply.say(reply.t.gettext("No flow {flow}. Flows: {flows}.", flow=staff_line(shown),
                                       flows=", ".join(sorted(self.flows))))
             return
         report = await build_report(self.store.database, loaded.flow, by="role")
