@@ -19,10 +19,15 @@ from typing import Any
 
 import pytest
 
+from bot.channels.telegram.core import TelegramCore
+from bot.channels.telegram.events import Keyboard, TgPress, TgUser
+from bot.channels.telegram.keyboards import PREFIX
 from bot.channels.telegram.runner import run_bot
 from bot.engine.normalize import local_digits
 from bot.flow.loader import load_flow
 from bot.settings import Settings
+from storage.db import Database
+from storage.repo import Store
 from tests.fakebot.server import Call, FakeBotApi, FakeUser, _ApiError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -285,3 +290,47 @@ async def test_a_refused_reply_gets_an_apology(bot: Bot) -> None:
     [apology] = await bot.do(user, user.send("/help"))
     assert apology["text"] == ("Sorry, our reply could not be shown; the survey team has "
                                "been told.")
+
+
+class GatedTransport:
+    """A Transport whose sends to `gated` chats wait for `gate`: a chat waiting out a 429."""
+
+    def __init__(self, gated: set[int]) -> None:
+        self.gated, self.gate = gated, asyncio.Event()
+        self.sent: list[tuple[int, str]] = []
+
+    async def send_text(self, chat_id: int, text: str, keyboard: Keyboard | None) -> int:
+        if chat_id in self.gated:
+            await self.gate.wait()
+        self.sent.append((chat_id, text))
+        return len(self.sent)
+
+    async def edit(self, *args: object) -> None: ...
+
+    async def answer_press(self, *args: object) -> None: ...
+
+    async def send_document(self, *args: object) -> None: ...
+
+    async def send_photo(self, *args: object) -> None: ...
+
+
+async def test_resuming_after_a_crash_is_not_held_up_by_one_chat(tmp_path: Path) -> None:
+    async with await Database.open(f"sqlite:///{tmp_path / 'sada.db'}") as db:
+        core = await TelegramCore.create(Store(db), flows_dir=ROOT / "flows",
+                                         bot_username="sada_test_bot", admin_ids=frozenset(),
+                                         secret="s")
+        for n, chat in enumerate((801, 802, 803)):  # opened; the process dies before sending
+            user = TgUser(chat, "Sara", language_code="en")
+            assert await core.handle(TgPress(n + 1, chat, user, f"cb{n}", None,
+                                             f"{PREFIX}:f:b2b-supplier"))
+        transport = GatedTransport({801})
+        resuming = asyncio.create_task(core.resume_pending(transport))
+        async with asyncio.timeout(10):
+            while len(transport.sent) < 2:
+                await asyncio.sleep(0.01)
+        assert {chat for chat, _ in transport.sent} == {802, 803}  # while 801 still waits
+        assert not resuming.done()
+        transport.gate.set()
+        assert await asyncio.wait_for(resuming, 10) == 3
+        assert sorted(chat for chat, _ in transport.sent) == [801, 802, 803]
+        assert await core.resume_pending(transport) == 0  # each marked shown

@@ -8,6 +8,7 @@ only translate their types to and from events.py.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -44,7 +45,7 @@ from bot.channels.telegram.keyboards import (
     consent_keyboard,
     question_keyboard,
 )
-from bot.channels.telegram.lanes import wait_out
+from bot.channels.telegram.lanes import ChatLanes, wait_out
 from bot.engine import inputs as i
 from bot.engine.normalize import BIDI_CONTROLS
 from bot.engine.prompts import Ask, AskConsent, Notice, Prompt
@@ -63,7 +64,7 @@ from bot.survey import Conversation, SurveyService
 from storage.cases import resolve_case
 from storage.db import StorageError
 from storage.invitations import adopt_chat, mark_started, on_opt_out, on_unreachable
-from storage.models import Contact
+from storage.models import Contact, SurveySession
 from storage.repo import DuplicateUpdate, Store
 
 log = logging.getLogger(__name__)
@@ -823,15 +824,25 @@ class TelegramCore:
                 await on_unreachable(s, contact_id=contact.id, now=self.service.clock())
 
     async def resume_pending(self, transport: Transport) -> int:
-        """After a restart: show every question that was committed but never delivered."""
-        count = 0
-        for session, _contact in await self.store.undelivered_sessions(CHANNEL):
-            conversation = await self.service.resume(session)
-            reply = Reply(int(_contact.external_id), conversation.state.language)
-            self._show(conversation, [ask(conversation.flow, conversation.state)], reply)
-            await self.deliver(reply.outs, transport)
-            count += 1
-        return count
+        """After a restart: show every question that was committed but never delivered.
+
+        Chats side by side in lanes, as updates are: a rate limit for one chat delays only
+        that chat, not the start for everyone."""
+        lanes = ChatLanes()
+        shown = [
+            lanes.submit(int(contact.external_id),
+                         functools.partial(self._show_again, session, contact, transport))
+            for session, contact in await self.store.undelivered_sessions(CHANNEL)
+        ]
+        return sum(await asyncio.gather(*shown))
+
+    async def _show_again(
+        self, session: SurveySession, contact: Contact, transport: Transport
+    ) -> None:
+        conversation = await self.service.resume(session)
+        reply = Reply(int(contact.external_id), conversation.state.language)
+        self._show(conversation, [ask(conversation.flow, conversation.state)], reply)
+        await self.deliver(reply.outs, transport)
 
 
 async def _send(out: Out, transport: Transport) -> int | None:

@@ -13,7 +13,9 @@ processed-update row, so a redelivered update is recognised and skipped.
 Nothing confirmed is lost: getUpdates confirms every update below its offset, so the offset
 stays at the oldest update not yet handled; what Telegram hands out again from there while a
 busy chat catches up is skipped by id. A webhook request is answered only after its update
-was handled. A crash therefore means redelivery, never loss.
+was handled (a stop answers those still waiting 503). A crash therefore means redelivery,
+never loss. The price: getUpdates hands out at most 100 updates from the offset, so a chat
+with 100 updates still waiting holds newer ones back until it has caught up a little.
 
 Stopping (the `stop` event, or SIGINT/SIGTERM when none is given): no new updates are taken,
 the updates being handled are finished (without sitting out rate limits), those still waiting
