@@ -735,7 +735,7 @@ class TelegramCore:
         without a reply: it is logged as an error and a one-line apology goes instead."""
         blocked: set[int] = set()
         reached: set[int] = set()  # chats that got a message
-        unanswered: dict[int, str] = {}  # chats whose message was refused: what it was
+        unanswered: set[int] = set()  # chats a message was refused to
         for out in outs:
             chat = getattr(out, "chat_id", None)
             if chat in blocked:
@@ -753,7 +753,7 @@ class TelegramCore:
                 elif isinstance(out, SendText | SendPhoto | SendDocument):
                     log.error("Telegram refused a %s to chat %s: %s", type(out).__name__,
                               out.chat_id, exc)
-                    unanswered.setdefault(out.chat_id, type(out).__name__)
+                    unanswered.add(out.chat_id)
                 else:  # an edit or a button's answer: the message itself is there
                     log.warning("could not deliver %s: %s", type(out).__name__, exc)
                 continue
@@ -766,7 +766,7 @@ class TelegramCore:
                 reached.add(out.chat_id)
             if isinstance(out, SendText) and out.session_id is not None:
                 await self.store.mark_shown(out.session_id, out.question_id, result)
-        for chat in unanswered.keys() - reached - blocked:
+        for chat in unanswered - reached - blocked:
             contact = await self.store.find_contact(CHANNEL, str(chat))
             t = Translator(contact.language if contact and contact.language else "en")
             await self._apologise(chat, t.gettext(
