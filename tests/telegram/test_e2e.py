@@ -282,6 +282,10 @@ async def test_a_refused_question_gets_an_apology_and_is_never_sent_again(
     assert len(tried) == 1
     [error] = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert "refused question stakeholder of flow b2b-supplier" in error.getMessage()
+    with sqlite3.connect(bot.db) as conn:  # "the survey team has been told": really
+        alerts = conn.execute("select chat_id, text from outbox where kind = 'alert'").fetchall()
+    assert [(chat, text.split(":")[0]) for chat, text in alerts] == [
+        (ADMIN, "Telegram refused question stakeholder of flow b2b-supplier")]
 
 
 async def test_a_refused_reply_gets_an_apology(bot: Bot) -> None:
@@ -290,6 +294,10 @@ async def test_a_refused_reply_gets_an_apology(bot: Bot) -> None:
     [apology] = await bot.do(user, user.send("/help"))
     assert apology["text"] == ("Sorry, our reply could not be shown; the survey team has "
                                "been told.")
+    await bot.do(user, user.send("/help"))  # the same failure again: staff hear it once
+    with sqlite3.connect(bot.db) as conn:
+        alerts = conn.execute("select chat_id from outbox where kind = 'alert'").fetchall()
+    assert alerts == [(ADMIN,)]
 
 
 class GatedTransport:

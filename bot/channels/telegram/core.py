@@ -65,6 +65,7 @@ from storage.cases import resolve_case
 from storage.db import StorageError
 from storage.invitations import adopt_chat, mark_started, on_opt_out, on_unreachable
 from storage.models import Contact, SurveySession
+from storage.outbox import enqueue
 from storage.repo import DuplicateUpdate, Store
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,7 @@ class TelegramCore:
         service: SurveyService | None = None,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         standalone: bool = False,
+        alert_chats: list[int] | None = None,
     ) -> None:
         """`standalone`: the bot is Sada alone (`sada run`), so every private update is
         Sada's to answer, even an unknown command, a photo or a button of another bot
@@ -154,6 +156,8 @@ class TelegramCore:
         self.signer = Signer(secret)
         self.source = f"{CHANNEL}:{bot_username}"
         self._sleep = sleep
+        # Who hears that a flow cannot be shown (a refused question): the alert chats.
+        self.alert_chats = list(admin_ids) if alert_chats is None else list(alert_chats)
 
     @classmethod
     async def create(
@@ -165,7 +169,8 @@ class TelegramCore:
         chats = list(admin_ids) if alert_chats is None else alert_chats
         service = SurveyService(store, hooks=survey_hooks(chats))
         return cls(store, load_flows(flows_dir), bot_username=bot_username,
-                   admin_ids=admin_ids, secret=secret, service=service, standalone=standalone)
+                   admin_ids=admin_ids, secret=secret, service=service, standalone=standalone,
+                   alert_chats=chats)
 
     # --- which updates are ours ----------------------------------------------------------
 
@@ -767,6 +772,8 @@ class TelegramCore:
             if isinstance(out, SendText) and out.session_id is not None:
                 await self.store.mark_shown(out.session_id, out.question_id, result)
         for chat in unanswered - reached - blocked:
+            await self._tell_staff("reply", "Telegram refused one of Sada's replies (see the "
+                                   "log for which); the person got an apology instead.")
             contact = await self.store.find_contact(CHANNEL, str(chat))
             t = Translator(contact.language if contact and contact.language else "en")
             await self._apologise(chat, t.gettext(
@@ -785,10 +792,25 @@ class TelegramCore:
                   "respondent was told it could not be shown: shorten it (sada flows lint)",
                   out.question_id, flow, out.session_id, out.chat_id, exc)
         await self.store.mark_shown(out.session_id, out.question_id, None)
+        await self._tell_staff(
+            f"{flow}:{out.question_id}",
+            f"Telegram refused question {out.question_id} of flow {flow}: {staff_line(str(exc))}."
+            " Respondents see an apology instead; fix the flow (sada flows lint) and restart "
+            "the bot.")
         t = Translator(session.language if session else "en")
         return await self._apologise(out.chat_id, t.gettext(
             "Sorry, this question could not be shown; the survey team has been told. "
             "Send /skip to go on or /stop to end the survey."), transport)
+
+    async def _tell_staff(self, what: str, text: str) -> None:
+        """An alert to the staff chats through the outbox, once a day per `what`: every
+        respondent meets the same refusal, and staff need one notice, not hundreds."""
+        now = self.service.clock()
+        async with self.store.database.session() as s, s.begin():
+            for chat in dict.fromkeys(self.alert_chats):
+                await enqueue(s, key=f"refused:{what}:{now:%Y-%m-%d}:{chat}",
+                              kind="alert", chat_id=chat, contact_id=None, text=text,
+                              keyboard=None, due_at=now, now=now)
 
     async def _apologise(self, chat: int, text: str, transport: Transport) -> bool:
         try:
