@@ -62,6 +62,8 @@ def preview(
         for problem in exc.problems:
             err.print(str(problem), markup=False, highlight=False)
         fail("The flow has errors; fix them (see `sada flows lint`) and retry.")
+    except CatalogError as exc:  # lint measures messages in the flow's languages
+        fail(str(exc))
     try:
         values = check_context(loaded.flow, context or [])
     except InviteError as exc:
