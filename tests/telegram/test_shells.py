@@ -18,6 +18,7 @@ import sqlite3
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -431,6 +432,46 @@ async def test_run_bot_finishes_the_update_in_hand_when_stopped(
     release.set()
     await asyncio.wait_for(task, 10)
     assert api.texts(1007) == ["got /start"]
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+async def test_a_stop_halts_the_outbox_at_once_while_updates_in_hand_finish(
+    api: FakeBotApi, tmp_path: Path, framework: str
+) -> None:
+    """The two graces (updates in hand, sends in flight) run side by side, not one after
+    the other: from the stop on, the dispatcher claims nothing, however long an update
+    takes to finish."""
+    from storage.db import Database
+    from storage.outbox import enqueue
+
+    started, release = asyncio.Event(), asyncio.Event()
+
+    class SlowCore(FakeCore):
+        async def process(self, event: TgEvent, transport: Transport) -> None:
+            started.set()
+            await release.wait()
+            await super().process(event, transport)
+
+    core = SlowCore()
+    settings = settings_for(api, tmp_path)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_bot(
+        settings, framework=framework,  # type: ignore[arg-type]
+        webhook_url=None, stop=stop, polling_timeout=1, core_factory=core.factory,
+    ))
+    await api.user(1008).send("/start")
+    await asyncio.wait_for(started.wait(), 10)
+    stop.set()
+    async with await Database.open(settings.effective_database_url) as db:
+        async with db.session() as s, s.begin():
+            now = datetime.now(UTC)
+            await enqueue(s, key="after-stop", kind="invitation", chat_id=1009,
+                          contact_id=None, text="Too late", keyboard=None, due_at=now, now=now)
+        await asyncio.sleep(2.5)  # more than two dispatch ticks
+    assert not task.done() and api.texts(1009) == []
+    release.set()
+    await asyncio.wait_for(task, 10)
+    assert api.texts(1008) == ["got /start"] and api.texts(1009) == []
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

@@ -183,6 +183,8 @@ class _Run:
     stop: asyncio.Event
     polling_timeout: int
     followups: FollowupService | None = None
+    _stopping_followups: asyncio.Task[None] | None = None
+    _stop_watch: asyncio.Task[None] | None = None
 
     @property
     def api_url(self) -> str:
@@ -214,12 +216,28 @@ class _Run:
         self.followups = FollowupService(self.store.database, transport,
                                          flows=getattr(core, "flows", {}))
         self.followups.start()
+        # The dispatcher stops when the stop comes, side by side with the updates in hand:
+        # one after the other, the two graces would add up past a service manager's patience.
+        self._stop_watch = asyncio.create_task(self._stop_followups_on_stop())
+
+    async def _stop_followups_on_stop(self) -> None:
+        await self.stop.wait()
+        await self.stop_followups()
 
     async def stop_followups(self) -> None:
-        """Before the bot's connection closes: no message is cut off half-sent."""
+        """Before the bot's connection closes: no message is cut off half-sent. Safe to call
+        twice at once (the stop watch and the shutdown): both wait for the one stop."""
+        if self._stop_watch is not None and self._stop_watch is not asyncio.current_task() \
+                and not self.stop.is_set():
+            self._stop_watch.cancel()  # serving ended without a stop (an error): no watch
+        if self._stopping_followups is None:
+            self._stopping_followups = asyncio.ensure_future(self._stop_followups_now())
+        await asyncio.shield(self._stopping_followups)
+
+    async def _stop_followups_now(self) -> None:
         if self.followups is not None:
-            await self.followups.stop()
-            self.followups = None
+            followups, self.followups = self.followups, None
+            await followups.stop()
 
     def one_line(self, text: str) -> str:
         return " ".join(text.replace(self.token, "<token>").split())
