@@ -1,108 +1,212 @@
-"""Typed settings, read once from SADA_* environment variables and an optional .env file."""
+"""Typed settings, read once from SADA_* environment variables and an optional .env file.
+
+Each channel is a group, declared in its folder (bot/channels/<name>/settings.py) and set
+as ``SADA_<CHANNEL>__<KEY>``: SADA_TELEGRAM__TOKEN. A group's older flat names
+(SADA_TELEGRAM_TOKEN, SADA_ADMIN_IDS, …) are read as aliases; both names set to different
+values is an error. The environment wins over .env, whichever name each uses.
+"""
 
 from __future__ import annotations
 
-import re
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from bot.channels.settings import ChannelSettings
+from bot.channels.telegram.settings import TelegramSettings
 
 DEFAULT_DATA_DIR = Path("data")
-TELEGRAM_API_URL = "https://api.telegram.org"
-# What Telegram accepts as a webhook secret_token.
-_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+PREFIX = "SADA_"
+NESTED = "__"
+# The type of a settings error whose message is already the whole line (names included).
+WHOLE_LINE = "sada_settings"
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="SADA_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix=PREFIX, env_nested_delimiter=NESTED, env_file=".env",
+        env_file_encoding="utf-8", extra="ignore",
     )
 
-    data_dir: Path = Field(default=DEFAULT_DATA_DIR, description="Folder for the embedded database")
     database_url: str | None = Field(
-        default=None,
-        description="sqlite:///path or postgresql://user@host/db; default: SQLite in data_dir",
+        default=None, json_schema_extra={"shown_default": "SQLite in SADA_DATA_DIR"},
+        description="sqlite:///path/to.db or postgresql://user@host/db; the async driver "
+        "(aiosqlite, asyncpg) is chosen for you",
     )
-    flows_dir: Path = Field(default=Path("flows"), description="Folder of flow YAML files")
-    telegram_token: SecretStr | None = Field(
-        default=None, description="The bot's token from @BotFather (123456:ABC…)"
+    data_dir: Path = Field(
+        default=DEFAULT_DATA_DIR,
+        description="folder of the default SQLite file, created on first use",
     )
-    telegram_api_url: str = Field(
-        default=TELEGRAM_API_URL,
-        description="Bot API server: Telegram's, or a local telegram-bot-api / test fake",
-    )
-    # NoDecode: pydantic-settings would otherwise demand JSON ("[1,2]") for a list.
-    admin_ids: Annotated[list[int], NoDecode] = Field(
-        default_factory=list,
-        description="Telegram user ids of the survey team, comma-separated: 12345,67890",
-    )
-    alert_chat_ids: Annotated[list[int], NoDecode] = Field(
-        default_factory=list,
-        description="Telegram chats that get detractor alerts, comma-separated; "
-        "default: SADA_ADMIN_IDS",
-    )
-    webhook_secret: SecretStr | None = Field(
-        default=None,
-        description="X-Telegram-Bot-Api-Secret-Token for webhooks; default: derived from the token",
+    flows_dir: Path = Field(
+        default=Path("flows"),
+        description="folder of flow YAML files, where flow ids (b2b-supplier) are looked up",
     )
     secret_key: SecretStr | None = Field(
-        default=None,
-        description="Signs button data; default: derived from the token (changing it "
-        "invalidates the buttons of messages already sent)",
+        default=None, json_schema_extra={"shown_default": "derived from the Telegram token"},
+        description="signs button data (changing it invalidates the buttons of messages "
+        "already sent)",
     )
-    bot_username: str | None = Field(
-        default=None, description="The bot's @username, for `sada link` without calling Telegram"
+    # The channels: one group each (a new channel adds its line here).
+    telegram: TelegramSettings = Field(
+        default_factory=TelegramSettings,
+        description='the Telegram channel: one variable per key (SADA_TELEGRAM__TOKEN=…), '
+        'or all of them as a JSON object ({"token": "…"})',
     )
 
-    @property
-    def alert_chats(self) -> list[int]:
-        return self.alert_chat_ids or self.admin_ids
-
-    @field_validator("admin_ids", "alert_chat_ids", mode="before")
     @classmethod
-    def _comma_separated_ids(cls, value: Any, info: ValidationInfo) -> Any:
-        if not isinstance(value, str):
-            return value
-        parts = [part for part in re.split(r"[\s,;]+", value.strip().strip("[]")) if part]
-        if not all(re.fullmatch(r"-?\d+", part) for part in parts):
-            raise ValueError(
-                f"SADA_{(info.field_name or '').upper()} must be numeric Telegram ids separated "
-                "by commas, "
-                f"e.g. 12345,67890 (got {value!r})"
-            )
-        return [int(part) for part in parts]
-
-    @field_validator("webhook_secret")
-    @classmethod
-    def _telegram_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not _WEBHOOK_SECRET.fullmatch(value.get_secret_value()):
-            raise ValueError(
-                "SADA_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -"
-            )
-        return value
-
-    @field_validator("telegram_api_url")
-    @classmethod
-    def _api_base_url(cls, value: str) -> str:
-        if not re.match(r"https?://[^/\s]+", value):
-            raise ValueError(
-                f"SADA_TELEGRAM_API_URL must look like https://api.telegram.org, not {value!r}"
-            )
-        return value.rstrip("/")
-
-    @field_validator("bot_username")
-    @classmethod
-    def _without_at(cls, value: str | None) -> str | None:
-        return value.lstrip("@") or None if value is not None else None
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        assert isinstance(env_settings, EnvSettingsSource)
+        assert isinstance(dotenv_settings, DotEnvSettingsSource)
+        return (init_settings, _ChannelNames(env_settings), _ChannelNames(dotenv_settings),
+                file_secret_settings)
 
     @property
     def effective_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'sada.db').as_posix()}"
+
+
+def channel_groups() -> dict[str, type[ChannelSettings]]:
+    """The channels' settings groups by field name: {"telegram": TelegramSettings}."""
+    return {name: field.annotation for name, field in Settings.model_fields.items()
+            if isinstance(field.annotation, type)
+            and issubclass(field.annotation, ChannelSettings)}
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One setting: its variable, the older name still read for it, and its field."""
+
+    name: str
+    alias: str | None
+    field: FieldInfo
+
+
+def variables() -> Iterator[Variable]:
+    """Every setting in the order the README table lists them."""
+    groups = channel_groups()
+    for name, field in Settings.model_fields.items():
+        if name not in groups:
+            yield Variable(f"{PREFIX}{name.upper()}", None, field)
+    for group, model in groups.items():
+        for key, field in model.model_fields.items():
+            yield Variable(f"{PREFIX}{group.upper()}{NESTED}{key.upper()}",
+                           model.aliases.get(key), field)
+
+
+def variable_name(*loc: str | int) -> str:
+    """The variable behind a value (("telegram", "token") → SADA_TELEGRAM__TOKEN), or its
+    older flat name when only that one is set, so a message names what the user wrote."""
+    head = str(loc[0])
+    model = channel_groups().get(head)
+    if model is None or len(loc) < 2:
+        return f"{PREFIX}{head.upper()}"
+    key = str(loc[1])
+    nested = f"{PREFIX}{head}{NESTED}{key}".upper()
+    alias = model.aliases.get(key)
+    if alias is not None:
+        written = _names_set()
+        if alias in written and nested not in written:
+            return alias
+    return nested
+
+
+def field_at(*loc: str | int) -> FieldInfo | None:
+    """The field behind a value: ("telegram", "token") or ("data_dir",)."""
+    model = channel_groups().get(str(loc[0]))
+    if model is not None and len(loc) > 1:
+        return model.model_fields.get(str(loc[1]))
+    return Settings.model_fields.get(str(loc[0]))
+
+
+def _names_set() -> set[str]:
+    # The same readers Settings uses: the environment, then .env.
+    found = EnvSettingsSource(Settings).env_vars.keys() | DotEnvSettingsSource(
+        Settings).env_vars.keys()
+    return {name.upper() for name in found}
+
+
+def _line(line: str, *loc: str) -> InitErrorDetails:
+    # "{line}": the message is a template, and a line may hold braces of its own.
+    return InitErrorDetails(type=PydanticCustomError(WHOLE_LINE, "{line}", {"line": line}),
+                            loc=loc, input=None)
+
+
+class _ChannelNames(PydanticBaseSettingsSource):
+    """The environment or .env as pydantic-settings reads it, plus what nesting leaves out:
+    the older flat names of the channels' keys, and one line (not a traceback) for a name
+    set twice, a channel that does not exist, or a group that is not JSON."""
+
+    def __init__(self, source: EnvSettingsSource) -> None:
+        super().__init__(source.settings_cls)
+        self.source = source
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads through the wrapped source
+
+    def __call__(self) -> dict[str, Any]:
+        written = self.source.env_vars  # lower-case names (case_sensitive is off)
+        groups = channel_groups()
+        prefix = PREFIX.lower()
+        problems = []
+        for name in written:
+            head, nested, _ = name.removeprefix(prefix).partition(NESTED)
+            if name.startswith(prefix) and nested and head not in groups:
+                problems.append(_line(
+                    f"{name.upper()}: there is no channel {head!r}; the channels are "
+                    f"{', '.join(groups)} ({PREFIX}<CHANNEL>{NESTED}<KEY>)", head))
+        for group in groups:
+            whole = written.get(prefix + group)
+            if whole is not None:
+                try:
+                    json.loads(whole)
+                except ValueError:
+                    example = f"{PREFIX}{group.upper()}{NESTED}TOKEN"
+                    problems.append(_line(
+                        f"{PREFIX}{group.upper()}: must be a JSON object such as "
+                        f'{{"token": "…"}}; or set each key on its own: {example}=…', group))
+        if problems:
+            raise ValidationError.from_exception_data("Settings", problems)
+        values = self.source()
+        for group, model in groups.items():
+            for key, alias in model.aliases.items():
+                old = written.get(alias.lower())
+                if old is None:
+                    continue
+                given = values.setdefault(group, {})
+                if not isinstance(given, dict):
+                    continue  # not an object: validation names SADA_<GROUP>
+                if key in given and str(given[key]).strip() != old.strip():
+                    nested = f"{PREFIX}{group}{NESTED}{key}".upper()
+                    problems.append(_line(
+                        f"{nested} and {alias} are both set, to different values: keep "
+                        f"{nested} ({alias} is its older name)", group, key))
+                given.setdefault(key, old)
+        if problems:
+            raise ValidationError.from_exception_data("Settings", problems)
+        return values
 
 
 @lru_cache(maxsize=1)

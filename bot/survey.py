@@ -1,5 +1,8 @@
 """The one service every channel uses: runs the engine on a session and commits the result
-before anything is shown, so a crash at any point resumes at the right question."""
+before anything is shown, so a crash at any point resumes at the right question.
+
+A channel applies one inbound event in one transaction: it runs the service `using` the
+Store bound to that transaction (Store.transaction), and the step commits with the rest."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from bot.engine.step import new_state, step
 from bot.flow.loader import LoadedFlow, load_flow_text
 from bot.flow.model import Flow
 from storage.models import Contact, SurveySession
-from storage.repo import DuplicateUpdate, Store
+from storage.repo import Store
 
 Clock = Callable[[], datetime]
 
@@ -73,6 +76,13 @@ class SurveyService:
         self.clock = clock
         self.hooks = list(hooks)
         self._flows: dict[int, Flow] = {}
+
+    def using(self, store: Store) -> SurveyService:
+        """This service over `store` (one event's transaction), with the same clock, hooks
+        and flow cache."""
+        other = SurveyService(store, self.clock, self.hooks)
+        other._flows = self._flows
+        return other
 
     async def flow_of(self, version_id: int) -> Flow:
         # Sessions run on the version they started with, even after the file is edited.
@@ -140,14 +150,9 @@ class SurveyService:
         self,
         conversation: Conversation,
         event: inputs.Input,
-        *,
-        update: tuple[str, int] | None = None,
     ) -> list[Prompt]:
-        """Run one input; the new state and answers are committed before prompts return.
-
-        With ``update`` (source, update_id) the step is applied at most once: a redelivered
-        update raises DuplicateUpdate and changes nothing.
-        """
+        """Run one input; the new state and answers are saved (with the step hooks, in one
+        transaction: the service's Store's) before prompts return."""
         state, prompts = step(conversation.flow, conversation.state, event)
         if state != conversation.state:
             stopping = state.status == "stopped" and conversation.state.status != "stopped"
@@ -169,13 +174,10 @@ class SurveyService:
                 language=state.language,
                 answers={q: (a.raw, a.value, a.skipped) for q, a in state.answers.items()},
                 now=now,
-                update=update,
                 contact={"opted_out": True} if stopping else None,
                 consent=(state.language, consent_text.get(state.language, ""))  # type: ignore[call-overload]
                 if consented else None,
                 within=run_hooks if self.hooks else None,
             )
             conversation.state = state
-        elif update is not None and not await self.store.record_update(*update, now=self.clock()):
-            raise DuplicateUpdate(f"update {update[1]} was already applied")
         return prompts

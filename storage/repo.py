@@ -1,4 +1,10 @@
-"""The Store: every read and write the bot makes, each one short transaction committed on return.
+"""The Store: every read and write the bot makes.
+
+An unbound Store runs each call in its own short transaction, committed on return. One
+inbound event is applied in one transaction: `Store.transaction()` yields a Store bound to
+it, whose every call (and every helper handed its `database`) joins that transaction, so
+the event's de-duplication, contact, state, answers, hooks and opt-out commit together or
+not at all.
 
 Times are passed in (``now``) so callers own the clock; ``None`` means the current UTC time,
 read here and nowhere else in the storage layer.
@@ -8,7 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +23,7 @@ from sqlalchemy import delete, func, or_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm.attributes import flag_modified
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -60,11 +68,35 @@ class DuplicateUpdate(StorageError):
     """This update was already applied (a redelivery): nothing was changed."""
 
 
+class _InTransaction(Database):
+    """The Database of one open transaction: each session it hands out joins it (as a
+    savepoint, so a helper's failed step rolls back alone), and only the owner commits."""
+
+    def __init__(self, database: Database, connection: AsyncConnection) -> None:
+        super().__init__(database.engine, database.url)
+        self.connection = connection
+
+    def session(self) -> AsyncSession:
+        return AsyncSession(bind=self.connection, join_transaction_mode="create_savepoint",
+                            expire_on_commit=False)
+
+
 class Store:
     """Storage operations over an open Database."""
 
     def __init__(self, database: Database) -> None:
         self.database = database
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Store]:
+        """A Store bound to one new transaction: committed when the block ends, rolled back
+        when it raises. Inside a bound Store, the same transaction. Readers
+        (`database.reader()`) stay apart: they see what is committed."""
+        if isinstance(self.database, _InTransaction):
+            yield self
+            return
+        async with self.database.engine.connect() as conn, conn.begin():
+            yield Store(_InTransaction(self.database, conn))
 
     @staticmethod
     def _now(now: datetime | None) -> datetime:
@@ -242,7 +274,6 @@ class Store:
         language: str,
         answers: Mapping[str, tuple[str, object, bool]],
         now: datetime | None = None,
-        update: tuple[str, int] | None = None,
         contact: Mapping[str, Any] | None = None,
         consent: tuple[str, str] | None = None,
         within: Callable[[AsyncSession], Awaitable[None]] | None = None,
@@ -251,15 +282,12 @@ class Store:
 
         ``answers`` maps question id to (raw text, value, skipped) and is the whole set:
         missing questions are deleted, so repeating a call after a crash changes nothing.
-        ``update`` (source, update_id) is recorded in the same transaction, so an incoming
-        update is applied exactly once (DuplicateUpdate otherwise); ``contact`` fields
+        ``contact`` fields
         (opted_out …) are set on the session's contact in it too; ``within`` runs last inside
         the same transaction, for work that must commit with the step (cases, invitations).
         """
         ts = self._now(now)
         async with self.database.session() as s, s.begin():
-            if update is not None:
-                await self._claim_update(s, update, ts)
             # Row lock so two saves of one session cannot both insert the same new answer.
             row = await s.get(SurveySession, session_id, with_for_update=True)
             if row is None:
@@ -329,33 +357,20 @@ class Store:
 
     # Incoming updates, delivery, links, consent, personal data
 
-    @staticmethod
-    async def _claim_update(s: Any, update: tuple[str, int], ts: datetime) -> None:
-        source, update_id = update
+    async def claim_update(
+        self, source: str, update_id: int, *, now: datetime | None = None
+    ) -> None:
+        """Mark an inbound update applied; DuplicateUpdate when it already was. Claimed in
+        the event's transaction (`transaction()`), it commits with all the event changed:
+        a redelivery finds it and changes nothing, a crash before the commit leaves no trace
+        of it and the redelivery is applied in full."""
+        row = ProcessedUpdate(source=source, update_id=update_id, processed_at=self._now(now))
         try:
-            async with s.begin_nested():
-                s.add(ProcessedUpdate(source=source, update_id=update_id, processed_at=ts))
+            async with self.database.session() as s, s.begin():
+                s.add(row)
                 await s.flush()
         except IntegrityError:
             raise DuplicateUpdate(f"update {update_id} from {source} was already applied") from None
-
-    async def seen_update(self, source: str, update_id: int) -> bool:
-        query = select(ProcessedUpdate).where(
-            ProcessedUpdate.source == source, ProcessedUpdate.update_id == update_id
-        )
-        async with self.database.session() as s, s.begin():
-            return (await s.exec(query)).first() is not None
-
-    async def record_update(
-        self, source: str, update_id: int, *, now: datetime | None = None
-    ) -> bool:
-        """Mark an update applied on its own; False when it already was."""
-        try:
-            async with self.database.session() as s, s.begin():
-                await self._claim_update(s, (source, update_id), self._now(now))
-        except DuplicateUpdate:
-            return False
-        return True
 
     async def mark_shown(
         self, session_id: int, question_id: str | None, message_id: int | None

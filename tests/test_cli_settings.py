@@ -1,18 +1,23 @@
 """Every `sada` command reads settings one way: a bad one is one line naming the variable,
-and the database URL resolves the same way (command option, root option, environment)."""
+and the database URL resolves the same way (command option, root option, environment).
+Channels are groups (SADA_TELEGRAM__TOKEN), their older flat names still work, and the
+README's table is the Settings model's."""
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from pydantic_core import PydanticUndefined
 from typer.testing import CliRunner
 
 import bot.cli
 from bot.cli import app, common
-from bot.settings import Settings, get_settings
+from bot.settings import Settings, channel_groups, get_settings, variables
 
 runner = CliRunner()
 
@@ -20,8 +25,9 @@ runner = CliRunner()
 @pytest.fixture(autouse=True)
 def _fresh_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     monkeypatch.chdir(tmp_path)  # no stray .env, and the default SQLite file lands in tmp
-    for name in ("SADA_DATABASE_URL", "SADA_ADMIN_IDS", "SADA_DATA_DIR"):
-        monkeypatch.delenv(name, raising=False)
+    for name in list(os.environ):
+        if name.startswith("SADA_"):
+            monkeypatch.delenv(name)
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
@@ -51,18 +57,18 @@ def test_a_bad_setting_is_one_line_naming_the_variable(
     assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit)
     assert result.output.strip().splitlines() == [
-        "SADA_ADMIN_IDS: must be numeric Telegram ids separated by commas, e.g. 12345,67890 "
+        "SADA_ADMIN_IDS: must be numeric ids separated by commas, e.g. 12345,67890 "
         "(got '@mona')"
     ]
 
 
 def test_a_type_error_names_the_variable_and_what_it_expects() -> None:
     with pytest.raises(ValidationError) as caught:
-        Settings(admin_ids=["mona"])  # type: ignore[list-item]
+        Settings(telegram={"admin_ids": ["mona"]})  # type: ignore[arg-type]
     lines = common.settings_problems(caught.value)
     assert len(lines) == 1
-    assert lines[0].startswith("SADA_ADMIN_IDS: ")
-    assert "expected: Telegram user ids of the survey team, comma-separated" in lines[0]
+    assert lines[0].startswith("SADA_TELEGRAM__ADMIN_IDS: ")
+    assert "; expected: Telegram user ids of the survey team" in lines[0]
     assert "errors.pydantic.dev" not in lines[0]
 
 
@@ -78,6 +84,178 @@ def test_main_turns_a_stray_settings_error_into_one_line(
     assert capsys.readouterr().err.splitlines() == [
         "SADA_TELEGRAM_API_URL: must look like https://api.telegram.org, not 'ftp://example'"
     ]
+
+
+# --- channel groups: SADA_TELEGRAM__KEY, the older flat names, one line when wrong --------
+
+TOKEN = "123456789:AAF1x-sada-settings-test-token-0123456"
+NESTED = {
+    "SADA_TELEGRAM__TOKEN": TOKEN,
+    "SADA_TELEGRAM__API_URL": "http://127.0.0.1:8081/",
+    "SADA_TELEGRAM__ADMIN_IDS": "11, 22",
+    "SADA_TELEGRAM__ALERT_CHAT_IDS": "-1003",
+    "SADA_TELEGRAM__WEBHOOK_SECRET": "s3cr-t_",
+    "SADA_TELEGRAM__BOT_USERNAME": "@sada_bot",
+}
+
+
+def _telegram(settings: Settings) -> dict[str, object]:
+    read = settings.telegram
+    return {"token": read.token and read.token.get_secret_value(), "api_url": read.api_url,
+            "admin_ids": read.admin_ids, "alert_chats": read.alert_chats,
+            "webhook_secret": read.webhook_secret and read.webhook_secret.get_secret_value(),
+            "bot_username": read.bot_username}
+
+
+EXPECTED = {"token": TOKEN, "api_url": "http://127.0.0.1:8081", "admin_ids": [11, 22],
+            "alert_chats": [-1003], "webhook_secret": "s3cr-t_", "bot_username": "sada_bot"}
+
+
+def test_the_telegram_group_reads_its_nested_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in NESTED.items():
+        monkeypatch.setenv(name, value)
+    assert _telegram(Settings()) == EXPECTED
+    monkeypatch.delenv("SADA_TELEGRAM__ALERT_CHAT_IDS")
+    assert Settings().telegram.alert_chats == [11, 22]  # alerts default to the admins
+
+
+def _aliases() -> dict[str, str]:
+    return {v.name: v.alias for v in variables() if v.alias is not None}
+
+
+def test_the_older_flat_names_are_aliases(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert set(_aliases()) == set(NESTED)
+    for name, value in NESTED.items():
+        monkeypatch.setenv(_aliases()[name], value)
+    assert _telegram(Settings()) == EXPECTED
+    # Both names with the same value: no conflict (a half-migrated .env keeps working).
+    for name, value in NESTED.items():
+        monkeypatch.setenv(name, value)
+    assert _telegram(Settings()) == EXPECTED
+
+
+@pytest.mark.parametrize("nested", sorted(NESTED))
+def test_both_names_set_to_different_values_is_one_line_naming_both(
+    monkeypatch: pytest.MonkeyPatch, nested: str
+) -> None:
+    alias = _aliases()[nested]
+    monkeypatch.setenv(nested, NESTED[nested])
+    monkeypatch.setenv(alias, "12:other-value")
+    result = runner.invoke(app, ["status"])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        f"{nested} and {alias} are both set, to different values: keep {nested} ({alias} is "
+        "its older name)"
+    ]
+    assert "other-value" not in result.output  # never a secret
+
+
+def test_the_env_file_takes_both_names_and_the_environment_wins(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"SADA_TELEGRAM__TOKEN={TOKEN}\nSADA_ADMIN_IDS=5,6\n"
+                        "SADA_TELEGRAM__BOT_USERNAME=from_file_bot\n", encoding="utf-8")
+    read = Settings().telegram
+    assert (read.token and read.token.get_secret_value(), read.admin_ids,
+            read.bot_username) == (TOKEN, [5, 6], "from_file_bot")
+    # the environment beats .env whichever name each uses; that is no conflict
+    monkeypatch.setenv("SADA_BOT_USERNAME", "from_env_bot")
+    monkeypatch.setenv("SADA_TELEGRAM__ADMIN_IDS", "7")
+    read = Settings().telegram
+    assert (read.bot_username, read.admin_ids) == ("from_env_bot", [7])
+    # ...but two names inside .env that disagree are the same mistake as in the environment
+    env_file.write_text("SADA_TELEGRAM__ADMIN_IDS=1\nSADA_ADMIN_IDS=2\n", encoding="utf-8")
+    monkeypatch.delenv("SADA_TELEGRAM__ADMIN_IDS")
+    result = runner.invoke(app, ["status"])
+    assert result.exit_code == 2
+    assert result.output.startswith("SADA_TELEGRAM__ADMIN_IDS and SADA_ADMIN_IDS are both set")
+
+
+@pytest.mark.parametrize(("variables_set", "line"), [
+    ({"SADA_TELEGRAM__ADMIN_IDS": "@mona"},
+     "SADA_TELEGRAM__ADMIN_IDS: must be numeric ids separated by commas, e.g. 12345,67890 "
+     "(got '@mona')"),
+    ({"SADA_ALERT_CHAT_IDS": "chat"},
+     "SADA_ALERT_CHAT_IDS: must be numeric ids separated by commas, e.g. 12345,67890 "
+     "(got 'chat')"),
+    ({"SADA_TELEGRAM__API_URL": "api.telegram.org"},
+     "SADA_TELEGRAM__API_URL: must look like https://api.telegram.org, not 'api.telegram.org'"),
+    ({"SADA_WEBHOOK_SECRET": "has space"},
+     "SADA_WEBHOOK_SECRET: must be 1-256 characters of A-Z, a-z, 0-9, _ and -"),
+    ({"SADA_TELEGRAM__TOKN": TOKEN},
+     "SADA_TELEGRAM__TOKN: not a Telegram setting; the settings are SADA_TELEGRAM__TOKEN, "
+     "SADA_TELEGRAM__API_URL, SADA_TELEGRAM__ADMIN_IDS, SADA_TELEGRAM__ALERT_CHAT_IDS, "
+     "SADA_TELEGRAM__WEBHOOK_SECRET, SADA_TELEGRAM__BOT_USERNAME"),
+    ({"SADA_WHATSAPP__TOKEN": "x"},
+     "SADA_WHATSAPP__TOKEN: there is no channel 'whatsapp'; the channels are telegram "
+     "(SADA_<CHANNEL>__<KEY>)"),
+    ({"SADA_TELEGRAM": "token=1"},
+     'SADA_TELEGRAM: must be a JSON object such as {"token": "…"}; or set each key on its '
+     "own: SADA_TELEGRAM__TOKEN=…"),
+    ({"SADA_TELEGRAM": "[1]"},
+     "SADA_TELEGRAM: Input should be a valid dictionary or instance of TelegramSettings; "
+     "expected: the Telegram channel: one variable per key (SADA_TELEGRAM__TOKEN=…), or all "
+     'of them as a JSON object ({"token": "…"})'),
+    ({"SADA_TELEGRAM": '{"admin_ids": "x"}'},
+     "SADA_TELEGRAM__ADMIN_IDS: must be numeric ids separated by commas, e.g. 12345,67890 "
+     "(got 'x')"),
+])
+def test_a_bad_channel_setting_is_one_line_naming_the_variable_as_written(
+    monkeypatch: pytest.MonkeyPatch, variables_set: dict[str, str], line: str
+) -> None:
+    for name, value in variables_set.items():
+        monkeypatch.setenv(name, value)
+    result = runner.invoke(app, ["status"])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert result.output.strip().splitlines() == [line]
+
+
+@pytest.mark.parametrize(("name", "token", "says"), [
+    (None, None, "SADA_TELEGRAM__TOKEN is not set: get a token from @BotFather and export "
+     "SADA_TELEGRAM__TOKEN=…"),
+    ("SADA_TELEGRAM__TOKEN", "12345", "SADA_TELEGRAM__TOKEN does not look like a bot token"),
+    ("SADA_TELEGRAM_TOKEN", "abc:" + "A" * 35, "SADA_TELEGRAM_TOKEN does not look like a bot "
+     "token"),
+])
+def test_a_missing_or_misshapen_token_names_the_variable_as_written(
+    monkeypatch: pytest.MonkeyPatch, name: str | None, token: str | None, says: str
+) -> None:
+    if name is not None and token is not None:
+        monkeypatch.setenv(name, token)
+    result = runner.invoke(app, ["run"])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines()[0].startswith(says)
+    assert len(result.output.strip().splitlines()) == 1
+
+
+# --- the README's table is the model's --------------------------------------------------
+
+
+def settings_table() -> str:
+    """The README's settings table, from the Settings model (paste it when this changes)."""
+    rows = ["| variable | alias | default | meaning |", "| --- | --- | --- | --- |"]
+    for variable in variables():
+        field = variable.field
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        default = extra.get("shown_default") or (
+            f"`{field.default}`" if field.default not in (None, PydanticUndefined) else "—")
+        alias = f"`{variable.alias}`" if variable.alias else "—"
+        rows.append(f"| `{variable.name}` | {alias} | {default} | {field.description} |")
+    return "\n".join(rows)
+
+
+def test_the_readme_lists_every_setting_as_the_model_declares_it() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+    table = "\n".join(line for line in section.splitlines() if line.startswith("|"))
+    assert table == settings_table(), f"README ## Settings should hold:\n{settings_table()}"
+    # every variable a reader may meet is in it, under either name
+    # every variable the README mentions is in it (a group's name, SADA_TELEGRAM, is not one)
+    groups = {f"SADA_{group.upper()}" for group in channel_groups()}
+    for name in set(re.findall(r"SADA_[A-Z_]*[A-Z]", readme)) - groups:
+        assert f"`{name}`" in table or name == "SADA_TEST_POSTGRES_URL", name
 
 
 def test_a_bad_database_url_names_where_it_came_from(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,7 +25,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from bot.settings import Settings, get_settings
+from bot.settings import (
+    WHOLE_LINE,
+    Settings,
+    channel_groups,
+    field_at,
+    get_settings,
+    variable_name,
+)
 from bot.staff_text import staff_line
 
 # Set by the root callback on every invocation (None when `sada --database-url` is absent).
@@ -92,20 +99,25 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def settings_problems(exc: ValidationError) -> list[str]:
-    """One line per bad variable: ``SADA_NAME: what is wrong; expected: the fix``."""
-    fields = Settings.model_fields
+    """One line per bad variable: ``SADA_NAME: what is wrong; expected: the fix``, naming
+    the variable as the user wrote it (SADA_TELEGRAM__TOKEN, or its older SADA_TELEGRAM_TOKEN)."""
     lines = []
     for error in exc.errors():
-        field = "_".join(str(part) for part in error["loc"][:1])
-        name = f"SADA_{field.upper()}"
+        loc = error["loc"]
+        if error["type"] == WHOLE_LINE:  # already names its variables
+            lines.append(str(error["msg"]))
+            continue
+        name = variable_name(*loc[:2])
         message = str(error["msg"]).removeprefix("Value error, ")
-        if error["type"] == "value_error":
-            # Our validators already name the variable and show the accepted form.
-            message = message.removeprefix(f"{name} ")
-        else:
-            described = fields[field].description if field in fields else None
-            if described:
-                message += f"; expected: {described}"
+        if error["type"] == "extra_forbidden" and len(loc) > 1:
+            group = str(loc[0]).upper()
+            known = ", ".join(f"SADA_{group}__{key.upper()}"
+                              for key in channel_groups()[str(loc[0])].model_fields)
+            message = f"not a {group.title()} setting; the settings are {known}"
+        elif error["type"] != "value_error":  # our validators say what they expect
+            field = field_at(*loc[:2])
+            if field is not None and field.description:
+                message += f"; expected: {field.description}"
         lines.append(f"{name}: {message}")
     return list(dict.fromkeys(lines))
 

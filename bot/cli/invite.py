@@ -69,7 +69,7 @@ def invite(
                                                    "<time>.csv).")] = None,
     bot_username: Annotated[str | None, typer.Option("--bot-username", help="The bot's "
                                                      "@username for links (default: "
-                                                     "SADA_BOT_USERNAME).")] = None,
+                                                     "SADA_TELEGRAM__BOT_USERNAME).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show who would be invited and "
                                           "skipped; change nothing.")] = False,
 ) -> None:
@@ -82,7 +82,7 @@ def invite(
     next local window (the flow's reminders window and working days).
 
     Without one: a personal t.me link, in a CSV for you to send by e-mail or SMS;
-    the link needs the bot's @username (SADA_BOT_USERNAME or --bot-username): without
+    the link needs the bot's @username (SADA_TELEGRAM__BOT_USERNAME or --bot-username): without
     it those contacts are skipped, the others invited, and a later run reaches them.
     """
     if contacts is not None and (segment or account or role):
@@ -114,7 +114,8 @@ def invite(
     url = database_url()
     try:
         report = asyncio.run(_run(url, loaded.flow, audience,
-                                  contacts, when, values, bot_username or settings.bot_username,
+                                  contacts, when, values,
+                                  bot_username or settings.telegram.bot_username,
                                   target, dry_run, now))
     except InviteError as exc:
         fail(str(exc), 2)
@@ -142,8 +143,9 @@ def invite(
                           "link", markup=False)
     if report.skipped["no_link"]:
         console.print(f"  {report.skipped['no_link']} without a Telegram chat not invited: set "
-                      "SADA_BOT_USERNAME (the bot's @username) or pass --bot-username, then "
-                      "run the same command again for their personal links", markup=False)
+                      "SADA_TELEGRAM__BOT_USERNAME (the bot's @username) or pass "
+                      "--bot-username, then run the same command again for their personal "
+                      "links", markup=False)
     if report.skipped["account_limit"] and report.account_limit is not None:
         limit = report.account_limit
         console.print(f"  account limit: at most {limit.max} stakeholders per account within "

@@ -39,7 +39,7 @@ def preview(
     Works interactively and piped (one answer per line). Commands: /back, /skip, /stop,
     /lang ar|fa|en. End of input keeps the session; running again resumes it.
     Answers go through the same steps as in chat: a detractor score opens a case
-    (`sada cases list`) and alerts SADA_ALERT_CHAT_IDS when `sada run` sends them.
+    (`sada cases list`) and alerts SADA_TELEGRAM__ALERT_CHAT_IDS when `sada run` sends them.
     """
     # Imported here, not at the top: the survey service and storage cost a second of
     # start-up that `sada --help` should not pay.
@@ -79,7 +79,7 @@ def preview(
     respondent = Respondent.named(as_name) if as_name else Respondent(_login())
     try:
         finished = asyncio.run(_run(url, loaded, lang, respondent, values,
-                                    settings.alert_chats))
+                                    settings.telegram.alert_chats))
     except StorageError as exc:
         fail(str(exc))
     except KeyboardInterrupt:

@@ -21,7 +21,7 @@ from bot.channels.telegram import DEFAULT_LISTEN
 from bot.cli.common import ContextOption, database_url, id_parser, settings_or_exit
 from bot.flow.model import LANGUAGES, Flow
 from bot.i18n import CatalogError, check_catalogs
-from bot.settings import Settings
+from bot.settings import Settings, variable_name
 
 __all__ = ["Framework", "link", "parse_listen", "register", "run", "settings_or_exit",
            "token_or_exit"]
@@ -48,18 +48,18 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 
 def _token(settings: Settings) -> str:
-    return settings.telegram_token.get_secret_value().strip() if settings.telegram_token else ""
+    token = settings.telegram.token
+    return token.get_secret_value().strip() if token else ""
 
 
 def token_or_exit(settings: Settings) -> str:
     """The bot token, or one line saying how to get one (exit code 2)."""
-    token = _token(settings)
+    token, name = _token(settings), variable_name("telegram", "token")
     if not token:
-        _fail("SADA_TELEGRAM_TOKEN is not set: get a token from @BotFather and export "
-              "SADA_TELEGRAM_TOKEN=…", 2)
+        _fail(f"{name} is not set: get a token from @BotFather and export {name}=…", 2)
     if not TOKEN_FORMAT.fullmatch(token):
-        _fail("SADA_TELEGRAM_TOKEN does not look like a bot token: @BotFather gives digits, a "
-              "colon and 30 or more letters, digits, _ or - (like 123456789:AAF1x…)", 2)
+        _fail(f"{name} does not look like a bot token: @BotFather gives digits, a colon and "
+              "30 or more letters, digits, _ or - (like 123456789:AAF1x…)", 2)
     return token
 
 
@@ -112,11 +112,11 @@ def run(
 ) -> None:
     """Run the Telegram bot until Ctrl-C (or SIGTERM).
 
-    Needs SADA_TELEGRAM_TOKEN, from @BotFather. Optional settings:
-    SADA_ADMIN_IDS: user ids allowed /report, comma-separated;
-    SADA_TELEGRAM_API_URL: another Bot API server (default https://api.telegram.org);
-    SADA_WEBHOOK_SECRET: checked on every webhook request (default: derived from the token);
-    SADA_DATABASE_URL and SADA_FLOWS_DIR.
+    Needs SADA_TELEGRAM__TOKEN, from @BotFather. Optional settings:
+    SADA_TELEGRAM__ADMIN_IDS: user ids allowed /report, comma-separated;
+    SADA_TELEGRAM__API_URL: another Bot API server (default https://api.telegram.org);
+    SADA_TELEGRAM__WEBHOOK_SECRET: checked on every webhook request (default: derived from
+    the token); SADA_DATABASE_URL and SADA_FLOWS_DIR. The README lists them all.
 
     On start, questions saved but not yet shown when the bot last stopped are sent.
     """
@@ -174,16 +174,17 @@ async def _username_from_telegram(settings: Settings, token: str) -> str:
     from bot.channels.telegram.events import Blocked, Refused, RetryAfter, Transient
     from bot.channels.telegram.runner import StartError
 
-    bot = build_bot(token, settings.telegram_api_url)
+    username = variable_name("telegram", "bot_username")
+    bot = build_bot(token, settings.telegram.api_url)
     try:
         with telegram_errors():
             me = await bot.me()
     except (Refused, Blocked) as exc:
-        raise StartError(f"Telegram did not accept SADA_TELEGRAM_TOKEN ({exc}); check it "
-                         "with @BotFather, or set SADA_BOT_USERNAME") from None
+        raise StartError(f"Telegram did not accept {variable_name('telegram', 'token')} "
+                         f"({exc}); check it with @BotFather, or set {username}") from None
     except (Transient, RetryAfter) as exc:
-        raise StartError(f"cannot reach the Telegram Bot API at {settings.telegram_api_url} "
-                         f"({exc}); set SADA_BOT_USERNAME to make links offline") from None
+        raise StartError(f"cannot reach the Telegram Bot API at {settings.telegram.api_url} "
+                         f"({exc}); set {username} to make links offline") from None
     finally:
         await bot.session.close()
     return me.username or ""
@@ -199,7 +200,7 @@ async def _make_link(
     from storage.db import Database
     from storage.repo import Store
 
-    username = settings.bot_username
+    username = settings.telegram.bot_username
     if not username:
         username = await _username_from_telegram(settings, token_or_exit(settings))
     async with await Database.open(url) as database:
@@ -247,7 +248,7 @@ def link(
     A personal link (--contact) for a contact that already has a Telegram chat opens only
     in that chat. For a contact without one, the first chat to open it becomes that
     contact: with --confirm it must send the code first (printed on a second line).
-    The bot's name comes from SADA_BOT_USERNAME, or from Telegram (SADA_TELEGRAM_TOKEN).
+    The bot's name comes from SADA_TELEGRAM__BOT_USERNAME, or from Telegram (its token).
     """
     from bot.channels.telegram.runner import StartError
     from bot.followups.invite import InviteError, check_context
@@ -259,10 +260,11 @@ def link(
         values = check_context(served, context or [])
     except InviteError as exc:
         _fail(str(exc), 2)
-    if not settings.bot_username and not TOKEN_FORMAT.fullmatch(_token(settings)):
+    if not settings.telegram.bot_username and not TOKEN_FORMAT.fullmatch(_token(settings)):
         # asking Telegram needs a usable token; the username is the simpler fix either way
-        _fail("sada link needs the bot's name for the t.me link: set SADA_BOT_USERNAME (the "
-              "bot's @username, e.g. export SADA_BOT_USERNAME=my_sada_bot)", 2)
+        name = variable_name("telegram", "bot_username")
+        _fail(f"sada link needs the bot's name for the t.me link: set {name} (the bot's "
+              f"@username, e.g. export {name}=my_sada_bot)", 2)
     if confirm and contact is None:
         _fail("--confirm needs --contact: a code confirms who opens a personal link, e.g. "
               "sada link FLOW --contact 12 --confirm", 2)

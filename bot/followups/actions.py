@@ -446,14 +446,14 @@ async def check_promises(
     """Alert staff once about every promise whose date has passed without the action being
     marked done; return how many actions were alerted.
 
-    ``staff_chats`` defaults to the settings' alert chats (SADA_ALERT_CHAT_IDS, else
-    SADA_ADMIN_IDS), for the scheduler's planner hook that passes only ``now``.
+    ``staff_chats`` defaults to the settings' alert chats (SADA_TELEGRAM__ALERT_CHAT_IDS,
+    else SADA_TELEGRAM__ADMIN_IDS), for the scheduler's planner hook that passes only ``now``.
     Safe to run from several processes at once: an action is claimed by a conditional
     UPDATE of overdue_alerted_at, and the outbox keys `overdue:<action>:<chat>` dedupe
     anyway. Without staff chats nothing is claimed, so the alert waits for one to be set.
     """
     if staff_chats is None:
-        staff_chats = get_settings().alert_chats
+        staff_chats = get_settings().telegram.alert_chats
     if not staff_chats:
         return 0
     due = select(Action).where(

@@ -434,7 +434,7 @@ async def test_sada_run_answers_what_it_cannot_read_on_both_frameworks(
 
     async with FakeBotApi(token="123456:TEST-token-for-sada-fuzz-tests-0123456789") as api:
         settings = Settings(
-            telegram_token=api.token, telegram_api_url=api.base_url,
+            telegram={"token": api.token, "api_url": api.base_url},
             database_url=f"sqlite:///{tmp_path / 'sada.db'}", flows_dir=ROOT / "flows",
             _env_file=None,  # type: ignore[call-arg]
         )

@@ -160,7 +160,7 @@ async def _run_child(command: dict[str, Any]) -> None:
 
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]  # pydantic-settings' init-only option
-        telegram_token=command["token"], telegram_api_url=command["api_url"],
+        telegram={"token": command["token"], "api_url": command["api_url"]},
         database_url=command["database_url"], flows_dir=Path(command["flows_dir"]),
     )
     await run_bot(settings, framework="ptb", webhook_url=None)

@@ -428,7 +428,7 @@ def test_cli_invite_on_the_readme_sample_without_a_bot_username(
     result = runner.invoke(sada(), ["contacts", "import",
                                     str(root / "docs" / "examples" / "contacts.csv")])
     assert result.exit_code == 0, result.output
-    warning = ("1 without a Telegram chat not invited: set SADA_BOT_USERNAME (the bot's "
+    warning = ("1 without a Telegram chat not invited: set SADA_TELEGRAM__BOT_USERNAME (the bot's "
                "@username) or pass --bot-username")
     command = ["invite", "--flow", "b2b-supplier", "--segment", "enterprise"]
     dry = runner.invoke(sada(), [*command, "--dry-run"])

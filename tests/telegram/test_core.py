@@ -9,17 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.channels.telegram.core import TelegramCore, load_flows, record_id
-from bot.channels.telegram.events import (
-    Blocked,
-    Keyboard,
-    RetryAfter,
-    TgMedia,
-    TgPress,
-    TgText,
-    TgUser,
-)
+from bot.channels.telegram.core import TelegramCore, load_flows
+from bot.channels.telegram.events import TgMedia, TgPress, TgText, TgUser
+from bot.conversation.staff import record_id
 from bot.i18n import Translator
+from bot.messaging.transport import Blocked, Keyboard, RetryAfter
 from storage.repo import Store
 
 ROOT = Path(__file__).resolve().parents[2]

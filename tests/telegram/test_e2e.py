@@ -104,8 +104,8 @@ async def bot(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[B
     db = tmp_path / "sada.db"
     async with RefusingApi(token="123456:TEST-token-for-sada-e2e-tests-0123456789") as api:
         settings = Settings(
-            telegram_token=api.token, telegram_api_url=api.base_url,
-            database_url=f"sqlite:///{db}", flows_dir=ROOT / "flows", admin_ids=[ADMIN],
+            telegram={"token": api.token, "api_url": api.base_url, "admin_ids": [ADMIN]},
+            database_url=f"sqlite:///{db}", flows_dir=ROOT / "flows",
             _env_file=None,  # type: ignore[call-arg]
         )
         stop = asyncio.Event()

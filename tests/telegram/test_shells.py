@@ -120,14 +120,15 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def settings_for(api: FakeBotApi, tmp_path: Path, **extra: Any) -> Settings:
-    values: dict[str, Any] = {
-        "telegram_token": api.token,
-        "telegram_api_url": api.base_url,
-        "database_url": f"sqlite:///{tmp_path / 'sada.db'}",
-        "flows_dir": tmp_path,
-    }
-    return Settings(_env_file=None, **{**values, **extra})  # type: ignore[call-arg]
+def settings_for(
+    api: FakeBotApi, tmp_path: Path, flows_dir: Path | None = None, **telegram: Any
+) -> Settings:
+    """Settings for the fake server; ``telegram``: other SADA_TELEGRAM__* keys."""
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        telegram={"token": api.token, "api_url": api.base_url, **telegram},
+        database_url=f"sqlite:///{tmp_path / 'sada.db'}", flows_dir=flows_dir or tmp_path,
+    )
 
 
 # --- each shell inside its framework, next to a host bot's own handlers ------------------------
@@ -688,8 +689,8 @@ async def test_the_webhook_secret_setting_wins(api: FakeBotApi, tmp_path: Path) 
     settings = settings_for(api, tmp_path, webhook_secret="my_Secret-1")
     assert webhook_secret(settings) == "my_Secret-1"
     derived = webhook_secret(settings_for(api, tmp_path))
-    assert derived != webhook_secret(settings_for(api, tmp_path, telegram_token="1:other"))
-    with pytest.raises(ValueError, match="SADA_WEBHOOK_SECRET"):
+    assert derived != webhook_secret(settings_for(api, tmp_path, token="1:other"))
+    with pytest.raises(ValueError, match="must be 1-256 characters"):
         settings_for(api, tmp_path, webhook_secret="has space")
 
 
@@ -698,14 +699,14 @@ async def test_run_bot_start_errors_are_one_line(
     api: FakeBotApi, tmp_path: Path, framework: str
 ) -> None:
     core = FakeCore()
-    unreachable = settings_for(api, tmp_path, telegram_api_url=f"http://127.0.0.1:{free_port()}")
+    unreachable = settings_for(api, tmp_path, api_url=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(StartError, match="cannot reach the Telegram Bot API") as caught:
         await run_bot(unreachable, framework=framework,  # type: ignore[arg-type]
                       webhook_url=None, stop=asyncio.Event(), core_factory=core.factory)
     assert "\n" not in str(caught.value)
 
-    wrong = settings_for(api, tmp_path, telegram_token="999:" + "B" * 35)
-    with pytest.raises(StartError, match="did not accept SADA_TELEGRAM_TOKEN") as caught:
+    wrong = settings_for(api, tmp_path, token="999:" + "B" * 35)
+    with pytest.raises(StartError, match="did not accept SADA_TELEGRAM__TOKEN") as caught:
         await run_bot(wrong, framework=framework,  # type: ignore[arg-type]
                       webhook_url=None, stop=asyncio.Event(), core_factory=core.factory)
     assert "B" * 35 not in str(caught.value)  # never the token
@@ -838,13 +839,13 @@ def invoke(*args: str) -> tuple[int, str]:
 
 def test_admin_ids_accept_a_comma_list(env: pytest.MonkeyPatch) -> None:
     env.setenv("SADA_ADMIN_IDS", "12345, 67890,1")
-    assert get_settings().admin_ids == [12345, 67890, 1]
+    assert get_settings().telegram.admin_ids == [12345, 67890, 1]
     env.setenv("SADA_ADMIN_IDS", "")
-    assert Settings().admin_ids == []
+    assert Settings().telegram.admin_ids == []
 
 
 @pytest.mark.parametrize(("token", "says"), [
-    (None, "SADA_TELEGRAM_TOKEN is not set: get a token from @BotFather"),
+    (None, "SADA_TELEGRAM__TOKEN is not set: get a token from @BotFather"),
     ("12345", "does not look like a bot token"),
     ("abc:" + "A" * 35, "does not look like a bot token"),
     ("123:short", "does not look like a bot token"),
@@ -874,7 +875,7 @@ def test_run_rejects_bad_options(env: pytest.MonkeyPatch, args: list[str], says:
 def test_run_with_bad_settings_says_which(env: pytest.MonkeyPatch) -> None:
     env.setenv("SADA_ADMIN_IDS", "12,abc")
     code, output = invoke("run")
-    assert code == 2 and output.startswith("SADA_ADMIN_IDS: must be numeric Telegram ids")
+    assert code == 2 and output.startswith("SADA_ADMIN_IDS: must be numeric ids")
 
 
 def test_run_with_an_unreachable_api_is_one_line(env: pytest.MonkeyPatch) -> None:
@@ -952,7 +953,7 @@ def test_link_without_a_username_asks_for_it_not_for_a_token(
     if token is not None:
         env.setenv("SADA_TELEGRAM_TOKEN", token)
     code, output = invoke("link", "b2b-supplier")
-    assert code == 2 and "set SADA_BOT_USERNAME (the bot's @username" in output
+    assert code == 2 and "set SADA_TELEGRAM__BOT_USERNAME (the bot's @username" in output
     assert "TOKEN" not in output and len(output.strip().splitlines()) == 1
 
 
@@ -969,5 +970,5 @@ async def test_link_asks_telegram_for_the_username_when_not_set(
         assert output.startswith("https://t.me/acme_cx_bot?start=")
         env.setenv("SADA_TELEGRAM_API_URL", f"http://127.0.0.1:{free_port()}")
         code, output = await asyncio.to_thread(invoke, "link", "b2b-supplier")
-        assert code == 1 and "set SADA_BOT_USERNAME" in output
+        assert code == 1 and "set SADA_TELEGRAM__BOT_USERNAME" in output
         assert len(output.strip().splitlines()) == 1

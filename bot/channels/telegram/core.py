@@ -1,13 +1,15 @@
 """Telegram behaviour, whatever the framework: commands, buttons, delivery and its errors.
 
-`handle` turns one update into outgoing messages after committing what it changed;
-`process` also delivers them through a framework's Transport. Both frameworks' shells
-only translate their types to and from events.py.
+`handle` turns one update into outgoing messages after committing what it changed, all of
+it in one transaction; `process` also delivers them through a framework's Transport. Both
+frameworks' shells only translate their types to and from events.py. Staff commands are
+bot/conversation/staff.py's: this core only recognises staff and delegates.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import json
 import logging
@@ -21,12 +23,8 @@ from bot.channels import text as render
 from bot.channels.telegram import links
 from bot.channels.telegram.events import (
     AnswerPress,
-    Blocked,
-    Button,
     EditMessage,
     Out,
-    Refused,
-    RetryAfter,
     SendDocument,
     SendPhoto,
     SendText,
@@ -34,8 +32,6 @@ from bot.channels.telegram.events import (
     TgMedia,
     TgPress,
     TgText,
-    Transient,
-    Transport,
     cleaned,
 )
 from bot.channels.telegram.keyboards import (
@@ -46,6 +42,7 @@ from bot.channels.telegram.keyboards import (
     question_keyboard,
 )
 from bot.channels.telegram.lanes import ChatLanes, wait_out
+from bot.conversation import staff
 from bot.engine import inputs as i
 from bot.engine.normalize import BIDI_CONTROLS
 from bot.engine.prompts import Ask, AskConsent, Notice, Prompt
@@ -55,14 +52,10 @@ from bot.flow.loader import FlowError, LoadedFlow, load_flow
 from bot.flow.model import LANGUAGES
 from bot.followups.actions import record_feedback
 from bot.followups.hooks import survey_hooks
-from bot.i18n import Translator, rounded_hours
-from bot.reports.charts import trend_chart
-from bot.reports.metrics import build_report
-from bot.reports.tables import summary_text
+from bot.i18n import Translator
+from bot.messaging.transport import Blocked, Button, Refused, RetryAfter, Transient, Transport
 from bot.staff_text import staff_line
 from bot.survey import Conversation, SurveyService
-from storage.cases import resolve_case
-from storage.db import StorageError
 from storage.invitations import adopt_chat, mark_started, on_opt_out, on_unreachable
 from storage.models import Contact, SurveySession
 from storage.outbox import enqueue
@@ -70,18 +63,13 @@ from storage.repo import DuplicateUpdate, Store
 
 log = logging.getLogger(__name__)
 CHANNEL = "telegram"
-COMMANDS = ("start", "help", "language", "back", "skip", "stop", "export", "forget", "report",
-            "resolve")
+COMMANDS = ("start", "help", "language", "back", "skip", "stop", "export", "forget",
+            *staff.COMMANDS)
 LANGUAGE_LABELS = {"ar": "العربية", "fa": "فارسی", "en": "English"}
 _NO_BIDI = str.maketrans("", "", BIDI_CONTROLS)
 # A command as Telegram marks one: a slash, 1–32 letters, digits or _, maybe @bot, then
 # whitespace or the end. "/etc/hosts is down" or "/ok" in Arabic letters are plain text.
 _COMMAND = re.compile(r"/([A-Za-z0-9_]{1,32})(?:@\w+)?(?:\s+(.*))?", re.DOTALL)
-# \d: decimal digits of any script (9, ٩, ۹), not ² or ①, which int() refuses; 19 digits
-# hold any 64-bit id, and a longer number is no id either.
-_ID = re.compile(r"\d{1,19}")
-# The most of a person's own text a reply echoes (a flow id after /report).
-_ECHO = 64
 
 
 def load_flows(folder: Path) -> dict[str, LoadedFlow]:
@@ -210,26 +198,35 @@ class TelegramCore:
             log.exception("update %s: delivery failed", event.update_id)
 
     async def handle(self, event: TgEvent) -> list[Out]:
+        """Apply one update in one transaction (its de-duplication, the contact, the
+        session's state and answers, the step hooks, an opt-out, an erasure) and return
+        what to send, once that transaction has committed. A redelivered update changes
+        nothing and gets nothing; one that fails leaves nothing behind, so its
+        redelivery is applied in full."""
         event = cleaned(event)
-        if await self.store.seen_update(self.source, event.update_id):
+        try:
+            async with self.store.transaction() as tx:
+                await tx.claim_update(self.source, event.update_id, now=self.service.clock())
+                return await self._within(tx)._apply(event)
+        except DuplicateUpdate:
             return []  # a redelivery: already applied, already answered
+
+    def _within(self, tx: Store) -> TelegramCore:
+        """This core with every read and write in `tx`, the update's transaction."""
+        core = copy.copy(self)
+        core.store, core.service = tx, self.service.using(tx)
+        return core
+
+    async def _apply(self, event: TgEvent) -> list[Out]:
         contact = await self._contact(event)
         reply = Reply(event.chat_id, contact.language or "en")
-        try:
-            if isinstance(event, TgPress):
-                await self._press(event, contact, reply)
-            elif isinstance(event, TgMedia):
-                await self._media(event, contact, reply)
-            else:
-                await self._text(event, contact, reply)
-        except DuplicateUpdate:
-            return []
+        if isinstance(event, TgPress):
+            await self._press(event, contact, reply)
+        elif isinstance(event, TgMedia):
+            await self._media(event, contact, reply)
+        else:
+            await self._text(event, contact, reply)
         return reply.outs
-
-    async def _once(self, update: tuple[str, int]) -> None:
-        """Record an update that changes no session; DuplicateUpdate when it already was."""
-        if not await self.store.record_update(*update, now=self.service.clock()):
-            raise DuplicateUpdate(f"update {update[1]} was already applied")
 
     async def _contact(self, event: TgEvent) -> Contact:
         user = event.user
@@ -252,7 +249,6 @@ class TelegramCore:
         conversation = await self._open_conversation(contact)
         if conversation is not None:
             reply.lang = conversation.state.language
-        update = (self.source, event.update_id)
         if command is None:
             code = links.typed_code(event.text)
             if code is not None or conversation is None:
@@ -260,17 +256,15 @@ class TelegramCore:
                 pending = await links.awaiting_code(self.store, chat_id=event.chat_id,
                                                     now=self.service.clock())
                 if pending is not None and code is not None:
-                    await self._check_code(pending.token, code, contact, reply, update)
+                    await self._check_code(pending.token, code, contact, reply)
                     return
                 if pending is not None and conversation is None and not is_stop(event.text):
-                    await self._once(update)
                     reply.say(_ask_code(reply.t))
                     return
             if conversation is None:
                 if is_stop(event.text):
-                    await self._opt_out(contact, reply, update)
+                    await self._opt_out(contact, reply)
                     return
-                await self.store.record_update(*update)
                 if await record_feedback(self.store.database, contact_id=contact.id,
                                          text=event.text, now=self.service.clock()):
                     # a reply to "here is what we did": kept against that action
@@ -282,61 +276,50 @@ class TelegramCore:
             if not self._was_shown(conversation):
                 # The question was committed but never reached the person (a crash between
                 # commit and send): show it, rather than take this text as its answer.
-                await self.store.record_update(*update)
                 self._show(conversation, [ask(conversation.flow, conversation.state)], reply)
                 return
-            await self._step(conversation, i.Reply(event.text), reply, update)
+            await self._step(conversation, i.Reply(event.text), reply)
             return
         name, argument = command
         if name == "start":
-            await self._start(contact, argument, conversation, reply, update)
+            await self._start(contact, argument, conversation, reply)
         elif name in ("back", "skip") and conversation is not None:
-            await self._step(conversation, i.Back() if name == "back" else i.Skip(), reply, update)
+            await self._step(conversation, i.Back() if name == "back" else i.Skip(), reply)
         elif name == "stop":
             if conversation is not None:
-                await self._step(conversation, i.Stop(), reply, update)
+                await self._step(conversation, i.Stop(), reply)
             else:
-                await self._opt_out(contact, reply, update)
+                await self._opt_out(contact, reply)
         elif name == "language":
-            await self.store.record_update(*update)
             self._language_menu(reply)
         elif name == "export":
-            await self.store.record_update(*update)
             document = await self.store.export_contact(contact.id)
             content = json.dumps(document, ensure_ascii=False, indent=2).encode()
             reply.outs.append(SendDocument(event.chat_id, "sada-my-data.json", content,
                                            reply.t.gettext("Everything we store about you.")))
         elif name == "forget":
-            await self.store.record_update(*update)
             buttons = (Button(reply.t.gettext("Yes, erase my data"), f"{PREFIX}:x:yes"),
                        Button(reply.t.gettext("No, keep it"), f"{PREFIX}:x:no"))
             reply.say(reply.t.gettext("Erase everything we store about you, including your "
                                       "answers? This cannot be undone."), (buttons,))
-        elif name == "report":
-            await self.store.record_update(*update)
-            await self._report(event, argument, reply)
-        elif name == "resolve":
-            await self.store.record_update(*update)
-            await self._resolve(event, argument, reply)
+        elif name in staff.COMMANDS:
+            await self._staff_command(event, name, argument, reply)
         elif name not in COMMANDS:
-            await self._once(update)
             reply.say(reply.t.gettext("I do not know the command {command}. Send /help to see "
                                       "the commands I understand.", command=f"/{name}"))
             if conversation is not None:
                 self._show_current(conversation, reply)  # what is expected instead
         else:  # help, or back/skip with no survey open
-            await self.store.record_update(*update)
             reply.say(self._help(reply.t))
 
     async def _start(
         self, contact: Contact, token: str, conversation: Conversation | None, reply: Reply,
-        update: tuple[str, int],
     ) -> None:
         assert contact.id is not None
         if contact.opted_out:  # /start opts back in
             await self.store.set_contact_flags(contact.id, opted_out=False)
         if token:
-            conversation = await self._open_link(contact, token, reply, update)
+            conversation = await self._open_link(contact, token, reply)
             if conversation is None:
                 return  # refused, or its code asked for: the reply says which
         if conversation is None:
@@ -346,14 +329,13 @@ class TelegramCore:
             if stopped is not None:
                 conversation = await self.service.resume(stopped)
         if conversation is None:
-            await self.store.record_update(*update)
             self._public_menu(reply)
             return
         reply.lang = conversation.state.language
-        await self._step(conversation, i.Start(), reply, update)
+        await self._step(conversation, i.Start(), reply)
 
     async def _open_link(
-        self, contact: Contact, token: str, reply: Reply, update: tuple[str, int], *,
+        self, contact: Contact, token: str, reply: Reply, *,
         code_given: bool = False,
     ) -> Conversation | None:
         """The session a deep link opens, or None with the reason in `reply`. A personal
@@ -361,7 +343,6 @@ class TelegramCore:
         it has one (`code_given`: just checked)."""
         link = await self.store.get_link(token) if links.is_token(token) else None
         if link is None or link.flow_id not in self.flows:
-            await self._once(update)
             reply.say(reply.t.gettext("This link is not valid any more. Please ask the "
                                       "person who sent it for a new one."))
             return None
@@ -369,14 +350,12 @@ class TelegramCore:
             if link.code_hash is not None and not code_given and await self._adoptable(
                     link.contact_id):
                 # Nothing of the contact (name, context, survey) is shown before the code.
-                await self._once(update)
                 asked = await links.ask_code(self.store, token, chat_id=reply.chat_id,
                                              now=self.service.clock())
                 reply.say(_ask_code(reply.t) if asked else _locked(reply.t))
                 return None
             adopted = await self._adopt(link.contact_id, contact)
             if adopted is None:
-                await self._once(update)
                 reply.say(reply.t.gettext("This link was made for someone else. Please "
                                           "ask the person who sent it for your own link."))
                 return None
@@ -389,29 +368,27 @@ class TelegramCore:
         return conversation
 
     async def _check_code(
-        self, token: str, code: str, contact: Contact, reply: Reply, update: tuple[str, int]
+        self, token: str, code: str, contact: Contact, reply: Reply
     ) -> None:
         """A code typed after opening a `--confirm` link: right, the link opens as if the
         chat were the contact's already; wrong, a try is counted and nothing is shown."""
         left = await links.try_code(self.store, token, code, chat_id=reply.chat_id)
         if left is not None:
-            await self._once(update)
             reply.say(reply.t.ngettext("That code is not right. You have {n} more try.",
                                        "That code is not right. You have {n} more tries.",
                                        left) if left else _locked(reply.t))
             return
-        conversation = await self._open_link(contact, token, reply, update, code_given=True)
+        conversation = await self._open_link(contact, token, reply, code_given=True)
         if conversation is None:
             return
         reply.lang = conversation.state.language
-        await self._step(conversation, i.Start(), reply, update)
+        await self._step(conversation, i.Start(), reply)
 
     # --- what Sada cannot read ------------------------------------------------------------
 
     async def _media(self, event: TgMedia, contact: Contact, reply: Reply) -> None:
         """A photo, sticker, voice message …: no answer, but a reply saying what is."""
         conversation = await self._open_conversation(contact)
-        await self._once((self.source, event.update_id))
         if conversation is not None:
             reply.lang = conversation.state.language
         if conversation is None or not self._current_prompts(conversation):
@@ -443,57 +420,54 @@ class TelegramCore:
 
     async def _press(self, event: TgPress, contact: Contact, reply: Reply) -> None:
         assert contact.id is not None
-        update = (self.source, event.update_id)
         data = event.data
         if not data.startswith(PREFIX + ":"):
             # Another bot's or an old version's button: answered, or it spins for a minute.
-            await self._refuse(event, reply, update, "unknown_button")
+            await self._refuse(event, reply, "unknown_button")
             return
         conversation = await self._open_conversation(contact)
         if conversation is not None:
             reply.lang = conversation.state.language
         if data.startswith(f"{PREFIX}:l:"):
             await self._choose_language(data.rsplit(":", 1)[1], contact, conversation, reply,
-                                        event, update)
+                                        event)
             return
         if data.startswith(f"{PREFIX}:g:"):  # an invitation's or reminder's button
             reply.outs.append(AnswerPress(event.callback_id))
-            await self._start(contact, data.removeprefix(f"{PREFIX}:g:"), conversation, reply,
-                              update)
+            await self._start(contact, data.removeprefix(f"{PREFIX}:g:"), conversation, reply)
             return
         if data.startswith(f"{PREFIX}:f:"):
             loaded = self.flows.get(data.rsplit(":", 1)[1])
             if loaded is None or not loaded.flow.public:
-                await self._refuse(event, reply, update, "unknown_button")
+                await self._refuse(event, reply, "unknown_button")
                 return
             reply.outs.append(AnswerPress(event.callback_id))
             conversation = await self.service.open(contact, loaded)
             reply.lang = conversation.state.language
-            await self._step(conversation, i.Start(), reply, update)
+            await self._step(conversation, i.Start(), reply)
             return
         if data in (f"{PREFIX}:x:yes", f"{PREFIX}:x:no"):
-            await self._forget(data.endswith("yes"), contact, reply, event, update)
+            await self._forget(data.endswith("yes"), contact, reply, event)
             return
         if data == f"{PREFIX}:noop":
-            await self.store.record_update(*update)
             reply.outs.append(AnswerPress(event.callback_id))
             return
         press = self.signer.verify(event.chat_id, data)
         if press is None:
-            await self._refuse(event, reply, update, "unknown_button")
+            await self._refuse(event, reply, "unknown_button")
             return
         if press.kind == "c" and conversation is not None and \
                 press.session_id == conversation.session_id and \
                 conversation.state.status == "consent":
             reply.outs.append(AnswerPress(event.callback_id))
-            await self._step(conversation, i.Pick("consent", press.value), reply, update,
+            await self._step(conversation, i.Pick("consent", press.value), reply,
                              message_id=event.message_id)
             return
         ids = [] if conversation is None else [q.id for q in conversation.flow.questions]
         if (conversation is None or press.session_id != conversation.session_id
                 or conversation.state.current is None
                 or press.question != ids.index(conversation.state.current)):
-            await self._refuse(event, reply, update, "stale_button")
+            await self._refuse(event, reply, "stale_button")
             return
         qid = conversation.state.current
         current = conversation.flow.question(qid)
@@ -517,47 +491,38 @@ class TelegramCore:
         else:
             engine_input = i.Skip()
         reply.outs.append(AnswerPress(event.callback_id))
-        await self._step(conversation, engine_input, reply, update, message_id=event.message_id)
+        await self._step(conversation, engine_input, reply, message_id=event.message_id)
 
-    async def _refuse(
-        self, event: TgPress, reply: Reply, update: tuple[str, int], key: str
-    ) -> None:
-        await self.store.record_update(*update)
+    async def _refuse(self, event: TgPress, reply: Reply, key: str) -> None:
         reply.outs.append(AnswerPress(event.callback_id, render.notice(Notice(key), reply.t)))
 
     async def _choose_language(
         self, lang: str, contact: Contact, conversation: Conversation | None, reply: Reply,
-        event: TgPress, update: tuple[str, int],
+        event: TgPress,
     ) -> None:
         assert contact.id is not None
         reply.outs.append(AnswerPress(event.callback_id))
         if lang not in LANGUAGES:
-            await self.store.record_update(*update)
             return
         await self.store.set_contact_flags(contact.id, language=lang)
         if conversation is not None and lang in conversation.flow.languages:
             reply.lang = lang
-            await self._step(conversation, i.SetLanguage(lang), reply, update)
+            await self._step(conversation, i.SetLanguage(lang), reply)
             return
-        await self.store.record_update(*update)
         reply.lang = lang
         reply.say(render.notice(Notice("language_changed"), reply.t))
 
     async def _forget(
         self, confirmed: bool, contact: Contact, reply: Reply, event: TgPress,
-        update: tuple[str, int],
     ) -> None:
         assert contact.id is not None
         reply.outs.append(AnswerPress(event.callback_id))
         if event.message_id is not None:
             reply.outs.append(EditMessage(event.chat_id, event.message_id, keyboard=None))
         if not confirmed:
-            await self.store.record_update(*update)
             reply.say(reply.t.gettext("Nothing was erased."))
             return
         await self.store.forget_contact(contact.id)
-        # recorded after the erasure: the update row holds no personal data
-        await self.store.record_update(*update)
         reply.say(reply.t.gettext("Done: everything we stored about you has been erased."))
 
     # --- running the engine --------------------------------------------------------------
@@ -567,12 +532,11 @@ class TelegramCore:
         conversation: Conversation,
         event: i.Input,
         reply: Reply,
-        update: tuple[str, int],
         *,
         message_id: int | None = None,
     ) -> None:
         before = conversation.state
-        prompts = await self.service.handle(conversation, event, update=update)
+        prompts = await self.service.handle(conversation, event)
         after = conversation.state
         reply.lang = after.language
         # The answered question's keyboard now shows the choice: no stale buttons remain.
@@ -647,12 +611,13 @@ class TelegramCore:
             return None
         return await self.store.get_contact(invited_id)
 
-    async def _opt_out(self, contact: Contact, reply: Reply, update: tuple[str, int]) -> None:
+    async def _opt_out(self, contact: Contact, reply: Reply) -> None:
         assert contact.id is not None
-        await self.store.record_update(*update)
         await self.store.set_contact_flags(contact.id, opted_out=True)
         async with self.store.database.session() as s, s.begin():
             await on_opt_out(s, contact_id=contact.id, now=self.service.clock())
+        # What reaches the person only after the update's transaction commits: a crash
+        # before it leaves them opted in, and the redelivered /stop is applied anew.
         reply.say(render.notice(Notice("stopped"), reply.t))
 
     # --- menus and staff -----------------------------------------------------------------
@@ -673,64 +638,21 @@ class TelegramCore:
     def _help(self, t: Translator) -> str:
         return help_text(t)
 
-    def _staff(self, event: TgText, reply: Reply) -> bool:
+    async def _staff_command(
+        self, event: TgText, name: str, argument: str, reply: Reply
+    ) -> None:
+        """A staff command: staff.py's to answer, for the admins only."""
         if event.user.id in self.admin_ids:
-            return True
-        reply.say(reply.t.gettext("Sorry, this command is for the survey team only."))
-        return False
-
-    async def _resolve(self, event: TgText, argument: str, reply: Reply) -> None:
-        if not self._staff(event, reply):
-            return
-        number, _, note = argument.partition(" ")
-        case_id = record_id(number)
-        if case_id is None or not note.strip():
-            reply.say(reply.t.gettext("Usage: /resolve CASE_NUMBER what was done"))
-            return
-        try:
-            case = await resolve_case(self.store.database, case_id, note=note.strip(),
-                                      by=f"telegram:{event.user.id}", now=self.service.clock())
-        except StorageError as exc:
-            reply.say(staff_line(str(exc)))  # "already resolved" quotes a person's note
-            return
-        hours = (case.resolved_at - case.opened_at).total_seconds() / 3600 \
-            if case.resolved_at else 0.0
-        # A number with decimals takes the "other" plural form in ar, fa and en (CLDR);
-        # 100 stands for it, as in the reports.
-        shown, n = rounded_hours(hours)
-        reply.say(reply.t.ngettext("Case {case} resolved, {hours} hour after the alert.",
-                                   "Case {case} resolved, {hours} hours after the alert.",
-                                   n, case=case.id, hours=shown))
-
-    async def _report(self, event: TgText, argument: str, reply: Reply) -> None:
-        if not self._staff(event, reply):
-            return
-        if argument:
-            await self._flow_report(argument.split()[0], reply)
-            return
-        counts = await self.store.session_counts()
-        if not counts:
-            reply.say(reply.t.gettext("No survey sessions yet."))
-            return
-        lines = [reply.t.gettext("Sessions by flow (completed / started):")]
-        lines += [f"{flow}: {reply.t.number(done)} / {reply.t.number(total)}"
-                  for flow, (done, total) in sorted(counts.items())]
-        reply.say("\n".join(reply.t.line(line) for line in lines))
-
-    async def _flow_report(self, flow_id: str, reply: Reply) -> None:
-        """`/report FLOW`: the headline numbers and the trend chart, in the staff's chat."""
-        loaded = self.flows.get(flow_id)
-        if loaded is None:
-            shown = flow_id if len(flow_id) <= _ECHO else flow_id[:_ECHO] + "…"
-            reply.say(reply.t.gettext("No flow {flow}. Flows: {flows}.", flow=staff_line(shown),
-                                      flows=", ".join(sorted(self.flows))))
-            return
-        report = await build_report(self.store.database, loaded.flow, by="role")
-        reply.say(summary_text(report))
-        lang = reply.lang if reply.lang in loaded.flow.languages else "en"
-        chart = trend_chart(report, flow=loaded.flow, lang=lang)
-        if chart is not None:
-            reply.outs.append(SendPhoto(reply.chat_id, f"{flow_id}-trend.png", chart.png))
+            answer = await staff.run(name, argument, staff=f"{CHANNEL}:{event.user.id}",
+                                     store=self.store, flows=self.flows, lang=reply.lang,
+                                     now=self.service.clock())
+        else:
+            answer = staff.refused(reply.t)
+        for out in answer:
+            if isinstance(out, staff.Photo):
+                reply.outs.append(SendPhoto(reply.chat_id, out.filename, out.content))
+            else:
+                reply.say(out.text)
 
     # --- delivery ------------------------------------------------------------------------
 
@@ -900,14 +822,6 @@ def _command(text: str) -> tuple[str, str] | None:
     if match is None:
         return None
     return match[1].lower(), (match[2] or "").strip()
-
-
-def record_id(text: str) -> int | None:
-    """A record id (a case number) as staff type it, in any script's digits (12, ١٢, ۱۲);
-    None for anything else, superscripts such as ² included. Whether a row can have that
-    id is the storage layer's to say ("there is no case …")."""
-    text = text.strip()
-    return int(text) if _ID.fullmatch(text) else None
 
 
 def _index(value: str) -> int | None:

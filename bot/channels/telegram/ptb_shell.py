@@ -57,7 +57,7 @@ from bot.channels.telegram.events import (
     Transport,
     media_kind,
 )
-from bot.settings import TELEGRAM_API_URL
+from bot.channels.telegram.settings import TELEGRAM_API_URL
 
 __all__ = [
     "SURVEY_GROUP",

@@ -44,7 +44,7 @@ from aiohttp import web
 from bot.channels.telegram import DEFAULT_LISTEN
 from bot.channels.telegram.events import Blocked, Refused, RetryAfter, TgEvent, Transient, Transport
 from bot.channels.telegram.lanes import ChatLanes
-from bot.settings import Settings
+from bot.settings import Settings, variable_name
 from storage.db import Database
 from storage.repo import Store
 
@@ -133,22 +133,22 @@ def _derived(token: str, purpose: str) -> str:
 
 
 def _token(settings: Settings) -> str:
-    if settings.telegram_token is None:
-        raise StartError("SADA_TELEGRAM_TOKEN is not set")
-    token = settings.telegram_token.get_secret_value().strip()
+    if settings.telegram.token is None:
+        raise StartError(f"{variable_name('telegram', 'token')} is not set")
+    token = settings.telegram.token.get_secret_value().strip()
     # Loose on purpose (test servers use short tokens; `sada run` checks the real shape), but
     # aiogram's Bot() would raise its own error on a token without "<digits>:".
     if not re.fullmatch(r"\d+:[A-Za-z0-9_-]+", token):
-        raise StartError("SADA_TELEGRAM_TOKEN is not a bot token (digits, a colon, then "
-                         "letters, digits, _ or -)")
+        raise StartError(f"{variable_name('telegram', 'token')} is not a bot token (digits, "
+                         "a colon, then letters, digits, _ or -)")
     return token
 
 
 def webhook_secret(settings: Settings) -> str:
-    """SADA_WEBHOOK_SECRET, or one derived from the token (64 hex characters: Telegram allows
-    1-256 of A-Za-z0-9_-)."""
-    if settings.webhook_secret is not None:
-        return settings.webhook_secret.get_secret_value()
+    """SADA_TELEGRAM__WEBHOOK_SECRET, or one derived from the token (64 hex characters:
+    Telegram allows 1-256 of A-Za-z0-9_-)."""
+    if settings.telegram.webhook_secret is not None:
+        return settings.telegram.webhook_secret.get_secret_value()
     return _derived(_token(settings), "webhook")
 
 
@@ -188,20 +188,21 @@ class _Run:
 
     @property
     def api_url(self) -> str:
-        return self.settings.telegram_api_url
+        return self.settings.telegram.api_url
 
     async def core(self, username: str | None) -> Core:
-        configured = self.settings.bot_username
+        configured = self.settings.telegram.bot_username
         if configured and username and configured.lower() != username.lower():
-            log.warning("SADA_BOT_USERNAME is @%s but the token belongs to @%s; using @%s",
-                        configured, username, username)
+            log.warning("%s is @%s but the token belongs to @%s; using @%s",
+                        variable_name("telegram", "bot_username"), configured, username,
+                        username)
         return await self.make_core(
             self.store,
             flows_dir=self.settings.flows_dir,
             bot_username=username or configured or "",
-            admin_ids=frozenset(self.settings.admin_ids),
+            admin_ids=frozenset(self.settings.telegram.admin_ids),
             secret=signing_secret(self.settings),
-            alert_chats=self.settings.alert_chats,
+            alert_chats=self.settings.telegram.alert_chats,
         )
 
     async def resume(self, core: Core, transport: Transport) -> None:
@@ -250,7 +251,7 @@ class _Run:
         except Transient as exc:
             raise StartError(self.one_line(
                 f"cannot reach the Telegram Bot API at {self.api_url} to {what} ({exc}); "
-                "check the network or SADA_TELEGRAM_API_URL"
+                f"check the network or {variable_name('telegram', 'api_url')}"
             )) from None
         except RetryAfter as exc:
             raise StartError(
@@ -259,8 +260,8 @@ class _Run:
         except (Refused, Blocked) as exc:
             if checks_token:
                 raise StartError(self.one_line(
-                    f"Telegram did not accept SADA_TELEGRAM_TOKEN ({exc}); check the token "
-                    "with @BotFather"
+                    f"Telegram did not accept {variable_name('telegram', 'token')} ({exc}); "
+                    "check the token with @BotFather"
                 )) from None
             raise StartError(self.one_line(f"Telegram refused to {what}: {exc}")) from None
 

@@ -1,0 +1,39 @@
+"""What every channel's settings group shares: the model it derives from, and staff id lists.
+
+A channel declares its group in its own folder (bot/channels/<name>/settings.py) as a
+``ChannelSettings``; bot.settings gathers the groups, one field per channel, read from
+``SADA_<CHANNEL>__<KEY>``. ``aliases`` keeps the flat names of earlier releases working.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic_settings import NoDecode
+
+
+class ChannelSettings(BaseModel):
+    # forbid: a mistyped key (SADA_TELEGRAM__TOKN) is an error, not a silently unset value.
+    model_config = ConfigDict(extra="forbid")
+
+    # key -> an older, flat variable name still read for it (SADA_TELEGRAM_TOKEN for token).
+    aliases: ClassVar[Mapping[str, str]] = {}
+
+
+def _comma_separated(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    parts = [part for part in re.split(r"[\s,;]+", value.strip().strip("[]")) if part]
+    if not all(re.fullmatch(r"-?\d+", part) for part in parts):
+        raise ValueError(
+            f"must be numeric ids separated by commas, e.g. 12345,67890 (got {value!r})"
+        )
+    return [int(part) for part in parts]
+
+
+# A list of numeric user or chat ids, written 12345,67890 in a variable. NoDecode:
+# pydantic-settings would otherwise demand JSON ("[1,2]") for a list.
+Ids = Annotated[list[int], NoDecode, BeforeValidator(_comma_separated)]

@@ -1,0 +1,1 @@
+"""The conversation layer, channel-neutral: what Sada says, whatever carries it."""
