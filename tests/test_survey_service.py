@@ -119,3 +119,49 @@ async def test_hooks_commit_with_the_step_or_not_at_all(store: Store) -> None:
     # the failing hook rolled the whole step back: the answer is not stored
     assert [a.question_id for a in await store.answers(conversation.session_id)] == [
         "stakeholder"]
+
+
+class Crash(BaseException):
+    """A process dying mid-event: nothing catches it."""
+
+
+async def test_an_event_applied_with_a_bound_store_commits_whole_or_not_at_all(
+    store: Store,
+) -> None:
+    """Store.transaction(): the session opened, the step, its hooks and the update's claim
+    commit together; a crash before the end leaves none of them, and a helper's failure
+    inside (its own savepoint) rolls back alone."""
+    from sqlmodel.ext.asyncio.session import AsyncSession
+
+    from bot.survey import Step
+    from storage.repo import DuplicateUpdate
+
+    loaded = load_flow(B2B)
+    contact = await store.upsert_contact("console", "tx", language="en")
+    hooked: list[str | None] = []
+
+    async def hook(s: AsyncSession, change: Step) -> None:
+        hooked.append(change.after.current)
+
+    service = SurveyService(store, Clock(), hooks=[hook])
+    with pytest.raises(Crash):
+        async with store.transaction() as tx:
+            await tx.claim_update("test", 1)
+            conversation = await service.using(tx).open(contact, loaded)
+            await service.using(tx).handle(conversation, i.Start())
+            await service.using(tx).handle(conversation, i.Reply("1"))
+            assert hooked and await tx.answers(conversation.session_id)  # seen inside
+            raise Crash
+    assert contact.id is not None
+    assert await store.latest_open_session(contact.id) is None  # nothing of it is left
+    async with store.transaction() as tx:
+        await tx.claim_update("test", 1)  # not claimed by the crashed attempt
+        conversation = await service.using(tx).open(contact, loaded)
+        await service.using(tx).handle(conversation, i.Start())
+        with pytest.raises(DuplicateUpdate):  # a failed helper: its savepoint only
+            await tx.claim_update("test", 1)
+        await service.using(tx).handle(conversation, i.Reply("1"))
+    assert [a.question_id for a in await store.answers(conversation.session_id)] == [
+        "stakeholder"]
+    with pytest.raises(DuplicateUpdate):
+        await store.claim_update("test", 1)
