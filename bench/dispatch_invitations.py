@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the fake Bot API lives with the tests
 
 from bot.channels.telegram.aiogram_shell import AiogramTransport, build_bot  # noqa: E402
+from bot.channels.telegram.channel import CHANNEL  # noqa: E402
 from bot.followups.dispatcher import Dispatcher, DispatchReport  # noqa: E402
 from bot.followups.ratelimit import RateLimiter  # noqa: E402
 from storage import outbox  # noqa: E402
@@ -55,6 +56,7 @@ from storage.models import Contact, Invitation  # noqa: E402
 from tests.fakebot.server import FakeBotApi  # noqa: E402
 
 CHUNK = 1000
+TELEGRAM_PACED = RateLimiter.for_channel(CHANNEL.capabilities)  # the dispatcher's default
 CEILING = 30.0  # Telegram's bulk limit, enforced by the fake
 LANGUAGES = ("fa", "ar", "en")
 TEXTS = {
@@ -128,7 +130,8 @@ async def run(args: argparse.Namespace) -> int:
         seeded = time.perf_counter() - started
         api.rate_limit(CEILING)
         bot = build_bot(api.token, api.base_url)
-        limiter = RateLimiter(rate=args.rate, burst=args.burst)
+        limiter = RateLimiter(rate=args.rate, per_chat=TELEGRAM_PACED.per_chat,
+                              burst=args.burst)
         dispatcher = Dispatcher(db, AiogramTransport(bot), limiter=limiter,
                                 worker_id="bench")
         total = DispatchReport()
@@ -179,9 +182,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test",
                         help="a server where the user may CREATE DATABASE")
-    parser.add_argument("--rate", type=float, default=RateLimiter().rate,
+    parser.add_argument("--rate", type=float, default=TELEGRAM_PACED.rate,
                         help="the dispatcher's messages per second (default: its default)")
-    parser.add_argument("--burst", type=int, default=RateLimiter().burst)
+    parser.add_argument("--burst", type=int, default=TELEGRAM_PACED.burst)
     args = parser.parse_args(argv)
     if args.contacts < 1:
         parser.error("--contacts must be at least 1")

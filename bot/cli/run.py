@@ -171,8 +171,8 @@ def _served_flow(flow: str, flows_dir: Path) -> Flow:
 
 async def _username_from_telegram(settings: Settings, token: str) -> str:
     from bot.channels.telegram.aiogram_shell import build_bot, telegram_errors
-    from bot.channels.telegram.events import Blocked, Refused, RetryAfter, Transient
     from bot.channels.telegram.runner import StartError
+    from bot.messaging.transport import Blocked, Refused, RetryAfter, Transient
 
     username = variable_name("telegram", "bot_username")
     bot = build_bot(token, settings.telegram.api_url)

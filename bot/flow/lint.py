@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Literal
 
 from bot.channels import text as shown
-from bot.channels.limits import CHANNELS, Limits, utf16_length
 from bot.engine.normalize import CONTROL, isolate, local_digits
 from bot.engine.prompts import (
     DURATION,
@@ -48,6 +47,7 @@ from bot.flow.model import (
     by_code,
 )
 from bot.i18n import Translator
+from bot.messaging.registry import CHANNELS, Channel
 
 # How long a contact field or a context value may plausibly be when it fills a placeholder:
 # the contacts import takes at most 200 characters a field (bot.followups.contacts_csv);
@@ -166,8 +166,8 @@ class _Linter:
         self._conditions()
         self._outro()
         self._duration()
-        for limits in CHANNELS:
-            self._fits(limits)
+        for channel in CHANNELS:
+            self._fits(channel)
         return _ordered(self.problems)
 
     # --- helpers ------------------------------------------------------------------
@@ -583,9 +583,9 @@ class _Linter:
 
     # --- what channels can carry ---------------------------------------------------
 
-    def _fits(self, limits: Limits) -> None:
+    def _fits(self, channel: Channel) -> None:
         """Every message within what the channel takes, every option label on a button."""
-        flow = self.flow
+        flow, limits = self.flow, channel.capabilities
         for lang in flow.languages:
             longest = _Longest(flow, lang, typed=not limits.buttons)
             # (where, its texts, what staff call it, the message, what else counted, the fix)
@@ -609,36 +609,36 @@ class _Linter:
                     "shorten it or lower max_length" if text_answer else "shorten it",
                 ))
                 if limits.buttons:
-                    self._labels(limits, lang, path, question)
+                    self._labels(channel, lang, path, question)
             several = len(flow.outro) > 1
             for vi, variant in enumerate(flow.outro):
                 describe = f"the text of outro variant {vi + 1}" if several else "the outro"
                 messages.append((("outro", vi, "text"), variant.text, describe,
                                  longest.said(variant.text), [], "shorten it"))
             for path, text, describe, message, counted, fix in messages:
-                size = utf16_length(message)
-                if lang not in text or size <= limits.message:
+                size = limits.length(message)
+                if lang not in text or size <= limits.text_length:
                     continue
                 counted = counted + longest.longest_placeholders(text[lang])
                 parts = f" (counted with {', '.join(counted)})" if counted else ""
                 self.report(
                     (*path, lang),
-                    f"{describe} makes a {limits.channel} message of up to {size:,} characters "
-                    f"in '{lang}', more than the {limits.message:,} {limits.channel} takes"
-                    f"{parts}: {fix} by {size - limits.message:,}",
+                    f"{describe} makes a {channel.title} message of up to {size:,} characters "
+                    f"in '{lang}', more than the {limits.text_length:,} {channel.title} takes"
+                    f"{parts}: {fix} by {size - limits.text_length:,}",
                 )
 
-    def _labels(self, limits: Limits, lang: str, path: Loc, question: Question) -> None:
+    def _labels(self, channel: Channel, lang: str, path: Loc, question: Question) -> None:
         # A button shows its label after a mark: ☐/☑ while a multi question is open, ✓
         # once a choice is made (bot.channels.telegram.keyboards).
-        room = limits.button_label - 2
+        room = channel.capabilities.button_label - 2
         for oi, option in enumerate(getattr(question, "options", None) or []):
             label = by_code(option.label).get(lang)
             if label is not None and len(label) > room:
                 self.report(
                     (*path, "options", oi, "label", lang),
                     f"the label of option '{option.id}' of question '{question.id}' is "
-                    f"{len(label):,} characters in '{lang}'; a {limits.channel} button shows "
+                    f"{len(label):,} characters in '{lang}'; a {channel.title} button shows "
                     f"about {room} and cuts the rest: shorten it (the question text can say "
                     "more)",
                     severity="warning",

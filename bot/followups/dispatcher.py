@@ -33,7 +33,9 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.channels.telegram.events import (
+from bot.followups.ratelimit import RateLimiter
+from bot.messaging.registry import CHANNELS
+from bot.messaging.transport import (
     Blocked,
     Button,
     Keyboard,
@@ -42,7 +44,6 @@ from bot.channels.telegram.events import (
     Transient,
     Transport,
 )
-from bot.followups.ratelimit import RateLimiter
 from storage import outbox
 from storage.db import Database
 from storage.models import Outbox
@@ -117,7 +118,8 @@ class DispatchReport:
 
 
 class Dispatcher:
-    """Claims due outbox rows and sends them, in due order, within Telegram's limits."""
+    """Claims due outbox rows and sends them, in due order, within the limits of the
+    transport's channel."""
 
     def __init__(
         self,
@@ -141,7 +143,9 @@ class Dispatcher:
         self.transport = transport
         self.clock = clock
         self.sleep = sleep
-        self.limiter = limiter if limiter is not None else RateLimiter(sleep=sleep)
+        self.limiter = limiter if limiter is not None else RateLimiter.for_channel(
+            CHANNELS.get(transport.channel).capabilities, sleep=sleep
+        )
         self.lease = lease
         self.batch = batch
         self.max_attempts = max_attempts

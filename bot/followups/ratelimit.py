@@ -1,4 +1,5 @@
-"""Pacing outgoing messages under Telegram's limits: about 30 messages a second overall and
+"""Pacing outgoing messages under a channel's send limits, which the channel declares in its
+capabilities (bot.messaging.capabilities): on Telegram about 30 messages a second overall and
 about one a second to any one chat (Telegram's bot FAQ; beyond them it answers 429).
 
 Global pacing is a token bucket kept as a "theoretical arrival time" (the GCRA form): each
@@ -8,8 +9,9 @@ a quiet spell go at once; after that they are spaced 1/rate apart. Messages to o
 queue behind each other (FIFO) and each waits until `per_chat` seconds after the slot of the
 previous one, without holding up messages to other chats.
 
-A 429 is Telegram's global verdict, so :meth:`RateLimiter.pause` stops every caller until
-`retry_after` has passed. Clock and sleep are injected: tests run on virtual time.
+A 429 is the channel's verdict on the whole bot, so :meth:`RateLimiter.pause` stops every
+caller until `retry_after` has passed. Clock and sleep are injected: tests run on virtual
+time.
 """
 
 from __future__ import annotations
@@ -18,29 +20,30 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+from bot.messaging.capabilities import Capabilities
+
 MonotonicClock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
-# Telegram's documented ceilings; the defaults stay a little below them (see RateLimiter).
-TELEGRAM_GLOBAL_PER_SECOND = 30.0
-TELEGRAM_PER_CHAT_INTERVAL = 1.0
+# The channel counts on its side of the network, where latency jitter can bunch our evenly
+# spaced requests together: pace one message in thirty below its ceiling (29/s on Telegram).
+HEADROOM = 29 / 30
 
 
 class RateLimiter:
     """Global token bucket plus per-chat spacing; ``await acquire(chat_id)`` before each send.
 
-    ``rate``: messages per second overall; ``burst``: how many may go back to back after a
-    quiet spell (1 means strictly evenly spaced); ``per_chat``: seconds between two messages to
-    the same chat. Telegram counts on its side of the network, where latency jitter can bunch
-    our evenly spaced requests together, so the default rate leaves a small margin.
+    ``rate``: messages per second overall; ``per_chat``: seconds between two messages to the
+    same chat; ``burst``: how many may go back to back after a quiet spell (1 means strictly
+    evenly spaced). :meth:`for_channel` takes the first two from a channel's capabilities.
     """
 
     def __init__(
         self,
         *,
-        rate: float = 29.0,
+        rate: float,
+        per_chat: float,
         burst: int = 1,
-        per_chat: float = TELEGRAM_PER_CHAT_INTERVAL,
         clock: MonotonicClock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -62,6 +65,26 @@ class RateLimiter:
         self._chat_locks: dict[int, asyncio.Lock] = {}
         self._chat_last: dict[int, float] = {}  # slot of the last message to each chat
         self._chat_users: dict[int, int] = {}  # callers inside acquire(), per chat
+
+    @classmethod
+    def for_channel(
+        cls,
+        capabilities: Capabilities,
+        *,
+        processes: int = 1,
+        burst: int = 1,
+        clock: MonotonicClock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> RateLimiter:
+        """Within the channel's declared rates, with HEADROOM. The limiter is per process:
+        ``processes`` sending for the same bot share its overall rate."""
+        if processes < 1:
+            raise ValueError(f"processes must be at least 1, not {processes}")
+        return cls(
+            rate=capabilities.messages_per_second * HEADROOM / processes,
+            per_chat=1.0 / capabilities.messages_per_chat_per_second,
+            burst=burst, clock=clock, sleep=sleep,
+        )
 
     @property
     def paused_until(self) -> float:

@@ -38,8 +38,8 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.channels.telegram.events import Transport
 from bot.followups.dispatcher import Clock, Dispatcher, utc_now
+from bot.messaging.transport import Transport
 from storage.db import Database
 
 log = logging.getLogger(__name__)

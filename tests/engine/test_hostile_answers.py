@@ -116,7 +116,7 @@ def test_control_characters_are_not_stored_in_answers_or_context() -> None:
 
 def test_an_earlier_answer_shown_on_going_back_is_cut_unless_it_is_a_text() -> None:
     # "٨" amid a page of filler words is a valid score; shown again in full, the question
-    # would outgrow what a channel sends (bot.channels.limits).
+    # would outgrow what a channel sends (bot.messaging.capabilities).
     padded = "يعني " * 800 + "٨"
     assert parse(Q["nps"], padded) == Accepted(8)
     state, _ = step(FLOW, new_state(FLOW, language="ar"), i.Start())

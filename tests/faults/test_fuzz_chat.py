@@ -29,16 +29,8 @@ from sqlmodel import select
 
 from bot.channels.telegram import links
 from bot.channels.telegram.core import TelegramCore, load_flows
-from bot.channels.telegram.events import (
-    MEDIA_KINDS,
-    Keyboard,
-    Refused,
-    TgEvent,
-    TgMedia,
-    TgPress,
-    TgText,
-    TgUser,
-)
+from bot.channels.telegram.events import MEDIA_KINDS, TgEvent, TgMedia, TgPress, TgText, TgUser
+from bot.messaging.transport import Keyboard, Refused
 from storage.models import Answer, Contact, LinkToken, SurveySession
 from storage.repo import Store
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from bot.channels.telegram.events import Keyboard
 from bot.followups.ratelimit import RateLimiter
+from bot.messaging.transport import Keyboard
 
 T = TypeVar("T")
 EPOCH = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
@@ -59,9 +59,10 @@ class Delivery:
 
 @dataclass
 class RecordingTransport:
-    """events.Transport that records every send; ``fail(chat, exc, times)`` scripts errors."""
+    """A Transport that records every send; ``fail(chat, exc, times)`` scripts errors."""
 
     clock: FakeClock
+    channel: str = "telegram"
     delivered: list[Delivery] = field(default_factory=list)
     attempts: list[tuple[int, str, datetime]] = field(default_factory=list)
     scripted: dict[int, list[BaseException]] = field(default_factory=dict)

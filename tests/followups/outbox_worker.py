@@ -45,9 +45,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.channels.telegram.events import Transport
 from bot.followups.dispatcher import Dispatcher, DispatchReport, utc_now
 from bot.followups.ratelimit import RateLimiter
+from bot.messaging.transport import Transport
 from storage import outbox
 from storage.db import Database
 
@@ -83,7 +83,8 @@ async def dispatch_all(
     """Dispatch until nothing is queued or sending; the summed DispatchReport as a dict."""
     span = timedelta(seconds=lease)
     dispatcher = Dispatcher(
-        db, transport, limiter=RateLimiter(rate=rate), lease=span, send_timeout=span / 2,
+        db, transport, limiter=RateLimiter(rate=rate, per_chat=1.0), lease=span,
+        send_timeout=span / 2,
         batch=batch, worker_id=worker, concurrency=concurrency,
     )
     total = DispatchReport()

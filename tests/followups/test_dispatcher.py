@@ -11,9 +11,10 @@ from datetime import datetime, timedelta
 import pytest
 from sqlmodel import select
 
-from bot.channels.telegram.events import Blocked, Button, Refused, RetryAfter, Transient
+from bot.channels.telegram.channel import CHANNEL as TELEGRAM
 from bot.followups.dispatcher import Dispatcher, DispatchReport, dispatch_until_idle, to_keyboard
 from bot.followups.ratelimit import RateLimiter
+from bot.messaging.transport import Blocked, Button, Refused, RetryAfter, Transient
 from storage import outbox
 from storage.db import Database
 from storage.models import Contact, Outbox
@@ -42,8 +43,8 @@ def transport(clock: FakeClock) -> RecordingTransport:
 def _dispatcher(
     database: Database, transport: RecordingTransport, clock: FakeClock, **kwargs: object
 ) -> Dispatcher:
-    limiter = kwargs.pop("limiter", None) or RateLimiter(
-        clock=clock.monotonic, sleep=clock.sleep
+    limiter = kwargs.pop("limiter", None) or RateLimiter.for_channel(
+        TELEGRAM.capabilities, clock=clock.monotonic, sleep=clock.sleep
     )
     return Dispatcher(database, transport, clock=clock.now, sleep=clock.sleep,
                       limiter=limiter, worker_id="test", **kwargs)  # type: ignore[arg-type]
@@ -353,7 +354,7 @@ def test_limiter_keeps_the_global_rate_and_one_message_per_second_per_chat(
     chats = [rng.randrange(40) for _ in range(400)]
     loop = VirtualTimeLoop()
     try:
-        limiter = RateLimiter(rate=rate, burst=burst, clock=loop.time)
+        limiter = RateLimiter(rate=rate, per_chat=1.0, burst=burst, clock=loop.time)
         sends = _limited_sends(loop, limiter, chats)
     finally:
         loop.close()
@@ -368,7 +369,7 @@ def test_limiter_keeps_the_global_rate_and_one_message_per_second_per_chat(
 
 def test_limiter_does_not_hold_other_chats_behind_a_busy_one() -> None:
     async def main(loop: VirtualTimeLoop) -> list[tuple[int, float]]:
-        limiter = RateLimiter(rate=30, clock=loop.time)
+        limiter = RateLimiter(rate=30, per_chat=1.0, clock=loop.time)
         sends: list[tuple[int, float]] = []
 
         async def one(chat: int) -> None:
@@ -386,7 +387,7 @@ def test_limiter_does_not_hold_other_chats_behind_a_busy_one() -> None:
 
 def test_limiter_pause_holds_everyone_until_retry_after() -> None:
     async def main(loop: VirtualTimeLoop) -> list[float]:
-        limiter = RateLimiter(rate=30, clock=loop.time)
+        limiter = RateLimiter(rate=30, per_chat=1.0, clock=loop.time)
         await limiter.acquire(1)
         limiter.pause(5)
         times: list[float] = []
@@ -404,7 +405,8 @@ def test_limiter_pause_holds_everyone_until_retry_after() -> None:
 
 def test_limiter_with_a_fake_clock() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(clock=clock.monotonic, sleep=clock.sleep)
+    limiter = RateLimiter.for_channel(TELEGRAM.capabilities, clock=clock.monotonic,
+                                      sleep=clock.sleep)
 
     async def main() -> list[float]:
         times = []
@@ -420,9 +422,11 @@ def test_limiter_with_a_fake_clock() -> None:
 
 def test_limiter_rejects_nonsense() -> None:
     with pytest.raises(ValueError, match="rate must be a positive"):
-        RateLimiter(rate=0)
+        RateLimiter(rate=0, per_chat=1)
     with pytest.raises(ValueError, match="burst must be at least 1"):
-        RateLimiter(burst=0)
+        RateLimiter(rate=1, per_chat=1, burst=0)
+    with pytest.raises(ValueError, match="processes must be at least 1"):
+        RateLimiter.for_channel(TELEGRAM.capabilities, processes=0)
 
 
 async def test_contact_model_untouched_by_plain_sends(

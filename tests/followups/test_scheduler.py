@@ -17,7 +17,6 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlmodel import select
 
-from bot.channels.telegram.events import RetryAfter
 from bot.followups import scheduler as sched
 from bot.followups.dispatcher import Dispatcher
 from bot.followups.ratelimit import RateLimiter
@@ -27,6 +26,7 @@ from bot.followups.scheduler import (
     build_scheduler,
     default_planners,
 )
+from bot.messaging.transport import RetryAfter
 from storage import outbox
 from storage.db import Database
 from storage.models import Outbox

@@ -1,23 +1,32 @@
-"""Lint against what each channel carries (bot.channels.limits): a message Telegram would
-refuse (4,096 characters, counted with what Sada adds and placeholders at their longest)
-is an error, a button label it would cut a warning, and the signed button data always fits.
+"""What each channel carries (bot.messaging.capabilities), and lint against it for every
+registered channel: a message Telegram would refuse (4,096 characters, counted with what
+Sada adds and placeholders at their longest) is an error, a button label it would cut a
+warning, and the signed button data always fits.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import cast
 
 import pytest
 
 from bot.channels import text as shown
-from bot.channels.limits import CHANNELS, TELEGRAM, Limits, utf16_length
+from bot.channels.telegram.channel import CHANNEL as TELEGRAM
 from bot.channels.telegram.keyboards import Signer, question_keyboard
 from bot.engine import inputs as i
 from bot.engine.step import ask, new_state, step
 from bot.flow import lint as lint_module
 from bot.flow.lint import lint_text
 from bot.flow.loader import load_flow_text
+from bot.followups import dispatcher as dispatcher_module
+from bot.followups.dispatcher import Dispatcher
+from bot.followups.ratelimit import RateLimiter
 from bot.i18n import Translator
+from bot.messaging.capabilities import Capabilities, utf16_length
+from bot.messaging.registry import CHANNELS, Channel, Registry, UnknownChannel
+from bot.messaging.transport import Transport
+from storage.db import Database
 
 
 def flow(question_text: str, *, lang: str = "en", max_length: int = 1000,
@@ -114,7 +123,7 @@ def test_the_signed_button_data_fits_whatever_the_flow() -> None:
         len(signer.data(-(2**63), kind, 2**63 - 1, 999, value).encode())
         for kind in "atdkbc" for value in ("", "yes", "-100", "11")
     )
-    assert longest <= TELEGRAM.callback_data
+    assert longest <= TELEGRAM.capabilities.callback_data
     loaded = load_flow_text(flow("Why?", label="P" * 62).replace(
         "id: price", "id: " + "p" * 32)).flow
     state, _ = step(loaded, new_state(loaded, language="en"), i.Start())
@@ -123,18 +132,32 @@ def test_the_signed_button_data_fits_whatever_the_flow() -> None:
     assert keyboard is not None
     for row in keyboard:
         for button in row:
-            assert len(button.data.encode()) <= TELEGRAM.callback_data
+            assert len(button.data.encode()) <= TELEGRAM.capabilities.callback_data
             assert "p" * 32 not in button.data
 
 
+SMS = Channel("sms", "SMS", Capabilities(
+    text_length=300, text_counting="characters", buttons_per_row=0, buttons_total=0,
+    button_label=0, callback_data=0, editable=False, messages_per_second=10,
+    messages_per_chat_per_second=1))
+
+
 def test_limits_are_data_per_channel(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A channel that declares its limits is checked against them, by its name."""
-    assert CHANNELS == (TELEGRAM,)
-    sms = Limits("SMS", message=300, button_label=20, callback_data=0, buttons=False)
-    monkeypatch.setattr(lint_module, "CHANNELS", (TELEGRAM, sms))
+    """A channel that declares its limits is checked against them, by its name: lint
+    iterates the registry."""
+    assert list(CHANNELS) == [TELEGRAM]
+    monkeypatch.setattr(lint_module, "CHANNELS", Registry([TELEGRAM, SMS]))
     problems = errors(flow("y" * 200, max_length=50))
     assert len(problems) == 1 and "makes a SMS message of up to" in problems[0]
     assert "more than the 300 SMS takes" in problems[0]
+
+
+def test_text_is_counted_as_the_channel_counts_it() -> None:
+    # "😀" is one character, two UTF-16 code units: Telegram counts two
+    text = "سلام 😀"
+    assert TELEGRAM.capabilities.length(text) == utf16_length(text) == 7
+    assert SMS.capabilities.length(text) == 6
+    assert TELEGRAM.capabilities.buttons and not SMS.capabilities.buttons
 
 
 def test_the_flows_in_flows_fit_every_channel() -> None:
@@ -153,3 +176,26 @@ def test_a_control_character_in_a_flow_text_is_an_error_at_it() -> None:
         "f.yaml:20:24: error: the text of question 'why' holds the control character U+0000 "
         "in 'en' (an escape such as \\0 or \\x1b in double quotes): remove it")
     assert errors(flow("Why?\\nTell us.")) == []  # a newline is fine
+
+
+def test_sending_is_paced_by_the_channels_declared_rates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rate limiter takes its rates from the capabilities (a little below the ceiling),
+    and the dispatcher from the channel its transport sends on."""
+    telegram = RateLimiter.for_channel(TELEGRAM.capabilities)
+    assert (telegram.rate, telegram.per_chat) == (29.0, 1.0)
+    fast = Channel("fast", "Fast", replace(TELEGRAM.capabilities, messages_per_second=90,
+                                           messages_per_chat_per_second=4))
+    shared = RateLimiter.for_channel(fast.capabilities, processes=3)
+    assert (shared.rate, shared.per_chat) == (pytest.approx(29.0), 0.25)
+
+    class FastTransport:
+        channel = "fast"
+
+    monkeypatch.setattr(dispatcher_module, "CHANNELS", Registry([TELEGRAM, fast]))
+    database = cast(Database, None)  # never reached: only the pacing is looked at
+    paced = Dispatcher(database, cast(Transport, FastTransport())).limiter
+    assert (paced.rate, paced.per_chat) == (pytest.approx(87.0), 0.25)
+    FastTransport.channel = "sms"
+    with pytest.raises(UnknownChannel, match="no channel named 'sms'; the channels are: fast, "
+                                             "telegram"):
+        Dispatcher(database, cast(Transport, FastTransport()))

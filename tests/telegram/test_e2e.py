@@ -20,11 +20,12 @@ from typing import Any
 import pytest
 
 from bot.channels.telegram.core import TelegramCore
-from bot.channels.telegram.events import Keyboard, TgPress, TgUser
+from bot.channels.telegram.events import TgPress, TgUser
 from bot.channels.telegram.keyboards import PREFIX
 from bot.channels.telegram.runner import run_bot
 from bot.engine.normalize import local_digits
 from bot.flow.loader import load_flow
+from bot.messaging.transport import Keyboard
 from bot.settings import Settings
 from storage.db import Database
 from storage.repo import Store

@@ -1,6 +1,7 @@
 """The aiogram and python-telegram-bot shells, run by the real frameworks against the fake
-Bot API server: updates in as events, the Transport's calls out, errors mapped, `run_bot`
-polling and webhooks, and the `sada run` / `sada link` command lines.
+Bot API server: updates in as events, `run_bot` polling and webhooks, and the `sada run` /
+`sada link` command lines. The Transport's calls and errors are the contract suite's:
+tests/messaging/test_transport_contract.py.
 
 A small fake core stands in for TelegramCore so the shells are proven on their own; the
 last tests run the real core end to end."""
@@ -32,19 +33,7 @@ from telegram.ext import CallbackQueryHandler, ContextTypes, MessageHandler, fil
 from typer.testing import CliRunner
 
 from bot.channels.telegram import aiogram_shell, ptb_shell
-from bot.channels.telegram.events import (
-    Blocked,
-    Button,
-    Keyboard,
-    Refused,
-    RetryAfter,
-    TgEvent,
-    TgPress,
-    TgText,
-    TgUser,
-    Transient,
-    Transport,
-)
+from bot.channels.telegram.events import TgEvent, TgPress, TgText, TgUser
 from bot.channels.telegram.lanes import DEFAULT_CONCURRENCY, ChatLanes, wait_out
 from bot.channels.telegram.runner import (
     ALLOWED_UPDATES,
@@ -55,6 +44,7 @@ from bot.channels.telegram.runner import (
     webhook_secret,
 )
 from bot.cli import run as run_cli
+from bot.messaging.transport import Button, Keyboard, Transport
 from bot.settings import Settings, get_settings
 from storage.repo import Store
 from tests.fakebot import FakeBotApi
@@ -251,108 +241,6 @@ async def test_group_chats_are_not_surveyed(api: FakeBotApi, framework: str) -> 
         await api.wait_for(lambda: host.texts)
     assert core.asked == [] and core.events == []
     assert host.texts == ["/start"]
-
-
-# --- the Transport on each framework's Bot ---------------------------------------------------
-
-
-@asynccontextmanager
-async def transport_for(framework: str, api: FakeBotApi, base_url: str | None = None,
-                        ) -> AsyncIterator[Transport]:
-    url = base_url or api.base_url
-    if framework == "aiogram":
-        bot = aiogram_shell.build_bot(api.token, url)
-        try:
-            yield aiogram_shell.AiogramTransport(bot)
-        finally:
-            await bot.session.close()
-    else:
-        app = ptb_shell.build_application(api.token, url)
-        try:
-            # Bot.initialize() calls getMe, which a closed port refuses: not needed to send
-            await app.bot.request.initialize()
-            yield ptb_shell.PtbTransport(app.bot)
-        finally:
-            await app.bot.request.shutdown()
-
-
-@pytest.mark.parametrize("framework", FRAMEWORKS)
-async def test_the_transport_sends_edits_answers_and_uploads(
-    api: FakeBotApi, framework: str
-) -> None:
-    sara = api.user(1004)
-    async with transport_for(framework, api) as transport:
-        text = "Rate us <b>0-10</b> & tell *why*"  # plain text: no parse_mode, no entities
-        message_id = await transport.send_text(1004, text, KEYBOARD)
-        [sent] = api.sent(1004)
-        assert sent["message_id"] == message_id and sent["text"] == text
-        assert "entities" not in sent and "parse_mode" not in api.calls("sendMessage")[0].params
-        assert sent["reply_markup"] == {"inline_keyboard": [[
-            {"text": "Yes <b>", "callback_data": "s1:yes"},
-            {"text": "No", "callback_data": "s1:no"},
-        ]]}
-        assert await transport.send_text(1004, "no keyboard", None) == message_id + 1
-        assert "reply_markup" not in api.sent(1004)[1]
-
-        await transport.edit(1004, message_id, "Thanks <3", None)  # text, keyboard removed
-        edited = api.message(1004, message_id)
-        assert edited is not None
-        assert edited["text"] == "Thanks <3" and "reply_markup" not in edited
-
-        chosen: Keyboard = ((Button("✓ 9", "s1:noop"),),)
-        await transport.edit(1004, message_id, None, chosen)  # the keyboard only
-        edited = api.message(1004, message_id)
-        assert edited is not None and edited["text"] == "Thanks <3"
-        assert edited["reply_markup"]["inline_keyboard"][0][0]["text"] == "✓ 9"
-        await transport.edit(1004, message_id, None, None)
-        edited = api.message(1004, message_id)
-        assert edited is not None and "reply_markup" not in edited
-
-        pressed = await sara.press(api.sent(1004)[0], "s1:no")
-        await transport.answer_press(pressed["callback_query"]["id"], "Noted")
-        assert api.callback_answers()[-1]["text"] == "Noted"
-
-        await transport.send_document(1004, "sada-my-data.json", b'{"a": 1}', "Yours")
-        [upload] = api.calls("sendDocument")
-        assert upload.ok and upload.encoding == "multipart"
-        [(chat_id, document)] = api.documents
-        assert chat_id == 1004
-        assert (document.filename, document.data) == ("sada-my-data.json", b'{"a": 1}')
-        assert upload.params["caption"] == "Yours"
-
-
-@pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
-@pytest.mark.parametrize("framework", FRAMEWORKS)
-async def test_the_transport_maps_errors(api: FakeBotApi, framework: str) -> None:
-    api.user(1005)
-    async with transport_for(framework, api) as transport:
-        api.fail_next("sendMessage", 429, retry_after=3)
-        with pytest.raises(RetryAfter) as flood:
-            await transport.send_text(1005, "x", None)
-        assert flood.value.seconds == 3
-
-        message_id = await transport.send_text(1005, "Q1", KEYBOARD)
-        with pytest.raises(Refused, match=r"(?i)message is not modified"):
-            await transport.edit(1005, message_id, None, KEYBOARD)
-        with pytest.raises(Refused, match=r"(?i)query is too old"):
-            await transport.answer_press("12345", None)
-
-        api.fail_next("editMessageText", 502)
-        with pytest.raises(Transient):
-            await transport.edit(1005, message_id, "Q1 again", None)
-        api.lose_response_next("sendMessage")
-        with pytest.raises(Transient):
-            await transport.send_text(1005, "sent, but the answer was lost", None)
-
-        api.block(1005)
-        with pytest.raises(Blocked):
-            await transport.send_text(1005, "x", None)
-        with pytest.raises(Blocked):
-            await transport.edit(1005, message_id, "x", None)
-
-    async with transport_for(framework, api, f"http://127.0.0.1:{free_port()}") as nowhere:
-        with pytest.raises(Transient):
-            await nowhere.send_text(1005, "x", None)
 
 
 # --- run_bot: polling and webhooks -----------------------------------------------------------

@@ -46,21 +46,10 @@ from aiogram.types import (
 )
 from aiogram.types import User as AiogramUser
 
-from bot.channels.telegram.events import (
-    Blocked,
-    Keyboard,
-    Refused,
-    RetryAfter,
-    TgEvent,
-    TgMedia,
-    TgPress,
-    TgText,
-    TgUser,
-    Transient,
-    Transport,
-    media_kind,
-)
+from bot.channels.telegram.channel import CHANNEL
+from bot.channels.telegram.events import TgEvent, TgMedia, TgPress, TgText, TgUser, media_kind
 from bot.channels.telegram.settings import TELEGRAM_API_URL
+from bot.messaging.transport import Blocked, Keyboard, Refused, RetryAfter, Transient, Transport
 
 __all__ = [
     "AiogramIntake",
@@ -248,8 +237,10 @@ def telegram_errors() -> Iterator[None]:
 
 
 class AiogramTransport:
-    """events.Transport on an aiogram Bot. parse_mode=None everywhere, so that a host bot's
+    """bot.messaging Transport on an aiogram Bot. parse_mode=None everywhere, so that a host bot's
     DefaultBotProperties(parse_mode=HTML) cannot turn survey text into markup."""
+
+    channel = CHANNEL.name
 
     def __init__(self, bot: Bot) -> None:
         self.bot = bot

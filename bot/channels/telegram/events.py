@@ -1,12 +1,13 @@
-"""Telegram, framework-neutral: what arrives (events), what leaves (outs), and the
-transport each framework implements. aiogram and python-telegram-bot only translate."""
+"""Telegram, framework-neutral: what arrives (events) and what leaves (outs). Each framework
+implements the channel-neutral bot.messaging.transport.Transport; aiogram and
+python-telegram-bot only translate."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Protocol
 
 from bot.engine.normalize import without_controls
+from bot.messaging.transport import Keyboard
 
 
 @dataclass(frozen=True)
@@ -89,15 +90,6 @@ def _clean(value: str | None) -> str | None:
 
 
 @dataclass(frozen=True)
-class Button:
-    text: str
-    data: str
-
-
-Keyboard = tuple[tuple[Button, ...], ...]
-
-
-@dataclass(frozen=True)
 class SendText:
     chat_id: int
     text: str
@@ -138,43 +130,3 @@ class SendPhoto:
 
 
 Out = SendText | EditMessage | AnswerPress | SendDocument | SendPhoto
-
-
-class Blocked(Exception):
-    """403: the person blocked the bot or deleted their account."""
-
-
-class RetryAfter(Exception):
-    """429: Telegram asks us to wait."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"retry after {seconds}s")
-        self.seconds = seconds
-
-
-class Transient(Exception):
-    """A network error or a 5xx: worth retrying with backoff."""
-
-
-class Refused(Exception):
-    """A 400 that retrying will not fix (message not modified, not found …)."""
-
-
-class Transport(Protocol):
-    """What a framework must provide: five calls, raising the four errors above."""
-
-    async def send_text(self, chat_id: int, text: str, keyboard: Keyboard | None) -> int: ...
-
-    async def edit(
-        self, chat_id: int, message_id: int, text: str | None, keyboard: Keyboard | None
-    ) -> None: ...
-
-    async def answer_press(self, callback_id: str, text: str | None) -> None: ...
-
-    async def send_document(
-        self, chat_id: int, filename: str, content: bytes, caption: str | None
-    ) -> None: ...
-
-    async def send_photo(
-        self, chat_id: int, filename: str, content: bytes, caption: str | None
-    ) -> None: ...

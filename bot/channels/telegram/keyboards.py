@@ -17,9 +17,9 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from bot.channels.telegram.events import Button, Keyboard
 from bot.engine.prompts import Ask
 from bot.i18n import Translator
+from bot.messaging.transport import Button, Keyboard
 
 PREFIX = "s1"
 

@@ -43,21 +43,10 @@ from telegram.ext import (
     filters,
 )
 
-from bot.channels.telegram.events import (
-    Blocked,
-    Keyboard,
-    Refused,
-    RetryAfter,
-    TgEvent,
-    TgMedia,
-    TgPress,
-    TgText,
-    TgUser,
-    Transient,
-    Transport,
-    media_kind,
-)
+from bot.channels.telegram.channel import CHANNEL
+from bot.channels.telegram.events import TgEvent, TgMedia, TgPress, TgText, TgUser, media_kind
 from bot.channels.telegram.settings import TELEGRAM_API_URL
+from bot.messaging.transport import Blocked, Keyboard, Refused, RetryAfter, Transient, Transport
 
 __all__ = [
     "SURVEY_GROUP",
@@ -250,8 +239,10 @@ def telegram_errors() -> Iterator[None]:
 
 
 class PtbTransport:
-    """events.Transport on a PTB Bot. parse_mode=None everywhere, so that a host bot's
+    """bot.messaging Transport on a PTB Bot. parse_mode=None everywhere, so that a host bot's
     Defaults(parse_mode=HTML) cannot turn survey text into markup."""
+
+    channel = CHANNEL.name
 
     def __init__(self, bot: Bot) -> None:
         self.bot = bot

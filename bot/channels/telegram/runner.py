@@ -42,8 +42,9 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from bot.channels.telegram import DEFAULT_LISTEN
-from bot.channels.telegram.events import Blocked, Refused, RetryAfter, TgEvent, Transient, Transport
+from bot.channels.telegram.events import TgEvent
 from bot.channels.telegram.lanes import ChatLanes
+from bot.messaging.transport import Blocked, Refused, RetryAfter, Transient, Transport
 from bot.settings import Settings, variable_name
 from storage.db import Database
 from storage.repo import Store
