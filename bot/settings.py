@@ -88,9 +88,12 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'sada.db').as_posix()}"
 
 
-def channel_groups() -> dict[str, type[ChannelSettings]]:
-    """The channels' settings groups by field name: {"telegram": TelegramSettings}."""
-    return {name: field.annotation for name, field in Settings.model_fields.items()
+def channel_groups(
+    settings_cls: type[BaseSettings] = Settings,
+) -> dict[str, type[ChannelSettings]]:
+    """The channels' settings groups by field name: {"telegram": TelegramSettings}. A field
+    whose type is a ChannelSettings is a group: declaring it is all a channel needs here."""
+    return {name: field.annotation for name, field in settings_cls.model_fields.items()
             if isinstance(field.annotation, type)
             and issubclass(field.annotation, ChannelSettings)}
 
@@ -168,7 +171,7 @@ class _ChannelNames(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         written = self.source.env_vars  # lower-case names (case_sensitive is off)
-        groups = channel_groups()
+        groups = channel_groups(self.settings_cls)
         prefix = PREFIX.lower()
         problems = []
         for name in written:

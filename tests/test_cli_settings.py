@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 from pydantic_core import PydanticUndefined
 from typer.testing import CliRunner
 
 import bot.cli
+from bot.channels.settings import ChannelSettings, Ids
 from bot.cli import app, common
 from bot.settings import Settings, channel_groups, get_settings, variables
 
@@ -210,6 +212,41 @@ def test_a_bad_channel_setting_is_one_line_naming_the_variable_as_written(
     assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit)
     assert result.output.strip().splitlines() == [line]
+
+
+class _BaleSettings(ChannelSettings):
+    aliases: ClassVar[Mapping[str, str]] = {"token": "SADA_BALE_TOKEN"}
+    token: str | None = None
+    admin_ids: Ids = Field(default_factory=list)
+
+
+class _TwoChannels(Settings):
+    bale: _BaleSettings = Field(default_factory=_BaleSettings)
+
+
+def test_a_second_channel_is_one_more_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What adding Bale will take here: its group declared, one field; names, aliases,
+    conflicts and unknown keys come with it."""
+    monkeypatch.setenv("SADA_TELEGRAM__ADMIN_IDS", "1")
+    monkeypatch.setenv("SADA_BALE__ADMIN_IDS", "2,3")
+    monkeypatch.setenv("SADA_BALE_TOKEN", "bale-token")
+    read = _TwoChannels()
+    assert (read.telegram.admin_ids, read.bale.admin_ids, read.bale.token) == (
+        [1], [2, 3], "bale-token")  # staff are per channel
+    monkeypatch.setenv("SADA_BALE__TOKEN", "another")
+    with pytest.raises(ValidationError, match="SADA_BALE__TOKEN and SADA_BALE_TOKEN"):
+        _TwoChannels()
+    monkeypatch.delenv("SADA_BALE__TOKEN")
+    monkeypatch.setenv("SADA_BALE__API_URL", "https://tapi.bale.ai")
+    with pytest.raises(ValidationError, match=r"bale\.api_url\n  Extra inputs"):
+        _TwoChannels()
+    monkeypatch.delenv("SADA_BALE__API_URL")
+    monkeypatch.setenv("SADA_WHATSAPP__TOKEN", "x")
+    with pytest.raises(ValidationError, match="the channels are telegram, bale"):
+        _TwoChannels()
+    # and the real Settings, without the group, says there is no such channel
+    with pytest.raises(ValidationError, match="there is no channel 'whatsapp'"):
+        Settings()
 
 
 @pytest.mark.parametrize(("name", "token", "says"), [
