@@ -545,3 +545,26 @@ def test_both_shells_turn_photos_and_stickers_into_media_events() -> None:
     assert aiogram_shell.media_event(Message.model_validate(text), 8) is None
     group = {**photo, "chat": {"id": -5, "type": "group", "title": "g"}}
     assert aiogram_shell.media_event(Message.model_validate(group), 9) is None
+
+
+async def test_staff_commands_answer_in_channel_neutral_messages(store: Store) -> None:
+    """bot/conversation/staff.py takes who, the command and its text, and returns plain
+    messages: no chat ids, no Telegram types; the core only recognises staff."""
+    from datetime import UTC, datetime
+
+    from bot.conversation import staff
+
+    flows = load_flows(ROOT / "flows")
+
+    async def run(command: str, argument: str) -> list[staff.Outbound]:
+        return await staff.run(command, argument, staff="console:ops", store=store,
+                               flows=flows, lang="en", now=datetime(2026, 3, 1, tzinfo=UTC))
+
+    assert await run("report", "") == [staff.Text("No survey sessions yet.")]
+    assert await run("resolve", "x") == [staff.Text("Usage: /resolve CASE_NUMBER what was done")]
+    assert await run("resolve", "7 called them") == [staff.Text(
+        "there is no case 7; `sada cases list --all` shows them")]
+    [missing] = await run("report", "nope")
+    assert isinstance(missing, staff.Text) and missing.text.startswith("No flow nope. Flows: ")
+    assert staff.refused(Translator("en")) == [
+        staff.Text("Sorry, this command is for the survey team only.")]
