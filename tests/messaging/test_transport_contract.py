@@ -6,7 +6,9 @@ act on (a wait → RetryAfter with its seconds, a block → Blocked, a refusal �
 server or network failure → Transient).
 
 A new transport joins by adding an entry to TRANSPORTS: a context manager that yields it,
-connected to the fake server it is given.
+connected to the fake server it is given. Both Telegram frameworks run one transport
+(bot.channels.telegram.transport.BotApiTransport); a host bot's own defaults must not change
+what it sends (HTML_HOSTS).
 """
 
 from __future__ import annotations
@@ -16,6 +18,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import pytest
+from aiogram import Bot
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from telegram.ext import ApplicationBuilder, Defaults
 
 from bot.channels.telegram import aiogram_shell, ptb_shell
 from bot.messaging.registry import CHANNELS
@@ -58,6 +65,35 @@ Factory = Callable[[FakeBotApi, str], AbstractAsyncContextManager[Transport]]
 TRANSPORTS: dict[str, Factory] = {
     "telegram-aiogram": aiogram_transport,
     "telegram-ptb": ptb_transport,
+}
+
+
+@asynccontextmanager
+async def aiogram_html_host(api: FakeBotApi, base_url: str) -> AsyncIterator[Transport]:
+    session = AiohttpSession(api=TelegramAPIServer.from_base(base_url))
+    bot = Bot(api.token, session=session, default=DefaultBotProperties(parse_mode="HTML"))
+    try:
+        yield aiogram_shell.AiogramTransport(bot)
+    finally:
+        await bot.session.close()
+
+
+@asynccontextmanager
+async def ptb_html_host(api: FakeBotApi, base_url: str) -> AsyncIterator[Transport]:
+    app = (ApplicationBuilder().token(api.token).base_url(base_url + "/bot")
+           .defaults(Defaults(parse_mode="HTML")).job_queue(None).build())
+    try:
+        await app.bot.request.initialize()
+        yield ptb_shell.PtbTransport(app.bot)
+    finally:
+        await app.bot.request.shutdown()
+
+
+# Transports on a host bot that made HTML its default parse mode (README: "In a bot you
+# already have"): survey texts are plain and may hold < & *, so no default may apply.
+HTML_HOSTS: dict[str, Factory] = {
+    "telegram-aiogram": aiogram_html_host,
+    "telegram-ptb": ptb_html_host,
 }
 
 
@@ -176,3 +212,18 @@ async def test_it_maps_each_failure_to_a_channel_neutral_error(
     async with connect(api, f"http://127.0.0.1:{closed_port()}") as nowhere:  # no server
         with pytest.raises(Transient):
             await nowhere.send_text(1005, "x", None)
+
+
+@pytest.mark.parametrize("host", list(HTML_HOSTS))
+async def test_a_host_bots_default_parse_mode_does_not_apply(api: FakeBotApi, host: str) -> None:
+    api.user(1006)
+    async with HTML_HOSTS[host](api, api.base_url) as transport:
+        message_id = await transport.send_text(1006, "<b>5</b> & up", KEYBOARD)
+        await transport.edit(1006, message_id, "<i>done</i> & *", None)
+        await transport.send_document(1006, "a.json", b"{}", "<b>yours</b> &")
+        await transport.send_photo(1006, "trend.png", PNG, "<b>trend</b> &")
+    methods = ("sendMessage", "editMessageText", "sendDocument", "sendPhoto")
+    assert [[c.params.get("parse_mode") for c in api.calls(m)] for m in methods] == [[None]] * 4
+    edited = api.message(1006, message_id)
+    assert edited is not None and edited["text"] == "<i>done</i> & *"
+    assert "entities" not in edited

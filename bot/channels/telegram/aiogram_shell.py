@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
 from aiogram import Bot, Dispatcher, Router
@@ -46,9 +46,9 @@ from aiogram.types import (
 )
 from aiogram.types import User as AiogramUser
 
-from bot.channels.telegram.channel import CHANNEL
 from bot.channels.telegram.events import TgEvent, TgMedia, TgPress, TgText, TgUser, media_kind
 from bot.channels.telegram.settings import TELEGRAM_API_URL
+from bot.channels.telegram.transport import BotApiTransport
 from bot.messaging.transport import Blocked, Keyboard, Refused, RetryAfter, Transient, Transport
 
 __all__ = [
@@ -206,15 +206,6 @@ def build_bot(token: str, api_url: str = TELEGRAM_API_URL) -> Bot:
 # --- messages out -----------------------------------------------------------------------------
 
 
-def _markup(keyboard: Keyboard | None) -> InlineKeyboardMarkup | None:
-    if keyboard is None:
-        return None
-    return InlineKeyboardMarkup(inline_keyboard=[
-        [InlineKeyboardButton(text=b.text, callback_data=b.data) for b in row]
-        for row in keyboard
-    ])
-
-
 @contextmanager
 def telegram_errors() -> Iterator[None]:
     """aiogram's exceptions as the four the core understands."""
@@ -236,55 +227,20 @@ def telegram_errors() -> Iterator[None]:
         raise Refused(exc.message) from exc
 
 
-class AiogramTransport:
-    """bot.messaging Transport on an aiogram Bot. parse_mode=None everywhere, so that a host bot's
-    DefaultBotProperties(parse_mode=HTML) cannot turn survey text into markup."""
-
-    channel = CHANNEL.name
+class AiogramTransport(BotApiTransport):
+    """bot.messaging Transport on an aiogram Bot (bot.channels.telegram.transport)."""
 
     def __init__(self, bot: Bot) -> None:
-        self.bot = bot
+        super().__init__(bot)
 
-    async def send_text(self, chat_id: int, text: str, keyboard: Keyboard | None) -> int:
-        with telegram_errors():
-            message = await self.bot.send_message(
-                chat_id, text, parse_mode=None, reply_markup=_markup(keyboard)
-            )
-        return message.message_id
+    def errors(self) -> AbstractContextManager[None]:
+        return telegram_errors()
 
-    async def edit(
-        self, chat_id: int, message_id: int, text: str | None, keyboard: Keyboard | None
-    ) -> None:
-        # An edit without reply_markup removes the inline keyboard, as keyboard=None asks.
-        with telegram_errors():
-            if text is None:
-                await self.bot.edit_message_reply_markup(
-                    chat_id=chat_id, message_id=message_id, reply_markup=_markup(keyboard)
-                )
-            else:
-                await self.bot.edit_message_text(
-                    text, chat_id=chat_id, message_id=message_id, parse_mode=None,
-                    reply_markup=_markup(keyboard),
-                )
+    def markup(self, keyboard: Keyboard) -> InlineKeyboardMarkup:
+        return InlineKeyboardMarkup(inline_keyboard=[
+            [InlineKeyboardButton(text=b.text, callback_data=b.data) for b in row]
+            for row in keyboard
+        ])
 
-    async def answer_press(self, callback_id: str, text: str | None) -> None:
-        with telegram_errors():
-            await self.bot.answer_callback_query(callback_id, text=text)
-
-    async def send_document(
-        self, chat_id: int, filename: str, content: bytes, caption: str | None
-    ) -> None:
-        with telegram_errors():
-            await self.bot.send_document(
-                chat_id, BufferedInputFile(content, filename=filename), caption=caption,
-                parse_mode=None,
-            )
-
-    async def send_photo(
-        self, chat_id: int, filename: str, content: bytes, caption: str | None
-    ) -> None:
-        with telegram_errors():
-            await self.bot.send_photo(
-                chat_id, BufferedInputFile(content, filename=filename), caption=caption,
-                parse_mode=None,
-            )
+    def upload(self, filename: str, content: bytes) -> BufferedInputFile:
+        return BufferedInputFile(content, filename=filename)

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
 from typing import Any, Protocol
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
 from telegram import User as PtbUser
 from telegram.constants import ChatType
 from telegram.error import (
@@ -43,9 +43,9 @@ from telegram.ext import (
     filters,
 )
 
-from bot.channels.telegram.channel import CHANNEL
 from bot.channels.telegram.events import TgEvent, TgMedia, TgPress, TgText, TgUser, media_kind
 from bot.channels.telegram.settings import TELEGRAM_API_URL
+from bot.channels.telegram.transport import BotApiTransport
 from bot.messaging.transport import Blocked, Keyboard, Refused, RetryAfter, Transient, Transport
 
 __all__ = [
@@ -200,14 +200,6 @@ def build_application(token: str, api_url: str = TELEGRAM_API_URL) -> PtbApplica
 # --- messages out -----------------------------------------------------------------------------
 
 
-def _markup(keyboard: Keyboard | None) -> InlineKeyboardMarkup | None:
-    if keyboard is None:
-        return None
-    return InlineKeyboardMarkup([
-        [InlineKeyboardButton(b.text, callback_data=b.data) for b in row] for row in keyboard
-    ])
-
-
 def _seconds(exc: PtbRetryAfter) -> float:
     # `retry_after` warns (int -> timedelta migration) unless PTB_TIMEDELTA is set; PTB's own
     # retry loop reads the timedelta it keeps underneath.
@@ -238,53 +230,20 @@ def telegram_errors() -> Iterator[None]:
         raise Refused(exc.message) from exc  # InvalidToken, Conflict, ChatMigrated …
 
 
-class PtbTransport:
-    """bot.messaging Transport on a PTB Bot. parse_mode=None everywhere, so that a host bot's
-    Defaults(parse_mode=HTML) cannot turn survey text into markup."""
-
-    channel = CHANNEL.name
+class PtbTransport(BotApiTransport):
+    """bot.messaging Transport on a PTB Bot (bot.channels.telegram.transport)."""
 
     def __init__(self, bot: Bot) -> None:
-        self.bot = bot
+        super().__init__(bot)
 
-    async def send_text(self, chat_id: int, text: str, keyboard: Keyboard | None) -> int:
-        with telegram_errors():
-            message = await self.bot.send_message(
-                chat_id, text, parse_mode=None, reply_markup=_markup(keyboard)
-            )
-        return message.message_id
+    def errors(self) -> AbstractContextManager[None]:
+        return telegram_errors()
 
-    async def edit(
-        self, chat_id: int, message_id: int, text: str | None, keyboard: Keyboard | None
-    ) -> None:
-        # An edit without reply_markup removes the inline keyboard, as keyboard=None asks.
-        with telegram_errors():
-            if text is None:
-                await self.bot.edit_message_reply_markup(
-                    chat_id=chat_id, message_id=message_id, reply_markup=_markup(keyboard)
-                )
-            else:
-                await self.bot.edit_message_text(
-                    text, chat_id=chat_id, message_id=message_id, parse_mode=None,
-                    reply_markup=_markup(keyboard),
-                )
+    def markup(self, keyboard: Keyboard) -> InlineKeyboardMarkup:
+        return InlineKeyboardMarkup([
+            [InlineKeyboardButton(b.text, callback_data=b.data) for b in row] for row in keyboard
+        ])
 
-    async def answer_press(self, callback_id: str, text: str | None) -> None:
-        with telegram_errors():
-            await self.bot.answer_callback_query(callback_id, text=text)
-
-    async def send_document(
-        self, chat_id: int, filename: str, content: bytes, caption: str | None
-    ) -> None:
-        with telegram_errors():
-            await self.bot.send_document(
-                chat_id, content, filename=filename, caption=caption, parse_mode=None
-            )
-
-    async def send_photo(
-        self, chat_id: int, filename: str, content: bytes, caption: str | None
-    ) -> None:
-        with telegram_errors():
-            await self.bot.send_photo(
-                chat_id, content, filename=filename, caption=caption, parse_mode=None
-            )
+    def upload(self, filename: str, content: bytes) -> InputFile:
+        # what PTB itself makes of bytes and filename=: the same multipart upload
+        return InputFile(content, filename=filename)
