@@ -145,6 +145,10 @@ def run(
 
 # --- sada link --------------------------------------------------------------------------------
 
+# The channel whose bot `sada link` links to (its links' form comes from the registry): the
+# bot of SADA_TELEGRAM__BOT_USERNAME.
+LINK_CHANNEL = "telegram"
+
 
 def _served_flow(flow: str, flows_dir: Path) -> Flow:
     """The flow named by `flow` (an id, or a YAML file), checked to be one the bot serves
@@ -196,7 +200,7 @@ async def _make_link(
 ) -> tuple[str, str | None]:
     """The link, and its confirmation code with `confirm`."""
     # Imported here, not at the top: storage costs start-up that `sada --help` should not pay.
-    from bot.channels.telegram.links import create_confirmed_link, create_link
+    from bot.messaging.links import create_confirmed_link, create_link
     from storage.db import Database
     from storage.repo import Store
 
@@ -213,9 +217,11 @@ async def _make_link(
             if found.channel != "external":
                 raise _BadInput(f"contact {contact} already has a {found.channel} chat: the "
                                 "link opens only in that chat, so --confirm is not needed")
-            return await create_confirmed_link(store, flow_id=flow_id, contact_id=found.id,
-                                               context=context, bot_username=username)
-        return await create_link(store, flow_id=flow_id, contact_id=contact, context=context,
+            return await create_confirmed_link(store, channel=LINK_CHANNEL, flow_id=flow_id,
+                                               contact_id=found.id, context=context,
+                                               bot_username=username)
+        return await create_link(store, channel=LINK_CHANNEL, flow_id=flow_id,
+                                 contact_id=contact, context=context,
                                  bot_username=username), None
 
 

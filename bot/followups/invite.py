@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,8 +17,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bot.channels.telegram.keyboards import PREFIX
-from bot.channels.telegram.links import TOKEN_BYTES, parse_context
 from bot.engine.normalize import latin_digits
 from bot.flow.loader import MAX_FILE_BYTES, FlowError, LoadedFlow, load_flow
 from bot.flow.model import AccountLimit, Flow, duration
@@ -37,6 +34,7 @@ from bot.followups.contacts_csv import (
 from bot.followups.dates import parse_moment
 from bot.followups.timing import DEFAULT_WINDOW, next_slot
 from bot.i18n import Translator
+from bot.messaging.links import link_url, new_token, parse_context, start_press
 from bot.staff_text import write_csv
 from bot.survey import contact_fields
 from storage.cases import storable_id
@@ -280,9 +278,12 @@ def flow_title(flow: Flow, lang: str) -> str:
     return flow.title.get(lang) or flow.title.get(flow.default_language) or flow.id  # type: ignore[call-overload]
 
 
-def start_keyboard(label: str, token: str) -> list[list[dict[str, str]]]:
-    """One button that opens (or resumes) the invitation's survey, as `/start <token>`."""
-    return [[{"text": label, "data": f"{PREFIX}:g:{token}"}]]
+def start_keyboard(
+    label: str, token: str, channel: str = TELEGRAM
+) -> list[list[dict[str, str]]]:
+    """One button that opens (or resumes) the invitation's survey, as `/start <token>`
+    does, in `channel`'s button data (the outbox carries Telegram messages for now)."""
+    return [[{"text": label, "data": start_press(channel, token)}]]
 
 
 def invitation_message(flow: Flow, contact: Contact, lang: str) -> str:
@@ -411,9 +412,11 @@ async def invite_contacts(
     bot_username: str | None,
     links_out: Path | None,
     dry_run: bool = False,
+    links_channel: str = TELEGRAM,
 ) -> InviteReport:
     """Invite `audience` to `flow` at `at` (each at their next local slot), in one
-    transaction; contacts without a Telegram chat get a personal link in `links_out`, or,
+    transaction; contacts without a Telegram chat get a personal link in `links_out` (a
+    link to the bot `bot_username` on `links_channel`, in that channel's form), or,
     without `bot_username`, are skipped as "no_link" (a dry run reports the same)."""
     report = InviteReport(flow.id, flow.fatigue, flow.account_limit, dry_run=dry_run)
     window = flow.reminders.window if flow.reminders else DEFAULT_WINDOW
@@ -430,7 +433,8 @@ async def invite_contacts(
                 # without a chat are counted as skipped, and a later run reaches them.
                 decisions = await decide(s, flow, contacts, at=at, can_link=bool(username))
                 planned = [_prepare(d, flow, report, at=at, now=now, window=window,
-                                    days=days, context=context, username=username)
+                                    days=days, context=context, username=username,
+                                    links_channel=links_channel)
                            for d in decisions]
                 # One batched INSERT for the lot: a 10,000-contact run holds SQLite's
                 # single write lock for seconds, not for ten thousand round trips.
@@ -466,6 +470,7 @@ class _Planned:
 def _prepare(
     decision: Decision, flow: Flow, report: InviteReport, *, at: datetime, now: datetime,
     window: str, days: Sequence[str] | None, context: dict[str, str], username: str,
+    links_channel: str,
 ) -> _Planned:
     contact = decision.contact
     assert contact.id is not None
@@ -475,7 +480,7 @@ def _prepare(
                                    status="skipped", reason=decision.reason, due_at=at,
                                    created_at=now))
     lang = language_for(flow, contact)
-    token = secrets.token_urlsafe(TOKEN_BYTES)
+    token = new_token()
     link = LinkToken(token=token, flow_id=flow.id, contact_id=contact.id, context=context,
                      created_at=now)
     chat_id = _chat_id(contact)
@@ -484,7 +489,7 @@ def _prepare(
         report.by_link += 1
         report.links.append(LinkRow(contact.id, contact.external_id, contact.name or "",
                                     contact.company or "", contact.role or "", lang,
-                                    f"https://t.me/{username}?start={token}"))
+                                    link_url(links_channel, username, token)))
         return _Planned(Invitation(contact_id=contact.id, flow_id=flow.id, context=context,
                                    status="sent", due_at=at, sent_at=at, token=token,
                                    created_at=now), link)

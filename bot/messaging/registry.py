@@ -2,14 +2,19 @@
 
 A channel declares itself in its own folder: `bot/channels/<folder>/channel.py` holds
 `CHANNEL = Channel(...)`. The registry finds those modules the first time it is asked, so a
-new channel is added without editing anything here. (The transport factory and the links
-of each channel join `Channel` as the channels move onto this layer.)
+new channel is added without editing anything here. (The transport factory of each channel
+joins `Channel` as the channels move onto this layer.)
+
+A channel that can link to its bot declares how (`DeepLinks`): channel-neutral code (the
+links of `sada link` and `sada invite`, an invitation's button) asks the registry for them
+and never names a channel's URL or button grammar.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -21,16 +26,59 @@ DECLARATION = "channel"
 
 
 @dataclass(frozen=True)
+class DeepLinks:
+    """How a channel links to its bot so that opening the link starts the bot with a payload
+    (a Sada link token), and the data of a button that starts it the same way in a chat."""
+
+    url: str  # with {bot} and {payload}, e.g. "https://t.me/{bot}?start={payload}"
+    payload_characters: str  # what a payload may hold, as a regex class body: "A-Za-z0-9_-"
+    payload_length: int  # a payload's characters, at most
+    button: str  # a button's data, with {payload}
+
+    def __post_init__(self) -> None:
+        for name, template in (("url", self.url), ("button", self.button)):
+            if "{payload}" not in template:
+                raise ValueError(f"DeepLinks.{name} {template!r} must hold {{payload}}")
+        if "{bot}" not in self.url:
+            raise ValueError(f"DeepLinks.url {self.url!r} must hold {{bot}}")
+        if self.payload_length < 1:
+            raise ValueError("DeepLinks.payload_length must be at least 1")
+
+    def carries(self, payload: str) -> bool:
+        """Whether `payload` can ride in this channel's links as it is."""
+        return re.fullmatch(f"[{self.payload_characters}]{{1,{self.payload_length}}}",
+                            payload) is not None
+
+    def link(self, bot: str, payload: str) -> str:
+        """The link to `bot` (its @username, the @ optional) that starts it with `payload`."""
+        if not self.carries(payload):
+            raise ValueError(f"{payload!r} cannot be a start payload: at most "
+                             f"{self.payload_length} characters of [{self.payload_characters}]")
+        return self.url.format(bot=bot.lstrip("@"), payload=payload)
+
+    def press(self, payload: str) -> str:
+        """The data of a button that starts the bot with `payload`, as its link does."""
+        return self.button.format(payload=payload)
+
+
+@dataclass(frozen=True)
 class Channel:
     name: str  # how Sada names it: in settings, addresses and the outbox
     title: str  # how staff know it, in messages such as lint's
     capabilities: Capabilities
+    links: DeepLinks | None = None  # None: the channel cannot link to its bot
 
 
 class UnknownChannel(LookupError):
     def __init__(self, name: str, known: Iterable[str]) -> None:
         super().__init__(f"no channel named {name!r}; the channels are: "
                          f"{', '.join(sorted(known)) or 'none'}")
+
+
+class NoLinks(LookupError):
+    def __init__(self, channel: Channel) -> None:
+        super().__init__(f"{channel.title} ({channel.name!r}) declares no links to its bot "
+                         "(DeepLinks in its channel.py)")
 
 
 class Registry:
@@ -56,6 +104,13 @@ class Registry:
             return self._channels[name]
         except KeyError:
             raise UnknownChannel(name, self._channels) from None
+
+    def links(self, name: str) -> DeepLinks:
+        """How channel `name` links to its bot; UnknownChannel or NoLinks in one line."""
+        channel = self.get(name)
+        if channel.links is None:
+            raise NoLinks(channel)
+        return channel.links
 
     def __iter__(self) -> Iterator[Channel]:
         """The channels, by name (a stable order for lint's messages)."""

@@ -27,9 +27,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import select
 
-from bot.channels.telegram import links
 from bot.channels.telegram.core import TelegramCore, load_flows
 from bot.channels.telegram.events import MEDIA_KINDS, TgEvent, TgMedia, TgPress, TgText, TgUser
+from bot.messaging import links
 from bot.messaging.transport import Keyboard, Refused
 from storage.models import Answer, Contact, LinkToken, SurveySession
 from storage.repo import Store
@@ -153,13 +153,14 @@ class Harness:
 
     async def setup(self) -> None:
         url = await links.create_link(self.store, flow_id="post-support", contact_id=None,
-                                      context={"ticket": "T-1"}, bot_username="b")
+                                      context={"ticket": "T-1"}, channel="telegram",
+                                      bot_username="b")
         guarded = await self.store.upsert_contact("external", "CRM-1", name="Guarded Person")
         self.guarded = guarded.id
         assert guarded.id is not None
         guarded_url, _ = await links.create_confirmed_link(
             self.store, flow_id="b2b-supplier", contact_id=guarded.id, context={},
-            bot_username="b")
+            channel="telegram", bot_username="b")
         self.tokens = [url.rsplit("=", 1)[1], guarded_url.rsplit("=", 1)[1]]
 
     def buttons(self, chat_id: int, *, latest: bool = False) -> list[str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
+from bot.channels.telegram.channel import CHANNEL as TELEGRAM_CHANNEL
 from bot.flow.loader import load_flow_text
 from bot.flow.model import Flow
 from bot.followups.contacts_csv import import_contacts, parse_contacts
@@ -22,7 +23,10 @@ from bot.followups.invite import (
     invite_contacts,
     parse_at,
     resolve_flow,
+    start_keyboard,
 )
+from bot.messaging import links as messaging_links
+from bot.messaging.registry import Channel, DeepLinks, Registry
 from storage.db import Database
 from storage.invitations import create_invitation
 from storage.models import Contact, Invitation, LinkToken, Outbox
@@ -187,6 +191,31 @@ async def test_contacts_without_a_chat_get_a_personal_link_file(
     assert link is not None and link.context == {"touchpoint": "qbr"}
     assert str(link.contact_id) == row["contact_id"]
     assert not list(links.parent.glob(".*tmp"))
+
+
+async def test_the_links_file_is_in_the_form_of_the_channel_the_registry_declares(
+    database: Database, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Invitations ask the registry for a channel's links: a channel declared by the test
+    alone gets links in its own form, and the token in them opens the invitation."""
+    bale = Channel("bale", "Bale", TELEGRAM_CHANNEL.capabilities, links=DeepLinks(
+        url="https://ble.ir/{bot}?start={payload}", payload_characters="A-Za-z0-9_-",
+        payload_length=64, button="b:{payload}"))
+    monkeypatch.setattr(messaging_links, "CHANNELS", Registry([TELEGRAM_CHANNEL, bale]))
+    await load_stakeholders(database)
+    links = tmp_path / "links.csv"
+    report = await invite_contacts(
+        database, flow=flow(), audience=Audience(segment="smb"), at=SUNDAY,
+        context={"touchpoint": "qbr"}, now=SUNDAY, bot_username="@sada_bale_bot",
+        links_out=links, links_channel="bale")
+    assert (report.by_message, report.by_link) == (1, 1)
+    (row,) = csv.DictReader(links.read_text(encoding="utf-8-sig").splitlines())
+    assert row["link"].startswith("https://ble.ir/sada_bale_bot?start=")
+    link = await store.get_link(row["link"].removeprefix("https://ble.ir/sada_bale_bot?start="))
+    assert link is not None and str(link.contact_id) == row["contact_id"]
+    # the invitation's button is in the form of the channel it is sent on
+    assert start_keyboard("Go", "tok", "bale") == [[{"text": "Go", "data": "b:tok"}]]
+    assert start_keyboard("Go", "tok") == [[{"text": "Go", "data": "s1:g:tok"}]]
 
 
 async def test_crm_names_that_look_like_formulas_are_written_as_text(

@@ -224,9 +224,9 @@ async def test_crash_between_commit_and_send_shows_the_question(core: TelegramCo
 
 
 async def test_deep_link_opens_its_flow_with_context(core: TelegramCore, store: Store) -> None:
-    from bot.channels.telegram.links import create_link, parse_context
+    from bot.messaging.links import create_link, parse_context
 
-    url = await create_link(store, flow_id="post-support", contact_id=None,
+    url = await create_link(store, channel="telegram", flow_id="post-support", contact_id=None,
                             context=parse_context(["ticket=T-1042"]), bot_username="sada_test_bot")
     token = url.rsplit("=", 1)[1]
     assert url.startswith("https://t.me/sada_test_bot?start=") and len(token) >= 22
@@ -238,7 +238,7 @@ async def test_deep_link_opens_its_flow_with_context(core: TelegramCore, store: 
         parse_context(["ticket"])
     mine = await store.upsert_contact("telegram", "51")
     url = await create_link(store, flow_id="post-support", contact_id=mine.id, context={},
-                            bot_username="sada_test_bot")
+                            channel="telegram", bot_username="sada_test_bot")
     await chat.send(f"/start {url.rsplit('=', 1)[1]}")
     assert "someone else" in chat.last()
     await chat.send("/start not-a-token")
@@ -248,9 +248,9 @@ async def test_deep_link_opens_its_flow_with_context(core: TelegramCore, store: 
 async def test_consent_is_recorded_with_text_language_and_time(
     core: TelegramCore, store: Store
 ) -> None:
-    from bot.channels.telegram.links import create_link
+    from bot.messaging.links import create_link
 
-    url = await create_link(store, flow_id="post-support", contact_id=None,
+    url = await create_link(store, channel="telegram", flow_id="post-support", contact_id=None,
                             context={"ticket": "T-7"}, bot_username="sada_test_bot")
     tr = Recorder()
     chat = Chat(core, tr, 60, "fa")
@@ -273,10 +273,10 @@ async def test_an_invitation_button_opens_its_survey_like_the_deep_link(
     core: TelegramCore, store: Store
 ) -> None:
     from bot.channels.telegram.events import TgPress
-    from bot.channels.telegram.links import create_link
+    from bot.messaging.links import create_link
 
     url = await create_link(store, flow_id="b2b-supplier", contact_id=None, context={},
-                            bot_username="sada_test_bot")
+                            channel="telegram", bot_username="sada_test_bot")
     tr = Recorder()
     chat = Chat(core, tr, 70, "en")
     token = url.rsplit("=", 1)[1]
@@ -360,9 +360,9 @@ async def test_media_during_a_survey_says_what_is_expected_and_asks_again(
 
 
 async def test_media_at_consent_asks_for_consent_again(core: TelegramCore, store: Store) -> None:
-    from bot.channels.telegram.links import create_link
+    from bot.messaging.links import create_link
 
-    url = await create_link(store, flow_id="post-support", contact_id=None,
+    url = await create_link(store, channel="telegram", flow_id="post-support", contact_id=None,
                             context={"ticket": "T-9"}, bot_username="sada_test_bot")
     tr = Recorder()
     chat = Chat(core, tr, 91, "en")
@@ -459,7 +459,7 @@ async def test_nul_and_control_characters_never_reach_storage(
 ) -> None:
     """PostgreSQL refuses NUL in text and JSON: before, the update failed without a reply
     there (SQLite stored it)."""
-    from bot.channels.telegram.links import create_link
+    from bot.messaging.links import create_link
 
     tr = Recorder()
     chat = Chat(core, tr, 96, "en")
@@ -478,7 +478,7 @@ async def test_nul_and_control_characters_never_reach_storage(
     raw = {a["question_id"]: a["raw_text"] for a in session["answers"]}
     assert raw["nps_why"] == "late deliveries[31m\nand\tmore"
     # a deep-link payload with a NUL is no token: refused before any lookup
-    url = await create_link(store, flow_id="post-support", contact_id=None,
+    url = await create_link(store, channel="telegram", flow_id="post-support", contact_id=None,
                             context={"ticket": "T-1"}, bot_username="sada_test_bot")
     token = url.rsplit("=", 1)[1]
     await chat.send(f"/start {token[:5]}\x00{token[5:]}")

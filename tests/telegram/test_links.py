@@ -7,19 +7,23 @@ import itertools
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import typer
+from sqlmodel import select
 from typer.testing import CliRunner
 
-from bot.channels.telegram import links
+from bot.channels.telegram.channel import CHANNEL as TELEGRAM_CHANNEL
 from bot.channels.telegram.core import TelegramCore, load_flows
 from bot.channels.telegram.events import TgText, TgUser
 from bot.cli import run as run_cli
+from bot.messaging import links
+from bot.messaging.registry import Channel, DeepLinks, NoLinks, Registry, UnknownChannel
 from bot.settings import get_settings
 from storage.db import Database
-from storage.models import Contact
+from storage.models import Contact, LinkToken
 from storage.repo import Store
 from tests.telegram.test_core import Recorder
 
@@ -65,10 +69,11 @@ async def _link(store: Store, contact: Contact, *, confirm: bool) -> tuple[str, 
     if confirm:
         url, code = await links.create_confirmed_link(
             store, flow_id="post-support", contact_id=contact.id, context={"ticket": TICKET},
-            bot_username="sada_test_bot")
+            channel="telegram", bot_username="sada_test_bot")
         return url.rsplit("=", 1)[1], code
     url = await links.create_link(store, flow_id="post-support", contact_id=contact.id,
-                                  context={"ticket": TICKET}, bot_username="sada_test_bot")
+                                  context={"ticket": TICKET}, channel="telegram",
+                                  bot_username="sada_test_bot")
     return url.rsplit("=", 1)[1], None
 
 
@@ -163,6 +168,48 @@ def test_typed_codes() -> None:
     assert links.typed_code("４８２９１３") == "482913"  # full-width, from some keyboards
     for not_a_code in ("48291", "4829134", "48291x", "", "yes", "٤٨٢ ٩١٣ ١"):
         assert links.typed_code(not_a_code) is None
+
+
+async def test_links_are_made_in_the_form_the_registry_declares(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tokens are the same on every channel; the link around one is its channel's, from
+    the registry: a channel declared here alone gets its own, and no token is stored for a
+    channel that cannot link."""
+    bale = Channel("bale", "Bale", TELEGRAM_CHANNEL.capabilities, links=DeepLinks(
+        url="https://ble.ir/{bot}?start={payload}", payload_characters="A-Za-z0-9_-",
+        payload_length=64, button="b:{payload}"))
+    sms = Channel("sms", "SMS", TELEGRAM_CHANNEL.capabilities)
+    monkeypatch.setattr(links, "CHANNELS", Registry([TELEGRAM_CHANNEL, bale, sms]))
+    invited = await _invited(store)
+    url, code = await links.create_confirmed_link(
+        store, channel="bale", flow_id="post-support", contact_id=invited.id or 0,
+        context={"ticket": TICKET}, bot_username="@sada_bale_bot")
+    token = url.removeprefix("https://ble.ir/sada_bale_bot?start=")
+    assert links.is_token(token) and len(token) == 22 and len(code) == 6
+    row = await store.get_link(token)
+    assert row is not None and row.contact_id == invited.id and row.code_hash
+    assert links.link_url("telegram", "sada_test_bot", token) == \
+        f"https://t.me/sada_test_bot?start={token}"
+    assert links.start_press("bale", token) == f"b:{token}"
+    for channel, problem in (("sms", NoLinks), ("whatsapp", UnknownChannel)):
+        with pytest.raises(problem):
+            await links.create_link(store, channel=channel, flow_id="post-support",
+                                    contact_id=None, context={}, bot_username="b")
+    async with store.database.session() as s, s.begin():
+        assert len((await s.exec(select(LinkToken))).all()) == 1  # only bale's
+
+
+def test_sada_link_prints_the_link_in_the_form_the_registry_declares(
+    env: pytest.MonkeyPatch,
+) -> None:
+    """`sada link` builds no link itself: a changed declaration changes what it prints."""
+    moved = Channel("telegram", "Telegram", TELEGRAM_CHANNEL.capabilities, links=replace(
+        TELEGRAM_CHANNEL.links, url="https://telegram.me/{bot}?start={payload}"))
+    env.setattr(links, "CHANNELS", Registry([moved]))
+    code, output = invoke("link", "post-support", "-c", "ticket=T-1")
+    assert code == 0, output
+    assert output.startswith("https://telegram.me/sada_test_bot?start="), output
 
 
 # --- sada link -----------------------------------------------------------------------------

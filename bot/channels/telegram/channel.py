@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from bot.channels.telegram.keyboards import PREFIX
 from bot.messaging.capabilities import Capabilities
-from bot.messaging.registry import Channel
+from bot.messaging.registry import Channel, DeepLinks
 
 CHANNEL = Channel(
     name="telegram",
@@ -22,5 +23,13 @@ CHANNEL = Channel(
         # The bot FAQ: about 30 messages a second overall, and about one a second to a chat.
         messages_per_second=30.0,
         messages_per_chat_per_second=1.0,
+    ),
+    # Deep linking: t.me/<bot>?start=<payload>, a payload of 1-64 characters of A-Za-z0-9_-.
+    # The button is read back by TelegramCore (an invitation's or a reminder's "start").
+    links=DeepLinks(
+        url="https://t.me/{bot}?start={payload}",
+        payload_characters="A-Za-z0-9_-",
+        payload_length=64,
+        button=f"{PREFIX}:g:{{payload}}",
     ),
 )

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from bot.channels import text as render
-from bot.channels.telegram import links
 from bot.channels.telegram.events import (
     AnswerPress,
     EditMessage,
@@ -53,6 +52,7 @@ from bot.flow.model import LANGUAGES
 from bot.followups.actions import record_feedback
 from bot.followups.hooks import survey_hooks
 from bot.i18n import Translator
+from bot.messaging import links
 from bot.messaging.transport import Blocked, Button, Refused, RetryAfter, Transient, Transport
 from bot.staff_text import staff_line
 from bot.survey import Conversation, SurveyService

@@ -1,6 +1,9 @@
-"""Deep links: `t.me/<bot>?start=<token>` opens one flow, for one contact when issued so.
+"""Link tokens: a link to the bot whose start payload is a token opens one flow, for one
+contact when issued so. The link's form is the channel's (`DeepLinks` in its declaration,
+e.g. `t.me/<bot>?start=<token>`); the tokens, their context and their codes are the same on
+every channel.
 
-A personal link (`--contact`) for a contact with no Telegram chat yet is taken by whoever
+A personal link (`--contact`) for a contact with no chat yet is taken by whoever
 opens it first: that chat becomes the contact, with its CRM record and history. Where that
 record is sensitive, a link made with a confirmation code (`sada link --confirm`) asks its
 opener for the code, sent apart from the link, before the chat becomes the contact; until
@@ -18,11 +21,13 @@ from datetime import datetime, timedelta
 from sqlmodel import col, select
 
 from bot.engine.normalize import fold
+from bot.messaging.registry import CHANNELS
 from storage.models import LinkToken
 from storage.repo import Store
 
-# Telegram allows 1–64 characters of A-Za-z0-9_- in a start payload.
 TOKEN_BYTES = 16  # 22 url-safe characters, 128 random bits: not guessable
+# What a token can be at all: url-safe base64, as secrets.token_urlsafe writes it, and no
+# longer than a start payload may be (64 on Telegram); anything else is refused unread.
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _CONTEXT_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -51,29 +56,44 @@ def is_token(text: str) -> bool:
     return _TOKEN.fullmatch(text) is not None
 
 
+def new_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def link_url(channel: str, bot_username: str, token: str) -> str:
+    """The link to the bot `bot_username` on `channel` that opens `token`, in that channel's
+    form (bot.messaging.registry: UnknownChannel, NoLinks)."""
+    return CHANNELS.links(channel).link(bot_username, token)
+
+
+def start_press(channel: str, token: str) -> str:
+    """The data of a button on `channel` that opens `token` as its link does (an
+    invitation's or a reminder's button)."""
+    return CHANNELS.links(channel).press(token)
+
+
 async def create_link(
-    store: Store, *, flow_id: str, contact_id: int | None, context: dict[str, str],
-    bot_username: str,
+    store: Store, *, channel: str, flow_id: str, contact_id: int | None,
+    context: dict[str, str], bot_username: str,
 ) -> str:
-    token = secrets.token_urlsafe(TOKEN_BYTES)
+    links = CHANNELS.links(channel)  # first: an unknown channel stores no token
+    token = new_token()
     await store.create_link(token, flow_id=flow_id, contact_id=contact_id, context=context)
-    return _url(bot_username, token)
+    return links.link(bot_username, token)
 
 
 async def create_confirmed_link(
-    store: Store, *, flow_id: str, contact_id: int, context: dict[str, str], bot_username: str,
+    store: Store, *, channel: str, flow_id: str, contact_id: int, context: dict[str, str],
+    bot_username: str,
 ) -> tuple[str, str]:
     """A personal link whose opener must send the returned code before the chat becomes
     contact `contact_id`: (url, code). Only the code's hash is stored."""
-    token = secrets.token_urlsafe(TOKEN_BYTES)
+    links = CHANNELS.links(channel)
+    token = new_token()
     code = f"{secrets.randbelow(10 ** CODE_DIGITS):0{CODE_DIGITS}d}"
     await store.create_link(token, flow_id=flow_id, contact_id=contact_id, context=context,
                             code_hash=_code_hash(token, code))
-    return _url(bot_username, token), code
-
-
-def _url(bot_username: str, token: str) -> str:
-    return f"https://t.me/{bot_username.lstrip('@')}?start={token}"
+    return links.link(bot_username, token), code
 
 
 def _code_hash(token: str, code: str) -> str:
