@@ -90,7 +90,8 @@ async def seed(db: Database, contacts: int, now: datetime) -> None:
         invitations = dict((await s.exec(select(Invitation.contact_id, Invitation.id))).all())
         for cid, chat, lang in people:
             await outbox.enqueue(
-                s, key=f"invitation:{invitations[cid]}", kind="invitation", chat_id=int(chat),
+                s, key=f"invitation:{invitations[cid]}", kind="invitation", channel="telegram",
+                chat_id=int(chat),
                 contact_id=cid, text=TEXTS[lang].format(name=f"Contact {int(chat) - 100_000}"),
                 keyboard=[[{"text": START[lang], "data": f"inv:{invitations[cid]}"}]],
                 due_at=now, now=now, invitation_id=invitations[cid],
@@ -132,8 +133,9 @@ async def run(args: argparse.Namespace) -> int:
         bot = build_bot(api.token, api.base_url)
         limiter = RateLimiter(rate=args.rate, per_chat=TELEGRAM_PACED.per_chat,
                               burst=args.burst)
-        dispatcher = Dispatcher(db, AiogramTransport(bot), limiter=limiter,
-                                worker_id="bench")
+        transport = AiogramTransport(bot)
+        dispatcher = Dispatcher(db, {transport.channel: transport},
+                                limiters={transport.channel: limiter}, worker_id="bench")
         total = DispatchReport()
         began = time.perf_counter()
         next_note = 1000
@@ -151,7 +153,7 @@ async def run(args: argparse.Namespace) -> int:
                     next_note += 1000
                 if report.claimed:
                     continue
-                wake = await outbox.next_wakeup(db)
+                wake = await outbox.next_wakeup(db, channels=dispatcher.channels)
                 if wake is None:
                     break
                 await asyncio.sleep(max((wake - datetime.now(UTC)).total_seconds(), 0.01))

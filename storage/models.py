@@ -190,6 +190,8 @@ class Outbox(SQLModel, table=True):
     key: str
     kind: str  # invitation, reminder, alert, followup, overdue
     status: str = "queued"  # queued, sending, sent, failed, cancelled
+    # the channel whose transport sends it: only a process running that channel claims it
+    channel: str = "telegram"
     chat_id: int = Field(sa_type=BigInteger)
     contact_id: int | None = Field(default=None, foreign_key="contact.id", ondelete="CASCADE")
     text: str = Field(sa_type=Text)

@@ -29,7 +29,7 @@ may have gone), a crash before it leaves the row exactly as it was.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -67,6 +67,7 @@ async def enqueue(
     *,
     key: str,
     kind: str,
+    channel: str,
     chat_id: int,
     contact_id: int | None,
     text: str,
@@ -80,13 +81,16 @@ async def enqueue(
     """Queue one message inside the caller's transaction; False when ``key`` already exists.
 
     The key makes scheduling idempotent: a planner that runs twice (two processes, a retry
-    after a crash, catch-up after downtime) queues each message once. ``keyboard`` rows are
+    after a crash, catch-up after downtime) queues each message once. ``channel`` names the
+    channel whose transport sends it (``chat_id`` is a chat of that channel). ``keyboard`` rows are
     ``[{"text": …, "data": …}, …]`` (JSON-ready; the dispatcher turns them into buttons).
     """
     if kind not in KINDS:
         raise ValueError(f"unknown outbox kind {kind!r}: use one of {', '.join(KINDS)}")
     if not text:
         raise ValueError("an outbox message needs a non-empty text")
+    if not channel:
+        raise ValueError("an outbox message needs the name of its channel")
     insert = pg_insert if _dialect(s) == "postgresql" else sqlite_insert
     stmt = (
         insert(Outbox)
@@ -94,6 +98,7 @@ async def enqueue(
             key=key,
             kind=kind,
             status="queued",
+            channel=channel,
             chat_id=chat_id,
             contact_id=contact_id,
             text=text,
@@ -150,20 +155,29 @@ def _claimable(now: datetime) -> Any:
 
 
 async def claim_due(
-    db: Database, *, now: datetime, limit: int, lease: timedelta, worker: str
+    db: Database,
+    *,
+    now: datetime,
+    limit: int,
+    lease: timedelta,
+    worker: str,
+    channels: Collection[str],
 ) -> list[Outbox]:
-    """Atomically take up to ``limit`` due rows, earliest first, for ``lease``.
+    """Atomically take up to ``limit`` due rows of ``channels``, earliest first, for ``lease``.
 
     Each returned row is "sending", with ``locked_until = now + lease``; no other claim
     returns it until the lease ends. A claim is not an attempt (see :func:`start_send`).
-    ``worker`` names the claimer in logs.
+    Rows of other channels stay queued untouched: a process that does not run a channel
+    never claims (nor spends the attempts of) its messages. ``worker`` names the claimer
+    in logs.
     """
-    if limit <= 0:
+    if limit <= 0 or not channels:
         return []
     until = now + lease
+    of_channels = col(Outbox.channel).in_(sorted(channels))
     due = (
         select(col(Outbox.id))
-        .where(_claimable(now))
+        .where(_claimable(now), of_channels)
         .order_by(col(Outbox.due_at), col(Outbox.id))
         .limit(limit)
         # PostgreSQL: lock what we pick, skip what another worker holds; SQLite drops this
@@ -179,7 +193,7 @@ async def claim_due(
         update(Outbox)
         .where(col(Outbox.id).in_(select(due.c.id)))
         # The CTE picked rows under lock, but re-check: a row's state is what counts.
-        .where(_claimable(now))
+        .where(_claimable(now), of_channels)
         .values(status="sending", locked_until=until)
         .returning(Outbox)
         .execution_options(synchronize_session=False)
@@ -364,15 +378,21 @@ async def mark_blocked(
     return cancelled
 
 
-async def next_wakeup(db: Database) -> datetime | None:
-    """When something next becomes claimable: the earliest queued due time or lease end."""
+async def next_wakeup(db: Database, *, channels: Collection[str] | None = None) -> datetime | None:
+    """When something next becomes claimable: the earliest queued due time or lease end
+    (of rows of ``channels`` only, when given: the others are not this process's to send)."""
+    mine = [] if channels is None else [col(Outbox.channel).in_(sorted(channels))]
     async with db.session() as s, s.begin():
         due = (
-            await s.exec(select(func.min(Outbox.due_at)).where(col(Outbox.status) == "queued"))
+            await s.exec(
+                select(func.min(Outbox.due_at)).where(col(Outbox.status) == "queued", *mine)
+            )
         ).one()
         lease = (
             await s.exec(
-                select(func.min(Outbox.locked_until)).where(col(Outbox.status) == "sending")
+                select(func.min(Outbox.locked_until)).where(
+                    col(Outbox.status) == "sending", *mine
+                )
             )
         ).one()
     times = [t for t in (_aware(due), _aware(lease)) if t is not None]

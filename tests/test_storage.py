@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from alembic import command
 from sqlmodel import delete, func, select
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 from storage.db import (
     Database,
@@ -16,13 +19,15 @@ from storage.db import (
     NotFound,
     SchemaOutdated,
     StorageError,
+    _alembic_config,
+    _create_engine,
     current_revision,
     display_url,
     head_revision,
     to_async_url,
     upgrade,
 )
-from storage.models import Contact, SurveySession
+from storage.models import Contact, Outbox, SurveySession
 from storage.repo import Store
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
@@ -113,6 +118,48 @@ async def test_upgrade_is_idempotent(db_url: str) -> None:
     assert await upgrade(db_url) == (None, head)
     assert await upgrade(db_url) == (head, head)
     assert await current_revision(db_url) == head
+
+
+async def _upgrade_to(url: str, revision: str) -> None:
+    """Migrate up to ``revision`` only (storage.db's upgrade always goes to head)."""
+    engine = _create_engine(to_async_url(url), foreign_keys=False)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(
+                lambda c: command.upgrade(_alembic_config(c), revision)  # type: ignore[arg-type]
+            )
+    finally:
+        await engine.dispose()
+
+
+async def test_migration_0005_keeps_every_outbox_row_as_telegrams(db_url: str) -> None:
+    """Outbox rows queued before messages named their channel were all Telegram's: the
+    migration keeps each one, as it was, on channel 'telegram'."""
+    await _upgrade_to(db_url, "0004")
+    outbox_0004 = sa.table(
+        "outbox", sa.column("key"), sa.column("kind"), sa.column("status"),
+        sa.column("chat_id"), sa.column("text"), sa.column("due_at", UTCDateTime()),
+        sa.column("attempts"), sa.column("created_at", UTCDateTime()),
+    )
+    rows = [
+        {"key": f"reminder:{i}", "kind": "reminder", "status": status, "chat_id": 1000 + i,
+         "text": f"سلام {i}", "due_at": T0 + timedelta(minutes=i), "attempts": i,
+         "created_at": T0}
+        for i, status in enumerate(["queued", "sending", "sent", "failed", "cancelled"])
+    ]
+    engine = _create_engine(to_async_url(db_url))
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.insert(outbox_0004), rows)
+    finally:
+        await engine.dispose()
+    assert await upgrade(db_url) == ("0004", head_revision())
+    async with await Database.open(db_url, auto_upgrade=False) as db, db.session() as s:
+        kept = (await s.exec(select(Outbox).order_by(Outbox.key))).all()
+    assert [(r.key, r.status, r.chat_id, r.text, r.due_at, r.attempts, r.channel)
+            for r in kept] == [
+        (row["key"], row["status"], row["chat_id"], row["text"], row["due_at"],
+         row["attempts"], "telegram") for row in rows]
 
 
 async def test_open_without_upgrade_refuses_an_empty_schema(db_url: str) -> None:

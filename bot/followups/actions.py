@@ -353,8 +353,9 @@ async def _queue_followups(
             promised=promised_day(action),
         )
         added = await enqueue(s, key=f"followup:{action.id}:{contact.id}", kind="followup",
-                              chat_id=chat, contact_id=contact.id, text=text, keyboard=None,
-                              due_at=now, now=now, action_id=action.id)
+                              channel=contact.channel, chat_id=chat, contact_id=contact.id,
+                              text=text, keyboard=None, due_at=now, now=now,
+                              action_id=action.id)
         if not added:
             report.already += 1
             continue
@@ -482,9 +483,10 @@ async def check_promises(
                 Outbox.status == "sent"))).all())
             text = overdue_text(action, told)
             for chat in dict.fromkeys(staff_chats):
+                # staff chats are the Telegram alert chats (settings.telegram)
                 await enqueue(s, key=f"overdue:{action.id}:{chat}", kind="overdue",
-                              chat_id=chat, contact_id=None, text=text, keyboard=None,
-                              due_at=now, now=now, action_id=action.id)
+                              channel=TELEGRAM, chat_id=chat, contact_id=None, text=text,
+                              keyboard=None, due_at=now, now=now, action_id=action.id)
             alerted += 1
     return alerted
 

@@ -32,6 +32,7 @@ from bot.flow.model import (
     NpsQuestion,
     TextQuestion,
 )
+from bot.followups.contacts_csv import TELEGRAM
 from bot.staff_text import staff_line
 from storage.models import Answer, Case, Contact, FlowVersion, Outbox, SurveySession
 from storage.outbox import enqueue
@@ -298,7 +299,9 @@ async def open_cases(
         assert case.id is not None
         text = alert_text(case, contact, session, flow, answers)
         for chat in dict.fromkeys(staff_chats):
-            await enqueue(s, key=f"alert:{case.id}:{chat}", kind="alert", chat_id=chat,
+            # staff chats are the Telegram alert chats (settings.telegram)
+            await enqueue(s, key=f"alert:{case.id}:{chat}", kind="alert", channel=TELEGRAM,
+                          chat_id=chat,
                           contact_id=None, text=text, keyboard=None, due_at=now + ALERT_GRACE,
                           now=now, case_id=case.id)
         opened.append(case.id)

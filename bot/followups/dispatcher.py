@@ -1,5 +1,12 @@
-"""Sending what the outbox holds: claim due rows, send each through the Transport, record
-the outcome. Every process that runs the bot runs one Dispatcher; the claim keeps them apart.
+"""Sending what the outbox holds: claim due rows, send each through its channel's Transport,
+record the outcome. Every process that runs the bot runs one Dispatcher; the claim keeps them
+apart.
+
+Each row names its channel. A dispatcher is given one transport per channel its process runs,
+and keeps each channel's own limits: a rate limiter per channel, built from the channel's
+declared capabilities, and a 429 pauses only the channel that answered it. Rows of a channel
+the process does not run are never claimed, so they wait, attempts untouched, for a process
+that runs it.
 
 Delivery is at-least-once, and the one gap is narrow on purpose. Telegram has no idempotency
 key, so a worker killed after Telegram accepted a message but before ``mark_sent`` committed
@@ -28,13 +35,13 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.followups.ratelimit import RateLimiter
-from bot.messaging.registry import CHANNELS
+from bot.messaging.registry import CHANNELS, Registry
 from bot.messaging.transport import (
     Blocked,
     Button,
@@ -105,7 +112,7 @@ class DispatchReport:
     cancelled: int = 0  # other queued messages cancelled because their chat blocked us
     released: int = 0  # claimed but handed back unsent (a 429 pause, lease running out, stop)
     lost_lease: int = 0  # outcome not recorded: the lease had passed to another worker
-    paused_until: datetime | None = None
+    paused_until: datetime | None = None  # every channel paused until then (a 429)
 
     def __add__(self, other: DispatchReport) -> DispatchReport:
         total = DispatchReport()
@@ -118,17 +125,22 @@ class DispatchReport:
 
 
 class Dispatcher:
-    """Claims due outbox rows and sends them, in due order, within the limits of the
-    transport's channel."""
+    """Claims due outbox rows of the channels it has transports for and sends them, in due
+    order, each through its channel's transport within that channel's limits.
+
+    ``transports`` maps a channel's name to its transport; ``limiters`` replaces the rate
+    limiter of a channel (tests, the bench), the others follow the channel's declaration in
+    ``registry``."""
 
     def __init__(
         self,
         database: Database,
-        transport: Transport,
+        transports: Mapping[str, Transport],
         *,
         clock: Clock = utc_now,
         sleep: Sleep = asyncio.sleep,
-        limiter: RateLimiter | None = None,
+        limiters: Mapping[str, RateLimiter] | None = None,
+        registry: Registry = CHANNELS,
         lease: timedelta = timedelta(seconds=60),
         batch: int = 50,
         max_attempts: int = 5,
@@ -139,13 +151,26 @@ class Dispatcher:
     ) -> None:
         if batch < 1 or concurrency < 1 or max_attempts < 1:
             raise ValueError("batch, concurrency and max_attempts must be at least 1")
+        if not transports:
+            raise ValueError("a dispatcher needs the transport of at least one channel")
+        for name, transport in transports.items():
+            if transport.channel != name:
+                raise ValueError(f"the transport given for channel {name!r} sends on "
+                                 f"{transport.channel!r}: key each transport by its channel")
+        unknown = set(limiters or {}) - set(transports)
+        if unknown:
+            raise ValueError(f"rate limiters for channels without a transport: "
+                             f"{', '.join(sorted(unknown))}")
         self.database = database
-        self.transport = transport
+        self.transports = dict(transports)
         self.clock = clock
         self.sleep = sleep
-        self.limiter = limiter if limiter is not None else RateLimiter.for_channel(
-            CHANNELS.get(transport.channel).capabilities, sleep=sleep
-        )
+        given = limiters or {}
+        self.limiters = {
+            name: given[name] if name in given
+            else RateLimiter.for_channel(registry.get(name).capabilities, sleep=sleep)
+            for name in self.transports
+        }
         self.lease = lease
         self.batch = batch
         self.max_attempts = max_attempts
@@ -156,7 +181,7 @@ class Dispatcher:
         if self.send_timeout >= lease:
             raise ValueError("send_timeout must be shorter than the lease")
         self.backoff = backoff or exponential_backoff()
-        self.paused_until: datetime | None = None
+        self._paused: dict[str, datetime] = {}  # channel -> end of its 429 pause
         self.stopping = False
         self._stop_at: float | None = None  # loop time by which sends in flight are cut off
         self._in_flight: set[asyncio.Timeout] = set()  # the time-outs of sends on the wire
@@ -181,14 +206,39 @@ class Dispatcher:
         self.stopping = False
         self._stop_at = None
 
-    def paused(self) -> bool:
-        return self.paused_until is not None and self.clock() < self.paused_until
+    @property
+    def channels(self) -> frozenset[str]:
+        """The channels this dispatcher sends on (and the only ones whose rows it claims)."""
+        return frozenset(self.transports)
 
-    def _pause(self, seconds: float) -> None:
+    def channel_paused_until(self, channel: str) -> datetime | None:
+        """When a 429 pause of ``channel`` ends; None when it is not paused."""
+        until = self._paused.get(channel)
+        return until if until is not None and self.clock() < until else None
+
+    def sending(self) -> frozenset[str]:
+        """The channels not paused by a 429 right now."""
+        return frozenset(c for c in self.transports if self.channel_paused_until(c) is None)
+
+    @property
+    def paused_until(self) -> datetime | None:
+        """When every channel is paused: when the first of them may send again; else None."""
+        ends = [self.channel_paused_until(c) for c in self.transports]
+        if any(end is None for end in ends):
+            return None
+        return min(end for end in ends if end is not None)
+
+    def paused(self) -> bool:
+        """True when every channel is paused by a 429: nothing can be sent now."""
+        return self.paused_until is not None
+
+    def _pause(self, channel: str, seconds: float) -> datetime:
         until = self.clock() + timedelta(seconds=seconds)
-        if self.paused_until is None or until > self.paused_until:
-            self.paused_until = until
-        self.limiter.pause(seconds)
+        known = self._paused.get(channel)
+        if known is None or until > known:
+            self._paused[channel] = until
+        self.limiters[channel].pause(seconds)
+        return self._paused[channel]
 
     async def run_once(self) -> DispatchReport:
         """Claim one batch of due messages and send them; return what happened."""
@@ -198,9 +248,10 @@ class Dispatcher:
         if self.paused():
             report.paused_until = self.paused_until
             return report
+        # Only channels that may send now: a paused channel's rows wait in the queue.
         rows = await outbox.claim_due(
             self.database, now=self.clock(), limit=self.batch, lease=self.lease,
-            worker=self.worker_id,
+            worker=self.worker_id, channels=self.sending(),
         )
         report.claimed = len(rows)
         if not rows:
@@ -217,9 +268,9 @@ class Dispatcher:
             gate = asyncio.Semaphore(self.concurrency)
             # One task per chat, its rows one after another: a chat's messages arrive in due
             # order whatever the concurrency (and each send is awaited before the next).
-            by_chat: dict[int, list[Outbox]] = {}
+            by_chat: dict[tuple[str, int], list[Outbox]] = {}
             for row in rows:
-                by_chat.setdefault(row.chat_id, []).append(row)
+                by_chat.setdefault((row.channel, row.chat_id), []).append(row)
 
             async def chat(queue: list[Outbox]) -> None:
                 for row in queue:
@@ -245,7 +296,7 @@ class Dispatcher:
         behind it, later rows for other chats go first. Rows of one chat keep their order
         (they share the same readiness, so the earliest of them is always picked first)."""
         for index, row in enumerate(pending):
-            if self.limiter.chat_wait(row.chat_id) <= 0:
+            if self.limiters[row.channel].chat_wait(row.chat_id) <= 0:
                 return pending.pop(index)
         return pending.pop(0)
 
@@ -254,18 +305,26 @@ class Dispatcher:
         return row.locked_until - self.clock()
 
     async def _release(self, rows: list[Outbox], report: DispatchReport, why: str) -> None:
-        # Back to the queue as they were: neither a failure nor an attempt.
-        not_before = self.paused_until if self.paused() else None
-        released = await outbox.release(self.database, rows, not_before=not_before)
+        # Back to the queue as they were: neither a failure nor an attempt; a paused
+        # channel's rows no earlier than its pause ends.
+        by_channel: dict[str, list[Outbox]] = {}
+        for row in rows:
+            by_channel.setdefault(row.channel, []).append(row)
+        released = 0
+        for channel, group in by_channel.items():
+            released += await outbox.release(
+                self.database, group, not_before=self.channel_paused_until(channel)
+            )
         report.released += released
         report.lost_lease += len(rows) - released
         log.debug("%s released %d message(s) unsent: %s", self.worker_id, released, why)
 
-    async def _turn(self, chat_id: int) -> bool:
-        """Wait for the rate limiter's go for ``chat_id``; False when a stop came first."""
+    async def _turn(self, row: Outbox) -> bool:
+        """Wait for the go of the rate limiter of ``row``'s channel for its chat; False when a
+        stop came first."""
         if self.stopping:
             return False
-        turn = asyncio.ensure_future(self.limiter.acquire(chat_id))
+        turn = asyncio.ensure_future(self.limiters[row.channel].acquire(row.chat_id))
         self._waiting.add(turn)
         try:
             await asyncio.wait({turn})
@@ -283,7 +342,7 @@ class Dispatcher:
         return deadline if self._stop_at is None else min(deadline, self._stop_at)
 
     async def _deliver(self, row: Outbox, report: DispatchReport) -> None:
-        if self.paused():
+        if self.channel_paused_until(row.channel) is not None:
             await self._release([row], report, "paused by a rate limit")
             return
         if row.attempts >= self.max_attempts:
@@ -295,10 +354,10 @@ class Dispatcher:
         except BadKeyboard as exc:
             await self._fail(row, report, str(exc))
             return
-        if not await self._turn(row.chat_id):
+        if not await self._turn(row):
             await self._release([row], report, "stopping")
             return
-        if self.paused():  # a 429 arrived while we waited for our turn
+        if self.channel_paused_until(row.channel) is not None:  # a 429 came while we waited
             await self._release([row], report, "paused by a rate limit")
             return
         if self._lease_left(row) <= self.send_timeout:
@@ -316,8 +375,9 @@ class Dispatcher:
             async with asyncio.timeout_at(self._send_deadline()) as timeout:
                 self._in_flight.add(timeout)
                 try:
-                    message_id = await self.transport.send_text(row.chat_id, row.text,
-                                                                keyboard)
+                    message_id = await self.transports[row.channel].send_text(
+                        row.chat_id, row.text, keyboard
+                    )
                 finally:
                     self._in_flight.discard(timeout)
         except RetryAfter as exc:
@@ -341,11 +401,11 @@ class Dispatcher:
                             "worker: it may be delivered twice", row.id)
 
     async def _rate_limited(self, row: Outbox, report: DispatchReport, seconds: float) -> None:
-        # A 429 concerns the whole bot, not this message: everyone waits, nobody gives up.
-        self._pause(seconds)
+        # A 429 concerns the whole bot on this channel, not this message: everything of the
+        # channel waits, nobody gives up; other channels go on.
+        until = self._pause(row.channel, seconds)
         report.rate_limited += 1
-        assert self.paused_until is not None
-        if not await outbox.reschedule(self.database, _id(row), self.paused_until,
+        if not await outbox.reschedule(self.database, _id(row), until,
                                        f"429: retry after {seconds:g}s",
                                        claimed_until=row.locked_until, count_attempt=False):
             report.lost_lease += 1
@@ -355,7 +415,7 @@ class Dispatcher:
         report.blocked += 1
         report.cancelled += await outbox.mark_blocked(
             self.database, _id(row), f"403: {error}", self.clock(),
-            claimed_until=row.locked_until,
+            channel=row.channel, claimed_until=row.locked_until,
         )
 
     async def _transient(self, row: Outbox, report: DispatchReport, error: str) -> None:
@@ -407,7 +467,7 @@ async def dispatch_until_idle(
             continue
         if not follow_future:
             break
-        wake = await outbox.next_wakeup(dispatcher.database)
+        wake = await outbox.next_wakeup(dispatcher.database, channels=dispatcher.channels)
         if wake is None:
             break
         # Past a lease end, claim_due needs now > locked_until: step just beyond it.

@@ -507,7 +507,9 @@ async def _enqueue(s: Any, planned: _Planned, *, now: datetime) -> None:
     invitation, message = planned.invitation, planned.message
     assert invitation.id is not None and invitation.token is not None and message is not None
     chat_id, text, label = message
-    await enqueue(s, key=f"invitation:{invitation.id}", kind="invitation", chat_id=chat_id,
+    # only Telegram contacts get a message (see _prepare): others are sent their link
+    await enqueue(s, key=f"invitation:{invitation.id}", kind="invitation", channel=TELEGRAM,
+                  chat_id=chat_id,
                   contact_id=invitation.contact_id, text=text,
                   keyboard=start_keyboard(label, invitation.token), due_at=invitation.due_at,
                   now=now, invitation_id=invitation.id)

@@ -298,7 +298,8 @@ async def _plan_one(
         started = session is not None
         message, label = reminder_message(flow, contact, lang, started=started)
         queued = await enqueue(s, key=f"reminder:{invitation.id}:{step}", kind="reminder",
-                               chat_id=chat_id, contact_id=contact.id, text=message,
+                               channel=contact.channel, chat_id=chat_id,
+                               contact_id=contact.id, text=message,
                                keyboard=start_keyboard(label, invitation.token), due_at=due_at,
                                now=now, invitation_id=invitation.id)
         if queued:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -183,8 +183,11 @@ def _bind(function: Callable[..., Awaitable[object]], database: Database, flows:
 class FollowupService:
     """What `sada run` starts next to the bot: dispatching every second, planning every minute.
 
-        async with FollowupService(database, transport, flows=flows):
+        async with FollowupService(database, {transport.channel: transport}, flows=flows):
             ...  # serve the bot
+
+    ``transports`` holds the transport of each channel the process runs (by channel name):
+    the outbox rows of those channels are sent, the others left for a process that runs them.
 
     ``planners`` defaults to :func:`default_planners`; ``flows`` is handed to the planners
     that want it (``plan_reminders``).
@@ -193,7 +196,7 @@ class FollowupService:
     def __init__(
         self,
         database: Database,
-        transport: Transport,
+        transports: Mapping[str, Transport],
         *,
         flows: object = None,
         clock: Clock = utc_now,
@@ -205,7 +208,7 @@ class FollowupService:
     ) -> None:
         self.database = database
         self.clock = clock
-        self.dispatcher = dispatcher or Dispatcher(database, transport, clock=clock)
+        self.dispatcher = dispatcher or Dispatcher(database, transports, clock=clock)
         self.planners = list(planners) if planners is not None else default_planners(
             database, flows=flows
         )

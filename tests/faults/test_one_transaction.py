@@ -119,7 +119,7 @@ async def _queue_reminder(store: Store, chat_id: int) -> int:
     async with store.database.session() as s, s.begin():
         await enqueue(s, key=f"reminder:{chat_id}", kind="reminder", chat_id=chat_id,
                       contact_id=contact.id, text="A reminder", keyboard=None,
-                      due_at=NOW + timedelta(days=1), now=NOW)
+                      due_at=NOW + timedelta(days=1), now=NOW, channel="telegram")
     return contact.id
 
 

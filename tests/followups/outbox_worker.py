@@ -83,7 +83,8 @@ async def dispatch_all(
     """Dispatch until nothing is queued or sending; the summed DispatchReport as a dict."""
     span = timedelta(seconds=lease)
     dispatcher = Dispatcher(
-        db, transport, limiter=RateLimiter(rate=rate, per_chat=1.0), lease=span,
+        db, {"telegram": transport}, limiters={"telegram": RateLimiter(rate=rate, per_chat=1.0)},
+        lease=span,
         send_timeout=span / 2,
         batch=batch, worker_id=worker, concurrency=concurrency,
     )

@@ -269,7 +269,7 @@ async def test_overdue_promise_alerts_staff_once(
 async def _deliver(database: Database, at: datetime) -> None:
     """Send everything queued, as the dispatcher would, at ``at``."""
     for row in await claim_due(database, now=at, limit=100, lease=timedelta(minutes=1),
-                               worker="test"):
+                               worker="test", channels={"telegram"}):
         assert row.id is not None
         await mark_sent(database, row.id, 1, at, claimed_until=row.locked_until)
 

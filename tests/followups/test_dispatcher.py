@@ -7,6 +7,7 @@ import asyncio
 import random
 from collections import Counter
 from datetime import datetime, timedelta
+from typing import cast
 
 import pytest
 from sqlmodel import select
@@ -14,6 +15,8 @@ from sqlmodel import select
 from bot.channels.telegram.channel import CHANNEL as TELEGRAM
 from bot.followups.dispatcher import Dispatcher, DispatchReport, dispatch_until_idle, to_keyboard
 from bot.followups.ratelimit import RateLimiter
+from bot.messaging.capabilities import Capabilities
+from bot.messaging.registry import Channel, Registry
 from bot.messaging.transport import Blocked, Button, Refused, RetryAfter, Transient
 from storage import outbox
 from storage.db import Database
@@ -46,18 +49,20 @@ def _dispatcher(
     limiter = kwargs.pop("limiter", None) or RateLimiter.for_channel(
         TELEGRAM.capabilities, clock=clock.monotonic, sleep=clock.sleep
     )
-    return Dispatcher(database, transport, clock=clock.now, sleep=clock.sleep,
-                      limiter=limiter, worker_id="test", **kwargs)  # type: ignore[arg-type]
+    return Dispatcher(database, {"telegram": transport}, clock=clock.now, sleep=clock.sleep,
+                      limiters={"telegram": limiter},  # type: ignore[dict-item]
+                      worker_id="test", **kwargs)  # type: ignore[arg-type]
 
 
 async def _queue(
     db: Database, clock: FakeClock, key: str, *, chat_id: int = 1, kind: str = "invitation",
     contact_id: int | None = None, due: datetime | None = None,
     keyboard: list[list[dict[str, str]]] | None = None, text: str | None = None,
+    channel: str = "telegram",
 ) -> None:
     async with db.session() as s, s.begin():
         assert await outbox.enqueue(
-            s, key=key, kind=kind, chat_id=chat_id, contact_id=contact_id,
+            s, key=key, kind=kind, channel=channel, chat_id=chat_id, contact_id=contact_id,
             text=text or key, keyboard=keyboard, due_at=due or clock.now(), now=clock.now(),
         )
 
@@ -207,7 +212,8 @@ async def test_rows_of_a_crashed_worker_are_sent_after_its_lease(
         await _queue(database, clock, f"m{i}", chat_id=60 + i)
     lease = timedelta(seconds=60)
     # A worker claimed the batch and died before sending anything.
-    await outbox.claim_due(database, now=clock.now(), limit=10, lease=lease, worker="dead")
+    await outbox.claim_due(database, now=clock.now(), limit=10, lease=lease, worker="dead",
+                           channels={"telegram"})
     dispatcher = _dispatcher(database, transport, clock, lease=lease)
     assert (await dispatcher.run_once()).claimed == 0
     clock.advance(seconds=61)
@@ -223,7 +229,7 @@ async def test_a_row_whose_sends_keep_dying_is_given_up_without_sending_again(
     lease = timedelta(seconds=10)
     for _ in range(3):  # three workers died while sending it (it may have gone each time)
         [row] = await outbox.claim_due(database, now=clock.now(), limit=1, lease=lease,
-                                       worker="x")
+                                       worker="x", channels={"telegram"})
         assert row.id is not None
         await outbox.start_send(database, row.id, claimed_until=row.locked_until)
         clock.advance(seconds=11)
@@ -243,7 +249,7 @@ async def test_a_crash_loop_that_never_sends_uses_up_no_attempts(
     lease = timedelta(seconds=10)
     for _ in range(7):  # more kills than max_attempts
         rows = await outbox.claim_due(database, now=clock.now(), limit=50, lease=lease,
-                                      worker="doomed")
+                                      worker="doomed", channels={"telegram"})
         assert len(rows) == 10
         clock.advance(seconds=11)
     report = await dispatch_until_idle(_dispatcher(database, transport, clock, lease=lease,
@@ -307,13 +313,130 @@ async def test_concurrent_sending_keeps_due_order_per_chat(
     for i in range(20):
         await _queue(database, clock, f"m{i:02d}", chat_id=200 + i % 4,
                      due=clock.now() - timedelta(seconds=100 - i))
-    dispatcher = Dispatcher(database, transport, limiter=unpaced(), clock=clock.now,
+    dispatcher = Dispatcher(database, {"telegram": transport},
+                            limiters={"telegram": unpaced()}, clock=clock.now,
                             sleep=clock.sleep, concurrency=5)
     report = await dispatch_until_idle(dispatcher)
     assert report.sent == 20
     for chat in range(200, 204):
         texts = transport.texts(chat)
         assert texts == sorted(texts) and len(texts) == 5
+
+
+# --- several channels: each row through its own channel's transport and limits ------------
+
+# A Bale-shaped second channel, declared by the test (no folder under bot/channels/ needed).
+BALE = Channel("bale", "Bale", Capabilities(
+    text_length=4096, text_counting="utf16", buttons_per_row=8, buttons_total=100,
+    button_label=64, callback_data=64, editable=True, messages_per_second=20,
+    messages_per_chat_per_second=1))
+TWO_CHANNELS = Registry([TELEGRAM, BALE])
+
+
+def _two_channel_dispatcher(
+    database: Database, clock: FakeClock, telegram: RecordingTransport,
+    bale: RecordingTransport, **kwargs: object,
+) -> Dispatcher:
+    # each channel's limiter from its declaration, on the test's clock
+    limiters = {
+        channel.name: RateLimiter.for_channel(channel.capabilities, clock=clock.monotonic,
+                                              sleep=clock.sleep)
+        for channel in TWO_CHANNELS
+    }
+    return Dispatcher(database, {"telegram": telegram, "bale": bale}, clock=clock.now,
+                      sleep=clock.sleep, registry=TWO_CHANNELS, worker_id="test",
+                      limiters=limiters, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_each_row_goes_through_its_own_channels_transport_and_limiter(
+    database: Database, clock: FakeClock
+) -> None:
+    telegram, bale = RecordingTransport(clock), RecordingTransport(clock, channel="bale")
+    # the same chat id on both channels: two different chats, each gets its own message
+    for i in range(3):
+        await _queue(database, clock, f"tg{i}", chat_id=7 + i)
+        await _queue(database, clock, f"bale{i}", chat_id=7 + i, channel="bale")
+    # left to itself, a dispatcher paces each channel by that channel's declaration
+    paced = Dispatcher(database, {"telegram": telegram, "bale": bale},
+                       registry=TWO_CHANNELS).limiters
+    assert (paced["telegram"].rate, paced["bale"].rate) == (
+        RateLimiter.for_channel(TELEGRAM.capabilities).rate,
+        RateLimiter.for_channel(BALE.capabilities).rate)
+    assert paced["telegram"].rate != paced["bale"].rate
+    dispatcher = _two_channel_dispatcher(database, clock, telegram, bale)
+    report = await dispatch_until_idle(dispatcher)
+    assert (report.sent, report.failed) == (6, 0)
+    assert telegram.texts() == ["tg0", "tg1", "tg2"]
+    assert bale.texts() == ["bale0", "bale1", "bale2"]
+    assert {r.key: (r.channel, r.status) for r in (await _rows(database)).values()} == {
+        **{f"tg{i}": ("telegram", "sent") for i in range(3)},
+        **{f"bale{i}": ("bale", "sent") for i in range(3)}}
+
+
+async def test_a_429_pauses_only_the_channel_that_answered_it(
+    database: Database, clock: FakeClock
+) -> None:
+    telegram, bale = RecordingTransport(clock), RecordingTransport(clock, channel="bale")
+    start = clock.now()
+    for i in range(3):
+        await _queue(database, clock, f"tg{i}", chat_id=10 + i)
+        await _queue(database, clock, f"bale{i}", chat_id=10 + i, channel="bale")
+    telegram.fail(10, RetryAfter(30))
+    dispatcher = _two_channel_dispatcher(database, clock, telegram, bale)
+    report = await dispatcher.run_once()
+    assert (report.rate_limited, report.sent) == (1, 3)
+    assert bale.texts() == ["bale0", "bale1", "bale2"]  # Bale went on
+    assert telegram.texts() == []
+    assert dispatcher.channel_paused_until("telegram") == start + timedelta(seconds=30)
+    assert dispatcher.channel_paused_until("bale") is None
+    assert not dispatcher.paused() and report.paused_until is None  # one channel may send
+    rows = await _rows(database)
+    assert {k: (r.status, r.attempts) for k, r in rows.items() if k.startswith("tg")} == {
+        "tg0": ("queued", 0), "tg1": ("queued", 0), "tg2": ("queued", 0)}
+    assert all(rows[f"tg{i}"].due_at >= start + timedelta(seconds=30) for i in range(3))
+    # Bale keeps sending during Telegram's pause; Telegram's rows are not even claimed.
+    await _queue(database, clock, "bale-later", chat_id=99, channel="bale")
+    clock.advance(seconds=5)
+    report = await dispatcher.run_once()
+    assert (report.claimed, report.sent) == (1, 1)
+    assert bale.texts()[-1] == "bale-later"
+    # once the pause is over, Telegram's rows go out
+    clock.advance(seconds=26)
+    report = await dispatch_until_idle(dispatcher)
+    assert report.sent == 3 and telegram.texts() == ["tg0", "tg1", "tg2"]
+
+
+async def test_rows_of_a_channel_this_process_does_not_run_stay_queued_untouched(
+    database: Database, clock: FakeClock, transport: RecordingTransport
+) -> None:
+    await _queue(database, clock, "tg")
+    await _queue(database, clock, "bale", channel="bale")
+    dispatcher = Dispatcher(database, {"telegram": transport}, clock=clock.now,
+                            sleep=clock.sleep, registry=TWO_CHANNELS, worker_id="test",
+                            limiters={"telegram": unpaced()})
+    # follow_future: it must not wait for the Bale row either (it is not this process's)
+    report = await dispatch_until_idle(dispatcher, follow_future=True, max_rounds=20)
+    assert (report.claimed, report.sent) == (1, 1)
+    assert transport.texts() == ["tg"]
+    rows = await _rows(database)
+    bale = rows["bale"]
+    assert (bale.channel, bale.status, bale.attempts, bale.locked_until) == (
+        "bale", "queued", 0, None)
+    assert bale.last_error is None
+
+
+def test_a_transport_must_be_keyed_by_its_own_channel(
+    clock: FakeClock, transport: RecordingTransport
+) -> None:
+    database = cast(Database, None)  # refused before the database is used
+    with pytest.raises(ValueError, match="the transport given for channel 'bale' sends on "
+                                         "'telegram'"):
+        Dispatcher(database, {"bale": transport}, registry=TWO_CHANNELS)
+    with pytest.raises(ValueError, match="at least one channel"):
+        Dispatcher(database, {}, registry=TWO_CHANNELS)
+    with pytest.raises(ValueError, match="rate limiters for channels without a transport: bale"):
+        Dispatcher(database, {"telegram": transport}, registry=TWO_CHANNELS,
+                   limiters={"bale": unpaced()})
 
 
 def test_keyboard_conversion() -> None:

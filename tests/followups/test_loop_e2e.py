@@ -68,8 +68,9 @@ async def test_invite_remind_alert_and_close_the_loop(store: Store, tmp_path: Pa
     async with FakeBotApi(token="123456:TEST-token-for-the-loop-0123456789abc") as api:
         bot = build_bot(api.token, api.base_url)
         transport = AiogramTransport(bot)
-        dispatcher = Dispatcher(db, transport, clock=clock,
-                                limiter=RateLimiter(rate=1000, per_chat=0.0))
+        dispatcher = Dispatcher(db, {transport.channel: transport}, clock=clock,
+                                limiters={transport.channel: RateLimiter(rate=1000,
+                                                                         per_chat=0.0)})
         service = SurveyService(store, clock, hooks=survey_hooks([STAFF]))
         core = TelegramCore(store, flows, bot_username="sada_test_bot",
                             admin_ids=frozenset({STAFF}), secret="s", service=service)

@@ -64,7 +64,7 @@ async def _fill(url: str, count: int) -> None:
             await outbox.enqueue(s, key=f"invitation:{i}", kind="invitation",
                                  chat_id=10_000 + i, contact_id=None, text=f"m{i:03d}",
                                  keyboard=[[{"text": "Start", "data": f"go:{i}"}]],
-                                 due_at=now, now=now)
+                                 due_at=now, now=now, channel="telegram")
 
 
 async def _rows(url: str) -> list[Outbox]:

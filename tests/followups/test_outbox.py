@@ -26,12 +26,13 @@ LEASE = timedelta(seconds=60)
 async def _queue(
     db: Database, key: str, *, kind: str = "invitation", chat_id: int = 1,
     contact_id: int | None = None, due: datetime = NOW, invitation_id: int | None = None,
-    keyboard: list[list[dict[str, str]]] | None = None,
+    keyboard: list[list[dict[str, str]]] | None = None, channel: str = "telegram",
 ) -> bool:
     async with db.session() as s, s.begin():
         return await outbox.enqueue(
-            s, key=key, kind=kind, chat_id=chat_id, contact_id=contact_id, text=f"text {key}",
-            keyboard=keyboard, due_at=due, now=NOW, invitation_id=invitation_id,
+            s, key=key, kind=kind, channel=channel, chat_id=chat_id, contact_id=contact_id,
+            text=f"text {key}", keyboard=keyboard, due_at=due, now=NOW,
+            invitation_id=invitation_id,
         )
 
 
@@ -61,7 +62,8 @@ async def test_enqueue_belongs_to_the_callers_transaction(database: Database) ->
     with pytest.raises(RuntimeError):
         async with database.session() as s, s.begin():
             await outbox.enqueue(s, key="k", kind="alert", chat_id=5, contact_id=None,
-                                 text="alert", keyboard=None, due_at=NOW, now=NOW)
+                                 text="alert", keyboard=None, due_at=NOW, now=NOW,
+                                 channel="telegram")
             raise RuntimeError("the caller's work failed")
     assert await _rows(database) == {}
     assert await _queue(database, "k", kind="alert") is True  # the key was never taken
@@ -71,10 +73,13 @@ async def test_enqueue_rejects_unknown_kinds_and_empty_texts(database: Database)
     async with database.session() as s, s.begin():
         with pytest.raises(ValueError, match="unknown outbox kind 'sms'"):
             await outbox.enqueue(s, key="x", kind="sms", chat_id=1, contact_id=None, text="t",
-                                 keyboard=None, due_at=NOW, now=NOW)
+                                 keyboard=None, due_at=NOW, now=NOW, channel="telegram")
+        with pytest.raises(ValueError, match="the name of its channel"):
+            await outbox.enqueue(s, key="z", kind="alert", channel="", chat_id=1,
+                                 contact_id=None, text="t", keyboard=None, due_at=NOW, now=NOW)
         with pytest.raises(ValueError, match="non-empty text"):
             await outbox.enqueue(s, key="y", kind="alert", chat_id=1, contact_id=None,
-                                 text="", keyboard=None, due_at=NOW, now=NOW)
+                                 text="", keyboard=None, due_at=NOW, now=NOW, channel="telegram")
 
 
 async def test_cancel_pending_touches_only_queued_rows_of_the_kinds(
@@ -86,7 +91,8 @@ async def test_cancel_pending_touches_only_queued_rows_of_the_kinds(
         await _queue(database, key, kind=kind, contact_id=ann, due=NOW + timedelta(days=1))
     await _queue(database, "bob", kind="reminder", contact_id=bob, chat_id=2)
     await _queue(database, "now", kind="reminder", contact_id=ann)
-    claimed = await outbox.claim_due(database, now=NOW, limit=10, lease=LEASE, worker="w")
+    claimed = await outbox.claim_due(database, now=NOW, limit=10, lease=LEASE, worker="w",
+                                     channels={"telegram"})
     assert {r.key for r in claimed} == {"bob", "now"}  # being sent: must stay as they are
     async with database.session() as s, s.begin():
         assert await outbox.cancel_pending(s, contact_id=ann, kinds=("reminder",),
@@ -124,32 +130,54 @@ async def test_claim_due_takes_due_rows_in_order_and_respects_the_limit(
 ) -> None:
     for i, minutes in enumerate([5, -10, 0, -3, 60]):
         await _queue(database, f"m{i}", chat_id=i, due=NOW + timedelta(minutes=minutes))
-    first = await outbox.claim_due(database, now=NOW, limit=2, lease=LEASE, worker="w")
+    first = await outbox.claim_due(database, now=NOW, limit=2, lease=LEASE, worker="w",
+                                   channels={"telegram"})
     assert [r.key for r in first] == ["m1", "m3"]
     # a claim is not an attempt: only a send started (start_send) counts
     assert all(r.status == "sending" and r.attempts == 0 and r.locked_until == NOW + LEASE
                for r in first)
-    second = await outbox.claim_due(database, now=NOW, limit=10, lease=LEASE, worker="w")
+    second = await outbox.claim_due(database, now=NOW, limit=10, lease=LEASE, worker="w",
+                                    channels={"telegram"})
     assert [r.key for r in second] == ["m2"]  # m0 and m4 are not due yet
-    assert await outbox.claim_due(database, now=NOW, limit=10, lease=LEASE, worker="w") == []
-    assert await outbox.claim_due(database, now=NOW, limit=0, lease=LEASE, worker="w") == []
+    assert await outbox.claim_due(database, now=NOW, limit=10, lease=LEASE, worker="w",
+                                  channels={"telegram"}) == []
+    assert await outbox.claim_due(database, now=NOW, limit=0, lease=LEASE, worker="w",
+                                  channels={"telegram"}) == []
+
+
+async def test_claim_due_takes_only_rows_of_the_channels_given(database: Database) -> None:
+    await _queue(database, "tg", chat_id=1, due=NOW - timedelta(minutes=2))
+    await _queue(database, "bale", chat_id=1, channel="bale", due=NOW - timedelta(minutes=1))
+    await _queue(database, "sms", chat_id=1, channel="sms", due=NOW - timedelta(minutes=3))
+    # a process running none of a row's channels: nothing claimed, nothing waited for
+    assert await outbox.claim_due(database, now=NOW, limit=10, lease=LEASE, worker="w",
+                                  channels=set()) == []
+    assert await outbox.next_wakeup(database, channels={"whatsapp"}) is None
+    assert await outbox.next_wakeup(database, channels={"bale"}) == NOW - timedelta(minutes=1)
+    rows = await outbox.claim_due(database, now=NOW, limit=10, lease=LEASE, worker="w",
+                                  channels={"telegram", "bale"})
+    assert [(r.key, r.channel) for r in rows] == [("tg", "telegram"), ("bale", "bale")]
+    sms = (await _rows(database))["sms"]
+    assert (sms.channel, sms.status, sms.attempts, sms.locked_until) == ("sms", "queued", 0, None)
 
 
 async def test_a_leased_row_is_never_claimed_twice_until_its_lease_ends(
     database: Database,
 ) -> None:
     await _queue(database, "only")
-    [row] = await outbox.claim_due(database, now=NOW, limit=5, lease=LEASE, worker="a")
+    [row] = await outbox.claim_due(database, now=NOW, limit=5, lease=LEASE, worker="a",
+                                   channels={"telegram"})
     for seconds in (0, 30, 60):  # up to and including the lease end: still held
         later = NOW + timedelta(seconds=seconds)
         assert await outbox.claim_due(database, now=later, limit=5, lease=LEASE,
-                                      worker="b") == []
+                                      worker="b", channels={"telegram"}) == []
     # Worker "a" died during its send; after its lease the row comes back, that attempt
     # counted.
     assert row.id is not None
     assert await outbox.start_send(database, row.id, claimed_until=row.locked_until) == 1
     after = NOW + LEASE + timedelta(seconds=1)
-    [again] = await outbox.claim_due(database, now=after, limit=5, lease=LEASE, worker="b")
+    [again] = await outbox.claim_due(database, now=after, limit=5, lease=LEASE, worker="b",
+                                     channels={"telegram"})
     assert (again.id, again.attempts, again.locked_until) == (row.id, 1, after + LEASE)
     # The dead worker's claim no longer holds: its outcome is refused (fencing).
     assert again.id is not None
@@ -160,7 +188,7 @@ async def test_a_leased_row_is_never_claimed_twice_until_its_lease_ends(
     assert (stored.status, stored.message_id, stored.sent_at) == ("sent", 8, after)
     assert stored.locked_until is None
     assert await outbox.claim_due(database, now=after + 2 * LEASE, limit=5, lease=LEASE,
-                                  worker="c") == []
+                                  worker="c", channels={"telegram"}) == []
 
 
 async def test_concurrent_claims_split_the_rows_without_overlap(database: Database) -> None:
@@ -171,7 +199,7 @@ async def test_concurrent_claims_split_the_rows_without_overlap(database: Databa
         got: list[int] = []
         while True:
             rows = await outbox.claim_due(database, now=NOW, limit=7, lease=LEASE,
-                                          worker=worker)
+                                          worker=worker, channels={"telegram"})
             if not rows:
                 return got
             got += [r.id for r in rows if r.id is not None]
@@ -184,7 +212,8 @@ async def test_concurrent_claims_split_the_rows_without_overlap(database: Databa
 async def test_reschedule_and_mark_failed(database: Database) -> None:
     await _queue(database, "a")
     await _queue(database, "b")
-    a, b = await outbox.claim_due(database, now=NOW, limit=5, lease=LEASE, worker="w")
+    a, b = await outbox.claim_due(database, now=NOW, limit=5, lease=LEASE, worker="w",
+                                  channels={"telegram"})
     assert a.id is not None and b.id is not None
     for row in (a, b):
         assert await outbox.start_send(database, row.id, claimed_until=row.locked_until) == 1
@@ -199,8 +228,10 @@ async def test_reschedule_and_mark_failed(database: Database) -> None:
     assert (rows["a"].status, rows["a"].attempts, rows["a"].due_at) == ("queued", 0, later)
     assert rows["a"].last_error == "429: retry after 7s" and rows["a"].locked_until is None
     assert (rows["b"].status, rows["b"].last_error) == ("failed", "refused: chat not found")
-    assert await outbox.claim_due(database, now=NOW, limit=5, lease=LEASE, worker="w") == []
-    [again] = await outbox.claim_due(database, now=later, limit=5, lease=LEASE, worker="w")
+    assert await outbox.claim_due(database, now=NOW, limit=5, lease=LEASE, worker="w",
+                                  channels={"telegram"}) == []
+    [again] = await outbox.claim_due(database, now=later, limit=5, lease=LEASE, worker="w",
+                                     channels={"telegram"})
     assert again.id is not None
     await outbox.start_send(database, again.id, claimed_until=again.locked_until)
     assert await outbox.reschedule(database, again.id, later + timedelta(minutes=1), "timeout",
@@ -217,21 +248,24 @@ async def test_claims_that_end_without_a_send_leave_the_row_as_it_was(
     await _queue(database, "m")
     at = NOW
     for _ in range(8):  # killed holding it, lease after lease
-        [row] = await outbox.claim_due(database, now=at, limit=5, lease=LEASE, worker="x")
+        [row] = await outbox.claim_due(database, now=at, limit=5, lease=LEASE, worker="x",
+                                       channels={"telegram"})
         assert row.attempts == 0
         at += LEASE + timedelta(seconds=1)
-    [row] = await outbox.claim_due(database, now=at, limit=5, lease=LEASE, worker="y")
+    [row] = await outbox.claim_due(database, now=at, limit=5, lease=LEASE, worker="y",
+                                   channels={"telegram"})
     assert await outbox.release(database, [row]) == 1  # a stop hands it back
     assert await outbox.release(database, [row]) == 0  # not held any more
     stored = (await _rows(database))["m"]
     assert (stored.status, stored.attempts, stored.due_at, stored.last_error,
             stored.locked_until) == ("queued", 0, NOW, None, None)
-    [row] = await outbox.claim_due(database, now=at, limit=5, lease=LEASE, worker="z")
+    [row] = await outbox.claim_due(database, now=at, limit=5, lease=LEASE, worker="z",
+                                   channels={"telegram"})
     assert row.id is not None
     assert await outbox.start_send(database, row.id, claimed_until=row.locked_until) == 1
     # the worker dies during the send: the attempt stays counted
     [row] = await outbox.claim_due(database, now=at + LEASE + timedelta(seconds=1), limit=5,
-                                   lease=LEASE, worker="z2")
+                                   lease=LEASE, worker="z2", channels={"telegram"})
     assert row.attempts == 1
 
 
@@ -241,7 +275,7 @@ async def test_release_hands_back_a_batch_at_once_not_before_a_pause(
     for i, minutes in enumerate([-5, 0, 10]):
         await _queue(database, f"m{i}", chat_id=i, due=NOW + timedelta(minutes=minutes))
     rows = await outbox.claim_due(database, now=NOW + timedelta(minutes=10), limit=5,
-                                  lease=LEASE, worker="w")
+                                  lease=LEASE, worker="w", channels={"telegram"})
     assert len(rows) == 3
     stale = rows[0].model_copy(update={"locked_until": NOW})  # a claim that no longer holds
     assert await outbox.release(database, [stale]) == 0
@@ -268,7 +302,8 @@ async def test_mark_blocked_marks_the_chat_unreachable_and_cancels_its_queue(
                  due=NOW + timedelta(days=2))
     await _queue(database, "bob", kind="reminder", chat_id=12, contact_id=bob,
                  due=NOW + timedelta(days=2))
-    [row] = await outbox.claim_due(database, now=NOW, limit=5, lease=LEASE, worker="w")
+    [row] = await outbox.claim_due(database, now=NOW, limit=5, lease=LEASE, worker="w",
+                                   channels={"telegram"})
     assert row.id is not None
     cancelled = await outbox.mark_blocked(database, row.id, "403: bot was blocked", NOW,
                                           claimed_until=row.locked_until)
@@ -287,7 +322,8 @@ async def test_status_summary_counts_timing_and_failures(database: Database) -> 
     await _queue(database, "i2", due=NOW - timedelta(minutes=5))
     await _queue(database, "r1", kind="reminder", due=NOW + timedelta(hours=2))
     await _queue(database, "a1", kind="alert", due=NOW - timedelta(hours=1))
-    [alert] = await outbox.claim_due(database, now=NOW, limit=1, lease=LEASE, worker="w")
+    [alert] = await outbox.claim_due(database, now=NOW, limit=1, lease=LEASE, worker="w",
+                                     channels={"telegram"})
     assert alert.id is not None
     await outbox.start_send(database, alert.id)
     await outbox.mark_failed(database, alert.id, "refused: chat not found", NOW)
@@ -307,7 +343,8 @@ async def test_status_summary_counts_timing_and_failures(database: Database) -> 
 async def test_next_wakeup_includes_leases_of_rows_being_sent(database: Database) -> None:
     assert await outbox.next_wakeup(database) is None
     await _queue(database, "a")
-    await outbox.claim_due(database, now=NOW, limit=1, lease=LEASE, worker="w")
+    await outbox.claim_due(database, now=NOW, limit=1, lease=LEASE, worker="w",
+                           channels={"telegram"})
     assert await outbox.next_wakeup(database) == NOW + LEASE
     async with database.session() as s, s.begin():
         ids = (await s.exec(select(col(Outbox.id)))).all()
@@ -334,7 +371,7 @@ def test_status_command_shows_counts_timing_and_failures(
             await _queue(db, "r1", kind="reminder", due=NOW + timedelta(hours=2))
             await _queue(db, "a1", kind="alert", chat_id=-100)
             [alert] = await outbox.claim_due(db, now=NOW - timedelta(minutes=1), limit=1,
-                                             lease=LEASE, worker="w")
+                                             lease=LEASE, worker="w", channels={"telegram"})
             assert alert.key == "i1" and alert.id is not None
             await outbox.mark_failed(db, alert.id, "403: [blocked] by the user", NOW)
 

@@ -54,7 +54,7 @@ def review(**changes: object) -> Flow:
 async def deliver_due(database: Database, now: datetime) -> list[Outbox]:
     """What the dispatcher does at `now`: claim every due message and mark it sent."""
     rows = await claim_due(database, now=now, limit=1000, lease=timedelta(minutes=5),
-                           worker="test")
+                           worker="test", channels={"telegram"})
     for row in rows:
         assert row.id is not None
         await mark_sent(database, row.id, 1, now, claimed_until=row.locked_until)
@@ -328,7 +328,7 @@ async def test_an_undelivered_invitation_is_cancelled(database: Database,
     the_flow = review()
     sent = await invite_chats(database, store, the_flow, ["1001"])
     (row,) = await claim_due(database, now=SUNDAY_10, limit=10, lease=timedelta(minutes=5),
-                             worker="test")
+                             worker="test", channels={"telegram"})
     await mark_failed(database, row.id or 0, "Bad Request: chat not found", SUNDAY_10)
     report = await tick(database, utc(2026, 11, 24, 9, 50), the_flow)
     assert report.undelivered == 1 and report.planned == 0

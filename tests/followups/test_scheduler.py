@@ -169,14 +169,16 @@ async def test_the_service_dispatches_what_planners_queue_once_across_a_restart(
         async with database.session() as s, s.begin():
             await outbox.enqueue(s, key="reminder:1:1", kind="reminder", chat_id=5,
                                  contact_id=None, text="Still there?", keyboard=None,
-                                 due_at=now - timedelta(days=3), now=now)
+                                 due_at=now - timedelta(days=3), now=now, channel="telegram")
 
     async def broken(now: datetime) -> None:
         raise RuntimeError("another planner's bug")
 
     def service() -> FollowupService:
-        dispatcher = Dispatcher(database, transport, limiter=unpaced(), clock=clock.now)
-        return FollowupService(database, transport, clock=clock.now, dispatcher=dispatcher,
+        dispatcher = Dispatcher(database, {"telegram": transport}, limiters={"telegram": unpaced()},
+                                clock=clock.now)
+        return FollowupService(database, {"telegram": transport}, clock=clock.now,
+                               dispatcher=dispatcher,
                                planners=[("broken", broken), ("reminders", planner)],
                                dispatch_every=0.02, plan_every=0.02)
 
@@ -198,9 +200,11 @@ async def test_the_service_drains_a_backlog_larger_than_a_batch(database: Databa
         for i in range(25):
             await outbox.enqueue(s, key=f"inv:{i}", kind="invitation", chat_id=i,
                                  contact_id=None, text=f"hello {i}", keyboard=None,
-                                 due_at=clock.now(), now=clock.now())
-    dispatcher = Dispatcher(database, transport, limiter=unpaced(), clock=clock.now, batch=10)
-    service = FollowupService(database, transport, clock=clock.now, dispatcher=dispatcher,
+                                 due_at=clock.now(), now=clock.now(), channel="telegram")
+    dispatcher = Dispatcher(database, {"telegram": transport}, limiters={"telegram": unpaced()},
+                            clock=clock.now, batch=10)
+    service = FollowupService(database, {"telegram": transport}, clock=clock.now,
+                              dispatcher=dispatcher,
                               planners=[], dispatch_every=3600)
     await service.dispatch(clock.now())  # one tick: batch after batch until it runs dry
     assert len(transport.delivered) == 25
@@ -231,7 +235,7 @@ async def _fill(database: Database, clock: FakeClock, count: int) -> None:
         for i in range(count):
             await outbox.enqueue(s, key=f"inv:{i}", kind="invitation", chat_id=1000 + i,
                                  contact_id=None, text=f"m{i:04d}", keyboard=None,
-                                 due_at=clock.now(), now=clock.now())
+                                 due_at=clock.now(), now=clock.now(), channel="telegram")
 
 
 async def _by_status(database: Database) -> dict[str, list[Outbox]]:
@@ -256,8 +260,10 @@ async def test_stop_finishes_the_send_in_flight_and_gives_the_rest_back(
     clock = FakeClock()
     transport = SlowTransport(clock, delay=0.05)
     await _fill(database, clock, 400)  # 20 s of sending at this pace
-    dispatcher = Dispatcher(database, transport, limiter=unpaced(), clock=clock.now, batch=50)
-    service = FollowupService(database, transport, clock=clock.now, dispatcher=dispatcher,
+    dispatcher = Dispatcher(database, {"telegram": transport}, limiters={"telegram": unpaced()},
+                            clock=clock.now, batch=50)
+    service = FollowupService(database, {"telegram": transport}, clock=clock.now,
+                              dispatcher=dispatcher,
                               planners=[], dispatch_every=0.02)
     service.start()
     await _until(lambda: len(transport.delivered) >= 5, "five messages sent")
@@ -280,8 +286,10 @@ async def test_stop_cuts_off_a_hanging_send_after_the_grace_period(database: Dat
     clock = FakeClock()
     transport = SlowTransport(clock, delay=None)
     await _fill(database, clock, 3)
-    dispatcher = Dispatcher(database, transport, limiter=unpaced(), clock=clock.now)
-    service = FollowupService(database, transport, clock=clock.now, dispatcher=dispatcher,
+    dispatcher = Dispatcher(database, {"telegram": transport}, limiters={"telegram": unpaced()},
+                            clock=clock.now)
+    service = FollowupService(database, {"telegram": transport}, clock=clock.now,
+                              dispatcher=dispatcher,
                               planners=[], dispatch_every=0.02, stop_grace=0.2)
     service.start()
     await _until(lambda: transport.started == 1, "a send on the wire")
@@ -302,9 +310,11 @@ async def test_stop_does_not_wait_out_a_rate_limit(database: Database) -> None:
     # one message a second: the second row is already waiting for its slot when the 429
     # comes, and the limiter then holds it for 30 s
     limiter = RateLimiter(rate=1, per_chat=0)
-    dispatcher = Dispatcher(database, transport, limiter=limiter, clock=clock.now,
+    dispatcher = Dispatcher(database, {"telegram": transport}, limiters={"telegram": limiter},
+                            clock=clock.now,
                             concurrency=2)
-    service = FollowupService(database, transport, clock=clock.now, dispatcher=dispatcher,
+    service = FollowupService(database, {"telegram": transport}, clock=clock.now,
+                              dispatcher=dispatcher,
                               planners=[], dispatch_every=0.02)
     service.start()
     await _until(lambda: transport.attempts, "the 429")

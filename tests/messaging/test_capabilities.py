@@ -19,7 +19,6 @@ from bot.engine.step import ask, new_state, step
 from bot.flow import lint as lint_module
 from bot.flow.lint import lint_text
 from bot.flow.loader import load_flow_text
-from bot.followups import dispatcher as dispatcher_module
 from bot.followups.dispatcher import Dispatcher
 from bot.followups.ratelimit import RateLimiter
 from bot.i18n import Translator
@@ -178,9 +177,9 @@ def test_a_control_character_in_a_flow_text_is_an_error_at_it() -> None:
     assert errors(flow("Why?\\nTell us.")) == []  # a newline is fine
 
 
-def test_sending_is_paced_by_the_channels_declared_rates(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sending_is_paced_by_the_channels_declared_rates() -> None:
     """The rate limiter takes its rates from the capabilities (a little below the ceiling),
-    and the dispatcher from the channel its transport sends on."""
+    and the dispatcher, for each channel, from that channel's declaration."""
     telegram = RateLimiter.for_channel(TELEGRAM.capabilities)
     assert (telegram.rate, telegram.per_chat) == (29.0, 1.0)
     fast = Channel("fast", "Fast", replace(TELEGRAM.capabilities, messages_per_second=90,
@@ -191,11 +190,12 @@ def test_sending_is_paced_by_the_channels_declared_rates(monkeypatch: pytest.Mon
     class FastTransport:
         channel = "fast"
 
-    monkeypatch.setattr(dispatcher_module, "CHANNELS", Registry([TELEGRAM, fast]))
+    registry = Registry([TELEGRAM, fast])
     database = cast(Database, None)  # never reached: only the pacing is looked at
-    paced = Dispatcher(database, cast(Transport, FastTransport())).limiter
+    paced = Dispatcher(database, {"fast": cast(Transport, FastTransport())},
+                       registry=registry).limiters["fast"]
     assert (paced.rate, paced.per_chat) == (pytest.approx(87.0), 0.25)
     FastTransport.channel = "sms"
     with pytest.raises(UnknownChannel, match="no channel named 'sms'; the channels are: fast, "
                                              "telegram"):
-        Dispatcher(database, cast(Transport, FastTransport()))
+        Dispatcher(database, {"sms": cast(Transport, FastTransport())}, registry=registry)

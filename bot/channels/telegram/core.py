@@ -731,7 +731,8 @@ class TelegramCore:
         async with self.store.database.session() as s, s.begin():
             for chat in dict.fromkeys(self.alert_chats):
                 await enqueue(s, key=f"refused:{what}:{now:%Y-%m-%d}:{chat}",
-                              kind="alert", chat_id=chat, contact_id=None, text=text,
+                              kind="alert", channel="telegram", chat_id=chat,
+                              contact_id=None, text=text,
                               keyboard=None, due_at=now, now=now)
 
     async def _apologise(self, chat: int, text: str, transport: Transport) -> bool:

@@ -215,7 +215,7 @@ class _Run:
                      shown)
         from bot.followups.scheduler import FollowupService
 
-        self.followups = FollowupService(self.store.database, transport,
+        self.followups = FollowupService(self.store.database, {transport.channel: transport},
                                          flows=getattr(core, "flows", {}))
         self.followups.start()
         # The dispatcher stops when the stop comes, side by side with the updates in hand:
