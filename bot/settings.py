@@ -26,6 +26,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from bot.channels.bale.settings import BaleSettings
 from bot.channels.settings import ChannelSettings
 from bot.channels.telegram.settings import TelegramSettings
 
@@ -65,6 +66,10 @@ class Settings(BaseSettings):
         default_factory=TelegramSettings,
         description='the Telegram channel: one variable per key (SADA_TELEGRAM__TOKEN=…), '
         'or all of them as a JSON object ({"token": "…"})',
+    )
+    bale: BaleSettings = Field(
+        default_factory=BaleSettings,
+        description='the Bale channel: SADA_BALE__TOKEN=… and so on, or a JSON object',
     )
 
     @classmethod

@@ -190,8 +190,8 @@ def test_the_env_file_takes_both_names_and_the_environment_wins(
      "SADA_TELEGRAM__API_URL, SADA_TELEGRAM__ADMIN_IDS, SADA_TELEGRAM__ALERT_CHAT_IDS, "
      "SADA_TELEGRAM__WEBHOOK_SECRET, SADA_TELEGRAM__BOT_USERNAME"),
     ({"SADA_WHATSAPP__TOKEN": "x"},
-     "SADA_WHATSAPP__TOKEN: there is no channel 'whatsapp'; the channels are telegram "
-     "(SADA_<CHANNEL>__<KEY>)"),
+     "SADA_WHATSAPP__TOKEN: there is no channel 'whatsapp'; the channels are telegram, "
+     "bale (SADA_<CHANNEL>__<KEY>)"),
     ({"SADA_TELEGRAM": "token=1"},
      'SADA_TELEGRAM: must be a JSON object such as {"token": "…"}; or set each key on its '
      "own: SADA_TELEGRAM__TOKEN=…"),

@@ -15,7 +15,44 @@ TELEGRAM_API_URL = "https://api.telegram.org"
 _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
-class TelegramSettings(ChannelSettings):
+class BotApiSettings(ChannelSettings):
+    """A channel on Telegram's Bot API protocol (Telegram, Bale): `sada run` runs every such
+    group that has a token on the code of bot/channels/telegram/. A channel's group derives
+    from this and declares the same keys with its own defaults and descriptions."""
+
+    token: SecretStr | None = None
+    api_url: str = TELEGRAM_API_URL
+    admin_ids: Ids = Field(default_factory=list)
+    alert_chat_ids: Ids = Field(default_factory=list)
+    webhook_secret: SecretStr | None = None
+    bot_username: str | None = None
+
+    @property
+    def alert_chats(self) -> list[int]:
+        return self.alert_chat_ids or self.admin_ids
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _telegram_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _WEBHOOK_SECRET.fullmatch(value.get_secret_value()):
+            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @field_validator("api_url")
+    @classmethod
+    def _api_base_url(cls, value: str) -> str:
+        default = cls.model_fields["api_url"].default
+        if not re.match(r"https?://[^/\s]+", value):
+            raise ValueError(f"must look like {default}, not {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("bot_username")
+    @classmethod
+    def _without_at(cls, value: str | None) -> str | None:
+        return value.lstrip("@") or None if value is not None else None
+
+
+class TelegramSettings(BotApiSettings):
     aliases: ClassVar[Mapping[str, str]] = {
         "token": "SADA_TELEGRAM_TOKEN",
         "api_url": "SADA_TELEGRAM_API_URL",
@@ -52,26 +89,3 @@ class TelegramSettings(ChannelSettings):
         description="the bot's @username, for `sada link` and the links `sada invite` "
         "writes without calling Telegram",
     )
-
-    @property
-    def alert_chats(self) -> list[int]:
-        return self.alert_chat_ids or self.admin_ids
-
-    @field_validator("webhook_secret")
-    @classmethod
-    def _telegram_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not _WEBHOOK_SECRET.fullmatch(value.get_secret_value()):
-            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
-        return value
-
-    @field_validator("api_url")
-    @classmethod
-    def _api_base_url(cls, value: str) -> str:
-        if not re.match(r"https?://[^/\s]+", value):
-            raise ValueError(f"must look like {TELEGRAM_API_URL}, not {value!r}")
-        return value.rstrip("/")
-
-    @field_validator("bot_username")
-    @classmethod
-    def _without_at(cls, value: str | None) -> str | None:
-        return value.lstrip("@") or None if value is not None else None
