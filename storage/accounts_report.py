@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, and_, false, func, inspect, literal, literal_column, select
+from sqlalchemy import String, and_, cast, false, func, inspect, literal, literal_column, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from storage.db import Database
@@ -68,7 +68,8 @@ async def open_cases(
     if account is not None:
         conditions.append(c.c.company == account)
     query = (
-        select(k.c.id, acct, c.c.id, func.coalesce(c.c.name, c.c.first_name, c.c.external_id),
+        select(k.c.id, acct, c.c.id, func.coalesce(c.c.name, c.c.first_name, c.c.external_id,
+                             literal("#") + cast(c.c.id, String)),
                role, k.c.question_id, k.c.score, k.c.comment, k.c.opened_at)
         .select_from(source)
         .where(*conditions)

@@ -16,11 +16,17 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import func, not_, or_, update
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import Contact, Invitation, LinkToken, Outbox, SurveySession
+from storage.identities import (
+    contact_unreachable,
+    identities_of,
+    mark_identity,
+    unreachable_clause,
+)
+from storage.models import Contact, ContactIdentity, Invitation, LinkToken, Outbox, SurveySession
 from storage.outbox import cancel_pending
 
 # Invitations still waiting for an answer: reminders and completion apply to these.
@@ -59,12 +65,11 @@ def _contact_filters(
     if opted_out is not None:
         conditions.append(col(Contact.opted_out).is_(opted_out))
     if unreachable is not None:
-        conditions.append(col(Contact.unreachable).is_(unreachable))
+        conditions.append(unreachable_clause() if unreachable else not_(unreachable_clause()))
     if reachable is True:
-        conditions += [col(Contact.opted_out).is_(False), col(Contact.unreachable).is_(False)]
+        conditions += [col(Contact.opted_out).is_(False), not_(unreachable_clause())]
     elif reachable is False:
-        conditions.append(or_(col(Contact.opted_out).is_(True),
-                              col(Contact.unreachable).is_(True)))
+        conditions.append(or_(col(Contact.opted_out).is_(True), unreachable_clause()))
     if ids is not None:
         conditions.append(col(Contact.id).in_(list(ids)))
     return conditions
@@ -94,14 +99,24 @@ async def count_contacts(s: AsyncSession, **filters: Any) -> int:
 async def contacts_by_key(
     s: AsyncSession, keys: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], Contact]:
-    """Contacts by (channel, external_id)."""
+    """Contacts by (channel, address); on channel "external", by the company's own id."""
     found: dict[tuple[str, str], Contact] = {}
-    for start in range(0, len(keys), 500):
-        chunk = keys[start:start + 500]
-        conditions = [(col(Contact.channel) == c) & (col(Contact.external_id) == e)
-                      for c, e in chunk]
-        for contact in await s.exec(select(Contact).where(or_(*conditions))):
-            found[(contact.channel, contact.external_id)] = contact
+    by_company = [address for channel, address in keys if channel == "external"]
+    by_address = [(channel, address) for channel, address in keys if channel != "external"]
+    for start in range(0, len(by_company), 500):
+        for contact in await s.exec(select(Contact).where(
+                col(Contact.external_id).in_(by_company[start:start + 500]))):
+            found[("external", contact.external_id or "")] = contact
+    for start in range(0, len(by_address), 500):
+        chunk = by_address[start:start + 500]
+        conditions = [(col(ContactIdentity.channel) == c) & (col(ContactIdentity.address) == a)
+                      for c, a in chunk]
+        rows = await s.exec(
+            select(ContactIdentity, Contact)
+            .join(Contact, col(Contact.id) == col(ContactIdentity.contact_id))
+            .where(or_(*conditions)))
+        for identity, contact in rows.all():
+            found[(identity.channel, identity.address)] = contact
     return found
 
 
@@ -342,53 +357,70 @@ async def on_opt_out(s: AsyncSession, *, contact_id: int, now: datetime) -> int:
     return await cancel_pending(s, contact_id=contact_id, now=now)
 
 
-async def on_unreachable(s: AsyncSession, *, contact_id: int, now: datetime) -> int:
-    """Telegram answered 403 (blocked, deactivated): the contact is unreachable, their open
-    invitations are cancelled and their queued messages too; returns how many messages."""
+async def on_unreachable(
+    s: AsyncSession, *, channel: str | None = None, address: str | None = None,
+    contact_id: int | None = None, now: datetime,
+) -> int:
+    """A channel answered that (channel, address) is blocked or gone: that identity is
+    unreachable and the messages queued to it are cancelled. When the contact has no
+    reachable identity left, it is unreachable: its open invitations are cancelled and all
+    its queued messages too. Returns how many messages were cancelled.
+
+    Given only ``contact_id`` (no address), every identity of that contact is marked."""
+    cancelled = 0
+    if channel is not None and address is not None:
+        contact_id = await mark_identity(s, channel, address, unreachable=True)
+        cancelled += await cancel_pending(s, channel=channel, address=address, now=now)
+    elif contact_id is not None:
+        await s.exec(update(ContactIdentity)
+                     .where(col(ContactIdentity.contact_id) == contact_id)
+                     .values(unreachable=True))
+    else:
+        raise ValueError("on_unreachable needs channel and address, or contact_id")
+    if contact_id is None:
+        return cancelled
     contact = await s.get(Contact, contact_id, with_for_update=True)
-    if contact is None:
-        return 0
-    if not contact.unreachable:
-        contact.unreachable = True
-        contact.updated_at = now
+    if contact is None or not await contact_unreachable(s, contact_id):
+        return cancelled
+    contact.updated_at = now
     for invitation in await _open_invitations(s, contact_id, None, ("scheduled", "sent")):
         invitation.status, invitation.reason = "cancelled", "unreachable"
-    return await cancel_pending(s, contact_id=contact_id, now=now)
+    return cancelled + await cancel_pending(s, contact_id=contact_id, now=now)
 
 
 async def adopt_chat(
     s: AsyncSession, *, contact_id: int, chat_contact_id: int, now: datetime
 ) -> bool:
-    """A contact imported without a chat (channel "external") opened their personal link in
-    Telegram: from now on that contact is this chat. Returns False (nothing changed) unless
-    `contact_id` is such a contact.
+    """An invited contact opened their personal link in a chat: from now on that chat is
+    one of the contact's identities. Returns False (nothing changed) unless `contact_id` has
+    no identity on the chat's channel(s).
 
     The contact the bot created for the chat on its first update (`chat_contact_id`) is
     merged into the invited one, whose id the invitations, links and reports hold: its
-    sessions, consents and messages move over, the name and language it learned fill gaps,
-    then it is deleted and the invited contact takes over its (telegram, chat id) key. Its
-    external id is given up: put the telegram_id next to it in the contacts file.
+    identities, sessions, consents and messages move over, the name and language it learned
+    fill gaps, then it is deleted.
     """
     if contact_id == chat_contact_id:
         return False
     invited = await s.get(Contact, contact_id, with_for_update=True)
     chat = await s.get(Contact, chat_contact_id, with_for_update=True)
-    if invited is None or chat is None or invited.channel != "external":
+    if invited is None or chat is None:
+        return False
+    found = await identities_of(s, [contact_id, chat_contact_id])
+    theirs = {i.channel for i in found.get(chat_contact_id, [])}
+    if not theirs or theirs & {i.channel for i in found.get(contact_id, [])}:
         return False
     # Every table that names a contact, found in the metadata so tables added later move
-    # too (all are plain contact_id foreign keys).
+    # too (all are plain contact_id foreign keys); identities are one of them.
     for table in SQLModel.metadata.sorted_tables:
         if table.name != "contact" and "contact_id" in table.c:
             await s.exec(update(table).where(table.c.contact_id == chat_contact_id)
                          .values(contact_id=contact_id))
-    for name in ("name", "first_name", "language", "timezone"):
+    for name in ("name", "first_name", "language", "timezone", "preferred_channel"):
         if getattr(invited, name) is None and getattr(chat, name) is not None:
             setattr(invited, name, getattr(chat, name))
-    chat_key = chat.external_id
     await s.delete(chat)
-    await s.flush()  # the chat's key is free before the invited contact takes it
-    invited.channel, invited.external_id = "telegram", chat_key
-    invited.unreachable, invited.updated_at = False, now
+    invited.updated_at = now
     await s.flush()
     return True
 

@@ -31,14 +31,14 @@ RESUMABLE_STATUSES: tuple[str, ...] = ("new", "consent", "active")
 
 
 class Contact(SQLModel, table=True):
-    """A person we can survey, identified by the channel they talk to us on."""
+    """A person we can survey. How to reach them is in their identities (one per channel
+    address); `external_id` is the company's own id for them, when it gave one."""
 
     __tablename__ = "contact"
-    __table_args__ = (UniqueConstraint("channel", "external_id"),)
+    __table_args__ = (UniqueConstraint("external_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    channel: str
-    external_id: str
+    external_id: str | None = None
     name: str | None = None
     first_name: str | None = None
     language: str | None = None
@@ -47,9 +47,29 @@ class Contact(SQLModel, table=True):
     role: str | None = None
     segment: str | None = None
     opted_out: bool = False
-    unreachable: bool = False
+    # The channel to reach them on when they have several reachable identities.
+    preferred_channel: str | None = None
     created_at: datetime
     updated_at: datetime
+
+
+class ContactIdentity(SQLModel, table=True):
+    """One address (a chat, a number …) on one channel that belongs to a contact.
+
+    Reachability is per identity: a block on one channel leaves the others usable; a contact
+    is unreachable only when it has identities and none of them is reachable."""
+
+    __tablename__ = "contact_identity"
+    __table_args__ = (UniqueConstraint("channel", "address"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", ondelete="CASCADE", index=True)
+    channel: str
+    address: str = Field(sa_type=Text)
+    unreachable: bool = False
+    # when they last wrote from it: invitations go where they last answered
+    last_inbound_at: datetime | None = None
+    created_at: datetime
 
 
 class FlowVersion(SQLModel, table=True):
@@ -192,7 +212,7 @@ class Outbox(SQLModel, table=True):
     status: str = "queued"  # queued, sending, sent, failed, cancelled
     # the channel whose transport sends it: only a process running that channel claims it
     channel: str = "telegram"
-    chat_id: int = Field(sa_type=BigInteger)
+    address: str = Field(sa_type=Text)  # the identity's address on that channel
     contact_id: int | None = Field(default=None, foreign_key="contact.id", ondelete="CASCADE")
     text: str = Field(sa_type=Text)
     keyboard: list[Any] | None = Field(default=None, sa_type=JSONType, nullable=True)

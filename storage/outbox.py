@@ -42,6 +42,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 from storage.db import Database
+from storage.identities import contact_unreachable, mark_identity
 from storage.models import Contact, Outbox
 
 KINDS: tuple[str, ...] = ("invitation", "reminder", "alert", "followup", "overdue")
@@ -68,7 +69,7 @@ async def enqueue(
     key: str,
     kind: str,
     channel: str,
-    chat_id: int,
+    address: str | None = None,
     contact_id: int | None,
     text: str,
     keyboard: list[list[dict[str, str]]] | None,
@@ -77,20 +78,26 @@ async def enqueue(
     invitation_id: int | None = None,
     action_id: int | None = None,
     case_id: int | None = None,
+    chat_id: int | str | None = None,
 ) -> bool:
     """Queue one message inside the caller's transaction; False when ``key`` already exists.
 
     The key makes scheduling idempotent: a planner that runs twice (two processes, a retry
     after a crash, catch-up after downtime) queues each message once. ``channel`` names the
-    channel whose transport sends it (``chat_id`` is a chat of that channel). ``keyboard`` rows are
+    channel whose transport sends it, ``address`` an identity's address on that channel
+    (``chat_id`` is its former name, still accepted). ``keyboard`` rows are
     ``[{"text": …, "data": …}, …]`` (JSON-ready; the dispatcher turns them into buttons).
     """
+    if address is None and chat_id is not None:
+        address = str(chat_id)
     if kind not in KINDS:
         raise ValueError(f"unknown outbox kind {kind!r}: use one of {', '.join(KINDS)}")
     if not text:
         raise ValueError("an outbox message needs a non-empty text")
     if not channel:
         raise ValueError("an outbox message needs the name of its channel")
+    if not address:
+        raise ValueError("an outbox message needs the address it goes to")
     insert = pg_insert if _dialect(s) == "postgresql" else sqlite_insert
     stmt = (
         insert(Outbox)
@@ -99,7 +106,7 @@ async def enqueue(
             kind=kind,
             status="queued",
             channel=channel,
-            chat_id=chat_id,
+            address=address,
             contact_id=contact_id,
             text=text,
             keyboard=keyboard,
@@ -122,21 +129,25 @@ async def cancel_pending(
     *,
     contact_id: int | None = None,
     invitation_id: int | None = None,
-    chat_id: int | None = None,
+    channel: str | None = None,
+    address: str | None = None,
     kinds: tuple[str, ...] = RESPONDENT_KINDS,
     now: datetime,
 ) -> int:
-    """Cancel queued messages of a contact, an invitation and/or a chat (all given must match);
-    return how many. Rows already being sent, or sent, are never touched."""
-    if contact_id is None and invitation_id is None and chat_id is None:
-        raise ValueError("cancel_pending needs contact_id, invitation_id or chat_id")
+    """Cancel queued messages of a contact, an invitation and/or an address (channel and
+    address; all given must match); return how many. Rows already being sent, or sent, are
+    never touched."""
+    if (address is None) != (channel is None):
+        raise ValueError("cancel_pending needs both channel and address, or neither")
+    if contact_id is None and invitation_id is None and address is None:
+        raise ValueError("cancel_pending needs contact_id, invitation_id or an address")
     conditions = [col(Outbox.status) == "queued", col(Outbox.kind).in_(kinds)]
     if contact_id is not None:
         conditions.append(col(Outbox.contact_id) == contact_id)
     if invitation_id is not None:
         conditions.append(col(Outbox.invitation_id) == invitation_id)
-    if chat_id is not None:
-        conditions.append(col(Outbox.chat_id) == chat_id)
+    if address is not None:
+        conditions += [col(Outbox.channel) == channel, col(Outbox.address) == address]
     stmt = (
         update(Outbox)
         .where(*conditions)
@@ -337,15 +348,17 @@ async def mark_blocked(
     error: str,
     now: datetime,
     *,
-    channel: str = "telegram",
+    channel: str | None = None,
     claimed_until: datetime | None = None,
 ) -> int:
-    """A 403 (blocked, deactivated): fail the row, mark its chat's contact unreachable and
-    cancel every message still queued for that chat or contact, in one transaction.
+    """A 403 (blocked, deactivated): fail the row, mark the identity at its address
+    unreachable and cancel every message still queued to that address, in one transaction;
+    when that leaves the identity's contact with no reachable identity, every message queued
+    for the contact is cancelled too. Returns how many queued messages were cancelled.
 
-    Returns how many queued messages were cancelled. The contact is the one whose chat this
-    is (``channel``, external id = chat id) and, for messages addressed to a respondent, the
-    row's own contact; an alert to a staff chat never marks the respondent it is about.
+    The row's own channel is the one that answered (``channel`` is ignored, kept for
+    callers). An alert to a staff chat marks only that chat's identity, if it has one, never
+    the respondent it is about.
     """
     async with db.session() as s, s.begin():
         row = (
@@ -353,28 +366,19 @@ async def mark_blocked(
                 update(Outbox)
                 .where(*_held(outbox_id, claimed_until))
                 .values(status="failed", locked_until=None, last_error=_error(error))
-                .returning(col(Outbox.chat_id), col(Outbox.contact_id), col(Outbox.kind))
+                .returning(col(Outbox.channel), col(Outbox.address))
             )
         ).first()
         if row is None:
             return 0
-        chat_id, contact_id, kind = row
-        owner = col(Contact.channel) == channel
-        owner = and_(owner, col(Contact.external_id) == str(chat_id))
-        if contact_id is not None and kind in RESPONDENT_KINDS:
-            owner = or_(owner, col(Contact.id) == contact_id)
-        # a stored row's id is never NULL: the filter only narrows the model's `int | None`
-        found = (await s.exec(select(col(Contact.id)).where(owner))).all()
-        owners = {owner_id for owner_id in found if owner_id is not None}
-        if owners:
-            await s.exec(
-                update(Contact)
-                .where(col(Contact.id).in_(owners), col(Contact.unreachable).is_(False))
-                .values(unreachable=True, updated_at=now)
-            )
-        cancelled = await cancel_pending(s, chat_id=chat_id, kinds=KINDS, now=now)
-        for contact in sorted(owners):
-            cancelled += await cancel_pending(s, contact_id=contact, now=now)
+        sent_on, address = row
+        owner = await mark_identity(s, sent_on, address, unreachable=True)
+        cancelled = await cancel_pending(s, channel=sent_on, address=address, kinds=KINDS,
+                                         now=now)
+        if owner is not None and await contact_unreachable(s, owner):
+            await s.exec(update(Contact).where(col(Contact.id) == owner)
+                         .values(updated_at=now))
+            cancelled += await cancel_pending(s, contact_id=owner, now=now)
     return cancelled
 
 
@@ -403,7 +407,8 @@ async def next_wakeup(db: Database, *, channels: Collection[str] | None = None) 
 class Failure:
     id: int
     kind: str
-    chat_id: int
+    channel: str
+    address: str
     attempts: int
     due_at: datetime
     error: str
@@ -463,7 +468,8 @@ async def status_summary(db: Database, now: datetime, *, failures: int = 10) -> 
             Failure(
                 id=r.id or 0,
                 kind=r.kind,
-                chat_id=r.chat_id,
+                channel=r.channel,
+                address=r.address,
                 attempts=r.attempts,
                 due_at=r.due_at,
                 error=r.last_error or "",

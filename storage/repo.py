@@ -27,14 +27,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm.attributes import flag_modified
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from sqlmodel.sql.expression import SelectOfScalar
 
 from storage.db import Database, NotFound, StorageError
+from storage.identities import (
+    EXTERNAL,
+    contact_at,
+    find_identity,
+    identities_of,
+    pick_identity,
+)
 from storage.models import (
     RESUMABLE_STATUSES,
     Answer,
     Consent,
     Contact,
+    ContactIdentity,
     FlowVersion,
     LinkToken,
     ProcessedUpdate,
@@ -44,7 +51,6 @@ from storage.models import (
 # Fields a caller may set on a contact; the key and the timestamps are the Store's business.
 CONTACT_FIELDS = frozenset(Contact.model_fields) - {
     "id",
-    "channel",
     "external_id",
     "created_at",
     "updated_at",
@@ -58,10 +64,6 @@ def _same_json(a: object, b: object) -> bool:
 
 def _column(name: str) -> Any:
     return col(getattr(Contact, name))
-
-
-def _contact_by_key(channel: str, external_id: str) -> SelectOfScalar[Contact]:
-    return select(Contact).where(Contact.channel == channel, Contact.external_id == external_id)
 
 
 class DuplicateUpdate(StorageError):
@@ -111,42 +113,103 @@ class Store:
     # Contacts
 
     async def upsert_contact(
-        self, channel: str, external_id: str, *, now: datetime | None = None, **fields: Any
+        self, channel: str, address: str, *, now: datetime | None = None,
+        seen_at: datetime | None = None, unreachable: bool | None = None, **fields: Any
     ) -> Contact:
-        """Create the contact, or update it with the given non-None fields."""
+        """The contact at (channel, address), created (with that identity) when new, updated
+        with the given non-None fields. ``seen_at``: they wrote from that address then (an
+        inbound event), so the identity is reachable again and the last one they used.
+        ``unreachable`` sets that identity's reachability. On channel "external" the address
+        is the company's own id (Contact.external_id) and there is no identity."""
         unknown = fields.keys() - CONTACT_FIELDS
         if unknown:
             raise TypeError(f"unknown contact field(s): {', '.join(sorted(unknown))}")
         changes = {k: v for k, v in fields.items() if v is not None}
         ts = self._now(now)
-        stmt = self._insert(Contact).values(
-            channel=channel,
-            external_id=external_id,
-            **{"opted_out": False, "unreachable": False, **changes},
-            created_at=ts,
-            updated_at=ts,
-        )
-        key = ["channel", "external_id"]
-        if changes:
-            stmt = stmt.on_conflict_do_update(
-                index_elements=key,
-                set_={**{k: stmt.excluded[k] for k in changes}, "updated_at": ts},
-                # Leave updated_at alone when nothing actually changed.
-                where=or_(*(_column(k).is_distinct_from(v) for k, v in changes.items())),
-            )
-        else:
-            stmt = stmt.on_conflict_do_nothing(index_elements=key)
         async with self.database.session() as s, s.begin():
-            await s.exec(stmt)
-            return (await s.exec(_contact_by_key(channel, external_id))).one()
+            contact = await contact_at(s, channel, address)
+            if contact is None:
+                contact = await self._create_contact(s, channel, address, ts, changes)
+            elif any(not _same_json(getattr(contact, k), v) for k, v in changes.items()):
+                # Leave updated_at alone when nothing actually changed.
+                contact.sqlmodel_update({**changes, "updated_at": ts})
+                await s.flush()
+            if channel != EXTERNAL and (seen_at is not None or unreachable is not None):
+                identity = await find_identity(s, channel, address)
+                if identity is not None:
+                    if seen_at is not None:
+                        identity.unreachable, identity.last_inbound_at = False, seen_at
+                    if unreachable is not None:
+                        identity.unreachable = unreachable
+                    await s.flush()
+            return contact
+
+    async def _create_contact(
+        self, s: AsyncSession, channel: str, address: str, ts: datetime,
+        fields: dict[str, Any],
+    ) -> Contact:
+        # Two first messages from one new address may race: the identity's unique key
+        # decides, and the loser's contact is undone with its savepoint.
+        try:
+            async with s.begin_nested():
+                if channel == EXTERNAL:
+                    contact = Contact(external_id=address, created_at=ts, updated_at=ts,
+                                      **fields)
+                    s.add(contact)
+                    await s.flush()
+                else:
+                    contact = Contact(created_at=ts, updated_at=ts, **fields)
+                    s.add(contact)
+                    await s.flush()
+                    assert contact.id is not None
+                    s.add(ContactIdentity(contact_id=contact.id, channel=channel,
+                                          address=address, created_at=ts))
+                    await s.flush()
+                return contact
+        except IntegrityError:
+            found = await contact_at(s, channel, address)
+            if found is None:
+                raise
+            if fields:
+                found.sqlmodel_update({**fields, "updated_at": ts})
+                await s.flush()
+            return found
 
     async def get_contact(self, contact_id: int) -> Contact | None:
         async with self.database.session() as s, s.begin():
             return await s.get(Contact, contact_id)
 
-    async def find_contact(self, channel: str, external_id: str) -> Contact | None:
+    async def find_contact(self, channel: str, address: str) -> Contact | None:
+        """The contact at (channel, address); on "external", the one with that company id."""
         async with self.database.session() as s, s.begin():
-            return (await s.exec(_contact_by_key(channel, external_id))).one_or_none()
+            return await contact_at(s, channel, address)
+
+    async def identities(self, contact_id: int) -> list[ContactIdentity]:
+        """The contact's identities, oldest first."""
+        async with self.database.session() as s, s.begin():
+            return (await identities_of(s, [contact_id])).get(contact_id, [])
+
+    async def contact_address(
+        self, contact_id: int, channels: Any = None
+    ) -> ContactIdentity | None:
+        """Where to send to the contact now (see `identities.pick_identity`)."""
+        async with self.database.session() as s, s.begin():
+            contact = await s.get(Contact, contact_id)
+            if contact is None:
+                return None
+            mine = (await identities_of(s, [contact_id])).get(contact_id, [])
+            return pick_identity(mine, contact.preferred_channel, channels)
+
+    async def adoptable(self, contact_id: int, channel: str) -> bool:
+        """Whether a chat on `channel` could still become this contact: it exists and has no
+        identity on that channel (`adopt_chat` takes only such contacts)."""
+        async with self.database.session() as s, s.begin():
+            if await s.get(Contact, contact_id) is None:
+                return False
+            taken = (await s.exec(select(ContactIdentity.id).where(
+                ContactIdentity.contact_id == contact_id,
+                ContactIdentity.channel == channel))).first()
+            return taken is None
 
     async def set_contact_flags(
         self,
@@ -157,12 +220,12 @@ class Store:
         language: str | None = None,
         now: datetime | None = None,
     ) -> Contact:
-        """Set the given flags; None leaves a flag as it is."""
+        """Set the given flags; None leaves a flag as it is. ``unreachable`` applies to every
+        identity of the contact (one identity: `storage.invitations.on_unreachable`)."""
         changes = {
             k: v
             for k, v in {
                 "opted_out": opted_out,
-                "unreachable": unreachable,
                 "language": language,
             }.items()
             if v is not None
@@ -173,6 +236,9 @@ class Store:
                 raise NotFound(f"no contact with id {contact_id}")
             if any(getattr(contact, k) != v for k, v in changes.items()):
                 contact.sqlmodel_update({**changes, "updated_at": self._now(now)})
+            if unreachable is not None:
+                for identity in (await identities_of(s, [contact_id])).get(contact_id, []):
+                    identity.unreachable = unreachable
             return contact
 
     # Flows
@@ -380,25 +446,36 @@ class Store:
             if row is not None:
                 row.shown, row.prompt_message_id = question_id, message_id
 
-    async def undelivered_sessions(self, channel: str) -> list[tuple[SurveySession, Contact]]:
-        """Open sessions whose current question was committed but never shown."""
+    async def undelivered_sessions(self, channel: str) -> list[tuple[SurveySession, str]]:
+        """Open sessions whose current question was committed but never shown, with the
+        address on `channel` to show it at: only sessions whose contact last wrote from a
+        reachable identity on `channel`."""
         query = (
-            select(SurveySession, Contact)
+            select(SurveySession)
             .join(Contact, col(Contact.id) == col(SurveySession.contact_id))
             .where(
-                Contact.channel == channel,
                 col(Contact.opted_out).is_(False),
-                col(Contact.unreachable).is_(False),
                 SurveySession.status == "active",
                 col(SurveySession.position).is_not(None),
                 or_(
                     col(SurveySession.shown).is_(None),
                     col(SurveySession.shown) != col(SurveySession.position),
                 ),
+                col(Contact.id).in_(select(ContactIdentity.contact_id).where(
+                    ContactIdentity.channel == channel,
+                    col(ContactIdentity.unreachable).is_(False))),
             )
         )
         async with self.database.session() as s, s.begin():
-            return [(row[0], row[1]) for row in (await s.exec(query)).all()]
+            rows = list((await s.exec(query)).all())
+            found = await identities_of(s, [session.contact_id for session in rows])
+        undelivered: list[tuple[SurveySession, str]] = []
+        for session in rows:
+            # the chat they are answering in, not their preferred one
+            target = pick_identity(found.get(session.contact_id, []), None)
+            if target is not None and target.channel == channel:
+                undelivered.append((session, target.address))
+        return undelivered
 
     async def latest_open_session(
         self, contact_id: int, statuses: tuple[str, ...] = RESUMABLE_STATUSES
@@ -447,8 +524,11 @@ class Store:
                 SurveySession.contact_id == contact_id).order_by(col(SurveySession.id)))).all()
             consents = (await s.exec(select(Consent).where(
                 Consent.contact_id == contact_id))).all()
+            identities = (await identities_of(s, [contact_id])).get(contact_id, [])
             document: dict[str, Any] = {
                 "contact": contact.model_dump(mode="json"),
+                "identities": [i.model_dump(mode="json", exclude={"id", "contact_id"})
+                               for i in identities],
                 "consents": [c.model_dump(mode="json", exclude={"id"}) for c in consents],
                 "sessions": [],
             }
@@ -473,6 +553,8 @@ class Store:
             await s.exec(delete(Consent).where(col(Consent.contact_id) == contact_id))
             await s.exec(delete(SurveySession).where(col(SurveySession.contact_id) == contact_id))
             await s.exec(delete(LinkToken).where(col(LinkToken.contact_id) == contact_id))
+            await s.exec(delete(ContactIdentity).where(
+                col(ContactIdentity.contact_id) == contact_id))
             await s.exec(delete(Contact).where(col(Contact.id) == contact_id))
         return True
 

@@ -742,7 +742,8 @@ async def silent_contacts(db: Database, scope: Scope) -> list[SilentRow]:
     invitation's date, reminders and status."""
     source, (j, d, latest), answered = _latest_invitations(scope)
     query = (
-        select(d.c.id, func.coalesce(d.c.name, d.c.first_name, d.c.external_id), d.c.role,
+        select(d.c.id, func.coalesce(d.c.name, d.c.first_name, d.c.external_id,
+                             literal("#") + cast(d.c.id, String)), d.c.role,
                d.c.company, func.coalesce(j.c.sent_at, j.c.created_at), j.c.reminders_sent,
                # delivered, not yet noticed by the planner: "sent", as `contacts silent` says
                case((and_(j.c.status == "scheduled", _reached(j)), literal("sent")),
@@ -835,7 +836,8 @@ async def text_answers(
                             a.c.skipped == false()))
     columns: list[Any] = [
         q.s.c.id, q.s.c.contact_id,
-        func.coalesce(q.c.c.name, q.c.c.first_name, q.c.c.external_id),
+        func.coalesce(q.c.c.name, q.c.c.first_name, q.c.c.external_id,
+                      literal("#") + cast(q.c.c.id, String)),
         q.c.c.company, q.role_of(), q.s.c.language, a.c.answered_at, _text(dialect, a.c.value),
         q.key(keys[0]) if keys else literal(None, String),
     ]
