@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -47,6 +47,7 @@ from bot.flow.model import (
     by_code,
 )
 from bot.i18n import Translator
+from bot.messaging.capabilities import Capabilities
 from bot.messaging.registry import CHANNELS, Channel
 
 # How long a contact field or a context value may plausibly be when it fills a placeholder:
@@ -166,8 +167,8 @@ class _Linter:
         self._conditions()
         self._outro()
         self._duration()
-        for channel in CHANNELS:
-            self._fits(channel)
+        for alike in _alike(CHANNELS):
+            self._fits(alike)
         return _ordered(self.problems)
 
     # --- helpers ------------------------------------------------------------------
@@ -583,9 +584,12 @@ class _Linter:
 
     # --- what channels can carry ---------------------------------------------------
 
-    def _fits(self, channel: Channel) -> None:
-        """Every message within what the channel takes, every option label on a button."""
-        flow, limits = self.flow, channel.capabilities
+    def _fits(self, channels: Sequence[Channel]) -> None:
+        """Every message within what the channels take, every option label on a button:
+        channels that measure alike are checked once and named together."""
+        flow, limits = self.flow, channels[0].capabilities
+        title = " and ".join(channel.title for channel in channels)
+        takes = "takes" if len(channels) == 1 else "take"
         for lang in flow.languages:
             longest = _Longest(flow, lang, typed=not limits.buttons)
             # (where, its texts, what staff call it, the message, what else counted, the fix)
@@ -609,7 +613,7 @@ class _Linter:
                     "shorten it or lower max_length" if text_answer else "shorten it",
                 ))
                 if limits.buttons:
-                    self._labels(channel, lang, path, question)
+                    self._labels(limits, title, lang, path, question)
             several = len(flow.outro) > 1
             for vi, variant in enumerate(flow.outro):
                 describe = f"the text of outro variant {vi + 1}" if several else "the outro"
@@ -623,22 +627,24 @@ class _Linter:
                 parts = f" (counted with {', '.join(counted)})" if counted else ""
                 self.report(
                     (*path, lang),
-                    f"{describe} makes a {channel.title} message of up to {size:,} characters "
-                    f"in '{lang}', more than the {limits.text_length:,} {channel.title} takes"
+                    f"{describe} makes a {title} message of up to {size:,} characters "
+                    f"in '{lang}', more than the {limits.text_length:,} {title} {takes}"
                     f"{parts}: {fix} by {size - limits.text_length:,}",
                 )
 
-    def _labels(self, channel: Channel, lang: str, path: Loc, question: Question) -> None:
+    def _labels(
+        self, limits: Capabilities, title: str, lang: str, path: Loc, question: Question
+    ) -> None:
         # A button shows its label after a mark: ☐/☑ while a multi question is open, ✓
         # once a choice is made (bot.channels.telegram.keyboards).
-        room = channel.capabilities.button_label - 2
+        room = limits.button_label - 2
         for oi, option in enumerate(getattr(question, "options", None) or []):
             label = by_code(option.label).get(lang)
             if label is not None and len(label) > room:
                 self.report(
                     (*path, "options", oi, "label", lang),
                     f"the label of option '{option.id}' of question '{question.id}' is "
-                    f"{len(label):,} characters in '{lang}'; a {channel.title} button shows "
+                    f"{len(label):,} characters in '{lang}'; a {title} button shows "
                     f"about {room} and cuts the rest: shorten it (the question text can say "
                     "more)",
                     severity="warning",
@@ -784,3 +790,15 @@ def _span(low: float, high: float) -> str:
     if high == math.inf:
         return f"at least {number(low)}"
     return f"{number(low)}–{number(high)}"
+
+
+def _alike(channels: Iterable[Channel]) -> list[list[Channel]]:
+    """The channels grouped by what lint measures of them (text length and counting,
+    buttons, label room), in the registry's order: rates and editing do not change whether
+    a flow fits."""
+    groups: dict[tuple[object, ...], list[Channel]] = {}
+    for channel in channels:
+        c = channel.capabilities
+        key = (c.text_length, c.text_counting, c.buttons, c.button_label)
+        groups.setdefault(key, []).append(channel)
+    return list(groups.values())

@@ -62,8 +62,9 @@ def test_a_question_of_5040_characters_is_an_error_at_its_text() -> None:
     # Before: lint passed, Telegram answered 400 "message is too long", everyone was stuck.
     [problem] = errors(flow("x" * 5040))
     assert problem == (
-        "f.yaml:20:20: error: the text of question 'why' makes a Telegram message of up to "
-        "6,126 characters in 'en', more than the 4,096 Telegram takes (counted with the group "
+        "f.yaml:20:20: error: the text of question 'why' makes a Bale and Telegram message of "
+        "up to 6,126 characters in 'en', more than the 4,096 Bale and Telegram take (counted "
+        "with the group "
         "title, progress line and hints, the earlier answer shown on going back at up to 1,000 "
         "characters): shorten it or lower max_length by 2,030")
 
@@ -110,8 +111,8 @@ def test_a_long_label_is_a_warning_a_short_one_is_not() -> None:
     [problem] = errors(flow("Why?", label="P" * 63))
     assert problem == (
         "f.yaml:15:37: warning: the label of option 'price' of question 'reason' is 63 "
-        "characters in 'en'; a Telegram button shows about 62 and cuts the rest: shorten it "
-        "(the question text can say more)")
+        "characters in 'en'; a Bale and Telegram button shows about 62 and cuts the rest: "
+        "shorten it (the question text can say more)")
 
 
 def test_the_signed_button_data_fits_whatever_the_flow() -> None:
@@ -144,7 +145,8 @@ SMS = Channel("sms", "SMS", Capabilities(
 def test_limits_are_data_per_channel(monkeypatch: pytest.MonkeyPatch) -> None:
     """A channel that declares its limits is checked against them, by its name: lint
     iterates the registry."""
-    assert list(CHANNELS) == [TELEGRAM]
+    # Bale takes what Telegram takes: one problem names both
+    assert [c.name for c in CHANNELS] == ["bale", "telegram"]
     monkeypatch.setattr(lint_module, "CHANNELS", Registry([TELEGRAM, SMS]))
     problems = errors(flow("y" * 200, max_length=50))
     assert len(problems) == 1 and "makes a SMS message of up to" in problems[0]
