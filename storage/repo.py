@@ -238,7 +238,9 @@ class Store:
                 contact.sqlmodel_update({**changes, "updated_at": self._now(now)})
             if unreachable is not None:
                 for identity in (await identities_of(s, [contact_id])).get(contact_id, []):
-                    identity.unreachable = unreachable
+                    if identity.unreachable != unreachable:
+                        identity.unreachable = unreachable
+                        contact.updated_at = self._now(now)
             return contact
 
     # Flows

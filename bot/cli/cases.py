@@ -93,7 +93,7 @@ _FIELDS = ("id", "flow", "opened_at", "status", "contact_id", "contact", "accoun
 
 def _who(row: CaseRow) -> str:
     contact = row.contact
-    return contact.name or contact.first_name or f"{contact.channel}:{contact.external_id}"
+    return contact.name or contact.first_name or contact.external_id or f"#{contact.id}"
 
 
 def _cells(row: CaseRow, now: datetime) -> list[str]:

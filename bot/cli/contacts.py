@@ -31,7 +31,7 @@ from bot.staff_text import staff_line
 if TYPE_CHECKING:
     from bot.followups.contacts_csv import ContactRow, ImportSummary
     from bot.followups.reminders import StakeholderState
-    from storage.models import Contact
+    from storage.models import Contact, ContactIdentity
 
 # Storage and the CSV reader are imported where used: `sada --help` must start fast.
 
@@ -51,12 +51,12 @@ def _database_url() -> str:
 # --- import ------------------------------------------------------------------------------
 
 
-async def _import(url: str, rows: list[ContactRow]) -> ImportSummary:
+async def _import(url: str, rows: list[ContactRow], file: str) -> ImportSummary:
     from bot.followups.contacts_csv import import_contacts
     from storage.db import Database
 
     async with await Database.open(url) as db:
-        return await import_contacts(db, rows, now=datetime.now(UTC))
+        return await import_contacts(db, rows, now=datetime.now(UTC), file=file)
 
 
 @app.command("import")
@@ -70,16 +70,19 @@ def import_command(
 
     Each problem is listed as FILE:LINE: column: what is wrong (how to fix).
 
-    Header names (any case; each row needs telegram_id or external_id):
-    telegram_id: the numeric Telegram chat id of someone who talked to the bot;
-    external_id: your own id, for people without a chat (they get a link);
+    Header names (any case; each row needs at least one id):
+    <channel>_id, one column per channel (telegram_id, bale_id …): the person's chat
+    id on that channel, e.g. 123456789;
+    external_id: your own id (people without a chat get a link);
+    preferred_channel: where to write to them when they have several chats;
     name, first_name, language (ar, fa or en), timezone (e.g. Asia/Tehran),
     account (alias company), role (e.g. buyer, user), segment.
 
-    Importing again updates contacts instead of duplicating them; an empty cell
+    Importing again updates contacts instead of duplicating them (a row is the
+    contact any of its ids belongs to; ids it adds are added); an empty cell
     leaves the stored value as it is.
     """
-    from bot.followups.contacts_csv import ContactsFileError, parse_contacts
+    from bot.followups.contacts_csv import ContactsFileError, ImportConflict, parse_contacts
     from storage.db import StorageError
 
     url = _database_url()
@@ -99,7 +102,14 @@ def import_command(
         typer.echo(f"{file}: {len(parsed.rows)} contacts, no problems (nothing imported)")
         return
     try:
-        summary = asyncio.run(_import(url, parsed.rows))
+        summary = asyncio.run(_import(url, parsed.rows, str(file)))
+    except ImportConflict as exc:
+        err = Console(stderr=True)
+        for problem in exc.problems:
+            err.print(str(problem), style="red", markup=False, highlight=False, soft_wrap=True)
+        fail(f"nothing imported: {len(exc.problems)} row"
+             f"{'s' if len(exc.problems) != 1 else ''} disagree with the stored contacts; fix "
+             "them and import the file again")
     except StorageError as exc:
         fail(str(exc))
     table = Table(title=f"Imported {file.name}", show_edge=False)
@@ -113,22 +123,40 @@ def import_command(
 # --- list --------------------------------------------------------------------------------
 
 
-def _state(contact: Contact) -> str:
+def _state(contact: Contact, identities: list[ContactIdentity]) -> str:
+    from storage.identities import is_unreachable
+
     if contact.opted_out:
         return "opted out"
-    if contact.unreachable:
+    if is_unreachable(identities):
         return "unreachable"
     return "ok"
 
 
-async def _list(url: str, limit: int, filters: dict[str, object]) -> tuple[list[Contact], int]:
+async def _list(
+    url: str, limit: int, filters: dict[str, object]
+) -> tuple[list[Contact], dict[int, list[ContactIdentity]], int]:
     from storage.db import Database
+    from storage.identities import identities_of
     from storage.invitations import count_contacts, find_contacts
 
     async with await Database.open(url) as db, db.session() as s, s.begin():
         contacts = await find_contacts(s, limit=limit, **filters)
+        identities = await identities_of(s, [c.id for c in contacts if c.id is not None])
         total = await count_contacts(s, **filters)
-    return contacts, total
+    return contacts, identities, total
+
+
+def _channels() -> list[str]:
+    from bot.followups.contacts_csv import identity_channels
+
+    return [c.name for c in identity_channels()]
+
+
+def _address(identities: list[ContactIdentity], channel: str) -> str:
+    """The contact's addresses on `channel` ("" when none); a blocked one is marked."""
+    return " ".join(i.address + (" (unreachable)" if i.unreachable else "")
+                    for i in identities if i.channel == channel)
 
 
 @app.command("list")
@@ -166,13 +194,16 @@ def list_command(
 
     url = _database_url()
     try:
-        contacts, total = asyncio.run(_list(url, limit, filters))
+        contacts, identities, total = asyncio.run(_list(url, limit, filters))
     except StorageError as exc:
         fail(str(exc))
+    channels = _channels()
     shown = f"showing {len(contacts)} of {total}" + (
         f" (--limit {total} shows all)" if total > len(contacts) else "")
     if fmt != "table":  # the data alone on stdout; the count on stderr
-        write_records(fmt, _CONTACT_FIELDS, [_contact_record(c) for c in contacts])
+        write_records(fmt, _contact_fields(channels),
+                      [_contact_record(c, identities.get(c.id or 0, []), channels)
+                       for c in contacts])
         Console(stderr=True, highlight=False).print(shown, markup=False, style="dim")
         return
     console = Console(highlight=False)
@@ -180,26 +211,40 @@ def list_command(
         console.print("no contacts match (import some with `sada contacts import FILE.csv`)",
                       markup=False)
         return
-    rows = [[str(c.id), c.channel, c.external_id, c.name or "", c.language or "",
-             c.timezone or "", c.company or "", c.role or "", c.segment or "", _state(c)]
-            for c in contacts]
-    print_table(console, _CONTACT_COLUMNS, rows)
+    rows = []
+    for c in contacts:
+        mine = identities.get(c.id or 0, [])
+        rows.append([str(c.id), *(_address(mine, channel) for channel in channels),
+                     c.preferred_channel or "", c.external_id or "", c.name or "",
+                     c.language or "", c.timezone or "", c.company or "", c.role or "",
+                     c.segment or "", _state(c, mine)])
+    print_table(console, _contact_columns(channels), rows)
     console.print(shown, markup=False)
 
 
-# Narrow terminals hide the timezone first, then the channel, segment, language and the
-# chat id: who it is, their account and role, and whether we may write stay.
-_CONTACT_COLUMNS = (
-    Column("id", right=True), Column("channel", drop=4), Column("chat or external id", drop=1),
-    Column("name", text=True), Column("lang", drop=2), Column("timezone", drop=5),
-    Column("account", text=True), Column("role"), Column("segment", drop=3), Column("state"))
-_CONTACT_FIELDS = ("id", "channel", "external_id", "name", "first_name", "language",
-                   "timezone", "account", "role", "segment", "state")
+def _contact_columns(channels: list[str]) -> list[Column]:
+    # Narrow terminals hide the timezone first, then the preferred channel, segment,
+    # language, the external id and the chats: who it is, their account and role, and
+    # whether we may write stay.
+    return [Column("id", right=True), *(Column(channel, drop=1) for channel in channels),
+            Column("preferred", drop=6), Column("external id", drop=2),
+            Column("name", text=True), Column("lang", drop=3), Column("timezone", drop=7),
+            Column("account", text=True), Column("role"), Column("segment", drop=4),
+            Column("state")]
 
 
-def _contact_record(c: Contact) -> list[object]:
-    return [c.id, c.channel, c.external_id, c.name, c.first_name, c.language, c.timezone,
-            c.company, c.role, c.segment, _state(c)]
+def _contact_fields(channels: list[str]) -> list[str]:
+    return ["id", *(f"{channel}_id" for channel in channels), "preferred_channel",
+            "external_id", "name", "first_name", "language", "timezone", "account", "role",
+            "segment", "state"]
+
+
+def _contact_record(
+    c: Contact, identities: list[ContactIdentity], channels: list[str]
+) -> list[object]:
+    return [c.id, *(_address(identities, channel) or None for channel in channels),
+            c.preferred_channel, c.external_id, c.name, c.first_name, c.language, c.timezone,
+            c.company, c.role, c.segment, _state(c, identities)]
 
 
 # --- silent stakeholders -----------------------------------------------------------------

@@ -54,7 +54,8 @@ def invite(
                     ] = None,
     contacts: Annotated[Path | None, typer.Option("--contacts", metavar="FILE.csv",
                                                   help="Contacts listed in a CSV (a "
-                                                  "contact_id, telegram_id or external_id "
+                                                  "contact_id, <channel>_id such as "
+                                                  "telegram_id or bale_id, or external_id "
                                                   "column; an import file works).")] = None,
     at: Annotated[str | None, typer.Option("--at", metavar="TIME", help="When: "
                                            "2026-12-01T09:00+03:30, or \"2026-12-01 09:00\" "

@@ -89,12 +89,12 @@ def timing_lines(summary: OutboxStatus) -> list[str]:
 
 def failures_table(summary: OutboxStatus) -> Table:
     table = Table(title=f"Latest failures ({len(summary.failures)})", title_justify="left")
-    for name in ("id", "kind", "chat", "attempts", "due"):
+    for name in ("id", "kind", "to", "attempts", "due"):
         table.add_column(name, justify="right" if name in ("id", "attempts") else "left")
     table.add_column("last error", overflow="fold")
     for f in summary.failures:
         error = f.error if len(f.error) <= _ERROR_WIDTH else f.error[: _ERROR_WIDTH - 1] + "…"
-        table.add_row(str(f.id), f.kind, str(f.chat_id), str(f.attempts),
+        table.add_row(str(f.id), f.kind, f"{f.channel} {f.address}", str(f.attempts),
                       f.due_at.strftime("%Y-%m-%d %H:%M"), Text(staff_line(error)))  # no markup
     return table
 

@@ -21,9 +21,8 @@ follow-up as Feedback on its action.
 from __future__ import annotations
 
 import difflib
-import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
@@ -63,6 +62,7 @@ from storage.actions import (
 )
 from storage.cases import storable_id
 from storage.db import Database, NotFound
+from storage.identities import identities_of, is_unreachable, pick_identity
 from storage.models import (
     RESUMABLE_STATUSES,
     Action,
@@ -74,7 +74,7 @@ from storage.models import (
 )
 from storage.outbox import enqueue
 
-# Only these contacts have a chat the bot can write to.
+# Staff alerts to Telegram keep the outbox keys they had before there were other channels.
 TELEGRAM = "telegram"
 # A reply this long after the follow-up is a new conversation, not feedback on the action.
 FEEDBACK_WINDOW = timedelta(days=14)
@@ -302,10 +302,6 @@ def _answered(question_id: str | None, candidate: Candidate) -> bool:
     return answer is not None and not answer.skipped and answer.value is not None
 
 
-def _chat_id(external_id: str) -> int | None:
-    return int(external_id) if re.fullmatch(r"-?\d+", external_id) else None
-
-
 async def _queue_followups(
     s: AsyncSession, action: Action, flow: Flow, now: datetime
 ) -> FollowupReport:
@@ -316,7 +312,9 @@ async def _queue_followups(
         case = await s.get(Case, action.case_id)
         case_question = case.question_id if case else None
     seen: set[int] = set()
-    for candidate in await candidates(s, action):
+    found = await candidates(s, action)
+    identities = await identities_of(s, [c.contact.id for c in found if c.contact.id])
+    for candidate in found:
         contact = candidate.contact
         assert contact.id is not None
         if contact.id in seen:
@@ -327,14 +325,15 @@ async def _queue_followups(
         if not _matches_role(action.role, candidate, ran_on):
             continue
         seen.add(contact.id)
-        chat = _chat_id(contact.external_id) if contact.channel == TELEGRAM else None
+        mine = identities.get(contact.id, [])
+        target = pick_identity(mine, contact.preferred_channel)
         if contact.opted_out:
             report.opted_out += 1
             continue
-        if contact.unreachable:
+        if is_unreachable(mine):
             report.unreachable += 1
             continue
-        if chat is None:
+        if target is None:
             report.not_telegram += 1
             continue
         wanted = candidate.session.language or contact.language or flow.default_language
@@ -353,7 +352,8 @@ async def _queue_followups(
             promised=promised_day(action),
         )
         added = await enqueue(s, key=f"followup:{action.id}:{contact.id}", kind="followup",
-                              channel=contact.channel, chat_id=chat, contact_id=contact.id,
+                              channel=target.channel, address=target.address,
+                              contact_id=contact.id,
                               text=text, keyboard=None, due_at=now, now=now,
                               action_id=action.id)
         if not added:
@@ -442,20 +442,21 @@ def overdue_text(action: Action, told: int) -> str:
 
 
 async def check_promises(
-    db: Database, *, now: datetime, staff_chats: list[int] | None = None
+    db: Database, *, now: datetime, staff: Sequence[tuple[str, str]] | None = None
 ) -> int:
     """Alert staff once about every promise whose date has passed without the action being
     marked done; return how many actions were alerted.
 
-    ``staff_chats`` defaults to the settings' alert chats (SADA_TELEGRAM__ALERT_CHAT_IDS,
-    else SADA_TELEGRAM__ADMIN_IDS), for the scheduler's planner hook that passes only ``now``.
+    ``staff`` ((channel, address) pairs) defaults to the settings' alert destinations of
+    every channel (Settings.alert_to), for the scheduler's planner hook that passes only
+    ``now``.
     Safe to run from several processes at once: an action is claimed by a conditional
     UPDATE of overdue_alerted_at, and the outbox keys `overdue:<action>:<chat>` dedupe
     anyway. Without staff chats nothing is claimed, so the alert waits for one to be set.
     """
-    if staff_chats is None:
-        staff_chats = get_settings().telegram.alert_chats
-    if not staff_chats:
+    if staff is None:
+        staff = get_settings().alert_to()
+    if not staff:
         return 0
     due = select(Action).where(
         col(Action.promised_at).is_not(None),
@@ -482,11 +483,13 @@ async def check_promises(
                 Outbox.action_id == action.id, Outbox.kind == "followup",
                 Outbox.status == "sent"))).all())
             text = overdue_text(action, told)
-            for chat in dict.fromkeys(staff_chats):
-                # staff chats are the Telegram alert chats (settings.telegram)
-                await enqueue(s, key=f"overdue:{action.id}:{chat}", kind="overdue",
-                              channel=TELEGRAM, chat_id=chat, contact_id=None, text=text,
-                              keyboard=None, due_at=now, now=now, action_id=action.id)
+            for channel, address in dict.fromkeys(staff):
+                # Telegram's keys keep the form they had before there were other channels
+                key = f"overdue:{action.id}:{address}" if channel == TELEGRAM else \
+                    f"overdue:{action.id}:{channel}:{address}"
+                await enqueue(s, key=key, kind="overdue", channel=channel, address=address,
+                              contact_id=None, text=text, keyboard=None, due_at=now, now=now,
+                              action_id=action.id)
             alerted += 1
     return alerted
 

@@ -13,7 +13,7 @@ be blamed for a staff chat that refuses messages.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -32,7 +32,6 @@ from bot.flow.model import (
     NpsQuestion,
     TextQuestion,
 )
-from bot.followups.contacts_csv import TELEGRAM
 from bot.staff_text import staff_line
 from storage.models import Answer, Case, Contact, FlowVersion, Outbox, SurveySession
 from storage.outbox import enqueue
@@ -213,8 +212,8 @@ def alert_text(
         rule = f" (alert at {'≥' if kind == 'ces' else '≤'} {threshold})"
     # Every value a respondent or a CRM supplied goes through staff_line: one line each,
     # no bidi override or line separator that could forge or reverse a line of the alert.
-    who = staff_line(contact.name or contact.first_name
-                     or f"{contact.channel} {contact.external_id}")
+    who = staff_line(contact.name or contact.first_name or contact.external_id
+                     or f"#{contact.id}")
     details = [f"{who} (contact {contact.id})"]
     role = _role(contact, flow, answers)
     for label, value in (("account", contact.company), ("role", role),
@@ -261,10 +260,10 @@ async def open_cases(
     flow: Flow,
     crossings: list[Crossing],
     now: datetime,
-    staff_chats: list[int],
+    staff: Sequence[tuple[str, str]],
 ) -> list[int]:
-    """Open a case per crossing and queue its alert to every staff chat, inside the caller's
-    transaction; return the ids of the cases opened.
+    """Open a case per crossing and queue its alert to every staff address ((channel,
+    address) pairs), inside the caller's transaction; return the ids of the cases opened.
 
     A session has at most one case per question: answering again after /back updates the
     score of a case still open (and its queued alerts) instead of opening another.
@@ -298,14 +297,19 @@ async def open_cases(
         await s.flush()
         assert case.id is not None
         text = alert_text(case, contact, session, flow, answers)
-        for chat in dict.fromkeys(staff_chats):
-            # staff chats are the Telegram alert chats (settings.telegram)
-            await enqueue(s, key=f"alert:{case.id}:{chat}", kind="alert", channel=TELEGRAM,
-                          chat_id=chat,
+        for channel, address in dict.fromkeys(staff):
+            await enqueue(s, key=_alert_key(case.id, channel, address), kind="alert",
+                          channel=channel, address=address,
                           contact_id=None, text=text, keyboard=None, due_at=now + ALERT_GRACE,
                           now=now, case_id=case.id)
         opened.append(case.id)
     return opened
+
+
+def _alert_key(case_id: int, channel: str, address: str) -> str:
+    # Telegram's keys keep the form they had before there were other channels.
+    return f"alert:{case_id}:{address}" if channel == "telegram" else \
+        f"alert:{case_id}:{channel}:{address}"
 
 
 async def _rewrite_queued(

@@ -23,23 +23,29 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import tuple_
 from sqlmodel import col, select
 
 from bot.engine.normalize import BIDI_CONTROLS, latin_digits
 from bot.flow.model import LANGUAGES
 from bot.followups.timing import canonical_timezone
+from bot.messaging.registry import BOT_API_CHAT, CHANNELS, AddressFormat, Channel
 from storage.db import Database
-from storage.models import Contact
+from storage.models import Contact, ContactIdentity
 
 TELEGRAM = "telegram"
-EXTERNAL = "external"
+
+# Header spellings files written before there was more than one channel use for Telegram.
+_LEGACY_ALIASES = {TELEGRAM: ("chat_id", "telegram_chat_id", "tg_id")}
+# Channels whose channel.py does not declare its address format yet (transitional: drop
+# an entry once its Channel has address=BOT_API_CHAT).
+_UNDECLARED_FORMATS = {"telegram": BOT_API_CHAT, "bale": BOT_API_CHAT}
 
 # Canonical column → the header spellings accepted for it (compared after folding case,
-# spaces and dashes to "_").
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "telegram_id": ("telegram_id", "telegram", "chat_id", "telegram_chat_id", "tg_id"),
+# spaces and dashes to "_"). A column per channel of the registry comes first (see
+# `column_aliases()`): `<channel>_id`, alias `<channel>`.
+FIXED_COLUMNS: dict[str, tuple[str, ...]] = {
     "external_id": ("external_id", "id", "customer_id", "crm_id"),
+    "preferred_channel": ("preferred_channel", "preferred", "channel"),
     "name": ("name", "full_name", "contact_name"),
     "first_name": ("first_name", "given_name"),
     "language": ("language", "lang", "locale"),
@@ -48,7 +54,6 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "role": ("role", "stakeholder_role", "stakeholder"),
     "segment": ("segment", "group"),
 }
-_ALIASES = {alias: column for column, aliases in COLUMNS.items() for alias in aliases}
 # Contact fields each column fills (account is stored as Contact.company).
 _FIELD = {"name": "name", "first_name": "first_name", "language": "language",
           "timezone": "timezone", "account": "company", "role": "role", "segment": "segment"}
@@ -57,9 +62,6 @@ _LANGUAGE_NAMES = {
     "persian": "fa", "farsi": "fa", "فارسی": "fa", "فارسي": "fa",
     "english": "en", "انگلیسی": "en", "الإنجليزية": "en",
 }
-_TELEGRAM_ID = re.compile(r"^[+-]?[0-9]+$")
-# chat ids are BIGINT columns; Telegram's own stay far below (52 bits)
-MAX_CHAT_ID = 2**63 - 1
 _STRIP = str.maketrans("", "", BIDI_CONTROLS + "\ufeff\u200b")
 # Control characters that are not whitespace (whitespace is collapsed to one space).
 _CONTROLS = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
@@ -68,6 +70,37 @@ MAX_TEXT = 200
 NUL = "\x00"
 HEADER_NUL = ("the header line has NUL characters (\\0): the file is probably UTF-16; save it "
               "as CSV UTF-8 (in Excel: Save As → CSV UTF-8)")
+
+
+def identity_column(channel: str) -> str:
+    return f"{channel}_id"
+
+
+def identity_channels() -> list[Channel]:
+    """The channels a contacts file may give an id for: every channel of the registry."""
+    return list(CHANNELS)
+
+
+def column_aliases() -> dict[str, tuple[str, ...]]:
+    """Canonical column → accepted spellings: `<channel>_id` for each channel, then the rest."""
+    found: dict[str, tuple[str, ...]] = {}
+    for channel in identity_channels():
+        found[identity_column(channel.name)] = (identity_column(channel.name), channel.name,
+                                                *_LEGACY_ALIASES.get(channel.name, ()))
+    return found | FIXED_COLUMNS
+
+
+def _aliases() -> dict[str, str]:
+    return {alias: column for column, aliases in column_aliases().items() for alias in aliases}
+
+
+def id_columns() -> list[str]:
+    """The columns that identify a contact: one per channel, and external_id."""
+    return [identity_column(c.name) for c in identity_channels()] + ["external_id"]
+
+
+def address_format(channel: Channel) -> AddressFormat | None:
+    return channel.address or _UNDECLARED_FORMATS.get(channel.name)
 
 
 class ContactsFileError(ValueError):
@@ -89,12 +122,20 @@ class RowProblem:
 
 @dataclass(frozen=True)
 class ContactRow:
-    """One valid row: the contact's key and the fields it sets (None: leave as stored)."""
+    """One valid row: the contact's ids (the company's own, and an address per channel) and
+    the fields it sets (None: leave as stored)."""
 
     line: int
-    channel: str
-    external_id: str
+    external_id: str | None
+    identities: dict[str, str]  # channel → address
     fields: dict[str, str | None]
+
+    def ids(self) -> list[tuple[str, str]]:
+        """(column, value) of each id the row gives, for one-line problems."""
+        found = [(identity_column(c), a) for c, a in self.identities.items()]
+        if self.external_id:
+            found.append(("external_id", self.external_id))
+        return found
 
 
 @dataclass
@@ -182,7 +223,8 @@ def _header(
     columns: list[str] = []
     problems: list[RowProblem] = []
     seen: dict[str, str] = {}
-    accepted = sorted(_ALIASES)
+    aliases = _aliases()
+    accepted = sorted(aliases)
     if any(NUL in value for value in values):
         return [], [RowProblem(file, line, "", HEADER_NUL)]
     for raw in values:
@@ -191,11 +233,11 @@ def _header(
             # Spreadsheets often add an empty last column; its cells must stay empty.
             columns.append(_UNNAMED)
             continue
-        column = _ALIASES.get(name)
+        column = aliases.get(name)
         if column is None:
             close = difflib.get_close_matches(name, accepted, n=1, cutoff=0.6)
             hint = f"did you mean {close[0]}?" if close else \
-                f"use {', '.join(COLUMNS)}"
+                f"use {', '.join(column_aliases())}"
             shown = raw.strip() or "(empty)"
             problems.append(RowProblem(file, line, shown, f"unknown column ({hint})"))
             columns.append("")
@@ -206,10 +248,11 @@ def _header(
                                        "keep one"))
         seen[column] = raw.strip()
         columns.append(column)
-    if not problems and "telegram_id" not in seen and "external_id" not in seen:
-        problems.append(RowProblem(file, line, "", "no id column: add telegram_id (the "
-                                   "person's numeric Telegram chat id) or external_id (your "
-                                   "own customer id)"))
+    if not problems and not any(column in seen for column in id_columns()):
+        chats = ", ".join(id_columns()[:-1])
+        problems.append(RowProblem(file, line, "", f"no id column: add {chats} (the person's "
+                                   "chat id on that channel) or external_id (your own "
+                                   "customer id)"))
     return columns, problems
 
 
@@ -255,30 +298,37 @@ def _row(
                                            "column or delete the value)"))
             continue
         cells[column] = _clean(value)
-    telegram_id = latin_digits(cells.get("telegram_id", "")).replace(" ", "")
+    identities: dict[str, str] = {}
+    for channel in identity_channels():
+        column = identity_column(channel.name)
+        address = latin_digits(cells.get(column, "")).replace(" ", "")
+        if not address:
+            continue
+        fmt = address_format(channel)
+        if len(address) > MAX_TEXT:
+            problems.append(RowProblem(file, line, column, f"longer than {MAX_TEXT} "
+                                       f"characters (a {channel.title} id is short)"))
+        elif fmt is not None and not fmt.accepts(address):
+            problems.append(RowProblem(file, line, column, f"{cells[column]!r} is not a "
+                                       f"{channel.title} id (use {fmt.hint}; put other ids "
+                                       "in external_id)"))
+        else:
+            identities[channel.name] = address
     external_id = latin_digits(cells.get("external_id", ""))
-    if telegram_id and not _TELEGRAM_ID.match(telegram_id):
-        problems.append(RowProblem(file, line, "telegram_id", f"{cells['telegram_id']!r} is "
-                                   "not a numeric Telegram chat id (use digits only, e.g. "
-                                   "123456789; put other ids in external_id)"))
-    elif telegram_id and int(telegram_id) < 0:
-        problems.append(RowProblem(file, line, "telegram_id", f"{cells['telegram_id']} is a "
-                                   "group or channel chat id: a person's chat id is positive "
-                                   "(e.g. 123456789); surveys go to people, one chat each"))
-    elif telegram_id and int(telegram_id) == 0:
-        problems.append(RowProblem(file, line, "telegram_id", "0 is not a Telegram chat id (a "
-                                   "person's chat id is a positive number, e.g. 123456789)"))
-    elif telegram_id and int(telegram_id) > MAX_CHAT_ID:
-        problems.append(RowProblem(file, line, "telegram_id", f"{cells['telegram_id']} is too "
-                                   "large for a Telegram chat id (they have at most 16 "
-                                   "digits; check the column)"))
     if len(external_id) > MAX_TEXT:
         problems.append(RowProblem(file, line, "external_id", f"longer than {MAX_TEXT} "
                                    "characters (use your CRM's id, not a description)"))
-    if not telegram_id and not external_id:
-        which = " or ".join(c for c in ("telegram_id", "external_id") if c in columns)
+    given = [c for c in id_columns() if cells.get(c)]
+    if not given:
+        which = " or ".join(c for c in id_columns() if c in columns)
         problems.append(RowProblem(file, line, which, "empty id (every row needs one to "
                                    "recognise the contact when the file is imported again)"))
+    preferred = cells.get("preferred_channel", "").casefold() or None
+    if preferred is not None and preferred not in {c.name for c in identity_channels()}:
+        names = ", ".join(c.name for c in identity_channels())
+        problems.append(RowProblem(file, line, "preferred_channel",
+                                   f"{cells['preferred_channel']!r} is not a channel (use one "
+                                   f"of {names}, or leave it empty)"))
     fields: dict[str, str | None] = {}
     for column, target in _FIELD.items():
         value = cells.get(column, "")
@@ -301,9 +351,8 @@ def _row(
         fields["timezone"] = tz
     if len(problems) > before:
         return None
-    if telegram_id:
-        return ContactRow(line, TELEGRAM, str(int(telegram_id)), fields)
-    return ContactRow(line, EXTERNAL, external_id, fields)
+    fields["preferred_channel"] = preferred
+    return ContactRow(line, external_id or None, identities, fields)
 
 
 def parse_contacts(path: Path, *, shown_as: str | None = None) -> ParsedFile:
@@ -331,15 +380,15 @@ def parse_contacts(path: Path, *, shown_as: str | None = None) -> ParsedFile:
         row = _row(file, line, parsed.columns, values, parsed.problems)
         if row is None:
             continue
-        key = (row.channel, row.external_id)
-        if key in seen:
-            column = "telegram_id" if row.channel == TELEGRAM else "external_id"
-            parsed.problems.append(RowProblem(file, line, column, f"{row.external_id} is also "
-                                              f"on line {seen[key]} (keep one row per "
+        repeated = [(column, value) for column, value in row.ids() if (column, value) in seen]
+        for column, value in repeated:
+            parsed.problems.append(RowProblem(file, line, column, f"{value} is also on line "
+                                              f"{seen[(column, value)]} (keep one row per "
                                               "contact; digits in any script count as the "
                                               "same)"))
+        if repeated:
             continue
-        seen[key] = line
+        seen |= {key: line for key in row.ids()}
         parsed.rows.append(row)
     if not parsed.rows and not parsed.problems:
         parsed.problems.append(RowProblem(file, header_line, "", "no contacts below the "
@@ -352,35 +401,114 @@ def _chunks(items: Sequence[ContactRow], size: int = 500) -> Iterable[Sequence[C
         yield items[start:start + size]
 
 
-async def import_contacts(
-    db: Database, rows: Sequence[ContactRow], *, now: datetime
-) -> ImportSummary:
-    """Create or update every row in one transaction, keyed on (channel, id).
+class ImportConflict(ContactsFileError):
+    """Rows that disagree with what is stored (an id owned by another contact): nothing was
+    imported; one RowProblem per line."""
 
-    Empty cells leave what is stored (a language the person chose in chat survives a
-    re-import without one); opt-out and reachability are never touched here.
+    def __init__(self, problems: list[RowProblem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+async def import_contacts(
+    db: Database, rows: Sequence[ContactRow], *, now: datetime, file: str = ""
+) -> ImportSummary:
+    """Create or update every row in one transaction: a row is the contact any of its ids
+    (external_id, a channel's id) already belongs to, or a new one; ids it lacks are added.
+
+    A row whose ids belong to two different stored contacts is a problem, and then nothing
+    is imported (ImportConflict). Empty cells leave what is stored (a language the person
+    chose in chat survives a re-import without one); opt-out and reachability are never
+    touched here.
     """
     created = updated = unchanged = 0
+    problems: list[RowProblem] = []
     async with db.session() as s, s.begin():
         for chunk in _chunks(rows):
-            keys = [(r.channel, r.external_id) for r in chunk]
-            found = await s.exec(select(Contact).where(
-                tuple_(col(Contact.channel), col(Contact.external_id)).in_(keys)))
-            existing = {(c.channel, c.external_id): c for c in found}
+            by_company, by_address = await _stored(s, chunk)
             for row in chunk:
-                # text fields of Contact only (FIELDS); mypy cannot tell which keys
+                owners: dict[int, str] = {}
+                if row.external_id and row.external_id in by_company:
+                    owners.setdefault(by_company[row.external_id].contact_id, "external_id")
+                for channel, address in row.identities.items():
+                    known = by_address.get((channel, address))
+                    if known is not None:
+                        owners.setdefault(known.contact_id, identity_column(channel))
+                if len(owners) > 1:
+                    (a, first), (b, second) = list(owners.items())[:2]
+                    problems.append(RowProblem(file, row.line, second, f"belongs to contact "
+                                               f"{b}, but {first} is contact {a}'s (one row "
+                                               "per person: fix the ids, or merge them in "
+                                               "your file)"))
+                    continue
+                # text fields of Contact only; mypy cannot tell which keys
                 changes: dict[str, Any] = {
                     k: v for k, v in row.fields.items() if v is not None
                 }
-                contact = existing.get((row.channel, row.external_id))
-                if contact is None:
-                    s.add(Contact(channel=row.channel, external_id=row.external_id,
-                                  created_at=now, updated_at=now, **changes))
+                changed = False
+                if owners:
+                    contact = await s.get(Contact, next(iter(owners)))
+                    assert contact is not None
+                    if row.external_id and contact.external_id != row.external_id:
+                        if contact.external_id is not None:
+                            problems.append(RowProblem(file, row.line, "external_id",
+                                                       f"contact {contact.id} has external_id "
+                                                       f"{contact.external_id}, not "
+                                                       f"{row.external_id} (fix the file)"))
+                            continue
+                        changes["external_id"] = row.external_id
+                    if any(getattr(contact, k) != v for k, v in changes.items()):
+                        contact.sqlmodel_update({**changes, "updated_at": now})
+                        changed = True
+                else:
+                    contact = Contact(external_id=row.external_id, created_at=now,
+                                      updated_at=now, **changes)
+                    s.add(contact)
+                    await s.flush()
+                assert contact.id is not None
+                for channel, address in row.identities.items():
+                    if (channel, address) not in by_address:
+                        identity = ContactIdentity(contact_id=contact.id, channel=channel,
+                                                   address=address, created_at=now)
+                        s.add(identity)
+                        by_address[(channel, address)] = identity
+                        changed = True
+                if row.external_id:
+                    by_company[row.external_id] = _Owner(contact.id)
+                if not owners:
                     created += 1
-                elif any(getattr(contact, k) != v for k, v in changes.items()):
-                    contact.sqlmodel_update({**changes, "updated_at": now})
+                elif changed:
                     updated += 1
                 else:
                     unchanged += 1
             await s.flush()
+        if problems:
+            raise ImportConflict(problems)  # the transaction rolls back: nothing imported
     return ImportSummary(created, updated, unchanged)
+
+
+@dataclass(frozen=True)
+class _Owner:
+    contact_id: int
+
+
+async def _stored(
+    s: Any, chunk: Sequence[ContactRow]
+) -> tuple[dict[str, Any], dict[tuple[str, str], Any]]:
+    """Who already has the chunk's ids: company id → owner, (channel, address) → identity."""
+    companies = [r.external_id for r in chunk if r.external_id]
+    by_company: dict[str, Any] = {}
+    if companies:
+        for contact_id, external_id in (await s.exec(
+                select(Contact.id, Contact.external_id)
+                .where(col(Contact.external_id).in_(companies)))).all():
+            by_company[external_id] = _Owner(contact_id)
+    by_address: dict[tuple[str, str], Any] = {}
+    pairs = [(c, a) for r in chunk for c, a in r.identities.items()]
+    for channel in {c for c, _ in pairs}:
+        addresses = [a for c, a in pairs if c == channel]
+        for identity in await s.exec(select(ContactIdentity).where(
+                ContactIdentity.channel == channel,
+                col(ContactIdentity.address).in_(addresses))):
+            by_address[(channel, identity.address)] = identity
+    return by_company, by_address

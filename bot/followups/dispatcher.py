@@ -268,9 +268,9 @@ class Dispatcher:
             gate = asyncio.Semaphore(self.concurrency)
             # One task per chat, its rows one after another: a chat's messages arrive in due
             # order whatever the concurrency (and each send is awaited before the next).
-            by_chat: dict[tuple[str, int], list[Outbox]] = {}
+            by_chat: dict[tuple[str, str], list[Outbox]] = {}
             for row in rows:
-                by_chat.setdefault((row.channel, row.chat_id), []).append(row)
+                by_chat.setdefault((row.channel, row.address), []).append(row)
 
             async def chat(queue: list[Outbox]) -> None:
                 for row in queue:
@@ -296,7 +296,7 @@ class Dispatcher:
         behind it, later rows for other chats go first. Rows of one chat keep their order
         (they share the same readiness, so the earliest of them is always picked first)."""
         for index, row in enumerate(pending):
-            if self.limiters[row.channel].chat_wait(row.chat_id) <= 0:
+            if self.limiters[row.channel].chat_wait(row.address) <= 0:
                 return pending.pop(index)
         return pending.pop(0)
 
@@ -324,7 +324,7 @@ class Dispatcher:
         stop came first."""
         if self.stopping:
             return False
-        turn = asyncio.ensure_future(self.limiters[row.channel].acquire(row.chat_id))
+        turn = asyncio.ensure_future(self.limiters[row.channel].acquire(row.address))
         self._waiting.add(turn)
         try:
             await asyncio.wait({turn})
@@ -376,7 +376,7 @@ class Dispatcher:
                 self._in_flight.add(timeout)
                 try:
                     message_id = await self.transports[row.channel].send_text(
-                        row.chat_id, row.text, keyboard
+                        row.address, row.text, keyboard
                     )
                 finally:
                     self._in_flight.discard(timeout)
@@ -433,8 +433,8 @@ class Dispatcher:
         if await outbox.mark_failed(self.database, _id(row), error, self.clock(),
                                     claimed_until=row.locked_until):
             report.failed += 1
-            log.warning("outbox message %s (%s to chat %s) failed: %s", row.id, row.kind,
-                        row.chat_id, error)
+            log.warning("outbox message %s (%s to %s %s) failed: %s", row.id, row.kind,
+                        row.channel, row.address, error)
         else:
             report.lost_lease += 1
 

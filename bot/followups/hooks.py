@@ -3,6 +3,8 @@ detractor cases and their staff alerts, and the invitation the session answers."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.followups.alerts import crossings, open_cases, refresh_alert_texts
@@ -10,7 +12,8 @@ from bot.survey import Step, StepHook
 from storage.invitations import on_session_status
 
 
-def alert_hook(staff_chats: list[int]) -> StepHook:
+def alert_hook(staff: Sequence[tuple[str, str]]) -> StepHook:
+    """Cases and their alerts to `staff`, (channel, address) pairs."""
     async def on_step(s: AsyncSession, step: Step) -> None:
         path_before = {k: v for k, v in step.before.values().items() if k in step.before.history}
         path_after = {k: v for k, v in step.after.values().items() if k in step.after.history}
@@ -18,7 +21,7 @@ def alert_hook(staff_chats: list[int]) -> StepHook:
         if found:
             await open_cases(s, session_id=step.session_id, contact_id=step.contact_id,
                              flow=step.flow, crossings=found, now=step.now,
-                             staff_chats=staff_chats)
+                             staff=staff)
         elif path_after != path_before:
             # a comment typed after the score belongs in the alert still waiting to go out
             await refresh_alert_texts(s, step.session_id, flow=step.flow)
@@ -33,5 +36,6 @@ async def invitation_hook(s: AsyncSession, step: Step) -> None:
                                 flow_id=step.flow.id, status=step.after.status, now=step.now)
 
 
-def survey_hooks(staff_chats: list[int]) -> list[StepHook]:
-    return [alert_hook(staff_chats), invitation_hook]
+def survey_hooks(staff: Sequence[tuple[str, str]]) -> list[StepHook]:
+    """The step hooks; staff alerts go to `staff`, (channel, address) pairs."""
+    return [alert_hook(staff), invitation_hook]

@@ -21,12 +21,14 @@ from bot.engine.normalize import latin_digits
 from bot.flow.loader import MAX_FILE_BYTES, FlowError, LoadedFlow, load_flow
 from bot.flow.model import AccountLimit, Flow, duration
 from bot.followups.contacts_csv import (
-    COLUMNS,
-    EXTERNAL,
     HEADER_NUL,
     TELEGRAM,
     ContactsFileError,
+    column_aliases,
     fold_header,
+    id_columns,
+    identity_channels,
+    identity_column,
     nul_problem,
     read_records,
     read_text,
@@ -39,6 +41,7 @@ from bot.staff_text import write_csv
 from bot.survey import contact_fields
 from storage.cases import storable_id
 from storage.db import Database
+from storage.identities import EXTERNAL, identities_of, is_unreachable, pick_identity
 from storage.invitations import (
     account_invitees,
     contacts_by_key,
@@ -46,7 +49,7 @@ from storage.invitations import (
     insert_invitations,
     last_surveyed,
 )
-from storage.models import Contact, Invitation, LinkToken
+from storage.models import Contact, ContactIdentity, Invitation, LinkToken
 from storage.outbox import enqueue
 
 SKIP_LABELS: dict[str, str] = {
@@ -54,7 +57,7 @@ SKIP_LABELS: dict[str, str] = {
     "unreachable": "unreachable",
     "fatigue": "surveyed within {fatigue}",
     "account_limit": "over the account limit",
-    "no_link": "without a Telegram chat (no bot username for a link)",
+    "no_link": "without a reachable chat (no bot username for a link)",
 }
 
 
@@ -69,7 +72,7 @@ class InviteError(ValueError):
 @dataclass(frozen=True)
 class Audience:
     """Who to invite: contacts matching all of segment, account and role, or those listed
-    in a file (by Sada contact_id, telegram_id or external_id)."""
+    in a file (by Sada contact_id, a channel's id such as telegram_id, or external_id)."""
 
     segment: str | None = None
     account: str | None = None
@@ -209,25 +212,30 @@ def _row_id(value: str) -> int | None:
 
 
 async def contacts_from_file(db: Database, path: Path) -> tuple[int, ...]:
-    """Contact ids listed in a CSV (columns contact_id, telegram_id or external_id; others,
-    such as an import file's, are ignored). Every listed contact must exist."""
+    """Contact ids listed in a CSV (columns contact_id, `<channel>_id` or external_id;
+    others, such as an import file's, are ignored). Every listed contact must exist."""
     text = read_text(path)
+    kinds = ["contact_id", *id_columns()]
+    named = ", ".join(kinds[:-1]) + f" or {kinds[-1]}"
     try:
         records, _ = read_records(text)
     except ContactsFileError as exc:
         raise ContactsFileError(f"{path}: {exc}") from None
     if not records:
         raise ContactsFileError(f"{path}: the file is empty; list contacts under a "
-                                "contact_id, telegram_id or external_id header")
+                                f"{named} header")
     aliases = {"contact_id": "contact_id", "sada_id": "contact_id"}
-    aliases |= {a: "telegram_id" for a in COLUMNS["telegram_id"]}
-    aliases |= {a: "external_id" for a in COLUMNS["external_id"]}
+    known = column_aliases()
+    for kind in kinds[1:]:
+        aliases |= {a: kind for a in known[kind]}
     if nul_problem(records[0][1]) is not None:
         raise ContactsFileError(f"{path}:{records[0][0]}: {HEADER_NUL}")
     header = [aliases.get(fold_header(name), "") for name in records[0][1]]
     if not any(header):
-        raise ContactsFileError(f"{path}:{records[0][0]}: no contact_id, telegram_id or "
-                                "external_id column in the header line")
+        raise ContactsFileError(f"{path}:{records[0][0]}: no {named} column in the header "
+                                "line")
+    channel_of = {identity_column(c.name): c.name for c in identity_channels()}
+    channel_of["external_id"] = EXTERNAL
     wanted: list[tuple[int, str, str]] = []  # (line, kind, value)
     for line, values in records[1:]:
         nul = nul_problem(values)
@@ -235,16 +243,17 @@ async def contacts_from_file(db: Database, path: Path) -> tuple[int, ...]:
             raise ContactsFileError(f"{path}:{line}: {nul}")
         cells = {column: latin_digits(v.strip()) for column, v in zip(header, values,
                                                                       strict=False) if column}
-        for kind in ("contact_id", "telegram_id", "external_id"):
+        for kind in kinds:
             if cells.get(kind):
-                wanted.append((line, kind, cells[kind]))
+                value = cells[kind] if kind in ("contact_id", "external_id") else \
+                    cells[kind].replace(" ", "")
+                wanted.append((line, kind, value))
                 break
         else:
             raise ContactsFileError(f"{path}:{line}: no contact id on this line")
     ids: list[int] = []
     async with db.session() as s, s.begin():
-        keys = [(TELEGRAM if kind == "telegram_id" else EXTERNAL, value)
-                for _, kind, value in wanted if kind != "contact_id"]
+        keys = [(channel_of[kind], value) for _, kind, value in wanted if kind != "contact_id"]
         by_key = await contacts_by_key(s, keys)
         numeric = [_row_id(v) for _, kind, v in wanted if kind == "contact_id"]
         by_id = {c.id: c for c in await find_contacts(s, ids=[n for n in numeric if n])}
@@ -255,7 +264,7 @@ async def contacts_from_file(db: Database, path: Path) -> tuple[int, ...]:
             number = _row_id(value)
             contact = by_id.get(number) if number else None
         else:
-            contact = by_key.get((TELEGRAM if kind == "telegram_id" else EXTERNAL, value))
+            contact = by_key.get((channel_of[kind], value))
         if contact is None or contact.id is None:
             problems.append(f"{path}:{line}: {kind} {value} is not a known contact (import it "
                             "first with `sada contacts import`)")
@@ -330,6 +339,8 @@ def allot_places(
 class Decision:
     contact: Contact
     reason: str | None  # None: invite
+    # where the invitation is sent (see pick_identity); None: the contact gets a link
+    target: ContactIdentity | None = None
 
 
 async def decide(
@@ -341,17 +352,20 @@ async def decide(
     they are skipped before places are shared out, so they take none of an account's."""
     ids = [c.id for c in contacts if c.id is not None]
     last = await last_surveyed(s, flow_id=flow.id, contact_ids=ids)
+    identities = await identities_of(s, ids)
+    targets = {c.id: pick_identity(identities.get(c.id or 0, []), c.preferred_channel)
+               for c in contacts}
     tired_since = at - duration(flow.fatigue)
     reasons: dict[int, str | None] = {}
     for contact in contacts:
         assert contact.id is not None
         if contact.opted_out:
             reasons[contact.id] = "opted_out"
-        elif contact.unreachable:
+        elif is_unreachable(identities.get(contact.id, [])):
             reasons[contact.id] = "unreachable"
         elif contact.id in last and last[contact.id] > tired_since:
             reasons[contact.id] = "fatigue"
-        elif not can_link and _chat_id(contact) is None:
+        elif not can_link and targets[contact.id] is None:
             reasons[contact.id] = "no_link"
         else:
             reasons[contact.id] = None
@@ -368,7 +382,7 @@ async def decide(
             for contact in members:
                 if contact.id not in chosen:
                     reasons[contact.id or 0] = "account_limit"
-    return [Decision(c, reasons[c.id or 0]) for c in contacts]
+    return [Decision(c, reasons[c.id or 0], targets[c.id]) for c in contacts]
 
 
 # --- the run -----------------------------------------------------------------------------
@@ -392,15 +406,6 @@ def _write_links(path: Path, rows: Sequence[LinkRow]) -> Path:
     return tmp
 
 
-def _chat_id(contact: Contact) -> int | None:
-    if contact.channel != TELEGRAM:
-        return None
-    try:
-        return int(contact.external_id)
-    except ValueError:
-        return None
-
-
 async def invite_contacts(
     db: Database,
     *,
@@ -415,7 +420,8 @@ async def invite_contacts(
     links_channel: str = TELEGRAM,
 ) -> InviteReport:
     """Invite `audience` to `flow` at `at` (each at their next local slot), in one
-    transaction; contacts without a Telegram chat get a personal link in `links_out` (a
+    transaction, each on the identity `pick_identity` chooses; contacts without a
+    reachable identity get a personal link in `links_out` (a
     link to the bot `bot_username` on `links_channel`, in that channel's form), or,
     without `bot_username`, are skipped as "no_link" (a dry run reports the same)."""
     report = InviteReport(flow.id, flow.fatigue, flow.account_limit, dry_run=dry_run)
@@ -463,8 +469,8 @@ async def invite_contacts(
 class _Planned:
     invitation: Invitation
     link: LinkToken | None = None
-    # (chat id, text, button label) of the invitation message, for contacts with a chat
-    message: tuple[int, str, str] | None = None
+    # (identity, text, button label) of the invitation message, for contacts with a chat
+    message: tuple[ContactIdentity, str, str] | None = None
 
 
 def _prepare(
@@ -483,11 +489,11 @@ def _prepare(
     token = new_token()
     link = LinkToken(token=token, flow_id=flow.id, contact_id=contact.id, context=context,
                      created_at=now)
-    chat_id = _chat_id(contact)
-    if chat_id is None:
+    target = decision.target
+    if target is None:
         # No chat to write to: staff send the personal link by e-mail, SMS, helpdesk …
         report.by_link += 1
-        report.links.append(LinkRow(contact.id, contact.external_id, contact.name or "",
+        report.links.append(LinkRow(contact.id, contact.external_id or "", contact.name or "",
                                     contact.company or "", contact.role or "", lang,
                                     link_url(links_channel, username, token)))
         return _Planned(Invitation(contact_id=contact.id, flow_id=flow.id, context=context,
@@ -500,16 +506,17 @@ def _prepare(
     label = Translator(lang).gettext("Start the survey")
     return _Planned(Invitation(contact_id=contact.id, flow_id=flow.id, context=context,
                                status="scheduled", due_at=due, token=token, created_at=now),
-                    link, (chat_id, invitation_message(flow, contact, lang), label))
+                    link, (target, invitation_message(flow, contact, lang), label))
 
 
 async def _enqueue(s: Any, planned: _Planned, *, now: datetime) -> None:
     invitation, message = planned.invitation, planned.message
     assert invitation.id is not None and invitation.token is not None and message is not None
-    chat_id, text, label = message
-    # only Telegram contacts get a message (see _prepare): others are sent their link
-    await enqueue(s, key=f"invitation:{invitation.id}", kind="invitation", channel=TELEGRAM,
-                  chat_id=chat_id,
+    target, text, label = message
+    # only contacts with a reachable identity get a message (see _prepare): others are
+    # sent their link
+    await enqueue(s, key=f"invitation:{invitation.id}", kind="invitation",
+                  channel=target.channel, address=target.address,
                   contact_id=invitation.contact_id, text=text,
-                  keyboard=start_keyboard(label, invitation.token), due_at=invitation.due_at,
-                  now=now, invitation_id=invitation.id)
+                  keyboard=start_keyboard(label, invitation.token, target.channel),
+                  due_at=invitation.due_at, now=now, invitation_id=invitation.id)

@@ -25,6 +25,9 @@ from bot.messaging.capabilities import Capabilities
 MonotonicClock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
+# A chat as the limiter knows it: an outbox address (text); plain ints in older callers.
+Chat = str | int
+
 # The channel counts on its side of the network, where latency jitter can bunch our evenly
 # spaced requests together: pace one message in thirty below its ceiling (29/s on Telegram).
 HEADROOM = 29 / 30
@@ -62,9 +65,9 @@ class RateLimiter:
         self._tolerance = (burst - 1) * self._interval
         self._tat: float | None = None  # theoretical arrival time of the next message
         self._paused_until = 0.0
-        self._chat_locks: dict[int, asyncio.Lock] = {}
-        self._chat_last: dict[int, float] = {}  # slot of the last message to each chat
-        self._chat_users: dict[int, int] = {}  # callers inside acquire(), per chat
+        self._chat_locks: dict[Chat, asyncio.Lock] = {}
+        self._chat_last: dict[Chat, float] = {}  # slot of the last message to each chat
+        self._chat_users: dict[Chat, int] = {}  # callers inside acquire(), per chat
 
     @classmethod
     def for_channel(
@@ -90,7 +93,7 @@ class RateLimiter:
     def paused_until(self) -> float:
         return self._paused_until
 
-    def chat_wait(self, chat_id: int) -> float:
+    def chat_wait(self, chat_id: Chat) -> float:
         """Seconds until ``chat_id`` may get its next message (0: now), ignoring the rest."""
         if chat_id in self._chat_users:
             return self.per_chat  # someone is already waiting for this chat
@@ -119,7 +122,7 @@ class RateLimiter:
             if self.clock() >= self._paused_until:
                 return slot
 
-    async def acquire(self, chat_id: int) -> None:
+    async def acquire(self, chat_id: Chat) -> None:
         """Wait until one more message, to ``chat_id``, is within the limits."""
         lock = self._chat_locks.setdefault(chat_id, asyncio.Lock())
         self._chat_users[chat_id] = self._chat_users.get(chat_id, 0) + 1

@@ -28,14 +28,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.flow.loader import LoadedFlow
 from bot.flow.model import Flow, duration
-from bot.followups.contacts_csv import TELEGRAM
 from bot.followups.invite import flow_title, language_for, start_keyboard
 from bot.followups.timing import next_slot
 from bot.i18n import Translator
 from bot.survey import contact_fields
 from storage.db import Database
+from storage.identities import identities_of, is_unreachable, pick_identity
 from storage.invitations import invitation_messages, reminder_steps
-from storage.models import Contact, Invitation, SurveySession
+from storage.models import Contact, ContactIdentity, Invitation, SurveySession
 from storage.outbox import cancel_pending, enqueue
 
 EXPIRY_GRACE = timedelta(days=2)
@@ -88,6 +88,7 @@ class _Candidate:
     invitation: Invitation
     contact: Contact
     steps: list[tuple[int, str, datetime | None]] = field(default_factory=list)
+    identities: list[ContactIdentity] = field(default_factory=list)
 
 
 def reminder_message(
@@ -162,8 +163,10 @@ async def _candidates(
     found = [_Candidate(invitation, contact) for invitation, contact in rows]
     steps = await reminder_steps(s, [c.invitation.id for c in found
                                      if c.invitation.id is not None])
+    identities = await identities_of(s, [c.contact.id for c in found if c.contact.id])
     for candidate in found:
         candidate.steps = steps.get(candidate.invitation.id or 0, [])
+        candidate.identities = identities.get(candidate.contact.id or 0, [])
     return found
 
 
@@ -256,7 +259,7 @@ async def plan_reminders(
             session = _session_of(invitation, sessions.get(key, []))
             if not await _follow_session(s, candidate, session, now, report):
                 continue
-            if contact.opted_out or contact.unreachable:
+            if contact.opted_out or is_unreachable(candidate.identities):
                 invitation.status = "cancelled"
                 invitation.reason = "opted_out" if contact.opted_out else "unreachable"
                 await cancel_pending(s, invitation_id=invitation.id, now=now)
@@ -289,24 +292,24 @@ async def _plan_one(
     slots = [slot(invitation.sent_at + delay) for delay in after]
     done = max((step for step, _, _ in candidate.steps), default=-1) + 1
     pending = any(status in _PENDING for _, status, _ in candidate.steps)
-    chat_id = int(contact.external_id) if contact.channel == TELEGRAM and \
-        contact.external_id.lstrip("-").isdigit() else None
+    # each reminder goes where an invitation would go now (a block since moves it on)
+    target = pick_identity(candidate.identities, contact.preferred_channel)
     due_steps = [k for k in range(done, len(slots)) if slots[k] - lookahead <= now]
-    if due_steps and not pending and chat_id is not None and invitation.token:
+    if due_steps and not pending and target is not None and invitation.token:
         step = due_steps[-1]
         due_at = slots[step] if slots[step] >= now else slot(now)
         started = session is not None
         message, label = reminder_message(flow, contact, lang, started=started)
         queued = await enqueue(s, key=f"reminder:{invitation.id}:{step}", kind="reminder",
-                               channel=contact.channel, chat_id=chat_id,
+                               channel=target.channel, address=target.address,
                                contact_id=contact.id, text=message,
-                               keyboard=start_keyboard(label, invitation.token), due_at=due_at,
-                               now=now, invitation_id=invitation.id)
+                               keyboard=start_keyboard(label, invitation.token, target.channel),
+                               due_at=due_at, now=now, invitation_id=invitation.id)
         if queued:
             report.planned += 1
             report.dropped += len(due_steps) - 1
             return
-    if pending or (chat_id is not None and invitation.token and done < len(slots)):
+    if pending or (target is not None and invitation.token and done < len(slots)):
         return  # a reminder is still to come (or on its way): not expired yet
     # A reminder sent late (catch-up after downtime) gets its full grace period too.
     last = max([slots[-1] if slots else invitation.sent_at, *sent])

@@ -15,8 +15,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 
 from bot.messaging.capabilities import Capabilities
 
@@ -62,11 +62,35 @@ class DeepLinks:
 
 
 @dataclass(frozen=True)
+class AddressFormat:
+    """What a person's address on a channel looks like, so a contacts file is checked row by
+    row: `pattern` must match the whole id (digits already Latin, spaces removed) and `hint`
+    ends the row's one-line error."""
+
+    pattern: str  # a regex, e.g. "[1-9][0-9]{0,15}"
+    hint: str  # e.g. "a number like 123456789"
+
+    def accepts(self, address: str) -> bool:
+        return re.fullmatch(self.pattern, address) is not None
+
+
+# A person's chat on a Bot API channel (Telegram, Bale): a positive number of at most 16
+# digits (group and channel chats are negative).
+BOT_API_CHAT = AddressFormat(pattern="[1-9][0-9]{0,15}",
+                             hint="a positive number like 123456789, the person's chat id")
+
+
+@dataclass(frozen=True)
 class Channel:
     name: str  # how Sada names it: in settings, addresses and the outbox
     title: str  # how staff know it, in messages such as lint's
     capabilities: Capabilities
     links: DeepLinks | None = None  # None: the channel cannot link to its bot
+    # What an address on it looks like; None: any text (checked only for length).
+    address: AddressFormat | None = None
+    # Notices said differently there (Notice key -> msgid): a terminal has no /start to
+    # send, so "send /start to go on" would mislead.
+    notices: Mapping[str, str] = field(default_factory=dict, hash=False)
 
 
 class UnknownChannel(LookupError):
