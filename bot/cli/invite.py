@@ -65,7 +65,7 @@ def invite(
     context: ContextOption = None,
     links_out: Annotated[Path | None, typer.Option("--links-out", metavar="FILE.csv",
                                                    help="Where to write personal links for "
-                                                   "contacts without a Telegram chat "
+                                                   "contacts without a reachable chat "
                                                    "(default: data/invite-links-<flow>-"
                                                    "<time>.csv).")] = None,
     bot_username: Annotated[str | None, typer.Option("--bot-username", help="The bot's "
@@ -79,7 +79,8 @@ def invite(
     Skipped, and counted: opted out, unreachable, surveyed with this flow within
     its fatigue (default 30d), or over its account_limit (distinct roles first).
 
-    With a Telegram chat: a message with a "Start the survey" button, at their
+    With a reachable chat (their preferred channel, else the one they last wrote
+    from): a message with a "Start the survey" button, at their
     next local window (the flow's reminders window and working days).
 
     Without one: a personal t.me link, in a CSV for you to send by e-mail or SMS;
@@ -132,18 +133,18 @@ def invite(
     first, last = report.first_due, report.last_due
     if report.by_message and first is not None and last is not None:  # each has a due time
         timing = _when(first) if first == last else f"{_when(first)} to {_when(last)}"
-        console.print(f"  {report.by_message} by Telegram message, due {timing} (each "
+        console.print(f"  {report.by_message} by message, due {timing} (each "
                       "contact's local window)", markup=False)
     if report.by_link:
         if report.links_file is not None:
-            console.print(f"  {report.by_link} without a Telegram chat: personal links in "
+            console.print(f"  {report.by_link} without a reachable chat: personal links in "
                           f"{report.links_file}; send them by e-mail, SMS or your helpdesk",
                           markup=False)
         else:
-            console.print(f"  {report.by_link} without a Telegram chat would get a personal "
+            console.print(f"  {report.by_link} without a reachable chat would get a personal "
                           "link", markup=False)
     if report.skipped["no_link"]:
-        console.print(f"  {report.skipped['no_link']} without a Telegram chat not invited: set "
+        console.print(f"  {report.skipped['no_link']} without a reachable chat not invited: set "
                       "SADA_TELEGRAM__BOT_USERNAME (the bot's @username) or pass "
                       "--bot-username, then run the same command again for their personal "
                       "links", markup=False)

@@ -270,7 +270,7 @@ class FollowupReport:
     existing: bool = False
     queued: Counter[str] = field(default_factory=Counter)  # language → follow-ups queued
     already: int = 0  # told by an earlier run
-    not_telegram: int = 0  # no chat the bot can write to (imported, other channel)
+    not_telegram: int = 0  # no reachable identity (imported without a chat, or all blocked)
     opted_out: int = 0
     unreachable: int = 0
     fallback: Counter[str] = field(default_factory=Counter)  # language lacking a text → count

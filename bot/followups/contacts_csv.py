@@ -77,8 +77,9 @@ def identity_column(channel: str) -> str:
 
 
 def identity_channels() -> list[Channel]:
-    """The channels a contacts file may give an id for: every channel of the registry."""
-    return list(CHANNELS)
+    """The channels a contacts file may give an id for: those of the registry that say what
+    an address on them looks like (a console preview has no one to import)."""
+    return [c for c in CHANNELS if address_format(c) is not None]
 
 
 def column_aliases() -> dict[str, tuple[str, ...]]:

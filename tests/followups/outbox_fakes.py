@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import selectors
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -50,7 +50,7 @@ class FakeClock:
 
 @dataclass
 class Delivery:
-    chat_id: int
+    chat_id: str  # the outbox address
     text: str
     keyboard: Keyboard | None
     at: datetime
@@ -64,17 +64,18 @@ class RecordingTransport:
     clock: FakeClock
     channel: str = "telegram"
     delivered: list[Delivery] = field(default_factory=list)
-    attempts: list[tuple[int, str, datetime]] = field(default_factory=list)
-    scripted: dict[int, list[BaseException]] = field(default_factory=dict)
+    attempts: list[tuple[str, str, datetime]] = field(default_factory=list)
+    scripted: dict[str, list[BaseException]] = field(default_factory=dict)
     next_id: int = 100
 
-    def fail(self, chat_id: int, error: BaseException, times: int = 1) -> None:
-        self.scripted.setdefault(chat_id, []).extend([error] * times)
+    def fail(self, chat_id: int | str, error: BaseException, times: int = 1) -> None:
+        self.scripted.setdefault(str(chat_id), []).extend([error] * times)
 
-    def texts(self, chat_id: int | None = None) -> list[str]:
-        return [d.text for d in self.delivered if chat_id in (None, d.chat_id)]
+    def texts(self, chat_id: int | str | None = None) -> list[str]:
+        wanted = None if chat_id is None else str(chat_id)
+        return [d.text for d in self.delivered if wanted in (None, d.chat_id)]
 
-    async def send_text(self, chat_id: int, text: str, keyboard: Keyboard | None) -> int:
+    async def send_text(self, chat_id: str, text: str, keyboard: Keyboard | None) -> int:
         self.attempts.append((chat_id, text, self.clock.now()))
         queue = self.scripted.get(chat_id)
         if queue:
@@ -84,7 +85,7 @@ class RecordingTransport:
         return self.next_id
 
     async def edit(
-        self, chat_id: int, message_id: int, text: str | None, keyboard: Keyboard | None
+        self, chat_id: str, message_id: int, text: str | None, keyboard: Keyboard | None
     ) -> None:
         raise AssertionError("the dispatcher never edits")
 
@@ -92,12 +93,12 @@ class RecordingTransport:
         raise AssertionError("the dispatcher never answers presses")
 
     async def send_document(
-        self, chat_id: int, filename: str, content: bytes, caption: str | None
+        self, chat_id: str, filename: str, content: bytes, caption: str | None
     ) -> None:
         raise AssertionError("the dispatcher never sends documents")
 
     async def send_photo(
-        self, chat_id: int, filename: str, content: bytes, caption: str | None
+        self, chat_id: str, filename: str, content: bytes, caption: str | None
     ) -> None:
         raise AssertionError("the dispatcher never sends photos")
 
@@ -153,9 +154,9 @@ def max_in_window(times: list[float], window: float = 1.0) -> int:
     return best
 
 
-def min_gap_per_chat(sends: list[tuple[int, float]]) -> float:
+def min_gap_per_chat(sends: Sequence[tuple[int | str, float]]) -> float:
     """The shortest time between two sends to the same chat (inf if none repeats)."""
-    last: dict[int, float] = {}
+    last: dict[int | str, float] = {}
     gap = float("inf")
     for chat, t in sorted(sends, key=lambda s: s[1]):
         if chat in last:

@@ -133,8 +133,9 @@ async def test_a_segment_gets_it_each_in_their_language_calendar_and_digits(
     assert set(sent) == {people.sara, people.omar}
     for cid, chat in ((people.sara, 1001), (people.omar, 1002)):
         row = sent[cid]
-        assert (row.key, row.kind, row.chat_id, row.action_id, row.status, row.due_at) == (
-            f"followup:{action.id}:{cid}", "followup", chat, action.id, "queued", NOW)
+        assert (row.key, row.kind, row.channel, row.address, row.action_id, row.status,
+                row.due_at) == (f"followup:{action.id}:{cid}", "followup", "telegram",
+                                str(chat), action.id, "queued", NOW)
 
     fa = sent[people.sara].text
     for part in (TEXTS["fa"], "۲۱ آذر ۱۴۰۵", NPS_FA, "۴", "۱۰", "نظرسنجی همکاری با ما"):
@@ -236,18 +237,18 @@ async def test_overdue_promise_alerts_staff_once(
     await add_action(database, spec(segment="gold"), flow=b2b, now=NOW)  # no promise
     end_of_day = datetime(2026, 12, 13, tzinfo=UTC)
     await mark_done(database, kept.id or 0, now=end_of_day - timedelta(hours=1))
-    staff = [-1001, 4242]
+    staff = [("telegram", "-1001"), ("telegram", "4242")]
     assert await check_promises(database, now=end_of_day - timedelta(seconds=1),
-                                staff_chats=staff) == 0
-    assert await check_promises(database, now=end_of_day, staff_chats=[]) == 0
-    assert await check_promises(database, now=end_of_day, staff_chats=staff) == 1
+                                staff=staff) == 0
+    assert await check_promises(database, now=end_of_day, staff=[]) == 0
+    assert await check_promises(database, now=end_of_day, staff=staff) == 1
     rows = await outbox(database, "overdue")
-    assert [(r.key, r.chat_id, r.contact_id, r.action_id) for r in rows] == [
-        (f"overdue:{slipped.id}:{chat}", chat, None, slipped.id) for chat in staff]
+    assert [(r.key, r.address, r.contact_id, r.action_id) for r in rows] == [
+        (f"overdue:{slipped.id}:{address}", address, None, slipped.id) for _, address in staff]
     assert "promised for 12 December 2026" in rows[0].text
     assert f"sada actions done {slipped.id}" in rows[0].text
     assert await check_promises(database, now=end_of_day + timedelta(days=3),
-                                staff_chats=staff) == 0
+                                staff=staff) == 0
     async with database.session() as s, s.begin():
         action = await s.get(Action, slipped.id)
         assert action is not None and action.overdue_alerted_at == end_of_day
@@ -345,7 +346,7 @@ def test_cli_add_list_show_done(cli_env: str) -> None:
     assert out.splitlines() == [
         "action 1 added (flow b2b-supplier, segment gold, promised 2026-12-12)",
         "follow-ups queued: 2 (ar 1, fa 1); the scheduler sends them",
-        "not sent: 1 opted out, 1 unreachable (blocked the bot), 1 without a Telegram chat",
+        "not sent: 1 opted out, 1 unreachable (blocked the bot), 1 without a reachable chat",
     ]
     code, out = sada("add", "--flow", str(B2B), "--role", "buyer", "--text-ar", TEXTS["ar"],
                      "--text-en", TEXTS["en"])

@@ -34,7 +34,7 @@ from storage.repo import Store
 ROOT = Path(__file__).resolve().parents[2]
 B2B = ROOT / "flows" / "b2b_supplier.yaml"
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
-STAFF = [-1001, 4242]
+STAFF = [("telegram", "-1001"), ("telegram", "4242")]
 T = TypeVar("T")
 
 FLOW = """
@@ -149,7 +149,7 @@ def test_only_answers_given_or_changed_now() -> None:
 
 async def save(store: Store, session_id: int, flow: Flow, contact_id: int,
                before: dict[str, Any], after: dict[str, Any], *, now: datetime,
-               staff: list[int] = STAFF) -> list[int]:
+               staff: list[tuple[str, str]] = STAFF) -> list[int]:
     """What the lead's survey step does: save answers, open cases in the same transaction."""
     opened: list[int] = []
 
@@ -157,7 +157,7 @@ async def save(store: Store, session_id: int, flow: Flow, contact_id: int,
         found = crossings(flow, before, after)
         opened.extend(await open_cases(s, session_id=session_id, contact_id=contact_id,
                                        flow=flow, crossings=found, now=now,
-                                       staff_chats=staff))
+                                       staff=staff))
         await refresh_alert_texts(s, session_id, flow=flow)
 
     await store.save_state(session_id, state={}, status="active", position=None,
@@ -188,9 +188,11 @@ async def test_a_case_per_session_and_question_with_alerts_to_every_staff_chat(
     assert (case.id, case.question_id, case.score, case.status, case.opened_at) == (
         opened[0], "nps", 3, "open", T0)
     rows = await outbox(database)
-    assert [(r.key, r.kind, r.chat_id, r.contact_id, r.case_id, r.due_at) for r in rows] == [
-        (f"alert:{case.id}:{chat}", "alert", chat, None, case.id, T0 + ALERT_GRACE)
-        for chat in STAFF
+    assert [(r.key, r.kind, r.channel, r.address, r.contact_id, r.case_id, r.due_at)
+            for r in rows] == [
+        (f"alert:{case.id}:{address}", "alert", channel, address, None, case.id,
+         T0 + ALERT_GRACE)
+        for channel, address in STAFF
     ]
     text = rows[0].text
     for part in ("case #", "NPS 3 on 0–10 (alert at ≤ 6)", "Sara Ahmadi", "account: Acme",
@@ -212,7 +214,7 @@ async def test_a_case_per_session_and_question_with_alerts_to_every_staff_chat(
     # the "why" arrives: the comment goes into the case and the alerts still queued; an
     # alert already sent keeps the text it was sent with
     async with database.session() as s, s.begin():
-        await s.exec(update(Outbox).where(col(Outbox.chat_id) == STAFF[1])  # type: ignore[call-overload]
+        await s.exec(update(Outbox).where(col(Outbox.address) == STAFF[1][1])  # type: ignore[call-overload]
                      .values(status="sent", sent_at=later))
     answers = {"stakeholder": "buyer", "nps": 1, "nps_why": "Deliveries are always late"}
     assert await save(store, session, flow, sara.id, {"stakeholder": "buyer", "nps": 1},

@@ -13,10 +13,15 @@ from typer.testing import CliRunner
 
 from bot.cli import contacts as contacts_cli
 from bot.cli import invite as invite_cli
-from bot.followups.contacts_csv import ContactsFileError, import_contacts, parse_contacts
+from bot.followups.contacts_csv import (
+    ContactRow,
+    ContactsFileError,
+    import_contacts,
+    parse_contacts,
+)
 from bot.settings import get_settings
 from storage.db import Database
-from storage.models import Contact
+from storage.models import Contact, ContactIdentity
 from storage.repo import Store
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "contacts"
@@ -52,11 +57,16 @@ def cli_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 # --- checking files -----------------------------------------------------------------------
 
 
+def _keys(rows: list[ContactRow]) -> list[tuple[str, str | None]]:
+    """Each row's first id as (channel, id); "external" for the company's own id."""
+    return [next(iter(r.identities.items())) if r.identities else ("external", r.external_id)
+            for r in rows]
+
+
 def test_a_good_file_with_bom_aliases_and_local_digits() -> None:
     parsed = parse_contacts(STAKEHOLDERS)
     assert parsed.problems == []
-    keys = [(r.channel, r.external_id) for r in parsed.rows]
-    assert keys == [("telegram", "1001"), ("telegram", "1002"), ("telegram", "1003"),
+    assert _keys(parsed.rows) == [("telegram", "1001"), ("telegram", "1002"), ("telegram", "1003"),
                     ("telegram", "1004"), ("telegram", "2001"), ("telegram", "2002"),
                     ("telegram", "3001"), ("external", "CRM-17"), ("external", "CRM-18")]
     reza = parsed.rows[1].fields  # ۱۰۰۲, FA, asia/tehran
@@ -70,8 +80,8 @@ def test_a_good_file_with_bom_aliases_and_local_digits() -> None:
 def test_every_bad_row_is_listed_with_its_line_and_fix() -> None:
     parsed = parse_contacts(FIXTURES / "bad_rows.csv", shown_as="bad_rows.csv")
     assert [str(p) for p in parsed.problems] == [
-        "bad_rows.csv:2: telegram_id: '12ab' is not a numeric Telegram chat id (use digits "
-        "only, e.g. 123456789; put other ids in external_id)",
+        "bad_rows.csv:2: telegram_id: '12ab' is not a Telegram id (use a positive number "
+        "like 123456789, the person's chat id; put other ids in external_id)",
         "bad_rows.csv:3: telegram_id or external_id: empty id (every row needs one to "
         "recognise the contact when the file is imported again)",
         "bad_rows.csv:5: telegram_id: 1001 is also on line 4 (keep one row per contact; "
@@ -88,17 +98,20 @@ def test_unknown_columns_suggest_the_right_name() -> None:
     parsed = parse_contacts(FIXTURES / "unknown_column.csv", shown_as="f.csv")
     assert [str(p) for p in parsed.problems] == [
         "f.csv:1: compnay: unknown column (did you mean company?)",
-        "f.csv:1: favourite_colour: unknown column (use telegram_id, external_id, name, "
-        "first_name, language, timezone, account, role, segment)",
+        "f.csv:1: favourite_colour: unknown column (use bale_id, telegram_id, external_id, "
+        "preferred_channel, name, first_name, language, timezone, account, role, segment)",
     ]
     parsed = parse_contacts(FIXTURES / "no_id_column.csv", shown_as="f.csv")
-    assert "no id column: add telegram_id" in str(parsed.problems[0])
+    assert str(parsed.problems[0]) == (
+        "f.csv:1: no id column: add bale_id, telegram_id (the person's chat id on that "
+        "channel) or external_id (your own customer id)")
 
 
 def test_semicolons_and_external_ids() -> None:
     parsed = parse_contacts(FIXTURES / "semicolons.csv")
     assert parsed.problems == []
-    assert [(r.channel, r.external_id, r.fields["timezone"]) for r in parsed.rows] == [
+    assert [(*key, r.fields["timezone"]) for key, r in zip(_keys(parsed.rows), parsed.rows,
+                                                            strict=True)] == [
         ("external", "C-1", "Asia/Riyadh"), ("external", "C-2", "Asia/Tehran")]
 
 
@@ -109,7 +122,8 @@ def test_quirks_of_spreadsheet_exports(tmp_path: Path) -> None:
                     encoding="utf-8")
     parsed = parse_contacts(path)
     assert parsed.problems == []
-    assert parsed.rows[0].external_id == "55" and parsed.rows[0].fields["name"] == "سارا"
+    assert parsed.rows[0].identities == {"telegram": "55"}
+    assert parsed.rows[0].fields["name"] == "سارا"
     path.write_text("telegram_id,name,\n56,Reza,oops\n", encoding="utf-8")
     assert "under a column without a name" in str(parse_contacts(path).problems[0])
 
@@ -151,17 +165,15 @@ def test_hostile_cells_are_refused_row_by_row(tmp_path: Path) -> None:
     assert [str(p) for p in parsed.problems] == [
         "c.csv:2: name: NUL character (\\0) in the text; delete it, or save the file again "
         "as CSV UTF-8 if it was UTF-16",
-        "c.csv:3: telegram_id: -1001234567890 is a group or channel chat id: a person's chat "
-        "id is positive (e.g. 123456789); surveys go to people, one chat each",
-        "c.csv:4: telegram_id: 0 is not a Telegram chat id (a person's chat id is a positive "
-        "number, e.g. 123456789)",
-        "c.csv:5: telegram_id: 99999999999999999999 is too large for a Telegram chat id (they "
-        "have at most 16 digits; check the column)",
+        *(f"c.csv:{line}: telegram_id: {value!r} is not a Telegram id (use a positive number "
+          "like 123456789, the person's chat id; put other ids in external_id)"
+          for line, value in ((3, "-1001234567890"), (4, "0"), (5, "99999999999999999999"))),
         "c.csv:6: external_id: longer than 200 characters (use your CRM's id, not a "
         "description)",
     ]
     # control characters and overrides are dropped from names, as bidi marks always were
-    assert [(r.external_id, r.fields["name"]) for r in parsed.rows] == [("1002", "Reza")]
+    assert [(r.identities, r.fields["name"]) for r in parsed.rows] == [
+        ({"telegram": "1002"}, "Reza")]
 
 
 def test_a_utf16_file_without_its_bom_is_refused_at_the_header(tmp_path: Path) -> None:
@@ -196,9 +208,13 @@ def test_missing_file_and_folder(tmp_path: Path) -> None:
 # --- importing ----------------------------------------------------------------------------
 
 
-async def _all(database: Database) -> dict[str, Contact]:
+async def _all(database: Database) -> dict[str | None, Contact]:
+    """Contacts by their Telegram chat id, else their external id."""
     async with database.session() as s, s.begin():
-        return {c.external_id: c for c in (await s.exec(select(Contact))).all()}
+        chats = {i.contact_id: i.address for i in (await s.exec(select(ContactIdentity)))
+                 if i.channel == "telegram"}
+        return {chats.get(c.id or 0, c.external_id): c
+                for c in (await s.exec(select(Contact))).all()}
 
 
 async def test_import_then_reimport_updates_in_place(database: Database, store: Store) -> None:

@@ -62,7 +62,7 @@ async def _queue(
 ) -> None:
     async with db.session() as s, s.begin():
         assert await outbox.enqueue(
-            s, key=key, kind=kind, channel=channel, chat_id=chat_id, contact_id=contact_id,
+            s, key=key, kind=kind, channel=channel, address=str(chat_id), contact_id=contact_id,
             text=text or key, keyboard=keyboard, due_at=due or clock.now(), now=clock.now(),
         )
 
@@ -141,8 +141,8 @@ async def test_403_marks_the_contact_unreachable_and_cancels_its_queue(
         "ann-inv": "failed", "bob-inv": "sent", "ann-rem": "cancelled", "ann-fu": "cancelled"}
     assert rows["ann-inv"].last_error == "403: Forbidden: bot was blocked by the user"
     assert ann.id is not None and bob.id is not None
-    assert (await store.get_contact(ann.id)).unreachable is True  # type: ignore[union-attr]
-    assert (await store.get_contact(bob.id)).unreachable is False  # type: ignore[union-attr]
+    assert [i.unreachable for i in await store.identities(ann.id)] == [True]
+    assert [i.unreachable for i in await store.identities(bob.id)] == [False]
     # Days later nothing more goes to Ann.
     clock.advance(days=10)
     await dispatch_until_idle(_dispatcher(database, transport, clock))
@@ -177,7 +177,7 @@ async def test_a_send_that_never_answers_is_cut_off_and_retried(
     database: Database, clock: FakeClock, transport: RecordingTransport
 ) -> None:
     class Hanging(RecordingTransport):
-        async def send_text(self, chat_id: int, text: str, keyboard: object) -> int:
+        async def send_text(self, chat_id: str, text: str, keyboard: object) -> int:
             await asyncio.Event().wait()  # the request hangs forever
             return 0
 
@@ -202,7 +202,7 @@ async def test_refused_and_bad_keyboards_fail_at_once(
     assert rows["refused"].last_error == "refused: Bad Request: chat not found"
     assert rows["badkb"].status == "failed"
     assert "keyboard must be rows of" in (rows["badkb"].last_error or "")
-    assert [chat for chat, _, _ in transport.attempts] == [51]  # the bad one never went out
+    assert [chat for chat, _, _ in transport.attempts] == ["51"]  # the bad one never went out
 
 
 async def test_rows_of_a_crashed_worker_are_sent_after_its_lease(
@@ -560,4 +560,6 @@ async def test_contact_model_untouched_by_plain_sends(
     await _dispatcher(database, transport, clock).run_once()
     async with database.session() as s, s.begin():
         row = (await s.exec(select(Contact).where(Contact.id == contact.id))).one()
-    assert row.unreachable is False and row.updated_at == contact.updated_at
+    assert contact.id is not None
+    assert [i.unreachable for i in await store.identities(contact.id)] == [False]
+    assert row.updated_at == contact.updated_at

@@ -150,7 +150,7 @@ async def test_the_message_is_in_the_contacts_language_at_their_local_time(
     the_flow = flow(account_limit=None)
     report = await invite(database, the_flow, segment="enterprise")
     assert report.by_message == 6 and report.by_link == 1
-    outbox = {o.chat_id: o for o in await _rows(database, Outbox)}
+    outbox = {int(o.address): o for o in await _rows(database, Outbox)}
     invitations = {i.id: i for i in await _rows(database, Invitation)}
     # 04:00 UTC Sunday: 09:00 opens at 05:30 UTC in Tehran and 06:00 UTC in Riyadh, both
     # working days there.
@@ -248,7 +248,7 @@ async def test_without_the_bots_username_the_others_are_invited_and_a_later_run_
     dry = await invite(database, flow(), segment="smb", username=None, links=links,
                        dry_run=True)
     report = await invite(database, flow(), segment="smb", username=None, links=links)
-    expected = "1; skipped 1 without a Telegram chat (no bot username for a link)"
+    expected = "1; skipped 1 without a reachable chat (no bot username for a link)"
     assert dry.summary() == f"would invite {expected}"  # a dry run warns the same
     assert report.summary() == f"invited {expected}"
     assert (report.by_message, report.by_link, report.links_file) == (1, 0, None)
@@ -268,7 +268,7 @@ async def test_contacts_without_a_link_take_no_place_of_their_account(
     await load_stakeholders(database)
     report = await invite(database, flow(), account="Riyadh Foods", username=None)
     # CRM-17 has no chat and no link: the account's two places go to the two with a chat
-    assert report.summary() == ("invited 2; skipped 1 without a Telegram chat (no bot "
+    assert report.summary() == ("invited 2; skipped 1 without a reachable chat (no bot "
                                 "username for a link)")
 
 
@@ -277,7 +277,7 @@ async def test_account_limit_gives_places_to_distinct_roles_first(database: Data
     await load_stakeholders(database)
     report = await invite(database, flow(), account="Pars Steel")
     assert report.summary() == "invited 2; skipped 2 over the account limit"
-    chosen = {o.chat_id for o in await _rows(database, Outbox)}
+    chosen = {int(o.address) for o in await _rows(database, Outbox)}
     assert chosen == {1001, 1004}  # a buyer and the decision maker, not two buyers
 
     # a month later the window has passed: places again, distinct roles first
@@ -348,7 +348,8 @@ async def test_contacts_listed_in_a_file(database: Database, store: Store,
         await contacts_from_file(database, unknown)
     nothing = tmp_path / "nothing.csv"
     nothing.write_text("name\nSara\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="no contact_id, telegram_id or external_id column"):
+    with pytest.raises(ValueError,
+                       match="no contact_id, bale_id, telegram_id or external_id column"):
         await contacts_from_file(database, nothing)
     # ids no database holds, and a superscript that is not a digit: unknown, not a crash
     odd = tmp_path / "odd.csv"
@@ -434,7 +435,7 @@ def test_cli_invite(cli_db: str, tmp_path: Path) -> None:
                                     "--at", "2026-01-01 09:00"])
     assert result.exit_code == 0, result.output
     assert "account-review: invited 4; skipped 3 over the account limit" in result.output
-    assert "3 by Telegram message, due" in result.output
+    assert "3 by message, due" in result.output
     assert "places went to distinct roles first" in result.output
     written = list((tmp_path / "data").glob("invite-links-account-review-*.csv"))
     assert len(written) == 1 and str(written[0].name) in result.output.replace("\n", "")
@@ -457,16 +458,16 @@ def test_cli_invite_on_the_readme_sample_without_a_bot_username(
     result = runner.invoke(sada(), ["contacts", "import",
                                     str(root / "docs" / "examples" / "contacts.csv")])
     assert result.exit_code == 0, result.output
-    warning = ("1 without a Telegram chat not invited: set SADA_TELEGRAM__BOT_USERNAME (the bot's "
+    warning = ("1 without a reachable chat not invited: set SADA_TELEGRAM__BOT_USERNAME (the bot's "
                "@username) or pass --bot-username")
     command = ["invite", "--flow", "b2b-supplier", "--segment", "enterprise"]
     dry = runner.invoke(sada(), [*command, "--dry-run"])
     assert dry.exit_code == 0, dry.output
-    assert "would invite 4; skipped 1 without a Telegram chat" in dry.output
+    assert "would invite 4; skipped 1 without a reachable chat" in dry.output
     assert warning in dry.output.replace("\n", " ")
     real = runner.invoke(sada(), command)
     assert real.exit_code == 0, real.output
-    assert "invited 4; skipped 1 without a Telegram chat" in real.output
+    assert "invited 4; skipped 1 without a reachable chat" in real.output
     assert warning in real.output.replace("\n", " ")
 
 
@@ -515,13 +516,25 @@ async def test_a_contact_without_a_chat_becomes_the_chat_that_opens_its_link(
     # Minh opens the link: the bot has just created a contact for the chat
     chat = await store.upsert_contact("telegram", "777", first_name="Minh", language="en")
     assert chat.id is not None
+    assert await store.adoptable(minh.id, "telegram")
+    assert not await store.adoptable(chat.id + 1000, "telegram")  # no such contact
     async with database.session() as s, s.begin():
         assert await adopt_chat(s, contact_id=minh.id, chat_contact_id=chat.id, now=SUNDAY)
     adopted = await store.find_contact("telegram", "777")
     assert adopted is not None and adopted.id == minh.id
     assert adopted.first_name == "Minh" and adopted.company is None
     assert await store.get_contact(chat.id) is None
-    assert await store.find_contact("external", "CRM-18") is None
+    # the company's id stays theirs; the chat is one more identity, on Telegram only
+    assert (await store.find_contact("external", "CRM-18")) == adopted
+    assert [(i.channel, i.address) for i in await store.identities(minh.id)] == [
+        ("telegram", "777")]
+    assert not await store.adoptable(minh.id, "telegram")
+    assert await store.adoptable(minh.id, "bale")
+    another = await store.upsert_contact("telegram", "778")
+    assert another.id is not None
+    async with database.session() as s, s.begin():  # a second Telegram chat is not adopted
+        assert not await adopt_chat(s, contact_id=minh.id, chat_contact_id=another.id,
+                                    now=SUNDAY)
     link = await store.get_link(invitation.token or "")
     assert link is not None and link.contact_id == minh.id  # the link is now theirs
 

@@ -62,7 +62,7 @@ async def _fill(url: str, count: int) -> None:
     async with await Database.open(url, auto_upgrade=True) as db, db.session() as s, s.begin():
         for i in range(count):
             await outbox.enqueue(s, key=f"invitation:{i}", kind="invitation",
-                                 chat_id=10_000 + i, contact_id=None, text=f"m{i:03d}",
+                                 address=str(10_000 + i), contact_id=None, text=f"m{i:03d}",
                                  keyboard=[[{"text": "Start", "data": f"go:{i}"}]],
                                  due_at=now, now=now, channel="telegram")
 
@@ -142,7 +142,7 @@ async def test_two_processes_deliver_every_message_exactly_once(
     sent_ids = {(m["chat"]["id"], m["message_id"]) for m in api.sent()}
     rows = await _rows(db_url)
     assert {r.status for r in rows} == {"sent"}
-    assert {(r.chat_id, r.message_id) for r in rows} == sent_ids  # each outcome recorded
+    assert {(int(r.address), r.message_id) for r in rows} == sent_ids  # each outcome recorded
 
 
 @pytest.mark.parametrize("db_url", ["postgres", "sqlite"], indirect=True)

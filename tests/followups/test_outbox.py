@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from bot.cli import status as status_cli
 from storage import outbox
 from storage.db import Database
-from storage.models import Contact, Invitation, Outbox
+from storage.models import ContactIdentity, Invitation, Outbox
 from storage.repo import Store
 from tests.followups.outbox_fakes import EPOCH
 
@@ -30,7 +30,7 @@ async def _queue(
 ) -> bool:
     async with db.session() as s, s.begin():
         return await outbox.enqueue(
-            s, key=key, kind=kind, channel=channel, chat_id=chat_id, contact_id=contact_id,
+            s, key=key, kind=kind, channel=channel, address=str(chat_id), contact_id=contact_id,
             text=f"text {key}", keyboard=keyboard, due_at=due, now=NOW,
             invitation_id=invitation_id,
         )
@@ -54,14 +54,14 @@ async def test_enqueue_is_idempotent_by_key(database: Database) -> None:
     rows = await _rows(database)
     assert list(rows) == ["invitation:1"]
     row = rows["invitation:1"]
-    assert (row.status, row.chat_id, row.attempts, row.keyboard) == ("queued", 1, 0, keyboard)
+    assert (row.status, row.address, row.attempts, row.keyboard) == ("queued", "1", 0, keyboard)
     assert row.due_at == NOW and row.created_at == NOW
 
 
 async def test_enqueue_belongs_to_the_callers_transaction(database: Database) -> None:
     with pytest.raises(RuntimeError):
         async with database.session() as s, s.begin():
-            await outbox.enqueue(s, key="k", kind="alert", chat_id=5, contact_id=None,
+            await outbox.enqueue(s, key="k", kind="alert", address="5", contact_id=None,
                                  text="alert", keyboard=None, due_at=NOW, now=NOW,
                                  channel="telegram")
             raise RuntimeError("the caller's work failed")
@@ -72,14 +72,17 @@ async def test_enqueue_belongs_to_the_callers_transaction(database: Database) ->
 async def test_enqueue_rejects_unknown_kinds_and_empty_texts(database: Database) -> None:
     async with database.session() as s, s.begin():
         with pytest.raises(ValueError, match="unknown outbox kind 'sms'"):
-            await outbox.enqueue(s, key="x", kind="sms", chat_id=1, contact_id=None, text="t",
+            await outbox.enqueue(s, key="x", kind="sms", address="1", contact_id=None, text="t",
                                  keyboard=None, due_at=NOW, now=NOW, channel="telegram")
         with pytest.raises(ValueError, match="the name of its channel"):
-            await outbox.enqueue(s, key="z", kind="alert", channel="", chat_id=1,
+            await outbox.enqueue(s, key="z", kind="alert", channel="", address="1",
                                  contact_id=None, text="t", keyboard=None, due_at=NOW, now=NOW)
         with pytest.raises(ValueError, match="non-empty text"):
-            await outbox.enqueue(s, key="y", kind="alert", chat_id=1, contact_id=None,
+            await outbox.enqueue(s, key="y", kind="alert", address="1", contact_id=None,
                                  text="", keyboard=None, due_at=NOW, now=NOW, channel="telegram")
+        with pytest.raises(ValueError, match="the address it goes to"):
+            await outbox.enqueue(s, key="w", kind="alert", channel="telegram", address="",
+                                 contact_id=None, text="t", keyboard=None, due_at=NOW, now=NOW)
 
 
 async def test_cancel_pending_touches_only_queued_rows_of_the_kinds(
@@ -103,8 +106,10 @@ async def test_cancel_pending_touches_only_queued_rows_of_the_kinds(
     assert statuses == {"inv": "cancelled", "rem1": "cancelled", "rem2": "cancelled",
                         "fu": "cancelled", "al": "queued", "bob": "sending", "now": "sending"}
     async with database.session() as s, s.begin():
-        with pytest.raises(ValueError, match="needs contact_id, invitation_id or chat_id"):
+        with pytest.raises(ValueError, match="needs contact_id, invitation_id or an address"):
             await outbox.cancel_pending(s, now=NOW)
+        with pytest.raises(ValueError, match="both channel and address"):
+            await outbox.cancel_pending(s, address="1", now=NOW)
 
 
 async def test_cancel_pending_by_invitation(database: Database, store: Store) -> None:
@@ -312,7 +317,7 @@ async def test_mark_blocked_marks_the_chat_unreachable_and_cancels_its_queue(
     assert statuses == {"inv": "failed", "rem": "cancelled", "fu": "cancelled",
                         "alert": "queued", "bob": "queued"}
     async with database.session() as s, s.begin():
-        flags = {c.external_id: c.unreachable for c in (await s.exec(select(Contact))).all()}
+        flags = {i.address: i.unreachable for i in (await s.exec(select(ContactIdentity))).all()}
     assert flags == {"11": True, "12": False}
 
 

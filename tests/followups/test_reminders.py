@@ -94,7 +94,7 @@ async def reminders(database: Database) -> dict[int, list[Outbox]]:
         rows = (await s.exec(select(Outbox).where(Outbox.kind == "reminder"))).all()
     found: dict[int, list[Outbox]] = {}
     for row in sorted(rows, key=lambda r: (r.due_at, r.id)):
-        found.setdefault(row.chat_id, []).append(row)
+        found.setdefault(int(row.address), []).append(row)
     return found
 
 
@@ -313,13 +313,13 @@ async def test_a_blocked_contact_loses_its_queued_invitation(database: Database,
 
     async def block(s: AsyncSession) -> None:
         nonlocal cancelled
-        cancelled = await on_unreachable(s, contact_id=james.id or 0, now=SUNDAY_10)
+        cancelled = await on_unreachable(s, channel="telegram", address="3001", now=SUNDAY_10)
 
     await in_transaction(database, block)
     assert cancelled == 1
     await tick(database, utc(2026, 11, 23, 9, 0), the_flow)
     assert (await invitation_of(database, sent["3001"].id)).reason == "unreachable"
-    assert (await contact(store, "3001")).unreachable
+    assert [i.unreachable for i in await store.identities(james.id or 0)] == [True]
 
 
 async def test_an_undelivered_invitation_is_cancelled(database: Database,

@@ -167,7 +167,7 @@ async def test_the_service_dispatches_what_planners_queue_once_across_a_restart(
         # A planner as A and C write them: idempotent by key, so every tick may run it.
         planned.append(now)
         async with database.session() as s, s.begin():
-            await outbox.enqueue(s, key="reminder:1:1", kind="reminder", chat_id=5,
+            await outbox.enqueue(s, key="reminder:1:1", kind="reminder", address="5",
                                  contact_id=None, text="Still there?", keyboard=None,
                                  due_at=now - timedelta(days=3), now=now, channel="telegram")
 
@@ -198,7 +198,7 @@ async def test_the_service_drains_a_backlog_larger_than_a_batch(database: Databa
     transport = RecordingTransport(clock)
     async with database.session() as s, s.begin():
         for i in range(25):
-            await outbox.enqueue(s, key=f"inv:{i}", kind="invitation", chat_id=i,
+            await outbox.enqueue(s, key=f"inv:{i}", kind="invitation", address=str(i),
                                  contact_id=None, text=f"hello {i}", keyboard=None,
                                  due_at=clock.now(), now=clock.now(), channel="telegram")
     dispatcher = Dispatcher(database, {"telegram": transport}, limiters={"telegram": unpaced()},
@@ -222,7 +222,7 @@ class SlowTransport(RecordingTransport):
         self.delay = delay
         self.started = 0
 
-    async def send_text(self, chat_id: int, text: str, keyboard: object) -> int:
+    async def send_text(self, chat_id: str, text: str, keyboard: object) -> int:
         self.started += 1
         if self.delay is None:
             await asyncio.Event().wait()
@@ -233,7 +233,7 @@ class SlowTransport(RecordingTransport):
 async def _fill(database: Database, clock: FakeClock, count: int) -> None:
     async with database.session() as s, s.begin():
         for i in range(count):
-            await outbox.enqueue(s, key=f"inv:{i}", kind="invitation", chat_id=1000 + i,
+            await outbox.enqueue(s, key=f"inv:{i}", kind="invitation", address=str(1000 + i),
                                  contact_id=None, text=f"m{i:04d}", keyboard=None,
                                  due_at=clock.now(), now=clock.now(), channel="telegram")
 
