@@ -85,9 +85,9 @@ def downgrade() -> None:
         batch_op.add_column(sa.Column('channel', sa.String(), nullable=True))
         batch_op.add_column(sa.Column('unreachable', sa.Boolean(), nullable=True))
     kept = (
-        "(SELECT i.id FROM contact_identity i WHERE i.contact_id = contact.id "
-        "ORDER BY CASE WHEN i.channel = contact.preferred_channel THEN 0 ELSE 1 END, i.id "
-        "LIMIT 1)"
+        "COALESCE((SELECT MIN(i.id) FROM contact_identity i WHERE i.contact_id = contact.id "
+        "AND i.channel = contact.preferred_channel), (SELECT MIN(i.id) FROM contact_identity i "
+        "WHERE i.contact_id = contact.id))"
     )
     op.execute(
         "UPDATE contact SET "
