@@ -35,15 +35,17 @@ from typer.testing import CliRunner
 from bot.cli import contacts as contacts_cli
 from bot.flow.loader import load_flow_text
 from bot.followups.contacts_csv import (
-    COLUMNS,
     ContactsFileError,
+    column_aliases,
+    id_columns,
 )
 from bot.followups.invite import Audience, contacts_from_file, invite_contacts
 from bot.reports.tables import write_csv
 from bot.settings import get_settings
 from bot.staff_text import FORMULA_STARTS
 from storage.db import Database
-from storage.models import Contact
+from storage.identities import identities_of
+from storage.models import Contact, ContactIdentity
 
 T = TypeVar("T")
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
@@ -67,9 +69,12 @@ HOSTILE = st.one_of(
 # share of files import and their hostile parts reach the database and the writers.
 NAMES = ["Sara", "رضا کریمی", "سارا\u200f", '=HYPERLINK("http://evil.example/","x")',
          "-Ali", "@sara", "+98 912", "=1+1", "Nguyen, Minh", ""]
+COLUMNS = column_aliases()  # a column per channel (telegram_id, bale_id …), then the rest
+CHAT_ID = st.integers(1, 10**12).map(str) | st.integers(1, 10**6).map(
+    lambda n: str(n).translate(str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")))
 PLAIN: dict[str, st.SearchStrategy[str]] = {
-    "telegram_id": st.integers(1, 10**12).map(str) | st.integers(1, 10**6).map(
-        lambda n: str(n).translate(str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹"))),
+    **{column: CHAT_ID for column in id_columns()[:-1]},
+    "preferred_channel": st.sampled_from(["telegram", "bale", "", "Bale", "sms"]),
     "external_id": st.integers(1, 10**9).map(lambda n: f"CRM-{n}" if n % 50 else f"-{n}"),
     "name": st.sampled_from(NAMES), "first_name": st.sampled_from(NAMES),
     "language": st.sampled_from(["fa", "ar", "en", "", "Arabic", "FA"]),
@@ -96,9 +101,8 @@ def contacts_file(draw: st.DrawFn) -> bytes:
         return draw(st.binary(max_size=200))
     columns = draw(st.lists(st.sampled_from(list(COLUMNS)), unique=True, min_size=1,
                             max_size=6))
-    if "telegram_id" not in columns and "external_id" not in columns and draw(st.integers(
-            0, 4)) != 2:
-        columns.insert(0, draw(st.sampled_from(["telegram_id", "external_id"])))
+    if not set(columns) & set(id_columns()) and draw(st.integers(0, 4)) != 2:
+        columns.insert(0, draw(st.sampled_from(id_columns())))
     header = [draw(st.sampled_from(COLUMNS[c])) for c in columns]
     if draw(st.integers(0, 5)) == 3:  # a column nobody knows, or a second id
         where = draw(st.integers(0, len(header)))
@@ -163,7 +167,8 @@ def one_line(message: str) -> bool:
 async def snapshot(db: Database) -> list[tuple[Any, ...]]:
     async with db.session() as s, s.begin():
         contacts = (await s.exec(select(Contact).order_by(Contact.id))).all()  # type: ignore[arg-type]
-        return [tuple(c.model_dump().values()) for c in contacts]
+        identities = (await s.exec(select(ContactIdentity).order_by(ContactIdentity.id))).all()  # type: ignore[arg-type]
+        return [tuple(c.model_dump().values()) for c in [*contacts, *identities]]
 
 
 def on_loop(loop: asyncio.AbstractEventLoop) -> Callable[[Awaitable[T]], T]:
@@ -272,8 +277,11 @@ async def written_csvs(db: Database, folder: Path) -> tuple[int, list[str], int]
     """Every stored contact through the list writer and the invitation links file."""
     async with db.session() as s, s.begin():
         contacts = list((await s.exec(select(Contact))).all())
-    written = write_csv(contacts_cli._CONTACT_FIELDS,
-                        [contacts_cli._contact_record(c) for c in contacts])
+        identities = await identities_of(s, [c.id for c in contacts if c.id is not None])
+    channels = contacts_cli._channels()
+    written = write_csv(contacts_cli._contact_fields(channels),
+                        [contacts_cli._contact_record(c, identities.get(c.id or 0, []), channels)
+                         for c in contacts])
     links = folder / "links.csv"
     await invite_contacts(db, flow=LINK_FLOW, audience=Audience(
         contact_ids=tuple(c.id for c in contacts if c.id is not None)), at=NOW, context={},
