@@ -311,7 +311,7 @@ def _followup_lines(report: FollowupReport, flow: Flow) -> list[str]:
         lines.append("follow-ups queued: 0")
     skipped = [(report.already, "already told"), (report.opted_out, "opted out"),
                (report.unreachable, "unreachable (blocked the bot)"),
-               (report.not_telegram, "without a Telegram chat")]
+               (report.not_telegram, "without a reachable chat")]
     shown = [f"{n} {why}" for n, why in skipped if n]
     if shown:
         lines.append("not sent: " + ", ".join(shown))
@@ -542,7 +542,7 @@ def show_command(
         console.print(f"  {lang}: {staff_line(text)}", markup=False)
     console.print(f"{len(feedback)} repl{'ies' if len(feedback) != 1 else 'y'}", markup=False)
     for item, contact in feedback:
-        who = contact.name or contact.first_name or f"{contact.channel}:{contact.external_id}"
+        who = contact.name or contact.first_name or contact.external_id or f"#{contact.id}"
         # a reply is one line: it cannot pass for the next one (bot.staff_text)
         console.print(f"  {item.received_at:%Y-%m-%d %H:%M} {staff_line(who)} ({contact.id}): "
                       f"{staff_line(item.text)}", markup=False)

@@ -214,8 +214,8 @@ async def _make_link(
         if contact is not None and found is None:
             raise _BadInput(f"there is no contact {contact} in the database")
         if confirm and found is not None and found.id is not None:
-            if found.channel != "external":
-                raise _BadInput(f"contact {contact} already has a {found.channel} chat: the "
+            if not await store.adoptable(found.id, LINK_CHANNEL):
+                raise _BadInput(f"contact {contact} already has a {LINK_CHANNEL} chat: the "
                                 "link opens only in that chat, so --confirm is not needed")
             return await create_confirmed_link(store, channel=LINK_CHANNEL, flow_id=flow_id,
                                                contact_id=found.id, context=context,
