@@ -5,7 +5,7 @@ Method
 Everything runs in one process and no socket is opened towards Telegram:
 
 * The bot is the real one: an aiogram ``Dispatcher`` with ``survey_router(core)`` around a
-  ``TelegramCore`` on a real database (a SQLite file in a temporary folder, and a fresh
+  ``Controller`` on a real database (a SQLite file in a temporary folder, and a fresh
   PostgreSQL database made for the run and dropped after it).
 * Telegram is an ``aiogram`` session (``InProcessSession``) that answers every Bot API call
   in-process. aiogram's whole request path still runs: method objects, the serialisation
@@ -72,7 +72,7 @@ from sqlalchemy import text as sql
 from sqlalchemy.engine import make_url
 
 from bot.channels.telegram.aiogram_shell import survey_router
-from bot.channels.telegram.core import TelegramCore, load_flows
+from bot.conversation.controller import Controller, load_flows
 from bot.flow.model import Flow
 from storage.db import Database, upgrade
 from storage.repo import Store
@@ -474,7 +474,7 @@ async def bench_backend(name: str, url: str, respondents: int, concurrency: int)
     try:
         store = Store(database)
         flows = load_flows(ROOT / "flows")
-        core = TelegramCore(store, flows, bot_username=BOT_USER["username"],
+        core = Controller(store, flows, channel="telegram", bot_username=BOT_USER["username"],
                             admin_ids=frozenset(), secret=secrets.token_hex(16))
         flow = flows[FLOW_ID].flow
         sada_dp = Dispatcher()

@@ -57,7 +57,7 @@ class Settings(BaseSettings):
         description="folder of flow YAML files, where flow ids (b2b-supplier) are looked up",
     )
     secret_key: SecretStr | None = Field(
-        default=None, json_schema_extra={"shown_default": "derived from the Telegram token"},
+        default=None, json_schema_extra={"shown_default": "derived from each channel's token"},
         description="signs button data (changing it invalidates the buttons of messages "
         "already sent)",
     )
@@ -85,6 +85,11 @@ class Settings(BaseSettings):
         assert isinstance(dotenv_settings, DotEnvSettingsSource)
         return (init_settings, _ChannelNames(env_settings), _ChannelNames(dotenv_settings),
                 file_secret_settings)
+
+    def alert_to(self) -> list[tuple[str, str]]:
+        """Where staff alerts go, on every channel: (channel, address) pairs."""
+        return [(name, address) for name in channel_groups(type(self))
+                for address in getattr(self, name).alert_addresses]
 
     @property
     def effective_database_url(self) -> str:

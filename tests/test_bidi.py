@@ -11,14 +11,14 @@ from bidi import get_base_level, get_display
 from bidi.mirror import MIRRORED
 
 from bot.channels import text as render
-from bot.channels.telegram.core import help_text
-from bot.channels.telegram.keyboards import Signer, question_keyboard
+from bot.conversation.controller import help_text
 from bot.engine import inputs as i
 from bot.engine.normalize import BIDI_CONTROLS, fold
 from bot.engine.prompts import Ask, AskConsent, Notice, Say
 from bot.engine.step import new_state, step
 from bot.flow.loader import load_flow
 from bot.i18n import RLM, Translator
+from bot.messaging.keyboards import Signer, question_keyboard
 from tests.engine.flowdata import FLOW
 
 RTL = ["ar", "fa"]

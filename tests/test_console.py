@@ -120,7 +120,8 @@ def test_preview_alerts_queue_for_the_configured_staff_chats(tmp_path: Path) -> 
     result = sada(["preview", "b2b-supplier", "--lang", "en", "--as", "Omar"], "1\n2\n", db,
                   SADA_ALERT_CHAT_IDS="4242")
     assert result.returncode == 0, result.stderr
-    assert rows(db, "select kind, chat_id, status from outbox") == [("alert", 4242, "queued")]
+    assert rows(db, "select kind, channel, address, status from outbox") == [
+        ("alert", "telegram", "4242", "queued")]
 
 
 def test_preview_completes_the_invitation_of_the_contact_answering(tmp_path: Path) -> None:

@@ -148,7 +148,7 @@ def test_flows_lint_prints_one_line_and_exits_1(tmp_path: Path) -> None:
 def test_sada_run_skips_a_bomb_with_one_log_line_and_serves_the_rest(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from bot.channels.telegram.core import load_flows
+    from bot.conversation.controller import load_flows
 
     (tmp_path / "minimal.yaml").write_text(MINIMAL, encoding="utf-8")
     (tmp_path / "bomb.yaml").write_text(bomb(9), encoding="utf-8")

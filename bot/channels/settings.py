@@ -22,6 +22,21 @@ class ChannelSettings(BaseModel):
     # key -> an older, flat variable name still read for it (SADA_TELEGRAM_TOKEN for token).
     aliases: ClassVar[Mapping[str, str]] = {}
 
+    # A channel whose people can be staff declares `admin_ids` and `alert_chat_ids` (Ids);
+    # one without (a web chat) has neither, and no staff there.
+    @property
+    def staff_ids(self) -> frozenset[str]:
+        """The survey team's ids on this channel, as addresses: they may use /report."""
+        ids: list[int] = getattr(self, "admin_ids", [])
+        return frozenset(str(i) for i in ids)
+
+    @property
+    def alert_addresses(self) -> list[str]:
+        """The chats on this channel that get staff alerts: the alert chats, else the
+        admins."""
+        chats: list[int] = getattr(self, "alert_chat_ids", []) or getattr(self, "admin_ids", [])
+        return [str(chat) for chat in chats]
+
 
 def _comma_separated(value: Any) -> Any:
     if not isinstance(value, str):

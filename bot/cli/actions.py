@@ -78,7 +78,7 @@ def _now() -> datetime:
 
 def _flows() -> dict[str, Flow]:
     """The flows the bot serves (SADA_FLOWS_DIR), by id."""
-    from bot.channels.telegram.core import load_flows  # heavy: only when flows are needed
+    from bot.conversation.controller import load_flows  # heavy: only when flows are needed
 
     folder = settings_or_exit().flows_dir
     return {k: v.flow for k, v in load_flows(folder).items()} if folder.is_dir() else {}

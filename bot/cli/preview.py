@@ -14,7 +14,7 @@ from bot.cli.common import ContextOption, database_url, fail, settings_or_exit
 from bot.i18n import CatalogError, check_catalogs
 
 if TYPE_CHECKING:
-    from bot.channels.console import Respondent
+    from bot.channels.console.preview import Respondent
     from bot.flow.loader import LoadedFlow
 
 
@@ -43,7 +43,7 @@ def preview(
     """
     # Imported here, not at the top: the survey service and storage cost a second of
     # start-up that `sada --help` should not pay.
-    from bot.channels.console import Respondent
+    from bot.channels.console.preview import Respondent
     from bot.flow.loader import FlowError, load_flow
     from bot.followups.invite import InviteError, check_context, flow_path
     from storage.db import StorageError
@@ -79,7 +79,7 @@ def preview(
     respondent = Respondent.named(as_name) if as_name else Respondent(_login())
     try:
         finished = asyncio.run(_run(url, loaded, lang, respondent, values,
-                                    settings.telegram.alert_chats))
+                                    settings.alert_to()))
     except StorageError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
@@ -98,9 +98,9 @@ def _login() -> str:
 
 async def _run(
     url: str, loaded: LoadedFlow, lang: str | None, respondent: Respondent,
-    context: dict[str, Any], staff_chats: list[int],
+    context: dict[str, Any], alert_to: list[tuple[str, str]],
 ) -> bool:
-    from bot.channels.console import ConsolePreview, stdin_reader
+    from bot.channels.console.preview import ConsolePreview, stdin_reader
     from bot.followups.hooks import survey_hooks
     from bot.survey import SurveyService
     from storage.db import Database
@@ -110,7 +110,7 @@ async def _run(
     async with await Database.open(url) as database:
         store = Store(database)
         # the same step hooks as chat: cases (alerts queue for sada run) and invitations
-        service = SurveyService(store, hooks=survey_hooks(staff_chats))
+        service = SurveyService(store, hooks=survey_hooks(alert_to))
         runner = ConsolePreview(store, service, console, stdin_reader(sys.stdin))
         return await runner.run(loaded, language=lang, respondent=respondent,
                                 context=context)

@@ -153,7 +153,7 @@ LINK_CHANNEL = "telegram"
 def _served_flow(flow: str, flows_dir: Path) -> Flow:
     """The flow named by `flow` (an id, or a YAML file), checked to be one the bot serves
     from flows_dir."""
-    from bot.channels.telegram.core import load_flows
+    from bot.conversation.controller import load_flows
     from bot.flow.loader import FlowError, load_flow
 
     served = load_flows(flows_dir) if flows_dir.is_dir() else {}

@@ -1,9 +1,11 @@
-"""Telegram behaviour, whatever the framework: commands, buttons, delivery and its errors.
+"""The conversation with one person, whatever the channel: commands, buttons, the survey
+steps and their hooks, delivery and its errors.
 
-`handle` turns one update into outgoing messages after committing what it changed, all of
-it in one transaction; `process` also delivers them through a framework's Transport. Both
-frameworks' shells only translate their types to and from events.py. Staff commands are
-bot/conversation/staff.py's: this core only recognises staff and delegates.
+A Controller serves one channel (its name is in every address it handles): `handle` turns
+one inbound event into outgoing messages after committing what it changed, all of it in one
+transaction; `process` also delivers them through the channel's Transport. A channel's
+shell only translates its API's types to and from events.py. Staff commands are
+bot/conversation/staff.py's: the controller only recognises staff and delegates.
 """
 
 from __future__ import annotations
@@ -14,34 +16,27 @@ import functools
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bot.channels import text as render
-from bot.channels.telegram.events import (
+from bot.conversation import staff
+from bot.conversation.events import (
     AnswerPress,
     EditMessage,
+    Inbound,
+    Media,
     Out,
+    Pressed,
     SendDocument,
     SendPhoto,
     SendText,
-    TgEvent,
-    TgMedia,
-    TgPress,
-    TgText,
+    Typed,
     cleaned,
 )
-from bot.channels.telegram.keyboards import (
-    PREFIX,
-    Signer,
-    chosen,
-    consent_keyboard,
-    question_keyboard,
-)
-from bot.channels.telegram.lanes import ChatLanes, wait_out
-from bot.conversation import staff
+from bot.conversation.lanes import ChatLanes, wait_out
 from bot.engine import inputs as i
 from bot.engine.normalize import BIDI_CONTROLS
 from bot.engine.prompts import Ask, AskConsent, Notice, Prompt
@@ -53,7 +48,25 @@ from bot.followups.actions import record_feedback
 from bot.followups.hooks import survey_hooks
 from bot.i18n import Translator
 from bot.messaging import links
-from bot.messaging.transport import Blocked, Button, Refused, RetryAfter, Transient, Transport
+from bot.messaging.capabilities import Capabilities
+from bot.messaging.keyboards import (
+    PREFIX,
+    Signer,
+    chosen,
+    consent_keyboard,
+    fitted,
+    question_keyboard,
+)
+from bot.messaging.registry import CHANNELS
+from bot.messaging.transport import (
+    Blocked,
+    Button,
+    Keyboard,
+    Refused,
+    RetryAfter,
+    Transient,
+    Transport,
+)
 from bot.staff_text import staff_line
 from bot.survey import Conversation, SurveyService
 from storage.invitations import adopt_chat, mark_started, on_opt_out, on_unreachable
@@ -62,13 +75,13 @@ from storage.outbox import enqueue
 from storage.repo import DuplicateUpdate, Store
 
 log = logging.getLogger(__name__)
-CHANNEL = "telegram"
 COMMANDS = ("start", "help", "language", "back", "skip", "stop", "export", "forget",
             *staff.COMMANDS)
 LANGUAGE_LABELS = {"ar": "العربية", "fa": "فارسی", "en": "English"}
 _NO_BIDI = str.maketrans("", "", BIDI_CONTROLS)
-# A command as Telegram marks one: a slash, 1–32 letters, digits or _, maybe @bot, then
-# whitespace or the end. "/etc/hosts is down" or "/ok" in Arabic letters are plain text.
+# A command as Telegram marks one (and Sada reads one on every channel): a slash, 1–32
+# letters, digits or _, maybe @bot, then whitespace or the end. "/etc/hosts is down" or
+# "/ok" in Arabic letters are plain text.
 _COMMAND = re.compile(r"/([A-Za-z0-9_]{1,32})(?:@\w+)?(?:\s+(.*))?", re.DOTALL)
 
 
@@ -89,46 +102,59 @@ def load_flows(folder: Path) -> dict[str, LoadedFlow]:
     return flows
 
 
-async def standalone_core(
-    store: Store, *, flows_dir: Path, bot_username: str, admin_ids: frozenset[int],
-    secret: str, alert_chats: list[int] | None = None,
-) -> TelegramCore:
-    """The core of `sada run`, where the bot is Sada alone: every private update gets an
-    answer, none falls through to handlers that are not there."""
-    return await TelegramCore.create(store, flows_dir=flows_dir, bot_username=bot_username,
-                                     admin_ids=admin_ids, secret=secret,
-                                     alert_chats=alert_chats, standalone=True)
+async def standalone_controller(
+    store: Store, *, channel: str, flows_dir: Path, bot_username: str,
+    admin_ids: frozenset[str], secret: str, alert_to: Sequence[Address] | None = None,
+) -> Controller:
+    """The controller of `sada run`, where the bot is Sada alone: every private update gets
+    an answer, none falls through to handlers that are not there."""
+    return await Controller.create(store, channel=channel, flows_dir=flows_dir,
+                                   bot_username=bot_username, admin_ids=admin_ids,
+                                   secret=secret, alert_to=alert_to, standalone=True)
 
 
 @dataclass
 class Reply:
     """The outgoing side of one update, built up while handling it."""
 
-    chat_id: int
+    chat_id: str
     lang: str
+    capabilities: Capabilities
     outs: list[Out] = field(default_factory=list)
 
     @property
     def t(self) -> Translator:
         return Translator(self.lang)
 
-    def say(self, text: str, keyboard: tuple[tuple[Button, ...], ...] | None = None) -> None:
-        self.outs.append(SendText(self.chat_id, text, keyboard))
+    def say(self, text: str, keyboard: Keyboard | None = None) -> None:
+        """`text`, with `keyboard` where the channel can show it (menus say how to answer
+        without one too)."""
+        self.outs.append(SendText(self.chat_id, text, fitted(keyboard, self.capabilities)))
+
+    def edit(self, message_id: int, text: str | None = None,
+             keyboard: Keyboard | None = None) -> bool:
+        """Change a sent message, where the channel can: False when it cannot."""
+        if not self.capabilities.editable:
+            return False
+        self.outs.append(EditMessage(self.chat_id, message_id, text,
+                                     fitted(keyboard, self.capabilities)))
+        return True
 
 
-class TelegramCore:
+class Controller:
     def __init__(
         self,
         store: Store,
         flows: dict[str, LoadedFlow],
         *,
+        channel: str,
         bot_username: str,
-        admin_ids: frozenset[int],
+        admin_ids: frozenset[str],
         secret: str,
         service: SurveyService | None = None,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         standalone: bool = False,
-        alert_chats: list[int] | None = None,
+        alert_to: Sequence[Address] | None = None,
     ) -> None:
         """`standalone`: the bot is Sada alone (`sada run`), so every private update is
         Sada's to answer, even an unknown command, a photo or a button of another bot
@@ -142,48 +168,55 @@ class TelegramCore:
         self.bot_username = bot_username
         self.admin_ids = admin_ids
         self.signer = Signer(secret)
-        self.source = f"{CHANNEL}:{bot_username}"
+        self.channel = channel
+        declared = CHANNELS.get(channel)
+        self.title, self.capabilities = declared.title, declared.capabilities
+        self.notices = declared.notices
+        # Update ids are counted per bot: two bots (or channels) may reuse each other's.
+        self.source = f"{channel}:{bot_username}"
         self._sleep = sleep
-        # Who hears that a flow cannot be shown (a refused question): the alert chats.
-        self.alert_chats = list(admin_ids) if alert_chats is None else list(alert_chats)
+        # Who hears that a flow cannot be shown (a refused question): the alert
+        # destinations, on any channel; by default this channel's admins.
+        self.alert_to = _alert_to(channel, admin_ids, alert_to)
 
     @classmethod
     async def create(
-        cls, store: Store, *, flows_dir: Path, bot_username: str, admin_ids: frozenset[int],
-        secret: str, alert_chats: list[int] | None = None, standalone: bool = False,
-    ) -> TelegramCore:
-        """The core with the follow-ups wired in: detractor answers open cases and alert
-        `alert_chats` (default: the admins)."""
-        chats = list(admin_ids) if alert_chats is None else alert_chats
-        service = SurveyService(store, hooks=survey_hooks(chats))
-        return cls(store, load_flows(flows_dir), bot_username=bot_username,
+        cls, store: Store, *, channel: str, flows_dir: Path, bot_username: str,
+        admin_ids: frozenset[str], secret: str, alert_to: Sequence[Address] | None = None,
+        standalone: bool = False,
+    ) -> Controller:
+        """The controller with the follow-ups wired in: detractor answers open cases and
+        alert `alert_to` (default: this channel's admins)."""
+        destinations = _alert_to(channel, admin_ids, alert_to)
+        service = SurveyService(store, hooks=survey_hooks(destinations))
+        return cls(store, load_flows(flows_dir), channel=channel, bot_username=bot_username,
                    admin_ids=admin_ids, secret=secret, service=service, standalone=standalone,
-                   alert_chats=chats)
+                   alert_to=destinations)
 
     # --- which updates are ours ----------------------------------------------------------
 
-    async def wants(self, event: TgEvent) -> bool:
+    async def wants(self, event: Inbound) -> bool:
         if self.standalone:
             return True
-        if isinstance(event, TgPress):
+        if isinstance(event, Pressed):
             return event.data.startswith(PREFIX + ":")
-        if isinstance(event, TgText):
+        if isinstance(event, Typed):
             command = _command(event.text)
             if command is not None:
                 return command[0] in COMMANDS
-        contact = await self.store.find_contact(CHANNEL, str(event.chat_id))
+        contact = await self.store.find_contact(self.channel, event.chat_id)
         if contact is None or contact.id is None:
             return False
-        if isinstance(event, TgText) and is_stop(event.text):
+        if isinstance(event, Typed) and is_stop(event.text):
             return True
         if await self.store.latest_open_session(contact.id) is not None:
             return True
-        return isinstance(event, TgText) and await links.awaiting_code(
-            self.store, chat_id=event.chat_id, now=self.service.clock()) is not None
+        return isinstance(event, Typed) and await links.awaiting_code(
+            self.store, chat=self._chat(event.chat_id), now=self.service.clock()) is not None
 
     # --- one update ----------------------------------------------------------------------
 
-    async def process(self, event: TgEvent, transport: Transport) -> None:
+    async def process(self, event: Inbound, transport: Transport) -> None:
         """Handle and deliver; errors are logged, never raised into the framework. An update
         that failed still gets an answer (a button stops spinning, a message says to try
         again), so nobody waits on a bot that went quiet."""
@@ -197,7 +230,7 @@ class TelegramCore:
         except Exception:
             log.exception("update %s: delivery failed", event.update_id)
 
-    async def handle(self, event: TgEvent) -> list[Out]:
+    async def handle(self, event: Inbound) -> list[Out]:
         """Apply one update in one transaction (its de-duplication, the contact, the
         session's state and answers, the step hooks, an opt-out, an erasure) and return
         what to send, once that transaction has committed. A redelivered update changes
@@ -206,44 +239,46 @@ class TelegramCore:
         event = cleaned(event)
         try:
             async with self.store.transaction() as tx:
-                await tx.claim_update(self.source, event.update_id, now=self.service.clock())
+                if event.update_id is not None:
+                    await tx.claim_update(self.source, event.update_id,
+                                          now=self.service.clock())
                 return await self._within(tx)._apply(event)
         except DuplicateUpdate:
             return []  # a redelivery: already applied, already answered
 
-    def _within(self, tx: Store) -> TelegramCore:
+    def _within(self, tx: Store) -> Controller:
         """This core with every read and write in `tx`, the update's transaction."""
         core = copy.copy(self)
         core.store, core.service = tx, self.service.using(tx)
         return core
 
-    async def _apply(self, event: TgEvent) -> list[Out]:
+    async def _apply(self, event: Inbound) -> list[Out]:
         contact = await self._contact(event)
-        reply = Reply(event.chat_id, contact.language or "en")
-        if isinstance(event, TgPress):
+        reply = Reply(event.chat_id, contact.language or "en", self.capabilities)
+        if isinstance(event, Pressed):
             await self._press(event, contact, reply)
-        elif isinstance(event, TgMedia):
+        elif isinstance(event, Media):
             await self._media(event, contact, reply)
         else:
             await self._text(event, contact, reply)
         return reply.outs
 
-    async def _contact(self, event: TgEvent) -> Contact:
+    async def _contact(self, event: Inbound) -> Contact:
         user = event.user
         name = " ".join(p for p in (user.first_name, user.last_name) if p) or None
-        found = await self.store.find_contact(CHANNEL, str(event.chat_id))
+        found = await self.store.find_contact(self.channel, event.chat_id)
         fields: dict[str, Any] = {"name": name, "first_name": user.first_name or None}
         if found is None:
-            # Telegram's language is the phone's: a first guess, never over an explicit choice.
+            # The app's language is the phone's: a first guess, never over an explicit choice.
             code = (user.language_code or "").split("-")[0]
             fields["language"] = code if code in LANGUAGES else None
-        if found is not None and found.unreachable:
-            fields["unreachable"] = False  # they wrote to us: reachable again
-        return await self.store.upsert_contact(CHANNEL, str(event.chat_id), **fields)
+        # seen_at: they wrote from this address, so it is reachable, and the one they use now
+        return await self.store.upsert_contact(self.channel, event.chat_id,
+                                               seen_at=self.service.clock(), **fields)
 
     # --- typed text and commands ---------------------------------------------------------
 
-    async def _text(self, event: TgText, contact: Contact, reply: Reply) -> None:
+    async def _text(self, event: Typed, contact: Contact, reply: Reply) -> None:
         assert contact.id is not None
         command = _command(event.text)
         conversation = await self._open_conversation(contact)
@@ -253,7 +288,7 @@ class TelegramCore:
             code = links.typed_code(event.text)
             if code is not None or conversation is None:
                 # a personal link's code, asked for when the link was opened
-                pending = await links.awaiting_code(self.store, chat_id=event.chat_id,
+                pending = await links.awaiting_code(self.store, chat=self._chat(event.chat_id),
                                                     now=self.service.clock())
                 if pending is not None and code is not None:
                     await self._check_code(pending.token, code, contact, reply)
@@ -291,17 +326,17 @@ class TelegramCore:
             else:
                 await self._opt_out(contact, reply)
         elif name == "language":
-            self._language_menu(reply)
+            if argument.lower() in LANGUAGES:  # "/language fa": no menu needed
+                await self._set_language(argument.lower(), contact, conversation, reply)
+            else:
+                self._language_menu(reply)
         elif name == "export":
             document = await self.store.export_contact(contact.id)
             content = json.dumps(document, ensure_ascii=False, indent=2).encode()
             reply.outs.append(SendDocument(event.chat_id, "sada-my-data.json", content,
                                            reply.t.gettext("Everything we store about you.")))
         elif name == "forget":
-            buttons = (Button(reply.t.gettext("Yes, erase my data"), f"{PREFIX}:x:yes"),
-                       Button(reply.t.gettext("No, keep it"), f"{PREFIX}:x:no"))
-            reply.say(reply.t.gettext("Erase everything we store about you, including your "
-                                      "answers? This cannot be undone."), (buttons,))
+            await self._ask_forget(contact, argument, reply)
         elif name in staff.COMMANDS:
             await self._staff_command(event, name, argument, reply)
         elif name not in COMMANDS:
@@ -318,7 +353,10 @@ class TelegramCore:
         assert contact.id is not None
         if contact.opted_out:  # /start opts back in
             await self.store.set_contact_flags(contact.id, opted_out=False)
-        if token:
+        public = self.flows.get(token)
+        if public is not None and public.flow.public:  # "/start <flow id>": a public survey
+            conversation = await self.service.open(contact, public)
+        elif token:
             conversation = await self._open_link(contact, token, reply)
             if conversation is None:
                 return  # refused, or its code asked for: the reply says which
@@ -350,7 +388,7 @@ class TelegramCore:
             if link.code_hash is not None and not code_given and await self._adoptable(
                     link.contact_id):
                 # Nothing of the contact (name, context, survey) is shown before the code.
-                asked = await links.ask_code(self.store, token, chat_id=reply.chat_id,
+                asked = await links.ask_code(self.store, token, chat=self._chat(reply.chat_id),
                                              now=self.service.clock())
                 reply.say(_ask_code(reply.t) if asked else _locked(reply.t))
                 return None
@@ -372,7 +410,7 @@ class TelegramCore:
     ) -> None:
         """A code typed after opening a `--confirm` link: right, the link opens as if the
         chat were the contact's already; wrong, a try is counted and nothing is shown."""
-        left = await links.try_code(self.store, token, code, chat_id=reply.chat_id)
+        left = await links.try_code(self.store, token, code, chat=self._chat(reply.chat_id))
         if left is not None:
             reply.say(reply.t.ngettext("That code is not right. You have {n} more try.",
                                        "That code is not right. You have {n} more tries.",
@@ -386,7 +424,7 @@ class TelegramCore:
 
     # --- what Sada cannot read ------------------------------------------------------------
 
-    async def _media(self, event: TgMedia, contact: Contact, reply: Reply) -> None:
+    async def _media(self, event: Media, contact: Contact, reply: Reply) -> None:
         """A photo, sticker, voice message …: no answer, but a reply saying what is."""
         conversation = await self._open_conversation(contact)
         if conversation is not None:
@@ -418,7 +456,7 @@ class TelegramCore:
 
     # --- buttons -------------------------------------------------------------------------
 
-    async def _press(self, event: TgPress, contact: Contact, reply: Reply) -> None:
+    async def _press(self, event: Pressed, contact: Contact, reply: Reply) -> None:
         assert contact.id is not None
         data = event.data
         if not data.startswith(PREFIX + ":"):
@@ -447,7 +485,7 @@ class TelegramCore:
             await self._step(conversation, i.Start(), reply)
             return
         if data in (f"{PREFIX}:x:yes", f"{PREFIX}:x:no"):
-            await self._forget(data.endswith("yes"), contact, reply, event)
+            await self._forget_pressed(data.endswith("yes"), contact, reply, event)
             return
         if data == f"{PREFIX}:noop":
             reply.outs.append(AnswerPress(event.callback_id))
@@ -493,15 +531,20 @@ class TelegramCore:
         reply.outs.append(AnswerPress(event.callback_id))
         await self._step(conversation, engine_input, reply, message_id=event.message_id)
 
-    async def _refuse(self, event: TgPress, reply: Reply, key: str) -> None:
-        reply.outs.append(AnswerPress(event.callback_id, render.notice(Notice(key), reply.t)))
+    async def _refuse(self, event: Pressed, reply: Reply, key: str) -> None:
+        reply.outs.append(AnswerPress(event.callback_id, self._notice(Notice(key), reply.t)))
 
     async def _choose_language(
         self, lang: str, contact: Contact, conversation: Conversation | None, reply: Reply,
-        event: TgPress,
+        event: Pressed,
+    ) -> None:
+        reply.outs.append(AnswerPress(event.callback_id))
+        await self._set_language(lang, contact, conversation, reply)
+
+    async def _set_language(
+        self, lang: str, contact: Contact, conversation: Conversation | None, reply: Reply,
     ) -> None:
         assert contact.id is not None
-        reply.outs.append(AnswerPress(event.callback_id))
         if lang not in LANGUAGES:
             return
         await self.store.set_contact_flags(contact.id, language=lang)
@@ -510,15 +553,33 @@ class TelegramCore:
             await self._step(conversation, i.SetLanguage(lang), reply)
             return
         reply.lang = lang
-        reply.say(render.notice(Notice("language_changed"), reply.t))
+        reply.say(self._notice(Notice("language_changed"), reply.t))
 
-    async def _forget(
-        self, confirmed: bool, contact: Contact, reply: Reply, event: TgPress,
+    async def _ask_forget(self, contact: Contact, argument: str, reply: Reply) -> None:
+        """/forget asks first; where there are no buttons, "/forget yes" is the answer."""
+        buttons = ((Button(reply.t.gettext("Yes, erase my data"), f"{PREFIX}:x:yes"),
+                    Button(reply.t.gettext("No, keep it"), f"{PREFIX}:x:no")),)
+        if fitted(buttons, reply.capabilities) is None:
+            if argument.lower() == "yes":
+                await self._forget(True, contact, reply)
+                return
+            reply.say(reply.t.gettext("Erase everything we store about you, including your "
+                                      "answers? This cannot be undone. To erase it, send "
+                                      "/forget yes"))
+            return
+        reply.say(reply.t.gettext("Erase everything we store about you, including your "
+                                  "answers? This cannot be undone."), buttons)
+
+    async def _forget_pressed(
+        self, confirmed: bool, contact: Contact, reply: Reply, event: Pressed,
     ) -> None:
-        assert contact.id is not None
         reply.outs.append(AnswerPress(event.callback_id))
         if event.message_id is not None:
-            reply.outs.append(EditMessage(event.chat_id, event.message_id, keyboard=None))
+            reply.edit(event.message_id, keyboard=None)
+        await self._forget(confirmed, contact, reply)
+
+    async def _forget(self, confirmed: bool, contact: Contact, reply: Reply) -> None:
+        assert contact.id is not None
         if not confirmed:
             reply.say(reply.t.gettext("Nothing was erased."))
             return
@@ -547,39 +608,51 @@ class TelegramCore:
             before.current != after.current)
         if old_message is not None and (answered or after.status != before.status):
             label = after.answers[before.current].raw if answered and before.current else None
-            keyboard = chosen(label) if label else None
-            reply.outs.append(EditMessage(reply.chat_id, old_message, keyboard=keyboard))
+            reply.edit(old_message, keyboard=chosen(label) if label else None)
         elif old_message is not None and isinstance(event, i.Back | i.SetLanguage):
-            reply.outs.append(EditMessage(reply.chat_id, old_message, keyboard=None))
+            reply.edit(old_message, keyboard=None)
         if isinstance(event, i.Toggle) and prompts and isinstance(prompts[-1], Ask) and \
                 old_message is not None:
             # ticking an option redraws the same message, not a new one
             ask_ = prompts[-1]
             t = Translator(after.language)
             index = [q.id for q in conversation.flow.questions].index(ask_.question_id)
-            reply.outs.append(EditMessage(
-                reply.chat_id, old_message, render.question(ask_, t, typed=False),
-                question_keyboard(ask_, t, self.signer, reply.chat_id, conversation.session_id,
-                                  index)))
-            return
+            keyboard = fitted(question_keyboard(ask_, t, self.signer, reply.chat_id,
+                                                conversation.session_id, index),
+                              self.capabilities)
+            if keyboard is not None and reply.edit(
+                    old_message, render.question(ask_, t, typed=False), keyboard):
+                return
         self._show(conversation, prompts, reply)
 
     def _show(self, conversation: Conversation, prompts: list[Prompt], reply: Reply) -> None:
         t = Translator(conversation.state.language)
         ids = [q.id for q in conversation.flow.questions]
         for prompt in prompts:
+            # Buttons where the channel can show them all; else typed, with a hint.
             if isinstance(prompt, Ask):
-                keyboard = question_keyboard(prompt, t, self.signer, reply.chat_id,
-                                             conversation.session_id,
-                                             ids.index(prompt.question_id))
-                reply.outs.append(SendText(reply.chat_id, render.question(prompt, t, typed=False),
-                                           keyboard, conversation.session_id, prompt.question_id))
+                keyboard = fitted(question_keyboard(prompt, t, self.signer, reply.chat_id,
+                                                    conversation.session_id,
+                                                    ids.index(prompt.question_id)),
+                                  self.capabilities)
+                text = render.question(prompt, t, typed=keyboard is None)
+                reply.outs.append(SendText(reply.chat_id, text, keyboard,
+                                           conversation.session_id, prompt.question_id))
             elif isinstance(prompt, AskConsent):
-                keyboard = consent_keyboard(t, self.signer, reply.chat_id, conversation.session_id)
-                reply.outs.append(SendText(reply.chat_id, render.prompt(prompt, t, typed=False),
+                keyboard = fitted(consent_keyboard(t, self.signer, reply.chat_id,
+                                                   conversation.session_id), self.capabilities)
+                reply.outs.append(SendText(reply.chat_id,
+                                           render.prompt(prompt, t, typed=keyboard is None),
                                            keyboard))
+            elif isinstance(prompt, Notice):
+                reply.say(t.lines(self._notice(prompt, t)))
             else:
                 reply.say(render.prompt(prompt, t, typed=False))
+
+    def _notice(self, notice: Notice, t: Translator) -> str:
+        """A notice as this channel says it (bot.messaging.registry.Channel.notices)."""
+        own = self.notices.get(notice.key)
+        return t.gettext(own) if own is not None else render.notice(notice, t)
 
     async def _open_conversation(self, contact: Contact) -> Conversation | None:
         assert contact.id is not None
@@ -587,6 +660,10 @@ class TelegramCore:
         if session is None:
             return None
         return await self.service.resume(session)
+
+    def _chat(self, address: str) -> str:
+        """The chat as one name across channels (a Telegram and a Bale chat may share ids)."""
+        return f"{self.channel}:{address}"
 
     @staticmethod
     def _was_shown(conversation: Conversation) -> bool:
@@ -596,10 +673,10 @@ class TelegramCore:
         return conversation.shown == current
 
     async def _adoptable(self, invited_id: int) -> bool:
-        """Whether a chat could still become this contact (adopt_chat takes only contacts
-        without a chat): else its link is someone else's, and no code is asked for."""
-        invited = await self.store.get_contact(invited_id)
-        return invited is not None and invited.channel == "external"
+        """Whether this chat could still become that contact (adopt_chat takes only contacts
+        without an identity on this channel): else its link is someone else's, and no code
+        is asked for."""
+        return await self.store.adoptable(invited_id, self.channel)
 
     async def _adopt(self, invited_id: int, chat_contact: Contact) -> Contact | None:
         """An invited contact without a chat opens their personal link: this chat is them."""
@@ -618,13 +695,18 @@ class TelegramCore:
             await on_opt_out(s, contact_id=contact.id, now=self.service.clock())
         # What reaches the person only after the update's transaction commits: a crash
         # before it leaves them opted in, and the redelivered /stop is applied anew.
-        reply.say(render.notice(Notice("stopped"), reply.t))
+        reply.say(self._notice(Notice("stopped"), reply.t))
 
     # --- menus and staff -----------------------------------------------------------------
 
     def _language_menu(self, reply: Reply) -> None:
         row = tuple(Button(LANGUAGE_LABELS[c], f"{PREFIX}:l:{c}") for c in LANGUAGES)
-        reply.say(reply.t.gettext("Choose your language:"), (row,))
+        if fitted((row,), reply.capabilities) is not None:
+            reply.say(reply.t.gettext("Choose your language:"), (row,))
+            return
+        # Without buttons: the command that picks each, a language's name beside it.
+        lines = [f"/language {c}: {LANGUAGE_LABELS[c]}" for c in LANGUAGES]
+        reply.say(reply.t.lines("\n".join([reply.t.gettext("Choose your language:"), *lines])))
 
     def _public_menu(self, reply: Reply) -> None:
         public = [f for f in self.flows.values() if f.flow.public]
@@ -633,17 +715,23 @@ class TelegramCore:
                                       "Thank you for stopping by."))
             return
         rows = tuple((Button(_title(f, reply.lang), f"{PREFIX}:f:{f.flow.id}"),) for f in public)
-        reply.say(reply.t.gettext("Hello! Which survey would you like to take?"), rows)
+        if fitted(rows, reply.capabilities) is not None:
+            reply.say(reply.t.gettext("Hello! Which survey would you like to take?"), rows)
+            return
+        # Without buttons: the command that starts each (/start takes a public flow's id).
+        lines = [f"/start {f.flow.id}: {_title(f, reply.lang)}" for f in public]
+        reply.say(reply.t.lines("\n".join(
+            [reply.t.gettext("Hello! Which survey would you like to take?"), *lines])))
 
     def _help(self, t: Translator) -> str:
         return help_text(t)
 
     async def _staff_command(
-        self, event: TgText, name: str, argument: str, reply: Reply
+        self, event: Typed, name: str, argument: str, reply: Reply
     ) -> None:
         """A staff command: staff.py's to answer, for the admins only."""
         if event.user.id in self.admin_ids:
-            answer = await staff.run(name, argument, staff=f"{CHANNEL}:{event.user.id}",
+            answer = await staff.run(name, argument, staff=f"{self.channel}:{event.user.id}",
                                      store=self.store, flows=self.flows, lang=reply.lang,
                                      now=self.service.clock())
         else:
@@ -660,9 +748,9 @@ class TelegramCore:
         """Send `outs` in order. A chat that blocked the bot gets nothing more. A message
         Telegram refuses (too long, say) is never tried again and never leaves the person
         without a reply: it is logged as an error and a one-line apology goes instead."""
-        blocked: set[int] = set()
-        reached: set[int] = set()  # chats that got a message
-        unanswered: set[int] = set()  # chats a message was refused to
+        blocked: set[str] = set()
+        reached: set[str] = set()  # chats that got a message
+        unanswered: set[str] = set()  # chats a message was refused to
         for out in outs:
             chat = getattr(out, "chat_id", None)
             if chat in blocked:
@@ -678,8 +766,8 @@ class TelegramCore:
                     if await self._question_refused(out, exc, transport):
                         reached.add(out.chat_id)
                 elif isinstance(out, SendText | SendPhoto | SendDocument):
-                    log.error("Telegram refused a %s to chat %s: %s", type(out).__name__,
-                              out.chat_id, exc)
+                    log.error("%s refused a %s to chat %s: %s", self.title,
+                              type(out).__name__, out.chat_id, exc)
                     unanswered.add(out.chat_id)
                 else:  # an edit or a button's answer: the message itself is there
                     log.warning("could not deliver %s: %s", type(out).__name__, exc)
@@ -694,31 +782,31 @@ class TelegramCore:
             if isinstance(out, SendText) and out.session_id is not None:
                 await self.store.mark_shown(out.session_id, out.question_id, result)
         for chat in unanswered - reached - blocked:
-            await self._tell_staff("reply", "Telegram refused one of Sada's replies (see the "
-                                   "log for which); the person got an apology instead.")
-            contact = await self.store.find_contact(CHANNEL, str(chat))
+            await self._tell_staff("reply", f"{self.title} refused one of Sada's replies (see "
+                                   "the log for which); the person got an apology instead.")
+            contact = await self.store.find_contact(self.channel, chat)
             t = Translator(contact.language if contact and contact.language else "en")
             await self._apologise(chat, t.gettext(
                 "Sorry, our reply could not be shown; the survey team has been told."),
                 transport)
 
     async def _question_refused(self, out: SendText, exc: Refused, transport: Transport) -> bool:
-        """Telegram will not show this question (400: too long, a bad button …), however often
+        """The channel will not show this question (400: too long, a bad button …), however often
         it is sent. Mark it shown, so that neither the next start (resume_pending) nor the
         person's next message sends it again, tell the operators, and tell the person how to
         go on. True when the apology reached them."""
         assert out.session_id is not None
         session = await self.store.get_session(out.session_id)
         flow = session.flow_id if session else "?"
-        log.error("Telegram refused question %s of flow %s (session %s, chat %s): %s; the "
+        log.error("%s refused question %s of flow %s (session %s, chat %s): %s; the "
                   "respondent was told it could not be shown: shorten it (sada flows lint)",
-                  out.question_id, flow, out.session_id, out.chat_id, exc)
+                  self.title, out.question_id, flow, out.session_id, out.chat_id, exc)
         await self.store.mark_shown(out.session_id, out.question_id, None)
         await self._tell_staff(
             f"{flow}:{out.question_id}",
-            f"Telegram refused question {out.question_id} of flow {flow}: {staff_line(str(exc))}."
-            " Respondents see an apology instead; fix the flow (sada flows lint) and restart "
-            "the bot.")
+            f"{self.title} refused question {out.question_id} of flow {flow}: "
+            f"{staff_line(str(exc))}. Respondents see an apology instead; fix the flow "
+            "(sada flows lint) and restart the bot.")
         t = Translator(session.language if session else "en")
         return await self._apologise(out.chat_id, t.gettext(
             "Sorry, this question could not be shown; the survey team has been told. "
@@ -729,13 +817,13 @@ class TelegramCore:
         respondent meets the same refusal, and staff need one notice, not hundreds."""
         now = self.service.clock()
         async with self.store.database.session() as s, s.begin():
-            for chat in dict.fromkeys(self.alert_chats):
-                await enqueue(s, key=f"refused:{what}:{now:%Y-%m-%d}:{chat}",
-                              kind="alert", channel="telegram", chat_id=chat,
+            for channel, address in dict.fromkeys(self.alert_to):
+                await enqueue(s, key=f"refused:{what}:{now:%Y-%m-%d}:{channel}:{address}",
+                              kind="alert", channel=channel, address=address,
                               contact_id=None, text=text,
                               keyboard=None, due_at=now, now=now)
 
-    async def _apologise(self, chat: int, text: str, transport: Transport) -> bool:
+    async def _apologise(self, chat: str, text: str, transport: Transport) -> bool:
         try:
             await self._with_retries(SendText(chat, text), transport)
         except (Blocked, Refused, Transient) as exc:
@@ -760,13 +848,12 @@ class TelegramCore:
                 delay = min(delay * 2, 30)
         raise Transient("gave up after repeated rate limits")
 
-    async def _unreachable(self, chat_id: int | None) -> None:
+    async def _unreachable(self, chat_id: str | None) -> None:
         if chat_id is None:
             return
-        contact = await self.store.find_contact(CHANNEL, str(chat_id))
-        if contact is not None and contact.id is not None:
-            async with self.store.database.session() as s, s.begin():
-                await on_unreachable(s, contact_id=contact.id, now=self.service.clock())
+        async with self.store.database.session() as s, s.begin():
+            await on_unreachable(s, channel=self.channel, address=chat_id,
+                                 now=self.service.clock())
 
     async def resume_pending(self, transport: Transport) -> int:
         """After a restart: show every question that was committed but never delivered.
@@ -775,17 +862,17 @@ class TelegramCore:
         that chat, not the start for everyone."""
         lanes = ChatLanes()
         shown = [
-            lanes.submit(int(contact.external_id),
-                         functools.partial(self._show_again, session, contact, transport))
-            for session, contact in await self.store.undelivered_sessions(CHANNEL)
+            lanes.submit(address,
+                         functools.partial(self._show_again, session, address, transport))
+            for session, address in await self.store.undelivered_sessions(self.channel)
         ]
         return sum(await asyncio.gather(*shown))
 
     async def _show_again(
-        self, session: SurveySession, contact: Contact, transport: Transport
+        self, session: SurveySession, address: str, transport: Transport
     ) -> None:
         conversation = await self.service.resume(session)
-        reply = Reply(int(contact.external_id), conversation.state.language)
+        reply = Reply(address, conversation.state.language, self.capabilities)
         self._show(conversation, [ask(conversation.flow, conversation.state)], reply)
         await self.deliver(reply.outs, transport)
 
@@ -802,6 +889,18 @@ async def _send(out: Out, transport: Transport) -> int | None:
     else:
         await transport.send_document(out.chat_id, out.filename, out.content, out.caption)
     return None
+
+
+# A destination of staff messages: a channel and its address of the chat there.
+Address = tuple[str, str]
+
+
+def _alert_to(
+    channel: str, admin_ids: frozenset[str], alert_to: Sequence[Address] | None
+) -> list[Address]:
+    if alert_to is None:
+        return [(channel, admin) for admin in sorted(admin_ids)]
+    return list(alert_to)
 
 
 def help_text(t: Translator) -> str:
@@ -840,13 +939,13 @@ def _locked(t: Translator) -> str:
                      "who sent it for a new one.")
 
 
-def _apology(event: TgEvent) -> list[Out]:
+def _apology(event: Inbound) -> list[Out]:
     """The answer to an update that failed: in the phone's language, as nothing else is
     known by then."""
     code = (event.user.language_code or "").split("-")[0]
     text = Translator(code if code in LANGUAGES else "en").gettext(
         "Sorry, something unexpected happened. Please try again.")
-    if isinstance(event, TgPress):
+    if isinstance(event, Pressed):
         return [AnswerPress(event.callback_id, text)]
     return [SendText(event.chat_id, text)]
 

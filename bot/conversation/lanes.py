@@ -2,12 +2,12 @@
 chats' updates run side by side, a bounded number at once.
 
 Why lanes: Telegram allows about one message a second per chat, and a 429 is waited out
-inside the update that got it (TelegramCore's delivery). Handling every update in turn made
+inside the update that got it (Controller's delivery). Handling every update in turn made
 one person's flood stall everybody; in a lane, such a wait delays only that person.
 
 Order within a chat is kept because `submit` is synchronous: the order of the calls is the
 order of the work, whatever the work awaits. Each update is still one transaction of its own
-(TelegramCore commits an update's changes together with its processed-update row), so two
+(Controller commits an update's changes together with its processed-update row), so two
 chats' updates interleaving changes nothing either would see.
 
 Bounded: at most `concurrency` updates run at once (each holds database connections); a
@@ -109,7 +109,7 @@ class ChatLanes:
         """Chats with work running or waiting."""
         return len(self._lanes)
 
-    def submit(self, chat: int | None, work: Work) -> asyncio.Future[bool]:
+    def submit(self, chat: Hashable | None, work: Work) -> asyncio.Future[bool]:
         """Queue `work` behind the chat's earlier work.
 
         The future becomes True once the work ran (an exception it raises is logged here:

@@ -636,7 +636,7 @@ class _Linter:
         self, limits: Capabilities, title: str, lang: str, path: Loc, question: Question
     ) -> None:
         # A button shows its label after a mark: ☐/☑ while a multi question is open, ✓
-        # once a choice is made (bot.channels.telegram.keyboards).
+        # once a choice is made (bot.messaging.keyboards).
         room = limits.button_label - 2
         for oi, option in enumerate(getattr(question, "options", None) or []):
             label = by_code(option.label).get(lang)

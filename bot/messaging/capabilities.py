@@ -46,7 +46,7 @@ class Capabilities:
     # The characters a button shows before the channel cuts its label off.
     button_label: int
     # The bytes of payload a button carries back (Sada's signed payload is sized by indexes,
-    # never by option ids or labels: bot.channels.telegram.keyboards).
+    # never by option ids or labels: bot.messaging.keyboards).
     callback_data: int
     # Whether a sent message can be changed (its text, its buttons) after the fact.
     editable: bool

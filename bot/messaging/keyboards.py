@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from bot.engine.prompts import Ask
 from bot.i18n import Translator
+from bot.messaging.capabilities import Capabilities
 from bot.messaging.transport import Button, Keyboard
 
 PREFIX = "s1"
@@ -36,15 +37,15 @@ class Signer:
     def __init__(self, secret: str) -> None:
         self._key = hashlib.sha256(secret.encode()).digest()
 
-    def _sig(self, chat_id: int, body: str) -> str:
+    def _sig(self, chat_id: str, body: str) -> str:
         mac = hmac.new(self._key, f"{chat_id}|{body}".encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(mac[:6]).decode()
 
-    def data(self, chat_id: int, kind: str, session_id: int, question: int, value: str = "") -> str:
+    def data(self, chat_id: str, kind: str, session_id: int, question: int, value: str = "") -> str:
         body = f"{PREFIX}:{kind}:{session_id:x}:{question}:{value}"
         return f"{body}:{self._sig(chat_id, body)}"
 
-    def verify(self, chat_id: int, data: str) -> Press | None:
+    def verify(self, chat_id: str, data: str) -> Press | None:
         """The press, or None when the data was not made by us for this chat."""
         body, _, sig = data.rpartition(":")
         parts = body.split(":")
@@ -60,7 +61,7 @@ class Signer:
 
 
 def question_keyboard(
-    ask: Ask, t: Translator, signer: Signer, chat_id: int, session_id: int, index: int
+    ask: Ask, t: Translator, signer: Signer, chat_id: str, session_id: int, index: int
 ) -> Keyboard | None:
     def data(kind: str, value: str = "") -> str:
         return signer.data(chat_id, kind, session_id, index, value)
@@ -98,10 +99,29 @@ def question_keyboard(
     return tuple(rows) or None
 
 
-def consent_keyboard(t: Translator, signer: Signer, chat_id: int, session_id: int) -> Keyboard:
+def consent_keyboard(t: Translator, signer: Signer, chat_id: str, session_id: int) -> Keyboard:
     row = [Button(t.gettext("I agree"), signer.data(chat_id, "c", session_id, 0, "yes")),
            Button(t.gettext("I do not agree"), signer.data(chat_id, "c", session_id, 0, "no"))]
     return (tuple(reversed(row)) if t.rtl else tuple(row),)
+
+
+def fitted(keyboard: Keyboard | None, capabilities: Capabilities) -> Keyboard | None:
+    """`keyboard` as the channel can carry it, or None when it cannot: then the message is
+    written for typing instead (numbered options, "Send a number from 0 to 10").
+
+    Rows longer than the channel allows are cut into rows that fit, in their order (so a
+    right-to-left row stays right to left). Too many buttons in all, or a payload longer
+    than the channel carries back, cannot be fixed by layout. A label longer than the
+    channel shows is cut off by the channel, not refused: lint warns about those."""
+    if keyboard is None or not capabilities.buttons:
+        return None
+    buttons = [button for row in keyboard for button in row]
+    if len(buttons) > capabilities.buttons_total or any(
+            len(b.data.encode()) > capabilities.callback_data for b in buttons):
+        return None
+    width = capabilities.buttons_per_row
+    return tuple(row[start:start + width] for row in keyboard
+                 for start in range(0, len(row), width))
 
 
 # The most of an answer a button shows: a typed answer can be thousands of characters, and

@@ -111,23 +111,23 @@ def typed_code(text: str) -> str | None:
     return None
 
 
-async def ask_code(store: Store, token: str, *, chat_id: int, now: datetime) -> bool:
-    """Remember that this chat was asked for the link's code. False when the link is
-    locked (too many wrong codes): then nobody is asked."""
+async def ask_code(store: Store, token: str, *, chat: str, now: datetime) -> bool:
+    """Remember that `chat` ("channel:address") was asked for the link's code. False when
+    the link is locked (too many wrong codes): then nobody is asked."""
     async with store.database.session() as s, s.begin():
         link = await s.get(LinkToken, token, with_for_update=True)
         if link is None or link.code_failures >= CODE_TRIES:
             return False
-        link.code_chat, link.code_asked_at = str(chat_id), now
+        link.code_chat, link.code_asked_at = chat, now
         return True
 
 
-async def awaiting_code(store: Store, *, chat_id: int, now: datetime) -> LinkToken | None:
+async def awaiting_code(store: Store, *, chat: str, now: datetime) -> LinkToken | None:
     """The coded link this chat was last asked about, within CODE_WAIT, when it still takes
     tries."""
     query = (
         select(LinkToken)
-        .where(LinkToken.code_chat == str(chat_id), col(LinkToken.code_hash).is_not(None),
+        .where(LinkToken.code_chat == chat, col(LinkToken.code_hash).is_not(None),
                col(LinkToken.code_asked_at) >= now - CODE_WAIT,
                LinkToken.code_failures < CODE_TRIES)
         .order_by(col(LinkToken.code_asked_at).desc())
@@ -137,14 +137,14 @@ async def awaiting_code(store: Store, *, chat_id: int, now: datetime) -> LinkTok
         return (await s.exec(query)).first()
 
 
-async def try_code(store: Store, token: str, code: str, *, chat_id: int) -> int | None:
+async def try_code(store: Store, token: str, code: str, *, chat: str) -> int | None:
     """Check a typed code: None when right (this chat may now open the link, and is no
     longer asked), else the tries left before the link locks (0: locked now)."""
     async with store.database.session() as s, s.begin():
         link = await s.get(LinkToken, token, with_for_update=True)
         if link is None or link.code_hash is None:
             return 0
-        if link.code_chat != str(chat_id) or link.code_failures >= CODE_TRIES:
+        if link.code_chat != chat or link.code_failures >= CODE_TRIES:
             # another chat opened the link since (this one must open it again), or locked
             return max(0, CODE_TRIES - link.code_failures)
         if hmac.compare_digest(link.code_hash, _code_hash(token, code)):

@@ -2,7 +2,8 @@
 carries and the errors it raises. A channel's transport maps its API's failures onto these
 errors, so follow-ups, retries and staff alerts are written once for every channel.
 
-Chat ids are still Telegram-shaped integers here; they become text with channel identities.
+A chat is addressed by the channel's own id for it, as text (a Telegram chat id, a phone
+number …): each transport converts it to what its API wants.
 """
 
 from __future__ import annotations
@@ -56,11 +57,11 @@ class Transport(Protocol):
     # capabilities, limits included, are looked up by it.
     channel: str
 
-    async def send_text(self, chat_id: int, text: str, keyboard: Keyboard | None) -> int:
+    async def send_text(self, chat_id: str, text: str, keyboard: Keyboard | None) -> int:
         """Send `text` with the buttons of `keyboard` (None: none); the new message's id."""
 
     async def edit(
-        self, chat_id: int, message_id: int, text: str | None, keyboard: Keyboard | None
+        self, chat_id: str, message_id: int, text: str | None, keyboard: Keyboard | None
     ) -> None:
         """Change a sent message: its text (None: keep it) and its buttons (None: remove)."""
 
@@ -68,9 +69,9 @@ class Transport(Protocol):
         """Acknowledge a button press, with a short notice (None: none)."""
 
     async def send_document(
-        self, chat_id: int, filename: str, content: bytes, caption: str | None
+        self, chat_id: str, filename: str, content: bytes, caption: str | None
     ) -> None: ...
 
     async def send_photo(
-        self, chat_id: int, filename: str, content: bytes, caption: str | None
+        self, chat_id: str, filename: str, content: bytes, caption: str | None
     ) -> None: ...

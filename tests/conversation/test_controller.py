@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.channels.telegram.core import TelegramCore, load_flows
-from bot.channels.telegram.events import TgMedia, TgPress, TgText, TgUser
+from bot.conversation.controller import Controller, load_flows
+from bot.conversation.events import Media, Pressed, Sender, Typed
 from bot.conversation.staff import record_id
 from bot.i18n import Translator
 from bot.messaging.transport import Blocked, Keyboard, RetryAfter
@@ -57,12 +57,12 @@ class Chat:
 
     updates = itertools.count(5000)
 
-    def __init__(self, core: TelegramCore, transport: Recorder, chat_id: int, lang: str) -> None:
-        self.core, self.transport, self.chat_id = core, transport, chat_id
-        self.user = TgUser(chat_id, "Sara" if lang == "en" else "سارا", language_code=lang)
+    def __init__(self, core: Controller, transport: Recorder, chat_id: int, lang: str) -> None:
+        self.core, self.transport, self.chat_id = core, transport, str(chat_id)
+        self.user = Sender(str(chat_id), "Sara" if lang == "en" else "سارا", language_code=lang)
 
-    async def send(self, text: str, update_id: int | None = None) -> TgText:
-        event = TgText(update_id or next(self.updates), self.chat_id, self.user, text)
+    async def send(self, text: str, update_id: int | None = None) -> Typed:
+        event = Typed(update_id or next(self.updates), self.chat_id, self.user, text)
         await self.core.process(event, self.transport)
         return event
 
@@ -73,7 +73,7 @@ class Chat:
                 for row in keyboard:
                     for button in row:
                         if button.text == label or button.text.endswith(" " + label):
-                            event = TgPress(next(self.updates), self.chat_id, self.user,
+                            event = Pressed(next(self.updates), self.chat_id, self.user,
                                             f"cb{message_id}", message_id, button.data)
                             await self.core.process(event, self.transport)
                             return
@@ -81,7 +81,7 @@ class Chat:
         raise AssertionError("no keyboard sent")
 
     async def media(self, kind: str = "photo") -> None:
-        await self.core.process(TgMedia(next(self.updates), self.chat_id, self.user, kind),
+        await self.core.process(Media(next(self.updates), self.chat_id, self.user, kind),
                                 self.transport)
 
     async def press_data(self, data: str, message_id: int | None = 1) -> str | None:
@@ -89,7 +89,7 @@ class Chat:
         answered)."""
         callback = f"cb{next(self.updates)}"
         answered = len(self.transport.answers)
-        await self.core.process(TgPress(next(self.updates), self.chat_id, self.user, callback,
+        await self.core.process(Pressed(next(self.updates), self.chat_id, self.user, callback,
                                         message_id, data), self.transport)
         [answer] = [a for a in self.transport.answers[answered:] if a[0] == callback]
         return answer[1]
@@ -99,16 +99,18 @@ class Chat:
 
 
 @pytest.fixture
-async def core(store: Store) -> TelegramCore:
-    return TelegramCore(store, load_flows(ROOT / "flows"), bot_username="sada_test_bot",
-                        admin_ids=frozenset({1}), secret="test-secret", sleep=_no_sleep)
+async def core(store: Store) -> Controller:
+    return Controller(store, load_flows(ROOT / "flows"), channel="telegram",
+                      bot_username="sada_test_bot",
+                        admin_ids=frozenset({"1"}), secret="test-secret", sleep=_no_sleep)
 
 
 @pytest.fixture
-async def solo(store: Store) -> TelegramCore:
+async def solo(store: Store) -> Controller:
     """The core as `sada run` builds it: the bot is Sada alone."""
-    return TelegramCore(store, load_flows(ROOT / "flows"), bot_username="sada_test_bot",
-                        admin_ids=frozenset({1}), secret="test-secret", sleep=_no_sleep,
+    return Controller(store, load_flows(ROOT / "flows"), channel="telegram",
+                      bot_username="sada_test_bot",
+                        admin_ids=frozenset({"1"}), secret="test-secret", sleep=_no_sleep,
                         standalone=True)
 
 
@@ -116,7 +118,7 @@ async def _no_sleep(_: float) -> None:
     return None
 
 
-async def test_persian_buttons_survey_end_to_end(core: TelegramCore, store: Store) -> None:
+async def test_persian_buttons_survey_end_to_end(core: Controller, store: Store) -> None:
     tr = Recorder()
     chat = Chat(core, tr, 42, "fa")
     await chat.send("/start")
@@ -144,7 +146,7 @@ async def test_persian_buttons_survey_end_to_end(core: TelegramCore, store: Stor
     assert tr.edits, "answered questions lose their keyboards"
 
 
-async def test_redelivered_update_changes_nothing(core: TelegramCore, store: Store) -> None:
+async def test_redelivered_update_changes_nothing(core: Controller, store: Store) -> None:
     tr = Recorder()
     chat = Chat(core, tr, 43, "en")
     await chat.send("/start")
@@ -159,7 +161,7 @@ async def test_redelivered_update_changes_nothing(core: TelegramCore, store: Sto
     assert [a["question_id"] for a in session["answers"]] == ["stakeholder"]
 
 
-async def test_forged_and_stale_buttons(core: TelegramCore) -> None:
+async def test_forged_and_stale_buttons(core: Controller) -> None:
     tr = Recorder()
     chat = Chat(core, tr, 44, "en")
     await chat.send("/start")
@@ -167,16 +169,16 @@ async def test_forged_and_stale_buttons(core: TelegramCore) -> None:
     first = tr.sent[-1]
     await chat.press("Purchasing")
     data = first[2][0][0].data  # type: ignore[index]
-    await core.process(TgPress(1, 44, chat.user, "stale", first[3], data), tr)
+    await core.process(Pressed(1, "44", chat.user, "stale", first[3], data), tr)
     assert tr.answers[-1][1] and "earlier question" in tr.answers[-1][1]
-    await core.process(TgPress(2, 44, chat.user, "forged", first[3], data[:-3] + "AAA"), tr)
+    await core.process(Pressed(2, "44", chat.user, "forged", first[3], data[:-3] + "AAA"), tr)
     assert tr.answers[-1][1] and "not part of this survey" in tr.answers[-1][1]
-    other_chat = TgUser(45, "Eve")
-    await core.process(TgPress(3, 45, other_chat, "other", first[3], data), tr)
+    other_chat = Sender("45", "Eve")
+    await core.process(Pressed(3, "45", other_chat, "other", first[3], data), tr)
     assert "not part of this survey" in (tr.answers[-1][1] or "")
 
 
-async def test_stop_export_forget_and_admin(core: TelegramCore, store: Store) -> None:
+async def test_stop_export_forget_and_admin(core: Controller, store: Store) -> None:
     tr = Recorder()
     chat = Chat(core, tr, 46, "ar")
     await chat.send("/start")
@@ -190,7 +192,7 @@ async def test_stop_export_forget_and_admin(core: TelegramCore, store: Store) ->
     assert contact is not None and not contact.opted_out
     await chat.send("/export")
     document = json.loads(tr.documents[-1][2])
-    assert document["contact"]["external_id"] == "46"
+    assert [(i["channel"], i["address"]) for i in document["identities"]] == [("telegram", "46")]
     await chat.send("/report")
     assert "للفريق" in chat.last() or "فريق" in chat.last()
     await chat.send("/forget")
@@ -198,7 +200,7 @@ async def test_stop_export_forget_and_admin(core: TelegramCore, store: Store) ->
     assert await store.find_contact("telegram", "46") is None
 
 
-async def test_429_is_retried_and_403_marks_unreachable(core: TelegramCore, store: Store) -> None:
+async def test_429_is_retried_and_403_marks_unreachable(core: Controller, store: Store) -> None:
     tr = Recorder()
     chat = Chat(core, tr, 47, "en")
     tr.fail = [RetryAfter(1)]
@@ -207,23 +209,24 @@ async def test_429_is_retried_and_403_marks_unreachable(core: TelegramCore, stor
     tr.fail = [Blocked()]
     await chat.send("/help")
     contact = await store.find_contact("telegram", "47")
-    assert contact is not None and contact.unreachable
+    assert contact is not None and contact.id is not None
+    assert [i.unreachable for i in await store.identities(contact.id)] == [True]
 
 
-async def test_crash_between_commit_and_send_shows_the_question(core: TelegramCore) -> None:
+async def test_crash_between_commit_and_send_shows_the_question(core: Controller) -> None:
     tr = Recorder()
     chat = Chat(core, tr, 48, "en")
     await chat.send("/start")
     await chat.press("Supplier relationship review")
     tr.fail = [OSError("process died")]  # the next question never reaches the person
     with pytest.raises(OSError):
-        await core.deliver(await core.handle(TgText(777, 48, chat.user, "1")), tr)
+        await core.deliver(await core.handle(Typed(777, "48", chat.user, "1")), tr)
     await chat.send("9")  # typed before seeing the NPS question: not taken as its answer
     assert "recommend" in chat.last().lower()
     assert await core.resume_pending(tr) == 0
 
 
-async def test_deep_link_opens_its_flow_with_context(core: TelegramCore, store: Store) -> None:
+async def test_deep_link_opens_its_flow_with_context(core: Controller, store: Store) -> None:
     from bot.messaging.links import create_link, parse_context
 
     url = await create_link(store, channel="telegram", flow_id="post-support", contact_id=None,
@@ -246,7 +249,7 @@ async def test_deep_link_opens_its_flow_with_context(core: TelegramCore, store: 
 
 
 async def test_consent_is_recorded_with_text_language_and_time(
-    core: TelegramCore, store: Store
+    core: Controller, store: Store
 ) -> None:
     from bot.messaging.links import create_link
 
@@ -270,9 +273,9 @@ async def test_consent_is_recorded_with_text_language_and_time(
 
 
 async def test_an_invitation_button_opens_its_survey_like_the_deep_link(
-    core: TelegramCore, store: Store
+    core: Controller, store: Store
 ) -> None:
-    from bot.channels.telegram.events import TgPress
+    from bot.conversation.events import Pressed
     from bot.messaging.links import create_link
 
     url = await create_link(store, flow_id="b2b-supplier", contact_id=None, context={},
@@ -280,9 +283,9 @@ async def test_an_invitation_button_opens_its_survey_like_the_deep_link(
     tr = Recorder()
     chat = Chat(core, tr, 70, "en")
     token = url.rsplit("=", 1)[1]
-    await core.process(TgPress(8801, 70, chat.user, "inv", 1, f"s1:g:{token}"), tr)
+    await core.process(Pressed(8801, "70", chat.user, "inv", 1, f"s1:g:{token}"), tr)
     assert "role" in chat.last().lower() or "Question 1" in chat.last()
-    await core.process(TgPress(8802, 70, chat.user, "inv2", 1, "s1:g:forged-token"), tr)
+    await core.process(Pressed(8802, "70", chat.user, "inv2", 1, "s1:g:forged-token"), tr)
     assert "not valid" in chat.last()
 
 
@@ -292,8 +295,10 @@ async def test_a_detractor_score_opens_a_case_and_queues_staff_alerts(store: Sto
     from storage.cases import list_cases
     from storage.models import Outbox
 
-    core = await TelegramCore.create(store, flows_dir=ROOT / "flows", bot_username="sada_test_bot",
-                                     admin_ids=frozenset({1}), secret="s", alert_chats=[901, 902])
+    core = await Controller.create(store, channel="telegram",
+                                   flows_dir=ROOT / "flows", bot_username="sada_test_bot",
+                                   admin_ids=frozenset({"1"}), secret="s",
+                                   alert_to=[("telegram", "901"), ("telegram", "902")])
     tr = Recorder()
     chat = Chat(core, tr, 80, "en")
     await chat.send("/start")
@@ -305,13 +310,16 @@ async def test_a_detractor_score_opens_a_case_and_queues_staff_alerts(store: Sto
     assert (row.case.question_id, row.case.score) == ("nps", 3)
     async with store.database.session() as s:
         alerts = (await s.exec(select(Outbox).where(Outbox.kind == "alert"))).all()
-    assert sorted(a.chat_id for a in alerts) == [901, 902]
+    assert sorted((a.channel, a.address) for a in alerts) == [("telegram", "901"),
+                                                             ("telegram", "902")]
     assert all("Deliveries are always late" in a.text for a in alerts)
 
 
 async def test_staff_resolve_a_case_in_telegram(store: Store) -> None:
-    core = await TelegramCore.create(store, flows_dir=ROOT / "flows", bot_username="sada_test_bot",
-                                     admin_ids=frozenset({1}), secret="s", alert_chats=[1])
+    core = await Controller.create(store, channel="telegram",
+                                   flows_dir=ROOT / "flows", bot_username="sada_test_bot",
+                                   admin_ids=frozenset({"1"}), secret="s",
+                                   alert_to=[("telegram", "1")])
     tr = Recorder()
     chat = Chat(core, tr, 81, "en")
     await chat.send("/start")
@@ -337,7 +345,7 @@ async def test_staff_resolve_a_case_in_telegram(store: Store) -> None:
 
 
 async def test_media_during_a_survey_says_what_is_expected_and_asks_again(
-    core: TelegramCore, store: Store
+    core: Controller, store: Store
 ) -> None:
     tr = Recorder()
     chat = Chat(core, tr, 90, "en")
@@ -345,7 +353,7 @@ async def test_media_during_a_survey_says_what_is_expected_and_asks_again(
     await chat.press("Supplier relationship review")
     question = tr.sent[-1]
     # a host bot's core takes media from the people it is surveying
-    assert await core.wants(TgMedia(1, 90, chat.user, "photo"))
+    assert await core.wants(Media(1, "90", chat.user, "photo"))
     for kind in ("photo", "sticker", "voice", "document"):
         sent = len(tr.sent)
         await chat.media(kind)
@@ -359,7 +367,7 @@ async def test_media_during_a_survey_says_what_is_expected_and_asks_again(
     assert [a["question_id"] for a in session["answers"]] == ["stakeholder"]
 
 
-async def test_media_at_consent_asks_for_consent_again(core: TelegramCore, store: Store) -> None:
+async def test_media_at_consent_asks_for_consent_again(core: Controller, store: Store) -> None:
     from bot.messaging.links import create_link
 
     url = await create_link(store, channel="telegram", flow_id="post-support", contact_id=None,
@@ -374,11 +382,11 @@ async def test_media_at_consent_asks_for_consent_again(core: TelegramCore, store
 
 
 async def test_media_and_unknown_commands_outside_a_survey(
-    core: TelegramCore, solo: TelegramCore
+    core: Controller, solo: Controller
 ) -> None:
-    user = TgUser(92, "Sara", language_code="en")
-    photo = TgMedia(1, 92, user, "photo")
-    unknown = TgText(2, 92, user, "/weather")
+    user = Sender("92", "Sara", language_code="en")
+    photo = Media(1, "92", user, "photo")
+    unknown = Typed(2, "92", user, "/weather")
     # in a host bot they are the host's: Sada lets them through
     assert not await core.wants(photo) and not await core.wants(unknown)
     # `sada run` has no host: Sada answers them
@@ -393,7 +401,7 @@ async def test_media_and_unknown_commands_outside_a_survey(
 
 
 async def test_unknown_command_during_a_survey_is_named_and_the_question_asked_again(
-    solo: TelegramCore, store: Store
+    solo: Controller, store: Store
 ) -> None:
     tr = Recorder()
     chat = Chat(solo, tr, 93, "fa")
@@ -415,10 +423,10 @@ async def test_unknown_command_during_a_survey_is_named_and_the_question_asked_a
 
 
 async def test_every_button_press_is_answered_even_when_not_ours(
-    core: TelegramCore, solo: TelegramCore, store: Store
+    core: Controller, solo: Controller, store: Store
 ) -> None:
-    user = TgUser(94, "Sara", language_code="en")
-    assert not await core.wants(TgPress(1, 94, user, "cb", 1, "menu:open"))  # a host's
+    user = Sender("94", "Sara", language_code="en")
+    assert not await core.wants(Pressed(1, "94", user, "cb", 1, "menu:open"))  # a host's
     tr = Recorder()
     chat = Chat(solo, tr, 94, "en")
     await chat.send("/start")
@@ -437,7 +445,7 @@ async def test_every_button_press_is_answered_even_when_not_ours(
     assert session["status"] == "active" and session["answers"] == []
 
 
-async def test_a_failed_update_is_still_answered(solo: TelegramCore) -> None:
+async def test_a_failed_update_is_still_answered(solo: Controller) -> None:
     async def broken(*_: object, **__: object) -> None:
         raise RuntimeError("database went away")
 
@@ -455,7 +463,7 @@ async def test_a_failed_update_is_still_answered(solo: TelegramCore) -> None:
 
 
 async def test_nul_and_control_characters_never_reach_storage(
-    core: TelegramCore, store: Store
+    core: Controller, store: Store
 ) -> None:
     """PostgreSQL refuses NUL in text and JSON: before, the update failed without a reply
     there (SQLite stored it)."""
@@ -463,7 +471,7 @@ async def test_nul_and_control_characters_never_reach_storage(
 
     tr = Recorder()
     chat = Chat(core, tr, 96, "en")
-    chat.user = TgUser(96, "Sa\x00ra\x07", last_name="\x00", username="s\x00",
+    chat.user = Sender("96", "Sa\x00ra\x07", last_name="\x00", username="s\x00",
                        language_code="en\x00")
     await chat.send("/start\x00")
     await chat.press("Supplier relationship review")
@@ -503,8 +511,10 @@ def test_record_ids_as_staff_type_them(text: str, expected: int | None) -> None:
 
 
 async def test_resolve_with_an_impossible_case_number_is_one_line(store: Store) -> None:
-    core = await TelegramCore.create(store, flows_dir=ROOT / "flows", bot_username="sada_test_bot",
-                                     admin_ids=frozenset({1}), secret="s", alert_chats=[1])
+    core = await Controller.create(store, channel="telegram",
+                                   flows_dir=ROOT / "flows", bot_username="sada_test_bot",
+                                   admin_ids=frozenset({"1"}), secret="s",
+                                   alert_to=[("telegram", "1")])
     tr = Recorder()
     staff = Chat(core, tr, 1, "en")
     for number in ("99999999999999999999999", "²", "1180591620717411303424", "٢" * 30):
@@ -537,7 +547,7 @@ def test_both_shells_turn_photos_and_stickers_into_media_events() -> None:
     del sticker["photo"]
     for payload, kind in ((photo, "photo"), (sticker, "sticker")):
         event = aiogram_shell.media_event(Message.model_validate(payload), 7)
-        assert event == TgMedia(7, 97, TgUser(97, "Sara", language_code="fa"), kind)
+        assert event == Media(7, "97", Sender("97", "Sara", language_code="fa"), kind)
         update = Update.de_json({"update_id": 7, "message": payload}, Bot("1:x"))
         assert ptb_shell.media_event(update) == event
     text = {**photo, "text": "hi"}

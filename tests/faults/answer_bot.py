@@ -29,8 +29,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.channels.telegram import aiogram_shell, ptb_shell, runner  # noqa: F401
-from bot.channels.telegram.core import load_flows
 from bot.cli import run as run_cli
+from bot.conversation.controller import load_flows
 from bot.flow.model import LANGUAGES
 from bot.followups.scheduler import PLANNER_HOOKS
 from bot.i18n import check_catalogs

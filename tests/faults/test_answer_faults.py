@@ -176,16 +176,16 @@ async def _sessions(url: str) -> list[tuple[int, str, str | None, str | None]]:
     """(chat, status, position, shown) of every session."""
     async with await Database.open(url) as db, db.engine.connect() as conn:
         rows = await conn.execute(text(
-            "SELECT c.external_id, s.status, s.position, s.shown FROM survey_session s "
-            "JOIN contact c ON c.id = s.contact_id"))
+            "SELECT c.address, s.status, s.position, s.shown FROM survey_session s "
+            "JOIN contact_identity c ON c.contact_id = s.contact_id"))
         return [(int(r[0]), r[1], r[2], r[3]) for r in rows.all()]
 
 
 async def _answers(url: str) -> dict[tuple[int, str], str]:
     async with await Database.open(url) as db, db.engine.connect() as conn:
         rows = await conn.execute(text(
-            "SELECT c.external_id, a.question_id, a.raw_text FROM answer a JOIN survey_session s "
-            "ON s.id = a.session_id JOIN contact c ON c.id = s.contact_id"))
+            "SELECT c.address, a.question_id, a.raw_text FROM answer a JOIN survey_session s "
+            "ON s.id = a.session_id JOIN contact_identity c ON c.contact_id = s.contact_id"))
         return {(int(r[0]), r[1]): r[2] for r in rows.all()}
 
 

@@ -1,4 +1,4 @@
-"""Fuzzed chat input through the real TelegramCore on a real database (SQLite, and a smaller
+"""Fuzzed chat input through the real Controller on a real database (SQLite, and a smaller
 run on PostgreSQL): hostile texts, forged and foreign button data, media.
 
 Every event must get an answer (a message to its chat, or the press's callback answered),
@@ -27,11 +27,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import select
 
-from bot.channels.telegram.core import TelegramCore, load_flows
-from bot.channels.telegram.events import MEDIA_KINDS, TgEvent, TgMedia, TgPress, TgText, TgUser
+from bot.conversation.controller import Controller, load_flows
+from bot.conversation.events import MEDIA_KINDS, Inbound, Media, Pressed, Sender, Typed
 from bot.messaging import links
 from bot.messaging.transport import Keyboard, Refused
-from storage.models import Answer, Contact, LinkToken, SurveySession
+from storage.models import Answer, Contact, ContactIdentity, LinkToken, SurveySession
 from storage.repo import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +51,7 @@ BIDI = "\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069
 
 @dataclass
 class Sent:
-    chat_id: int
+    chat_id: str
     text: str
     keyboard: Keyboard | None
 
@@ -83,12 +83,12 @@ class Telegram:
             self.over_limit.extend(problems)
             raise Refused("; ".join(problems))
 
-    async def send_text(self, chat_id: int, text: str, keyboard: Keyboard | None) -> int:
+    async def send_text(self, chat_id: str, text: str, keyboard: Keyboard | None) -> int:
         self._check(text, keyboard)
         self.sent.append(Sent(chat_id, text, keyboard))
         return next(self.ids)
 
-    async def edit(self, chat_id: int, message_id: int, text: str | None,
+    async def edit(self, chat_id: str, message_id: int, text: str | None,
                    keyboard: Keyboard | None) -> None:
         self._check(text, keyboard)
 
@@ -98,11 +98,11 @@ class Telegram:
             raise Refused("answer too long")
         self.answers.append((callback_id, text))
 
-    async def send_document(self, chat_id: int, filename: str, content: bytes,
+    async def send_document(self, chat_id: str, filename: str, content: bytes,
                             caption: str | None) -> None:
         self.files.append(chat_id)
 
-    async def send_photo(self, chat_id: int, filename: str, content: bytes,
+    async def send_photo(self, chat_id: str, filename: str, content: bytes,
                          caption: str | None) -> None:
         self.files.append(chat_id)
 
@@ -140,8 +140,9 @@ class Figures:
 class Harness:
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.core = TelegramCore(store, load_flows(ROOT / "flows"), bot_username="sada_fuzz_bot",
-                                 admin_ids=frozenset({ADMIN}), secret="fuzz", standalone=True,
+        self.core = Controller(store, load_flows(ROOT / "flows"), channel="telegram",
+                               bot_username="sada_fuzz_bot",
+                                 admin_ids=frozenset({str(ADMIN)}), secret="fuzz", standalone=True,
                                  sleep=_no_sleep)
         self.telegram = Telegram()
         self.figures = Figures()
@@ -163,7 +164,7 @@ class Harness:
             channel="telegram", bot_username="b")
         self.tokens = [url.rsplit("=", 1)[1], guarded_url.rsplit("=", 1)[1]]
 
-    def buttons(self, chat_id: int, *, latest: bool = False) -> list[str]:
+    def buttons(self, chat_id: str, *, latest: bool = False) -> list[str]:
         """The data of every button this chat was shown, newest first (stale ones too), or
         only those of the last message with buttons."""
         shown = [sent.keyboard for sent in reversed(self.telegram.sent)
@@ -172,7 +173,7 @@ class Harness:
             shown = shown[:1]
         return [button.data for keyboard in shown for row in keyboard for button in row]
 
-    async def one(self, event: TgEvent) -> None:
+    async def one(self, event: Inbound) -> None:
         tg = self.telegram
         sent, answered, files = len(tg.sent), len(tg.answers), len(tg.files)
         crashes = len(self.crashes.records)
@@ -180,7 +181,7 @@ class Harness:
         self.figures.tried += 1
         if len(self.crashes.records) > crashes:
             self.figures.crashed += 1
-        if isinstance(event, TgPress):
+        if isinstance(event, Pressed):
             got = [a for a in tg.answers[answered:] if a[0] == event.callback_id]
             ok = len(got) == 1
         else:
@@ -188,7 +189,7 @@ class Harness:
         if not ok:
             self.figures.unanswered += 1
 
-    async def redeliver(self, event: TgEvent) -> None:
+    async def redeliver(self, event: Inbound) -> None:
         """The same update again (Telegram redelivers after a crash): nothing changes."""
         before = await snapshot(self.store)
         sent, answered = len(self.telegram.sent), len(self.telegram.answers)
@@ -213,16 +214,21 @@ async def snapshot(store: Store) -> tuple[Any, ...]:
                                         SurveySession.state))).all()
         answers = (await s.exec(select(Answer.session_id, Answer.question_id,
                                        Answer.raw_text))).all()
-        contacts = (await s.exec(select(Contact.id, Contact.channel, Contact.external_id,
-                                        Contact.opted_out, Contact.language))).all()
+        contacts = (await s.exec(select(Contact.id, Contact.external_id, Contact.opted_out,
+                                        Contact.language))).all()
+        identities = (await s.exec(select(ContactIdentity.contact_id, ContactIdentity.channel,
+                                          ContactIdentity.address,
+                                          ContactIdentity.unreachable))).all()
     return (sorted(json.dumps(list(r), sort_keys=True, default=str) for r in sessions),
-            sorted(map(tuple, answers)), sorted(map(tuple, contacts)))
+            sorted(map(tuple, answers)), sorted(map(tuple, contacts)),
+            sorted(map(tuple, identities)))
 
 
-async def inconsistencies(store: Store, core: TelegramCore, guarded: int | None) -> list[str]:
+async def inconsistencies(store: Store, core: Controller, guarded: int | None) -> list[str]:
     problems: list[str] = []
     async with store.database.session() as s:
         contacts = (await s.exec(select(Contact))).all()
+        owners = set((await s.exec(select(ContactIdentity.contact_id))).all())
         sessions = (await s.exec(select(SurveySession))).all()
         answers = (await s.exec(select(Answer))).all()
         link_rows = (await s.exec(select(LinkToken))).all()
@@ -261,7 +267,7 @@ async def inconsistencies(store: Store, core: TelegramCore, guarded: int | None)
     problems += [f"contact {c}: {n} open sessions of {f}"
                  for (c, f), n in open_per_flow.items() if n > 1]
     guarded_contact = next((c for c in contacts if c.id == guarded), None)
-    if guarded is not None and (guarded_contact is None or guarded_contact.channel != "external"):
+    if guarded is not None and (guarded_contact is None or guarded in owners):
         problems.append("the contact behind the link with a code was taken without its code")
     for row in link_rows:
         if row.code_failures > links.CODE_TRIES:
@@ -333,28 +339,28 @@ OPENINGS: list[tuple[Act, ...]] = [
 ]
 
 
-def event_for(h: Harness, chat_id: int, user: TgUser, act: Act) -> TgEvent:
+def event_for(h: Harness, chat_id: str, user: Sender, act: Act) -> Inbound:
     update = next(h.updates)
     callback = f"cb{next(h.callbacks)}"
     if act.kind == "text":
-        return TgText(update, chat_id, user, act.payload or "?")
+        return Typed(update, chat_id, user, act.payload or "?")
     if act.kind == "media":
-        return TgMedia(update, chat_id, user, act.payload)
+        return Media(update, chat_id, user, act.payload)
     if act.kind == "link":
         index, junk = act.payload
-        return TgText(update, chat_id, user, f"/start {h.tokens[index]}{junk}")
+        return Typed(update, chat_id, user, f"/start {h.tokens[index]}{junk}")
     shown = h.buttons(chat_id)
     latest = h.buttons(chat_id, latest=True)
     if act.kind == "answer" and latest:
-        return TgPress(update, chat_id, user, callback, 1, latest[act.payload % len(latest)])
+        return Pressed(update, chat_id, user, callback, 1, latest[act.payload % len(latest)])
     if act.kind == "press" and shown:
-        return TgPress(update, chat_id, user, callback, 1, shown[act.payload % len(shown)])
+        return Pressed(update, chat_id, user, callback, 1, shown[act.payload % len(shown)])
     if act.kind == "forge" and shown:
         pick, cut, extra = act.payload
         data = shown[pick % len(shown)]
-        return TgPress(update, chat_id, user, callback, 1, data[:cut % (len(data) + 1)] + extra)
+        return Pressed(update, chat_id, user, callback, 1, data[:cut % (len(data) + 1)] + extra)
     data = act.payload if act.kind == "foreign" else "s1:noop"
-    return TgPress(update, chat_id, user, callback, None, data)
+    return Pressed(update, chat_id, user, callback, None, data)
 
 
 # --- running hypothesis against the test's event loop -----------------------------------------
@@ -370,7 +376,7 @@ def on_loop(loop: asyncio.AbstractEventLoop) -> Callable[[Awaitable[T]], T]:
 async def fuzz(store: Store, examples: int, name: str) -> Harness:
     h = Harness(store)
     await h.setup()
-    logger = logging.getLogger("bot.channels.telegram.core")
+    logger = logging.getLogger("bot.conversation.controller")
     logger.addHandler(h.crashes)
     call = on_loop(asyncio.get_running_loop())
     problems: list[str] = []
@@ -384,8 +390,8 @@ async def fuzz(store: Store, examples: int, name: str) -> Harness:
     def conversation(acts: list[Act], opening: tuple[Act, ...], language: str | None,
                      admin: bool, reuse: bool) -> None:
         # a new person, or someone met before (their state carries over), or the admin
-        chat_id = ADMIN if admin else (10_000 if reuse else next(chats))
-        user = TgUser(chat_id, "Fuzz\x00\u202e", language_code=language)
+        chat_id = str(ADMIN if admin else (10_000 if reuse else next(chats)))
+        user = Sender(chat_id, "Fuzz\x00\u202e", language_code=language)
         events = []
         for act in (*opening, *acts):
             # made just before it is sent: a press picks among the buttons shown by then

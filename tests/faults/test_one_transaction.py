@@ -33,21 +33,21 @@ from hypothesis import strategies as st
 from sqlalchemy import event, func
 from sqlmodel import SQLModel, select
 
-from bot.channels.telegram import core as core_module
-from bot.channels.telegram.core import TelegramCore
-from bot.channels.telegram.events import TgEvent, TgPress, TgText, TgUser
 from bot.channels.text import notice
+from bot.conversation import controller as core_module
+from bot.conversation.controller import Controller
+from bot.conversation.events import Inbound, Pressed, Sender, Typed
 from bot.engine.prompts import Notice
 from bot.i18n import Translator
 from storage.db import Database
 from storage.models import Contact, Outbox
 from storage.outbox import enqueue
 from storage.repo import Store
+from tests.conversation.test_controller import Recorder
 from tests.fakebot.server import Call, FakeBotApi, _ApiError
 from tests.faults.test_answer_faults import FLOW, TOKEN, WAIT, Zygote
 from tests.faults.test_answer_faults import zygote as zygote  # the forking `sada run`
 from tests.faults.test_fuzz_chat import on_loop
-from tests.telegram.test_core import Recorder
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -58,9 +58,9 @@ class Crash(BaseException):
     """The process dies here: no handler of the bot's catches a BaseException."""
 
 
-async def _new_core(store: Store) -> TelegramCore:
-    return await TelegramCore.create(store, flows_dir=ROOT / "flows",
-                                     bot_username="sada_test_bot", admin_ids=frozenset({1}),
+async def _new_core(store: Store) -> Controller:
+    return await Controller.create(store, channel="telegram", flows_dir=ROOT / "flows",
+                                     bot_username="sada_test_bot", admin_ids=frozenset({"1"}),
                                      secret="test-secret")
 
 
@@ -133,10 +133,10 @@ async def _opted_out(store: Store, contact_id: int) -> tuple[bool, int]:
     return contact.opted_out, int(queued)
 
 
-async def _open_survey(core: TelegramCore, transport: Recorder, user: TgUser,
+async def _open_survey(core: Controller, transport: Recorder, user: Sender,
                        updates: Iterator[int]) -> None:
     flow = next(f for f in core.flows.values() if f.flow.public)
-    await core.process(TgPress(next(updates), user.id, user, "cb", None,
+    await core.process(Pressed(next(updates), user.id, user, "cb", None,
                                f"s1:f:{flow.flow.id}"), transport)
 
 
@@ -150,12 +150,12 @@ async def test_a_crash_while_stopping_never_loses_the_opt_out(
     core = await _new_core(store)
     updates = itertools.count(9000)
     chat_id = 4242
-    user = TgUser(chat_id, "Sara", language_code="en")
+    user = Sender(chat_id, "Sara", language_code="en")
     contact_id = await _queue_reminder(store, chat_id)
     transport: Recorder = CrashOnConfirmation() if point == "confirm" else Recorder()
     if in_survey:
         await _open_survey(core, transport, user, updates)
-    stop = TgText(next(updates), chat_id, user, "/stop")
+    stop = Typed(next(updates), chat_id, user, "/stop")
     sent_before = len(transport.sent)
 
     crashed = 0
@@ -218,19 +218,19 @@ async def _snapshot(store: Store) -> dict[str, list[tuple[Any, ...]]]:
     return tables
 
 
-def _event(act: str, update: int, user: TgUser, transport: Recorder,
-           flow_id: str) -> TgEvent:
+def _event(act: str, update: int, user: Sender, transport: Recorder,
+           flow_id: str) -> Inbound:
     if not act.startswith("press:"):
-        return TgText(update, user.id, user, act)
+        return Typed(update, user.id, user, act)
     what = act.removeprefix("press:")
     if what == "first":  # the first button of the last keyboard shown, if any
         for chat, _, keyboard, message_id in reversed(transport.sent):
             if chat == user.id and keyboard:
-                return TgPress(update, user.id, user, f"cb{update}", message_id,
+                return Pressed(update, user.id, user, f"cb{update}", message_id,
                                keyboard[0][0].data)
         what = "noop"
     data = {"f": f"s1:f:{flow_id}", "foreign": "other-bot:1"}.get(what, f"s1:{what}")
-    return TgPress(update, user.id, user, f"cb{update}", None, data)
+    return Pressed(update, user.id, user, f"cb{update}", None, data)
 
 
 async def test_handling_an_event_twice_is_handling_it_once(store: Store) -> None:
@@ -246,7 +246,7 @@ async def test_handling_an_event_twice_is_handling_it_once(store: Store) -> None
               suppress_health_check=[HealthCheck.too_slow])
     @given(acts=st.lists(ACTS, min_size=1, max_size=8), admin=st.booleans())
     def conversation(acts: list[str], admin: bool) -> None:
-        user = TgUser(1 if admin else next(chats), "Sara", language_code="en")
+        user = Sender(1 if admin else next(chats), "Sara", language_code="en")
         for act in acts:
             event_ = _event(act, next(updates), user, transport, flow_id)
             with counting_commits(store) as commits:

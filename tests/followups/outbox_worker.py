@@ -202,9 +202,9 @@ def _answer(payload: dict[str, Any]) -> None:
 def fork_server() -> None:
     # Import what the children use before forking, so each starts in milliseconds: run_bot
     # imports the core (and the reports' charts), the follow-ups and their planners late.
-    import bot.channels.telegram.core
     import bot.channels.telegram.ptb_shell
     import bot.channels.telegram.runner
+    import bot.conversation.controller
     import bot.followups.actions
     import bot.followups.reminders
     import bot.followups.scheduler

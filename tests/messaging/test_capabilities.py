@@ -13,7 +13,6 @@ import pytest
 
 from bot.channels import text as shown
 from bot.channels.telegram.channel import CHANNEL as TELEGRAM
-from bot.channels.telegram.keyboards import Signer, question_keyboard
 from bot.engine import inputs as i
 from bot.engine.step import ask, new_state, step
 from bot.flow import lint as lint_module
@@ -23,6 +22,7 @@ from bot.followups.dispatcher import Dispatcher
 from bot.followups.ratelimit import RateLimiter
 from bot.i18n import Translator
 from bot.messaging.capabilities import Capabilities, utf16_length
+from bot.messaging.keyboards import Signer, question_keyboard
 from bot.messaging.registry import CHANNELS, Channel, Registry, UnknownChannel
 from bot.messaging.transport import Transport
 from storage.db import Database
@@ -146,7 +146,7 @@ def test_limits_are_data_per_channel(monkeypatch: pytest.MonkeyPatch) -> None:
     """A channel that declares its limits is checked against them, by its name: lint
     iterates the registry."""
     # Bale takes what Telegram takes: one problem names both
-    assert [c.name for c in CHANNELS] == ["bale", "telegram"]
+    assert [c.name for c in CHANNELS] == ["bale", "console", "telegram"]
     monkeypatch.setattr(lint_module, "CHANNELS", Registry([TELEGRAM, SMS]))
     problems = errors(flow("y" * 200, max_length=50))
     assert len(problems) == 1 and "makes a SMS message of up to" in problems[0]

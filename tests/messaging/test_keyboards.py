@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from bot.channels.telegram.keyboards import (
+from bot.engine.prompts import Ask, Choice
+from bot.i18n import Translator
+from bot.messaging.keyboards import (
     LABEL_CHARS,
     Signer,
     chosen,
     consent_keyboard,
     question_keyboard,
 )
-from bot.engine.prompts import Ask, Choice
-from bot.i18n import Translator
 
 SIGNER = Signer("secret")
 

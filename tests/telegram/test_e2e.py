@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 
-from bot.channels.telegram.core import TelegramCore
-from bot.channels.telegram.events import TgPress, TgUser
-from bot.channels.telegram.keyboards import PREFIX
 from bot.channels.telegram.runner import run_bot
+from bot.conversation.controller import Controller
+from bot.conversation.events import Pressed, Sender
 from bot.engine.normalize import local_digits
 from bot.flow.loader import load_flow
+from bot.messaging.keyboards import PREFIX
 from bot.messaging.transport import Keyboard
 from bot.settings import Settings
 from storage.db import Database
@@ -89,15 +89,16 @@ class Bot:
         with sqlite3.connect(self.db) as conn:
             rows = conn.execute(
                 "select a.question_id, a.value from answer a join survey_session s "
-                "on s.id = a.session_id join contact c on c.id = s.contact_id "
-                "where c.external_id = ?", (str(user_id),)).fetchall()
+                "on s.id = a.session_id join contact_identity c on c.contact_id = s.contact_id "
+                "where c.address = ?", (str(user_id),)).fetchall()
         return {q: json.loads(v) if isinstance(v, str) else v for q, v in rows}
 
     def status(self, user_id: int) -> list[str]:
         with sqlite3.connect(self.db) as conn:
             return [r[0] for r in conn.execute(
-                "select s.status from survey_session s join contact c on c.id = s.contact_id "
-                "where c.external_id = ? order by s.id", (str(user_id),))]
+                "select s.status from survey_session s join contact_identity c "
+                "on c.contact_id = s.contact_id where c.address = ? order by s.id",
+                (str(user_id),))]
 
 
 @pytest.fixture(params=["aiogram", "ptb"])
@@ -239,11 +240,11 @@ async def test_staff_commands_export_and_forget(bot: Bot) -> None:
     await bot.do(stranger, stranger.send("/export"), new=0)
     await bot.api.wait_for(lambda: bot.api.documents)
     [(chat_id, upload)] = bot.api.documents
-    assert chat_id == 500 and json.loads(upload.data)["contact"]["external_id"] == "500"
+    assert chat_id == 500 and json.loads(upload.data)["identities"][0]["address"] == "500"
     await bot.do(stranger, stranger.send("/forget"))
     await bot.press(stranger, "Yes, erase my data")
     with sqlite3.connect(bot.db) as conn:
-        assert conn.execute("select count(*) from contact where external_id = '500'"
+        assert conn.execute("select count(*) from contact_identity where address = '500'"
                             ).fetchone() == (0,)
 
 
@@ -284,9 +285,9 @@ async def test_a_refused_question_gets_an_apology_and_is_never_sent_again(
     [error] = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert "refused question stakeholder of flow b2b-supplier" in error.getMessage()
     with sqlite3.connect(bot.db) as conn:  # "the survey team has been told": really
-        alerts = conn.execute("select chat_id, text from outbox where kind = 'alert'").fetchall()
+        alerts = conn.execute("select address, text from outbox where kind = 'alert'").fetchall()
     assert [(chat, text.split(":")[0]) for chat, text in alerts] == [
-        (ADMIN, "Telegram refused question stakeholder of flow b2b-supplier")]
+        (str(ADMIN), "Telegram refused question stakeholder of flow b2b-supplier")]
 
 
 async def test_a_refused_reply_gets_an_apology(bot: Bot) -> None:
@@ -297,18 +298,18 @@ async def test_a_refused_reply_gets_an_apology(bot: Bot) -> None:
                                "been told.")
     await bot.do(user, user.send("/help"))  # the same failure again: staff hear it once
     with sqlite3.connect(bot.db) as conn:
-        alerts = conn.execute("select chat_id from outbox where kind = 'alert'").fetchall()
-    assert alerts == [(ADMIN,)]
+        alerts = conn.execute("select address from outbox where kind = 'alert'").fetchall()
+    assert alerts == [(str(ADMIN),)]
 
 
 class GatedTransport:
     """A Transport whose sends to `gated` chats wait for `gate`: a chat waiting out a 429."""
 
-    def __init__(self, gated: set[int]) -> None:
+    def __init__(self, gated: set[str]) -> None:
         self.gated, self.gate = gated, asyncio.Event()
-        self.sent: list[tuple[int, str]] = []
+        self.sent: list[tuple[str, str]] = []
 
-    async def send_text(self, chat_id: int, text: str, keyboard: Keyboard | None) -> int:
+    async def send_text(self, chat_id: str, text: str, keyboard: Keyboard | None) -> int:
         if chat_id in self.gated:
             await self.gate.wait()
         self.sent.append((chat_id, text))
@@ -325,21 +326,21 @@ class GatedTransport:
 
 async def test_resuming_after_a_crash_is_not_held_up_by_one_chat(tmp_path: Path) -> None:
     async with await Database.open(f"sqlite:///{tmp_path / 'sada.db'}") as db:
-        core = await TelegramCore.create(Store(db), flows_dir=ROOT / "flows",
+        core = await Controller.create(Store(db), channel="telegram", flows_dir=ROOT / "flows",
                                          bot_username="sada_test_bot", admin_ids=frozenset(),
                                          secret="s")
-        for n, chat in enumerate((801, 802, 803)):  # opened; the process dies before sending
-            user = TgUser(chat, "Sara", language_code="en")
-            assert await core.handle(TgPress(n + 1, chat, user, f"cb{n}", None,
+        for n, chat in enumerate(("801", "802", "803")):  # opened; the process dies before sending
+            user = Sender(chat, "Sara", language_code="en")
+            assert await core.handle(Pressed(n + 1, chat, user, f"cb{n}", None,
                                              f"{PREFIX}:f:b2b-supplier"))
-        transport = GatedTransport({801})
+        transport = GatedTransport({"801"})
         resuming = asyncio.create_task(core.resume_pending(transport))
         async with asyncio.timeout(10):
             while len(transport.sent) < 2:
                 await asyncio.sleep(0.01)
-        assert {chat for chat, _ in transport.sent} == {802, 803}  # while 801 still waits
+        assert {chat for chat, _ in transport.sent} == {"802", "803"}  # while 801 still waits
         assert not resuming.done()
         transport.gate.set()
         assert await asyncio.wait_for(resuming, 10) == 3
-        assert sorted(chat for chat, _ in transport.sent) == [801, 802, 803]
+        assert sorted(chat for chat, _ in transport.sent) == ["801", "802", "803"]
         assert await core.resume_pending(transport) == 0  # each marked shown

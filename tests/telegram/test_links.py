@@ -16,16 +16,16 @@ from sqlmodel import select
 from typer.testing import CliRunner
 
 from bot.channels.telegram.channel import CHANNEL as TELEGRAM_CHANNEL
-from bot.channels.telegram.core import TelegramCore, load_flows
-from bot.channels.telegram.events import TgText, TgUser
 from bot.cli import run as run_cli
+from bot.conversation.controller import Controller, load_flows
+from bot.conversation.events import Sender, Typed
 from bot.messaging import links
 from bot.messaging.registry import Channel, DeepLinks, NoLinks, Registry, UnknownChannel
 from bot.settings import get_settings
 from storage.db import Database
 from storage.models import Contact, LinkToken
 from storage.repo import Store
-from tests.telegram.test_core import Recorder
+from tests.conversation.test_controller import Recorder
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_NAME = "Layla Haddad"
@@ -33,9 +33,10 @@ TICKET = "T-5521"
 
 
 @pytest.fixture
-async def core(store: Store) -> TelegramCore:
-    return TelegramCore(store, load_flows(ROOT / "flows"), bot_username="sada_test_bot",
-                        admin_ids=frozenset({1}), secret="test-secret")
+async def core(store: Store) -> Controller:
+    return Controller(store, load_flows(ROOT / "flows"), channel="telegram",
+                      bot_username="sada_test_bot",
+                        admin_ids=frozenset({"1"}), secret="test-secret")
 
 
 class Opener:
@@ -43,13 +44,13 @@ class Opener:
 
     updates = itertools.count(70_000)
 
-    def __init__(self, core: TelegramCore, chat_id: int) -> None:
+    def __init__(self, core: Controller, chat_id: int) -> None:
         self.core, self.chat_id, self.tr = core, chat_id, Recorder()
-        self.user = TgUser(chat_id, "Eve", language_code="en")
+        self.user = Sender(chat_id, "Eve", language_code="en")
 
     async def send(self, text: str) -> str:
         before = len(self.tr.sent)
-        await self.core.process(TgText(next(self.updates), self.chat_id, self.user, text),
+        await self.core.process(Typed(next(self.updates), self.chat_id, self.user, text),
                                 self.tr)
         return "\n".join(text for _, text, _, _ in self.tr.sent[before:])
 
@@ -78,7 +79,7 @@ async def _link(store: Store, contact: Contact, *, confirm: bool) -> tuple[str, 
 
 
 async def test_a_plain_personal_link_goes_to_whoever_opens_it_first(
-    core: TelegramCore, store: Store
+    core: Controller, store: Store
 ) -> None:
     """The documented behaviour that --confirm exists for: the first opener becomes the
     contact; after that the link is bound to that chat."""
@@ -87,14 +88,16 @@ async def test_a_plain_personal_link_goes_to_whoever_opens_it_first(
     colleague = Opener(core, 801)
     assert "Layla" in await colleague.send(f"/start {token}")  # the CRM's first name
     merged = await store.get_contact(invited.id or 0)
-    assert merged is not None and (merged.channel, merged.external_id) == ("telegram", "801")
+    assert merged is not None and merged.id is not None
+    assert [(i.channel, i.address) for i in await store.identities(merged.id)] == [
+        ("telegram", "801")]
     late = Opener(core, 802)
     assert "made for someone else" in await late.send(f"/start {token}")
     assert "Layla" not in late.everything() and TICKET not in late.everything()
 
 
 async def test_a_confirmed_link_asks_for_its_code_and_shows_nothing_before(
-    core: TelegramCore, store: Store
+    core: Controller, store: Store
 ) -> None:
     invited = await _invited(store)
     token, code = await _link(store, invited, confirm=True)
@@ -111,7 +114,7 @@ async def test_a_confirmed_link_asks_for_its_code_and_shows_nothing_before(
     for secret in (SECRET_NAME, "Layla", "Najd", TICKET, "CRM-17"):
         assert secret not in leaked
     still = await store.get_contact(invited.id or 0)
-    assert still is not None and still.channel == "external"  # not merged
+    assert still is not None and await store.identities(still.id or 0) == []  # not merged
     chat = await store.find_contact("telegram", "811")
     assert chat is not None and chat.id != invited.id
 
@@ -120,7 +123,9 @@ async def test_a_confirmed_link_asks_for_its_code_and_shows_nothing_before(
     said = await stranger.send(f"{persian[:3]} {persian[3:]}")
     assert "Layla" in said and TICKET in said
     merged = await store.get_contact(invited.id or 0)
-    assert merged is not None and (merged.channel, merged.external_id) == ("telegram", "811")
+    assert merged is not None and merged.id is not None
+    assert [(i.channel, i.address) for i in await store.identities(merged.id)] == [
+        ("telegram", "811")]
     assert await store.find_contact("telegram", "811") == merged
     # a second chat is now told the link is someone else's, without a code asked
     other = Opener(core, 812)
@@ -128,7 +133,7 @@ async def test_a_confirmed_link_asks_for_its_code_and_shows_nothing_before(
 
 
 async def test_five_wrong_codes_lock_the_link_for_everyone(
-    core: TelegramCore, store: Store
+    core: Controller, store: Store
 ) -> None:
     invited = await _invited(store)
     token, code = await _link(store, invited, confirm=True)
@@ -146,10 +151,10 @@ async def test_five_wrong_codes_lock_the_link_for_everyone(
     assert "locked" in await owner.send(f"/start {token}")
     assert "Layla" not in await owner.send(code)
     still = await store.get_contact(invited.id or 0)
-    assert still is not None and still.channel == "external"
+    assert still is not None and await store.identities(still.id or 0) == []
 
 
-async def test_in_a_host_bot_the_code_reaches_sada(core: TelegramCore, store: Store) -> None:
+async def test_in_a_host_bot_the_code_reaches_sada(core: Controller, store: Store) -> None:
     """A host bot's handlers get the plain texts Sada does not want; the code typed after
     opening a confirmed link must not be one of them."""
     invited = await _invited(store)
@@ -157,8 +162,8 @@ async def test_in_a_host_bot_the_code_reaches_sada(core: TelegramCore, store: St
     assert code is not None
     opener = Opener(core, 831)
     await opener.send(f"/start {token}")
-    assert await core.wants(TgText(1, 831, opener.user, code))
-    assert not await core.wants(TgText(2, 832, opener.user, code))  # another chat's text
+    assert await core.wants(Typed(1, 831, opener.user, code))
+    assert not await core.wants(Typed(2, 832, opener.user, code))  # another chat's text
 
 
 def test_typed_codes() -> None:
@@ -263,7 +268,8 @@ async def test_sada_link_confirm_prints_a_code_that_opens_the_link(
         row = await store.get_link(link.rsplit("=", 1)[1])
         assert row is not None and row.code_hash and typed not in json.dumps(row.model_dump(
             mode="json"))  # only its hash is kept
-        core = TelegramCore(store, load_flows(ROOT / "flows"), bot_username="sada_test_bot",
+        core = Controller(store, load_flows(ROOT / "flows"), channel="telegram",
+                          bot_username="sada_test_bot",
                             admin_ids=frozenset(), secret="s")
         opener = Opener(core, 901)
         assert "confirmation code" in await opener.send(f"/start {link.rsplit('=', 1)[1]}")

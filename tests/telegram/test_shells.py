@@ -3,7 +3,7 @@ Bot API server: updates in as events, `run_bot` polling and webhooks, and the `s
 `sada link` command lines. The Transport's calls and errors are the contract suite's:
 tests/messaging/test_transport_contract.py.
 
-A small fake core stands in for TelegramCore so the shells are proven on their own; the
+A small fake core stands in for Controller so the shells are proven on their own; the
 last tests run the real core end to end."""
 
 from __future__ import annotations
@@ -33,8 +33,6 @@ from telegram.ext import CallbackQueryHandler, ContextTypes, MessageHandler, fil
 from typer.testing import CliRunner
 
 from bot.channels.telegram import aiogram_shell, ptb_shell
-from bot.channels.telegram.events import TgEvent, TgPress, TgText, TgUser
-from bot.channels.telegram.lanes import DEFAULT_CONCURRENCY, ChatLanes, wait_out
 from bot.channels.telegram.runner import (
     ALLOWED_UPDATES,
     SECRET_HEADER,
@@ -44,6 +42,8 @@ from bot.channels.telegram.runner import (
     webhook_secret,
 )
 from bot.cli import run as run_cli
+from bot.conversation.events import Inbound, Pressed, Sender, Typed
+from bot.conversation.lanes import DEFAULT_CONCURRENCY, ChatLanes, wait_out
 from bot.messaging.transport import Button, Keyboard, Transport
 from bot.settings import Settings, get_settings
 from storage.repo import Store
@@ -57,23 +57,23 @@ JSON = dict[str, Any]
 
 
 class FakeCore:
-    """What the shells need of TelegramCore: it records events and answers through the
+    """What the shells need of Controller: it records events and answers through the
     transport (a text with a keyboard for a text, a callback answer for a press)."""
 
-    def __init__(self, wanted: Callable[[TgEvent], bool] = lambda _: True) -> None:
+    def __init__(self, wanted: Callable[[Inbound], bool] = lambda _: True) -> None:
         self.wanted = wanted
-        self.events: list[TgEvent] = []
-        self.asked: list[TgEvent] = []
+        self.events: list[Inbound] = []
+        self.asked: list[Inbound] = []
         self.resumed: list[Transport] = []
         self.created: dict[str, Any] = {}
 
-    async def wants(self, event: TgEvent) -> bool:
+    async def wants(self, event: Inbound) -> bool:
         self.asked.append(event)
         return self.wanted(event)
 
-    async def process(self, event: TgEvent, transport: Transport) -> None:
+    async def process(self, event: Inbound, transport: Transport) -> None:
         self.events.append(event)
-        if isinstance(event, TgText):
+        if isinstance(event, Typed):
             await transport.send_text(event.chat_id, f"got {event.text}", KEYBOARD)
         else:
             await transport.answer_press(event.callback_id, "ok")
@@ -83,17 +83,18 @@ class FakeCore:
         return 0
 
     async def factory(
-        self, store: Store, *, flows_dir: Path, bot_username: str, admin_ids: frozenset[int],
-        secret: str, alert_chats: list[int],
+        self, store: Store, *, channel: str, flows_dir: Path, bot_username: str,
+        admin_ids: frozenset[str], secret: str, alert_to: list[tuple[str, str]],
     ) -> Core:
-        self.created = {"store": store, "flows_dir": flows_dir, "bot_username": bot_username,
-                        "admin_ids": admin_ids, "secret": secret, "alert_chats": alert_chats}
+        self.created = {"store": store, "channel": channel, "flows_dir": flows_dir,
+                        "bot_username": bot_username, "admin_ids": admin_ids, "secret": secret,
+                        "alert_to": alert_to}
         return self
 
 
-def ours(event: TgEvent) -> bool:
+def ours(event: Inbound) -> bool:
     """Like the real core: commands and s1: buttons are Sada's, other text is the host's."""
-    if isinstance(event, TgPress):
+    if isinstance(event, Pressed):
         return event.data.startswith("s1:")
     return event.text.startswith("/")
 
@@ -199,10 +200,10 @@ async def test_a_text_and_a_press_reach_the_core_as_events(api: FakeBotApi, fram
         [reply] = await api.wait_sent(1001, 1)
         pressed = await sara.press(reply, "s1:yes")
         await api.wait_for(lambda: api.callback_answers())
-    user = TgUser(1001, "Sara", None, "sara_k", "fa")
+    user = Sender("1001", "Sara", None, "sara_k", "fa")
     assert core.events == [
-        TgText(update["update_id"], 1001, user, "/start abc"),
-        TgPress(pressed["update_id"], 1001, user, pressed["callback_query"]["id"],
+        Typed(update["update_id"], "1001", user, "/start abc"),
+        Pressed(pressed["update_id"], "1001", user, pressed["callback_query"]["id"],
                 reply["message_id"], "s1:yes"),
     ]
     assert reply["text"] == "got /start abc"
@@ -223,8 +224,8 @@ async def test_what_the_core_does_not_want_reaches_the_host_bot(
         await omid.send("/help")  # still Sada's
         await api.wait_sent(1002, 1)
     assert host.texts == ["hello there"] and host.presses == ["host:menu"]
-    assert [type(e).__name__ for e in core.asked] == ["TgText", "TgPress", "TgText"]
-    assert [e.text for e in core.events if isinstance(e, TgText)] == ["/help"]
+    assert [type(e).__name__ for e in core.asked] == ["Typed", "Pressed", "Typed"]
+    assert [e.text for e in core.events if isinstance(e, Typed)] == ["/help"]
     assert core.events[0].user.language_code is None
 
 
@@ -286,7 +287,7 @@ async def test_run_bot_polls_handles_and_stops(
         polls = api.calls("getUpdates")
     assert api.texts(1006) == ["got /start"]
     assert core.created["bot_username"] == "sada_test_bot"
-    assert core.created["admin_ids"] == frozenset({7, 8})
+    assert core.created["admin_ids"] == frozenset({"7", "8"})
     assert core.created["flows_dir"] == tmp_path
     assert len(core.created["secret"]) == 64
     assert polls[-1].params["allowed_updates"] == ALLOWED_UPDATES
@@ -307,7 +308,7 @@ async def test_run_bot_finishes_the_update_in_hand_when_stopped_and_halts_the_ou
     started, release = asyncio.Event(), asyncio.Event()
 
     class SlowCore(FakeCore):
-        async def process(self, event: TgEvent, transport: Transport) -> None:
+        async def process(self, event: Inbound, transport: Transport) -> None:
             started.set()
             await release.wait()
             await super().process(event, transport)
@@ -375,13 +376,13 @@ class GatedCore(FakeCore):
         self.running = 0
         self.peak = 0
 
-    async def process(self, event: TgEvent, transport: Transport) -> None:
-        label = f"{event.chat_id}:{event.text if isinstance(event, TgText) else event.data}"
+    async def process(self, event: Inbound, transport: Transport) -> None:
+        label = f"{event.chat_id}:{event.text if isinstance(event, Typed) else event.data}"
         self.started.append(label)
         self.running += 1
         self.peak = max(self.peak, self.running)
         try:
-            gate = self.gates.get(event.chat_id)
+            gate = self.gates.get(int(event.chat_id))
             if gate is not None:
                 await gate.wait()
             await asyncio.sleep(0.001 * (event.update_id % 7))  # finish out of arrival order
@@ -488,7 +489,7 @@ async def test_a_stop_finishes_updates_in_hand_and_leaves_the_waiting_ones_to_te
     assert api.texts(1301) == ["got /first"]
     # Never handled, so never confirmed: Telegram still holds them for the next start. The
     # offset confirms only what lies below them, so the other person's handled /start comes
-    # again too (TelegramCore recognises it and does nothing).
+    # again too (Controller recognises it and does nothing).
     assert [u["update_id"] for u in api.pending_updates] == [
         u["update_id"] for u in [*waiting, handled]]
 
@@ -524,7 +525,7 @@ async def test_a_malformed_webhook_body_is_400_without_a_traceback(
         good = await api.user(1401).send("/start")  # the server is fine afterwards
         assert await api.post_update_to_webhook(good) == 200
     assert (status, text) == (400, "the body must be a JSON update")
-    assert [e.text for e in core.events if isinstance(e, TgText)] == ["/start"]
+    assert [e.text for e in core.events if isinstance(e, Typed)] == ["/start"]
     complaints = [r for r in caplog.records if "webhook request" in r.getMessage()]
     assert len(complaints) == 1 and complaints[0].levelno == logging.WARNING
     assert "\n" not in complaints[0].getMessage()

@@ -46,9 +46,9 @@ from aiogram.types import (
 )
 from aiogram.types import User as AiogramUser
 
-from bot.channels.telegram.events import TgEvent, TgMedia, TgPress, TgText, TgUser, media_kind
 from bot.channels.telegram.settings import TELEGRAM_API_URL
 from bot.channels.telegram.transport import BotApiTransport
+from bot.conversation.events import Inbound, Media, Pressed, Sender, Typed, media_kind
 from bot.messaging.transport import Blocked, Keyboard, Refused, RetryAfter, Transient, Transport
 
 __all__ = [
@@ -75,19 +75,19 @@ _EVENT_KEY = "sada_event"  # what the filter hands the handler, so the update is
 
 
 class SurveyCore(Protocol):
-    """The part of TelegramCore a shell needs."""
+    """The part of Controller a shell needs."""
 
-    async def wants(self, event: TgEvent) -> bool: ...
+    async def wants(self, event: Inbound) -> bool: ...
 
-    async def process(self, event: TgEvent, transport: Transport) -> None: ...
+    async def process(self, event: Inbound, transport: Transport) -> None: ...
 
 
 # --- updates in -------------------------------------------------------------------------------
 
 
-def _user(user: AiogramUser) -> TgUser:
-    return TgUser(
-        id=user.id,
+def _user(user: AiogramUser) -> Sender:
+    return Sender(
+        id=str(user.id),
         first_name=user.first_name,
         last_name=user.last_name,
         username=user.username,
@@ -95,30 +95,30 @@ def _user(user: AiogramUser) -> TgUser:
     )
 
 
-def text_event(message: Message, update_id: int) -> TgText | None:
+def text_event(message: Message, update_id: int) -> Typed | None:
     """A text message (commands included) in a private chat; anything else is not ours."""
     if message.chat.type != ChatType.PRIVATE or message.text is None or message.from_user is None:
         return None
-    return TgText(update_id, message.chat.id, _user(message.from_user), message.text)
+    return Typed(update_id, str(message.chat.id), _user(message.from_user), message.text)
 
 
-def media_event(message: Message, update_id: int) -> TgMedia | None:
+def media_event(message: Message, update_id: int) -> Media | None:
     """A photo, sticker, voice message … in a private chat: not an answer, yet answered."""
     kind = media_kind(message)
     if message.chat.type != ChatType.PRIVATE or message.from_user is None or kind is None:
         return None
-    return TgMedia(update_id, message.chat.id, _user(message.from_user), kind)
+    return Media(update_id, str(message.chat.id), _user(message.from_user), kind)
 
 
-def press_event(query: CallbackQuery, update_id: int) -> TgPress | None:
+def press_event(query: CallbackQuery, update_id: int) -> Pressed | None:
     """A button pressed on a message in a private chat.
 
     Presses on inline-mode messages carry no message and no chat: Sada never sends those."""
     message = query.message  # a Message, or an InaccessibleMessage when older than 48 hours
     if message is None or message.chat.type != ChatType.PRIVATE or query.data is None:
         return None
-    return TgPress(
-        update_id, message.chat.id, _user(query.from_user), query.id, message.message_id,
+    return Pressed(
+        update_id, str(message.chat.id), _user(query.from_user), query.id, message.message_id,
         query.data,
     )
 
@@ -146,7 +146,7 @@ def survey_router(core: SurveyCore, *, name: str = "sada") -> Router:
             return False
         return {_EVENT_KEY: event}
 
-    async def handle(_: Message | CallbackQuery, bot: Bot, sada_event: TgEvent) -> None:
+    async def handle(_: Message | CallbackQuery, bot: Bot, sada_event: Inbound) -> None:
         task = asyncio.create_task(core.process(sada_event, AiogramTransport(bot)))
         running.add(task)
         task.add_done_callback(running.discard)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.channels.telegram.keyboards import PREFIX
 from bot.messaging.capabilities import Capabilities
+from bot.messaging.keyboards import PREFIX
 from bot.messaging.registry import Channel, DeepLinks
 
 CHANNEL = Channel(
@@ -25,7 +25,7 @@ CHANNEL = Channel(
         messages_per_chat_per_second=1.0,
     ),
     # Deep linking: t.me/<bot>?start=<payload>, a payload of 1-64 characters of A-Za-z0-9_-.
-    # The button is read back by TelegramCore (an invitation's or a reminder's "start").
+    # The button is read back by Controller (an invitation's or a reminder's "start").
     links=DeepLinks(
         url="https://t.me/{bot}?start={payload}",
         payload_characters="A-Za-z0-9_-",

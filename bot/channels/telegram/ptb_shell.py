@@ -43,9 +43,9 @@ from telegram.ext import (
     filters,
 )
 
-from bot.channels.telegram.events import TgEvent, TgMedia, TgPress, TgText, TgUser, media_kind
 from bot.channels.telegram.settings import TELEGRAM_API_URL
 from bot.channels.telegram.transport import BotApiTransport
+from bot.conversation.events import Inbound, Media, Pressed, Sender, Typed, media_kind
 from bot.messaging.transport import Blocked, Keyboard, Refused, RetryAfter, Transient, Transport
 
 __all__ = [
@@ -70,19 +70,19 @@ PtbHandler = BaseHandler[Update, Any, Any]
 
 
 class SurveyCore(Protocol):
-    """The part of TelegramCore a shell needs."""
+    """The part of Controller a shell needs."""
 
-    async def wants(self, event: TgEvent) -> bool: ...
+    async def wants(self, event: Inbound) -> bool: ...
 
-    async def process(self, event: TgEvent, transport: Transport) -> None: ...
+    async def process(self, event: Inbound, transport: Transport) -> None: ...
 
 
 # --- updates in -------------------------------------------------------------------------------
 
 
-def _user(user: PtbUser) -> TgUser:
-    return TgUser(
-        id=user.id,
+def _user(user: PtbUser) -> Sender:
+    return Sender(
+        id=str(user.id),
         first_name=user.first_name,
         last_name=user.last_name,
         username=user.username,
@@ -90,26 +90,26 @@ def _user(user: PtbUser) -> TgUser:
     )
 
 
-def text_event(update: Update) -> TgText | None:
+def text_event(update: Update) -> Typed | None:
     """A new text message (commands included) in a private chat; anything else is not ours."""
     message = update.message  # not edited_message: an edit is no new answer
     if (message is None or message.chat.type != ChatType.PRIVATE or message.text is None
             or message.from_user is None):
         return None
-    return TgText(update.update_id, message.chat.id, _user(message.from_user), message.text)
+    return Typed(update.update_id, str(message.chat.id), _user(message.from_user), message.text)
 
 
-def media_event(update: Update) -> TgMedia | None:
+def media_event(update: Update) -> Media | None:
     """A photo, sticker, voice message … in a private chat: not an answer, yet answered."""
     message = update.message
     kind = None if message is None else media_kind(message)
     if (message is None or kind is None or message.chat.type != ChatType.PRIVATE
             or message.from_user is None):
         return None
-    return TgMedia(update.update_id, message.chat.id, _user(message.from_user), kind)
+    return Media(update.update_id, str(message.chat.id), _user(message.from_user), kind)
 
 
-def press_event(update: Update) -> TgPress | None:
+def press_event(update: Update) -> Pressed | None:
     """A button pressed on a message in a private chat (inline-mode presses have no message)."""
     query = update.callback_query
     if query is None or query.data is None or query.message is None:
@@ -117,8 +117,8 @@ def press_event(update: Update) -> TgPress | None:
     message = query.message  # a Message, or an InaccessibleMessage when older than 48 hours
     if message.chat.type != ChatType.PRIVATE:
         return None
-    return TgPress(
-        update.update_id, message.chat.id, _user(query.from_user), query.id,
+    return Pressed(
+        update.update_id, str(message.chat.id), _user(query.from_user), query.id,
         message.message_id, query.data,
     )
 
@@ -128,7 +128,7 @@ def survey_handlers(core: SurveyCore) -> list[PtbHandler]:
     that runs before the host bot's own handlers (SURVEY_GROUP, see add_survey_handlers)."""
 
     async def on_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        event: TgEvent | None = text_event(update) or press_event(update) or media_event(update)
+        event: Inbound | None = text_event(update) or press_event(update) or media_event(update)
         if event is None or not await core.wants(event):
             return  # not ours: PTB goes on to the next group, the host bot's handlers
         await core.process(event, PtbTransport(context.bot))

@@ -42,8 +42,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from bot.channels.telegram import DEFAULT_LISTEN
-from bot.channels.telegram.events import TgEvent
-from bot.channels.telegram.lanes import ChatLanes
+from bot.conversation.events import Inbound
+from bot.conversation.lanes import ChatLanes
 from bot.messaging.transport import Blocked, Refused, RetryAfter, Transient, Transport
 from bot.settings import Settings, variable_name
 from storage.db import Database
@@ -86,9 +86,9 @@ class StartError(Exception):
 
 
 class Core(Protocol):
-    async def wants(self, event: TgEvent) -> bool: ...
+    async def wants(self, event: Inbound) -> bool: ...
 
-    async def process(self, event: TgEvent, transport: Transport) -> None: ...
+    async def process(self, event: Inbound, transport: Transport) -> None: ...
 
     async def resume_pending(self, transport: Transport) -> int: ...
 
@@ -117,11 +117,11 @@ class Intake(Protocol[U]):
 
 
 class CoreFactory(Protocol):
-    """TelegramCore.create's signature; tests pass a fake."""
+    """Controller.create's signature; tests pass a fake."""
 
     def __call__(
-        self, store: Store, *, flows_dir: Path, bot_username: str, admin_ids: frozenset[int],
-        secret: str, alert_chats: list[int],
+        self, store: Store, *, channel: str, flows_dir: Path, bot_username: str,
+        admin_ids: frozenset[str], secret: str, alert_to: list[tuple[str, str]],
     ) -> Awaitable[Core]: ...
 
 
@@ -199,11 +199,12 @@ class _Run:
                         username)
         return await self.make_core(
             self.store,
+            channel="telegram",
             flows_dir=self.settings.flows_dir,
             bot_username=username or configured or "",
-            admin_ids=frozenset(self.settings.telegram.admin_ids),
+            admin_ids=self.settings.telegram.staff_ids,
             secret=signing_secret(self.settings),
-            alert_chats=self.settings.telegram.alert_chats,
+            alert_to=self.settings.alert_to(),
         )
 
     async def resume(self, core: Core, transport: Transport) -> None:
@@ -291,9 +292,9 @@ async def run_bot(
     if framework not in ("aiogram", "ptb"):
         raise StartError(f"the framework must be aiogram or ptb, not {framework!r}")
     if core_factory is None:
-        from bot.channels.telegram.core import standalone_core
+        from bot.conversation.controller import standalone_controller
 
-        core_factory = standalone_core
+        core_factory = standalone_controller
     async with (
         _stop_event(stop) as stopping,
         await Database.open(settings.effective_database_url) as database,

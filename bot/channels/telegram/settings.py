@@ -27,10 +27,6 @@ class BotApiSettings(ChannelSettings):
     webhook_secret: SecretStr | None = None
     bot_username: str | None = None
 
-    @property
-    def alert_chats(self) -> list[int]:
-        return self.alert_chat_ids or self.admin_ids
-
     @field_validator("webhook_secret")
     @classmethod
     def _telegram_secret(cls, value: SecretStr | None) -> SecretStr | None:

@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from bot.channels.telegram.channel import CHANNEL
-from bot.messaging.transport import Keyboard
+from bot.messaging.transport import Keyboard, Refused
 
 __all__ = ["BotApi", "BotApiTransport"]
 
@@ -60,10 +60,11 @@ class BotApiTransport(ABC):
     """bot.messaging Transport on a Bot API framework's Bot; a shell supplies `errors`,
     `markup` and `upload`."""
 
-    channel = CHANNEL.name
-
-    def __init__(self, bot: BotApi) -> None:
+    def __init__(self, bot: BotApi, channel: str = CHANNEL.name) -> None:
+        """`channel`: the registered channel this Bot API speaks for (Telegram, or Bale,
+        whose API is Telegram's at another address)."""
         self.bot = bot
+        self.channel = channel
 
     @abstractmethod
     def errors(self) -> AbstractContextManager[None]:
@@ -80,25 +81,26 @@ class BotApiTransport(ABC):
     def _markup(self, keyboard: Keyboard | None) -> object | None:
         return None if keyboard is None else self.markup(keyboard)
 
-    async def send_text(self, chat_id: int, text: str, keyboard: Keyboard | None) -> int:
+    async def send_text(self, chat_id: str, text: str, keyboard: Keyboard | None) -> int:
         with self.errors():
             message = await self.bot.send_message(
-                chat_id, text, parse_mode=None, reply_markup=self._markup(keyboard)
+                _chat(chat_id), text, parse_mode=None, reply_markup=self._markup(keyboard)
             )
         return message.message_id
 
     async def edit(
-        self, chat_id: int, message_id: int, text: str | None, keyboard: Keyboard | None
+        self, chat_id: str, message_id: int, text: str | None, keyboard: Keyboard | None
     ) -> None:
         # An edit without reply_markup removes the inline keyboard, as keyboard=None asks.
         with self.errors():
             if text is None:
                 await self.bot.edit_message_reply_markup(
-                    chat_id=chat_id, message_id=message_id, reply_markup=self._markup(keyboard)
+                    chat_id=_chat(chat_id), message_id=message_id,
+                    reply_markup=self._markup(keyboard),
                 )
             else:
                 await self.bot.edit_message_text(
-                    text, chat_id=chat_id, message_id=message_id, parse_mode=None,
+                    text, chat_id=_chat(chat_id), message_id=message_id, parse_mode=None,
                     reply_markup=self._markup(keyboard),
                 )
 
@@ -107,17 +109,26 @@ class BotApiTransport(ABC):
             await self.bot.answer_callback_query(callback_id, text=text)
 
     async def send_document(
-        self, chat_id: int, filename: str, content: bytes, caption: str | None
+        self, chat_id: str, filename: str, content: bytes, caption: str | None
     ) -> None:
         with self.errors():
             await self.bot.send_document(
-                chat_id, self.upload(filename, content), caption=caption, parse_mode=None
+                _chat(chat_id), self.upload(filename, content), caption=caption, parse_mode=None
             )
 
     async def send_photo(
-        self, chat_id: int, filename: str, content: bytes, caption: str | None
+        self, chat_id: str, filename: str, content: bytes, caption: str | None
     ) -> None:
         with self.errors():
             await self.bot.send_photo(
-                chat_id, self.upload(filename, content), caption=caption, parse_mode=None
+                _chat(chat_id), self.upload(filename, content), caption=caption, parse_mode=None
             )
+
+
+def _chat(address: str) -> int:
+    """A Bot API chat id from Sada's address of the chat; anything else is no chat of this
+    API's (an address of another channel), refused rather than sent to the wrong place."""
+    try:
+        return int(address)
+    except ValueError:
+        raise Refused(f"{address!r} is not a Bot API chat id") from None
