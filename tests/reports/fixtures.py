@@ -99,7 +99,7 @@ class Builder:
     async def contact(self, key: str, *, account: str | None = None, role: str | None = None,
                       segment: str | None = None, name: str | None = None) -> int:
         row = await self._add(Contact(
-            channel="telegram", external_id=key, name=name or key.title(), company=account,
+            external_id=key, name=name or key.title(), company=account,
             role=role, segment=segment, created_at=at(1, 1, year=2025),
             updated_at=at(1, 1, year=2025)))
         self.contacts[key] = row.id
