@@ -64,12 +64,20 @@ def upgrade() -> None:
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.alter_column('address', existing_type=sa.Text(), nullable=False)
         batch_op.drop_column('chat_id')
+    # A link's code is awaited from a chat named with its channel now: Bale and Telegram
+    # chats may share ids. Codes asked for before the upgrade were asked on Telegram.
+    op.execute("UPDATE link_token SET code_chat = 'telegram:' || code_chat "
+               "WHERE code_chat IS NOT NULL")
 
 
 def downgrade() -> None:
     """Back to one (channel, id) per contact. Lossy where the new schema says more: a contact
     keeps one identity (its preferred channel's, else its first), its company id is kept only
     when it had no identity; outbox rows to an address that is not a number are dropped."""
+    op.execute("UPDATE link_token SET code_chat = NULL, code_asked_at = NULL "
+               "WHERE code_chat NOT LIKE 'telegram:%'")
+    op.execute("UPDATE link_token SET code_chat = substr(code_chat, 10) "
+               "WHERE code_chat IS NOT NULL")
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.add_column(sa.Column('chat_id', sa.BigInteger(), nullable=True))
     numeric = ("address <> '' AND trim(address, '-0123456789') = ''"
