@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -190,9 +190,10 @@ class Store:
             return (await identities_of(s, [contact_id])).get(contact_id, [])
 
     async def contact_address(
-        self, contact_id: int, channels: Any = None
+        self, contact_id: int, channels: Iterable[str] | None = None
     ) -> ContactIdentity | None:
-        """Where to send to the contact now (see `identities.pick_identity`)."""
+        """Where to send to the contact now (see `identities.pick_identity`); None: nowhere
+        reachable (of `channels`, when given)."""
         async with self.database.session() as s, s.begin():
             contact = await s.get(Contact, contact_id)
             if contact is None:
