@@ -73,13 +73,14 @@ async def seed(db: Database, contacts: int, now: datetime) -> None:
         # In chunks: asyncpg takes at most 32,767 parameters per statement.
         for start in range(0, contacts, CHUNK):
             await s.exec(insert(Contact).values([  # type: ignore[call-overload]
-                {"channel": "telegram", "external_id": str(100_000 + i), "name": f"Contact {i}",
+                # the company's id doubles as the chat id the message goes to
+                {"external_id": str(100_000 + i), "name": f"Contact {i}",
                  "language": LANGUAGES[i % 3], "segment": "bench", "opted_out": False,
-                 "unreachable": False, "created_at": now, "updated_at": now}
+                 "created_at": now, "updated_at": now}
                 for i in range(start, min(start + CHUNK, contacts))
             ]))
         found = await s.exec(select(Contact.id, Contact.external_id, Contact.language))
-        people = sorted(found.all(), key=lambda row: int(row[1]))
+        people = sorted(found.all(), key=lambda row: int(row[1] or 0))
         for start in range(0, contacts, CHUNK):
             await s.exec(insert(Invitation).values([  # type: ignore[call-overload]
                 {"contact_id": cid, "flow_id": "post_support",
@@ -91,8 +92,8 @@ async def seed(db: Database, contacts: int, now: datetime) -> None:
         for cid, chat, lang in people:
             await outbox.enqueue(
                 s, key=f"invitation:{invitations[cid]}", kind="invitation", channel="telegram",
-                chat_id=int(chat),
-                contact_id=cid, text=TEXTS[lang].format(name=f"Contact {int(chat) - 100_000}"),
+                address=str(chat),
+                contact_id=cid, text=TEXTS[lang].format(name=f"Contact {int(chat or 0) - 100_000}"),
                 keyboard=[[{"text": START[lang], "data": f"inv:{invitations[cid]}"}]],
                 due_at=now, now=now, invitation_id=invitations[cid],
             )

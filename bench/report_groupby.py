@@ -89,8 +89,8 @@ class Data:
     actions: list[tuple[Any, ...]] = field(default_factory=list)
 
 
-CONTACT_COLS = ("id", "channel", "external_id", "name", "language", "company", "role",
-                "segment", "opted_out", "unreachable", "created_at", "updated_at")
+CONTACT_COLS = ("id", "external_id", "name", "language", "company", "role",
+                "segment", "opted_out", "created_at", "updated_at")
 SESSION_COLS = ("id", "contact_id", "flow_version_id", "flow_id", "status", "language",
                 "position", "state", "context", "started_at", "last_activity_at",
                 "completed_at")
@@ -118,9 +118,9 @@ def generate(flow: Flow, version_id: int, answers: int, contacts: int, accounts:
         role = rng.choices(ROLES, ROLE_WEIGHTS)[0]
         language = LANGUAGES[cid % 3]
         people.append((cid, account, role, language))
-        data.contacts.append((cid, "telegram", str(100000 + cid), f"Contact {cid}", language,
+        data.contacts.append((cid, str(100000 + cid), f"Contact {cid}", language,
                               f"Account {account:03d}", role, SEGMENTS[account % 3], False,
-                              False, YEAR_START, YEAR_START))
+                              YEAR_START, YEAR_START))
     order = [q.id for q in flow.questions]
     sid = aid = kid = 0
     while aid < answers:
