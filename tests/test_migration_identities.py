@@ -21,7 +21,15 @@ from storage.db import (
     upgrade,
 )
 from storage.invitations import count_contacts
-from storage.models import Answer, Contact, ContactIdentity, Invitation, Outbox, SurveySession
+from storage.models import (
+    Answer,
+    Contact,
+    ContactIdentity,
+    Invitation,
+    LinkToken,
+    Outbox,
+    SurveySession,
+)
 from storage.repo import Store
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -58,7 +66,7 @@ ANSWER = _table("answer", "session_id", "question_id", "raw_text", "skipped",
 INVITATION = _table("invitation", "id", "contact_id", "flow_id", "status", "reason", "token",
                     "session_id", "reminders_sent", times=("due_at", "created_at"),
                     json=("context",))
-LINK = _table("link_token", "token", "flow_id", "contact_id", "code_failures",
+LINK = _table("link_token", "token", "flow_id", "contact_id", "code_failures", "code_chat",
               times=("created_at",), json=("context",))
 OUTBOX = _table("outbox", "key", "kind", "status", "channel", "chat_id", "contact_id", "text",
                 "attempts", "invitation_id", times=("due_at", "created_at"))
@@ -105,9 +113,11 @@ async def _fill(url: str) -> None:
             await conn.execute(sa.insert(SESSION), sessions)
             await conn.execute(sa.insert(ANSWER), answers)
             await conn.execute(sa.insert(INVITATION), invitations)
-            await conn.execute(sa.insert(LINK), [{"token": "tok3", "flow_id": "nps",
-                                                  "contact_id": 3, "code_failures": 0,
-                                                  "created_at": T0, "context": {}}])
+            await conn.execute(sa.insert(LINK), [
+                {"token": "tok3", "flow_id": "nps", "contact_id": 3, "code_failures": 0,
+                 "code_chat": "1003", "created_at": T0, "context": {}},
+                {"token": "tok1", "flow_id": "nps", "contact_id": 1, "code_failures": 0,
+                 "code_chat": None, "created_at": T0, "context": {}}])
             await conn.execute(sa.insert(OUTBOX), outbox)
             if url.startswith("postgres"):  # explicit ids leave the sequences behind
                 for table in ("contact", "survey_session", "invitation", "flow_version"):
@@ -161,6 +171,10 @@ async def test_upgrade_keeps_every_row_and_maps_chats_to_identities(db_url: str)
             ("invitation:22", "telegram", "1002", 2, "failed", "سلام 2"),
         ]
 
+        links = await _rows(db, LinkToken, col(LinkToken.token))
+        assert [(k.token, k.contact_id, k.code_chat) for k in links] == [
+            ("tok1", 1, None), ("tok3", 3, "telegram:1003")]  # codes were asked on Telegram
+
         # the storage API reads the migrated rows as it writes new ones
         store = Store(db)
         assert (await store.find_contact("telegram", "1001")).id == 1  # type: ignore[union-attr]
@@ -198,6 +212,8 @@ async def test_downgrade_gives_each_contact_one_chat_back(db_url: str) -> None:
             ).order_by(CONTACT.c.id))).all()
             chats = (await conn.execute(sa.select(OUTBOX.c.key, OUTBOX.c.chat_id)
                                         .order_by(OUTBOX.c.key))).all()
+            codes = (await conn.execute(sa.select(LINK.c.token, LINK.c.code_chat)
+                                        .order_by(LINK.c.token))).all()
     finally:
         await engine.dispose()
     assert [tuple(c) for c in contacts] == [
@@ -207,4 +223,5 @@ async def test_downgrade_gives_each_contact_one_chat_back(db_url: str) -> None:
     ]
     assert [tuple(c) for c in chats] == [
         ("alert:1:-1001", -1001), ("invitation:21", 1001), ("invitation:22", 1002)]
+    assert [tuple(c) for c in codes] == [("tok1", None), ("tok3", "1003")]
     assert await upgrade(db_url) == ("0005", head_revision())  # and up again

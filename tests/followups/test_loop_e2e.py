@@ -11,8 +11,8 @@ import pytest
 from sqlmodel import select
 
 from bot.channels.telegram.aiogram_shell import AiogramTransport, build_bot
-from bot.channels.telegram.core import TelegramCore, load_flows
-from bot.channels.telegram.events import TgPress, TgText, TgUser
+from bot.conversation.controller import Controller, load_flows
+from bot.conversation.events import Pressed, Sender, Typed
 from bot.followups.actions import ActionSpec, add_action
 from bot.followups.contacts_csv import import_contacts, parse_contacts
 from bot.followups.dispatcher import Dispatcher, dispatch_until_idle
@@ -57,7 +57,7 @@ async def test_invite_remind_alert_and_close_the_loop(store: Store, tmp_path: Pa
         db, flow=flow, audience=Audience(segment="enterprise"), at=clock(), context={},
         now=clock(), bot_username="sada_test_bot", links_out=tmp_path / "links.csv")
     assert "CRM-7781" in (tmp_path / "links.csv").read_text(encoding="utf-8-sig")
-    due = {row.chat_id: row.due_at for row in await outbox(store, "invitation")}
+    due = {int(row.address): row.due_at for row in await outbox(store, "invitation")}
     assert due == {
         100001: datetime(2026, 11, 23, 5, 30, tzinfo=UTC),  # 09:00 Tehran
         100002: datetime(2026, 11, 23, 5, 30, tzinfo=UTC),
@@ -71,9 +71,9 @@ async def test_invite_remind_alert_and_close_the_loop(store: Store, tmp_path: Pa
         dispatcher = Dispatcher(db, {transport.channel: transport}, clock=clock,
                                 limiters={transport.channel: RateLimiter(rate=1000,
                                                                          per_chat=0.0)})
-        service = SurveyService(store, clock, hooks=survey_hooks([STAFF]))
-        core = TelegramCore(store, flows, bot_username="sada_test_bot",
-                            admin_ids=frozenset({STAFF}), secret="s", service=service)
+        service = SurveyService(store, clock, hooks=survey_hooks([("telegram", str(STAFF))]))
+        core = Controller(store, flows, channel="telegram", bot_username="sada_test_bot",
+                          admin_ids=frozenset({str(STAFF)}), secret="s", service=service)
         try:
             await dispatch_until_idle(dispatcher)
             assert [m["chat"]["id"] for m in api.sent()] == [100004]
@@ -85,14 +85,14 @@ async def test_invite_remind_alert_and_close_the_loop(store: Store, tmp_path: Pa
 
             async def say(chat: int, text: str) -> None:
                 clock.now += timedelta(seconds=20)
-                await core.process(TgText(int(clock.now.timestamp()) * 10 + chat % 10, chat,
-                                          TgUser(chat, "x", language_code="fa"), text),
+                await core.process(Typed(int(clock.now.timestamp()) * 10 + chat % 10, str(chat),
+                                         Sender(str(chat), "x", language_code="fa"), text),
                                    transport)
 
             async def start(chat: int) -> None:
                 button = api.sent(chat)[0]["reply_markup"]["inline_keyboard"][0][0]
-                await core.process(TgPress(chat, chat, TgUser(chat, "x"), f"cb{chat}", None,
-                                           button["callback_data"]), transport)
+                await core.process(Pressed(chat, str(chat), Sender(str(chat), "x"), f"cb{chat}",
+                                           None, button["callback_data"]), transport)
 
             # 100001 answers everything, as a detractor; 100002 starts and stops answering
             await start(100001)
@@ -107,13 +107,13 @@ async def test_invite_remind_alert_and_close_the_loop(store: Store, tmp_path: Pa
             assert sorted(invitations.values()).count("completed") == 1
             assert cases == {"nps": 3, "ces": 6}  # a detractor, and high effort
             alerts = await outbox(store, "alert")
-            assert [a.chat_id for a in alerts] == [STAFF, STAFF]
+            assert [int(a.address) for a in alerts] == [STAFF, STAFF]
             assert all("تحویل‌ها دیر است" in a.text for a in alerts)
 
             # three days later: reminders only to the silent, inside their local window
             clock.now = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)  # Thursday
             await plan_reminders(db, now=clock(), flows={flow.id: flow})
-            reminders = {r.chat_id: r for r in await outbox(store, "reminder")}
+            reminders = {int(r.address): r for r in await outbox(store, "reminder")}
             assert set(reminders) == {100003, 100004}
             before = len(api.sent())
             await dispatch_until_idle(dispatcher)
@@ -125,7 +125,7 @@ async def test_invite_remind_alert_and_close_the_loop(store: Store, tmp_path: Pa
             # 100002, who started, is offered to continue where they stopped
             clock.now = datetime(2026, 11, 28, 5, 30, tzinfo=UTC)
             await plan_reminders(db, now=clock(), flows={flow.id: flow})
-            reminders = {r.chat_id: r for r in await outbox(store, "reminder")}
+            reminders = {int(r.address): r for r in await outbox(store, "reminder")}
             assert reminders[100002].due_at == datetime(2026, 11, 28, 5, 30, tzinfo=UTC)
             assert 100001 not in reminders  # completed: never reminded
             before = len(api.sent())
