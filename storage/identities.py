@@ -78,13 +78,21 @@ async def identities_of(
     return found
 
 
+def as_address(address: object) -> str:
+    """Addresses are text; a caller holding a chat id as a number gets the same rows on
+    PostgreSQL (which refuses text = integer) as on SQLite (which converts)."""
+    return address if isinstance(address, str) else str(address)
+
+
 async def find_identity(s: AsyncSession, channel: str, address: str) -> ContactIdentity | None:
     return (await s.exec(select(ContactIdentity).where(
-        ContactIdentity.channel == channel, ContactIdentity.address == address))).one_or_none()
+        ContactIdentity.channel == channel,
+        ContactIdentity.address == as_address(address)))).one_or_none()
 
 
 async def contact_at(s: AsyncSession, channel: str, address: str) -> Contact | None:
     """The contact of an address; on channel "external", the contact with that company id."""
+    address = as_address(address)
     if channel == EXTERNAL:
         return (await s.exec(select(Contact).where(Contact.external_id == address))).one_or_none()
     query = (select(Contact)
@@ -97,6 +105,7 @@ async def mark_identity(
     s: AsyncSession, channel: str, address: str, *, unreachable: bool
 ) -> int | None:
     """Set one identity's reachability; its contact's id, None when nobody has it."""
+    address = as_address(address)
     found = (await s.exec(
         update(ContactIdentity)
         .where(col(ContactIdentity.channel) == channel, col(ContactIdentity.address) == address)

@@ -42,7 +42,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 from storage.db import Database
-from storage.identities import contact_unreachable, mark_identity
+from storage.identities import as_address, contact_unreachable, mark_identity
 from storage.models import Contact, Outbox
 
 KINDS: tuple[str, ...] = ("invitation", "reminder", "alert", "followup", "overdue")
@@ -90,6 +90,8 @@ async def enqueue(
     """
     if address is None and chat_id is not None:
         address = str(chat_id)
+    if address is not None:
+        address = as_address(address)
     if kind not in KINDS:
         raise ValueError(f"unknown outbox kind {kind!r}: use one of {', '.join(KINDS)}")
     if not text:
@@ -147,7 +149,8 @@ async def cancel_pending(
     if invitation_id is not None:
         conditions.append(col(Outbox.invitation_id) == invitation_id)
     if address is not None:
-        conditions += [col(Outbox.channel) == channel, col(Outbox.address) == address]
+        conditions += [col(Outbox.channel) == channel,
+                       col(Outbox.address) == as_address(address)]
     stmt = (
         update(Outbox)
         .where(*conditions)

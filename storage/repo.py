@@ -31,6 +31,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.db import Database, NotFound, StorageError
 from storage.identities import (
     EXTERNAL,
+    as_address,
     contact_at,
     find_identity,
     identities_of,
@@ -126,6 +127,7 @@ class Store:
             raise TypeError(f"unknown contact field(s): {', '.join(sorted(unknown))}")
         changes = {k: v for k, v in fields.items() if v is not None}
         ts = self._now(now)
+        address = as_address(address)
         async with self.database.session() as s, s.begin():
             contact = await contact_at(s, channel, address)
             if contact is None:
