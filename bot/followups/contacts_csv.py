@@ -28,7 +28,7 @@ from sqlmodel import col, select
 from bot.engine.normalize import BIDI_CONTROLS, latin_digits
 from bot.flow.model import LANGUAGES
 from bot.followups.timing import canonical_timezone
-from bot.messaging.registry import BOT_API_CHAT, CHANNELS, AddressFormat, Channel
+from bot.messaging.registry import CHANNELS, Channel
 from storage.db import Database
 from storage.models import Contact, ContactIdentity
 
@@ -36,10 +36,6 @@ TELEGRAM = "telegram"
 
 # Header spellings files written before there was more than one channel use for Telegram.
 _LEGACY_ALIASES = {TELEGRAM: ("chat_id", "telegram_chat_id", "tg_id")}
-# Channels whose channel.py does not declare its address format yet (transitional: drop
-# an entry once its Channel has address=BOT_API_CHAT).
-_UNDECLARED_FORMATS = {"telegram": BOT_API_CHAT, "bale": BOT_API_CHAT}
-
 # Canonical column → the header spellings accepted for it (compared after folding case,
 # spaces and dashes to "_"). A column per channel of the registry comes first (see
 # `column_aliases()`): `<channel>_id`, alias `<channel>`.
@@ -79,7 +75,7 @@ def identity_column(channel: str) -> str:
 def identity_channels() -> list[Channel]:
     """The channels a contacts file may give an id for: those of the registry that say what
     an address on them looks like (a console preview has no one to import)."""
-    return [c for c in CHANNELS if address_format(c) is not None]
+    return [c for c in CHANNELS if c.address is not None]
 
 
 def column_aliases() -> dict[str, tuple[str, ...]]:
@@ -98,10 +94,6 @@ def _aliases() -> dict[str, str]:
 def id_columns() -> list[str]:
     """The columns that identify a contact: one per channel, and external_id."""
     return [identity_column(c.name) for c in identity_channels()] + ["external_id"]
-
-
-def address_format(channel: Channel) -> AddressFormat | None:
-    return channel.address or _UNDECLARED_FORMATS.get(channel.name)
 
 
 class ContactsFileError(ValueError):
@@ -305,7 +297,7 @@ def _row(
         address = latin_digits(cells.get(column, "")).replace(" ", "")
         if not address:
             continue
-        fmt = address_format(channel)
+        fmt = channel.address
         if len(address) > MAX_TEXT:
             problems.append(RowProblem(file, line, column, f"longer than {MAX_TEXT} "
                                        f"characters (a {channel.title} id is short)"))

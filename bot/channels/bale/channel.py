@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from bot.messaging.capabilities import Capabilities
 from bot.messaging.keyboards import PREFIX
-from bot.messaging.registry import Channel, DeepLinks
+from bot.messaging.registry import BOT_API_CHAT, Channel, DeepLinks
 
 CHANNEL = Channel(
     name="bale",
@@ -40,4 +40,5 @@ CHANNEL = Channel(
         payload_length=64,
         button=f"{PREFIX}:g:{{payload}}",
     ),
+    address=BOT_API_CHAT,  # a person's chat: a positive number
 )
