@@ -214,8 +214,9 @@ class Outbox(SQLModel, table=True):
     channel: str = "telegram"
     address: str = Field(sa_type=Text)  # the identity's address on that channel
     contact_id: int | None = Field(default=None, foreign_key="contact.id", ondelete="CASCADE")
-    text: str = Field(sa_type=Text)
-    keyboard: list[Any] | None = Field(default=None, sa_type=JSONType, nullable=True)
+    # Only a free staff message carries its text; the others are about their invitation,
+    # action or case and are written when sent, in the language of that moment.
+    text: str | None = Field(default=None, sa_type=Text)
     due_at: datetime
     attempts: int = 0
     locked_until: datetime | None = None

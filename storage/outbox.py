@@ -4,8 +4,8 @@ Writers (invitations, reminders, alerts, follow-ups) call :func:`enqueue` inside
 transaction, so a message exists exactly when the state that caused it was committed. The
 dispatcher then claims due rows atomically (:func:`claim_due`), records each send as it
 starts (:func:`start_send`), sends, and records the outcome (:func:`mark_sent`,
-:func:`reschedule`, :func:`mark_failed`), or hands rows it did not send back
-(:func:`release`).
+:func:`reschedule`, :func:`mark_failed`), cancels rows whose subject is gone
+(:func:`mark_cancelled`), or hands rows it did not send back (:func:`release`).
 
 Claiming works the same on both backends, in one statement: ``WITH due AS (SELECT id …
 ORDER BY due_at, id LIMIT n [FOR UPDATE SKIP LOCKED]) UPDATE … WHERE id IN (SELECT id FROM
@@ -71,8 +71,7 @@ async def enqueue(
     channel: str,
     address: str | None = None,
     contact_id: int | None,
-    text: str,
-    keyboard: list[list[dict[str, str]]] | None,
+    text: str | None = None,
     due_at: datetime,
     now: datetime,
     invitation_id: int | None = None,
@@ -85,8 +84,11 @@ async def enqueue(
     The key makes scheduling idempotent: a planner that runs twice (two processes, a retry
     after a crash, catch-up after downtime) queues each message once. ``channel`` names the
     channel whose transport sends it, ``address`` an identity's address on that channel
-    (``chat_id`` is its former name, still accepted). ``keyboard`` rows are
-    ``[{"text": …, "data": …}, …]`` (JSON-ready; the dispatcher turns them into buttons).
+    (``chat_id`` is its former name, still accepted).
+
+    A row is an intent: its kind and what it is about (``invitation_id``, ``action_id``,
+    ``case_id``), written into a message only when it is sent (bot.followups.render). Only a
+    free message about no such subject (a staff notice) carries its ``text``.
     """
     if address is None and chat_id is not None:
         address = str(chat_id)
@@ -94,8 +96,13 @@ async def enqueue(
         address = as_address(address)
     if kind not in KINDS:
         raise ValueError(f"unknown outbox kind {kind!r}: use one of {', '.join(KINDS)}")
-    if not text:
-        raise ValueError("an outbox message needs a non-empty text")
+    subject = (invitation_id, action_id, case_id) != (None, None, None)
+    if text is not None and subject:
+        raise ValueError("an outbox message is either about a subject (rendered when sent) "
+                         "or a free text, not both")
+    if not subject and not text:
+        raise ValueError("an outbox message needs a non-empty text, or a subject "
+                         "(invitation_id, action_id, case_id) to render it from")
     if not channel:
         raise ValueError("an outbox message needs the name of its channel")
     if not address:
@@ -111,7 +118,6 @@ async def enqueue(
             address=address,
             contact_id=contact_id,
             text=text,
-            keyboard=keyboard,
             due_at=due_at,
             attempts=0,
             invitation_id=invitation_id,
@@ -342,6 +348,22 @@ async def mark_failed(
         db,
         _held(outbox_id, claimed_until),
         {"status": "failed", "locked_until": None, "last_error": _error(error)},
+    )
+
+
+async def mark_cancelled(
+    db: Database,
+    outbox_id: int,
+    reason: str,
+    *,
+    claimed_until: datetime | None = None,
+) -> bool:
+    """Cancel a claimed row that is not to be sent (its subject is gone), keeping why; no
+    attempt is spent on it."""
+    return await _finish(
+        db,
+        _held(outbox_id, claimed_until),
+        {"status": "cancelled", "locked_until": None, "last_error": _error(reason)},
     )
 
 

@@ -820,8 +820,7 @@ class Controller:
             for channel, address in dict.fromkeys(self.alert_to):
                 await enqueue(s, key=f"refused:{what}:{now:%Y-%m-%d}:{channel}:{address}",
                               kind="alert", channel=channel, address=address,
-                              contact_id=None, text=text,
-                              keyboard=None, due_at=now, now=now)
+                              contact_id=None, text=text, due_at=now, now=now)
 
     async def _apologise(self, chat: str, text: str, transport: Transport) -> bool:
         try:

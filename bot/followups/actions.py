@@ -52,7 +52,6 @@ from bot.followups.dates import format_date, parse_day
 from bot.i18n import Translator
 from bot.settings import get_settings
 from bot.staff_text import staff_line
-from bot.survey import contact_fields
 from storage.actions import (
     Candidate,
     candidates,
@@ -67,7 +66,7 @@ from storage.models import (
     RESUMABLE_STATUSES,
     Action,
     Answer,
-    Case,
+    Contact,
     Feedback,
     Outbox,
     SurveySession,
@@ -260,6 +259,24 @@ def followup_text(
 # --- who is affected, and queueing their follow-ups -----------------------------------
 
 
+def followup_language(
+    action: Action, flow: Flow, contact: Contact, session: SurveySession
+) -> tuple[str, str]:
+    """(the language a respondent reads, the language of the action text they get): their
+    language now when the flow has it, else the one they answered in, else the flow's; the
+    flow's default text (or any) when the action has no text in it."""
+    wanted: str = flow.default_language
+    for known in (contact.language, session.language):
+        if known in flow.languages:
+            wanted = str(known)
+            break
+    lang = wanted
+    if lang not in action.texts:
+        lang = flow.default_language if flow.default_language in action.texts else next(
+            iter(action.texts))
+    return wanted, lang
+
+
 @dataclass
 class FollowupReport:
     """What `send_followups` did, for staff: who was told, who not and why."""
@@ -307,10 +324,6 @@ async def _queue_followups(
 ) -> FollowupReport:
     assert action.id is not None
     report = FollowupReport(action.id)
-    case_question: str | None = None
-    if action.case_id is not None:
-        case = await s.get(Case, action.case_id)
-        case_question = case.question_id if case else None
     seen: set[int] = set()
     found = await candidates(s, action)
     identities = await identities_of(s, [c.contact.id for c in found if c.contact.id])
@@ -336,25 +349,11 @@ async def _queue_followups(
         if target is None:
             report.not_telegram += 1
             continue
-        wanted = candidate.session.language or contact.language or flow.default_language
-        lang = wanted
-        if lang not in action.texts:
-            lang = flow.default_language if flow.default_language in action.texts else next(
-                iter(action.texts))
-        t = Translator(lang)
-        values = {**contact_fields(contact), **candidate.session.context}
-        question = summary_question(ran_on, action, candidate.answers, case_question)
-        text = followup_text(
-            lang=lang,
-            survey=_text(ran_on.title, lang),
-            summary=summary_line(ran_on, question, candidate.answers, values, t),
-            action=action.texts[lang],
-            promised=promised_day(action),
-        )
+        wanted, lang = followup_language(action, flow, contact, candidate.session)
+        # The text is written when it is sent (bot.followups.render), in their language then.
         added = await enqueue(s, key=f"followup:{action.id}:{contact.id}", kind="followup",
                               channel=target.channel, address=target.address,
-                              contact_id=contact.id,
-                              text=text, keyboard=None, due_at=now, now=now,
+                              contact_id=contact.id, due_at=now, now=now,
                               action_id=action.id)
         if not added:
             report.already += 1
@@ -479,17 +478,13 @@ async def check_promises(
             )).first()
             if claimed is None:
                 continue  # another process took it, or it was marked done meanwhile
-            told = len((await s.exec(select(Outbox.id).where(
-                Outbox.action_id == action.id, Outbox.kind == "followup",
-                Outbox.status == "sent"))).all())
-            text = overdue_text(action, told)
             for channel, address in dict.fromkeys(staff):
                 # Telegram's keys keep the form they had before there were other channels
                 key = f"overdue:{action.id}:{address}" if channel == TELEGRAM else \
                     f"overdue:{action.id}:{channel}:{address}"
+                # written when sent (bot.followups.render): the count told is the count then
                 await enqueue(s, key=key, kind="overdue", channel=channel, address=address,
-                              contact_id=None, text=text, keyboard=None, due_at=now, now=now,
-                              action_id=action.id)
+                              contact_id=None, due_at=now, now=now, action_id=action.id)
             alerted += 1
     return alerted
 

@@ -4,7 +4,8 @@
 `open_cases` runs inside the transaction that commits those answers (Store.save_state's
 ``within``), so a case and its alerts exist exactly when the answer does. Alerts are queued
 in the outbox ``ALERT_GRACE`` after the score: the "why" question usually follows within a
-minute, and `refresh_alert_texts` folds that comment into alerts still waiting to go out.
+minute, and an alert's text is written when it is sent (bot.followups.render), so it quotes
+that comment. `note_comments` keeps the case's own comment up to date for `sada cases`.
 
 Alert texts are for staff and in English. Their outbox rows carry no contact_id: the
 recipient is a staff chat, and the respondent blocking the bot must neither cancel them nor
@@ -18,8 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import update
-from sqlmodel import col, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.engine.state import Value
@@ -33,7 +33,7 @@ from bot.flow.model import (
     TextQuestion,
 )
 from bot.staff_text import staff_line
-from storage.models import Answer, Case, Contact, FlowVersion, Outbox, SurveySession
+from storage.models import Answer, Case, Contact, FlowVersion, SurveySession
 from storage.outbox import enqueue
 
 # Long enough for the comment that usually follows a low score to be in the alert, short
@@ -285,10 +285,10 @@ async def open_cases(
         case = existing.get(crossing.question_id)
         if case is not None:
             if case.status == "open" and case.score != crossing.score:
+                # its queued alerts are written when sent: they show the new score
                 case.score = crossing.score
                 case.comment = comment
                 await s.flush()
-                await _rewrite_queued(s, case, contact, session, flow, answers)
             continue
         case = Case(contact_id=contact_id, session_id=session_id, flow_id=flow.id,
                     question_id=crossing.question_id, score=crossing.score, comment=comment,
@@ -296,12 +296,10 @@ async def open_cases(
         s.add(case)
         await s.flush()
         assert case.id is not None
-        text = alert_text(case, contact, session, flow, answers)
         for channel, address in dict.fromkeys(staff):
             await enqueue(s, key=_alert_key(case.id, channel, address), kind="alert",
-                          channel=channel, address=address,
-                          contact_id=None, text=text, keyboard=None, due_at=now + ALERT_GRACE,
-                          now=now, case_id=case.id)
+                          channel=channel, address=address, contact_id=None,
+                          due_at=now + ALERT_GRACE, now=now, case_id=case.id)
         opened.append(case.id)
     return opened
 
@@ -312,43 +310,24 @@ def _alert_key(case_id: int, channel: str, address: str) -> str:
         f"alert:{case_id}:{channel}:{address}"
 
 
-async def _rewrite_queued(
-    s: AsyncSession, case: Case, contact: Contact, session: SurveySession, flow: Flow,
-    answers: Mapping[str, Answer],
-) -> int:
-    text = alert_text(case, contact, session, flow, answers)
-    stmt = (
-        update(Outbox)
-        .where(col(Outbox.case_id) == case.id, col(Outbox.kind) == "alert",
-               col(Outbox.status) == "queued")
-        .values(text=text)
-        .returning(col(Outbox.id))
-    )
-    return len((await s.exec(stmt)).all())
-
-
-async def refresh_alert_texts(s: AsyncSession, session_id: int, *, flow: Flow | None = None) -> int:
+async def note_comments(s: AsyncSession, session_id: int, *, flow: Flow | None = None) -> int:
     """After a later answer in the same session (the "why"), put the comment into the
-    session's open cases and rewrite their alerts still queued; return how many rows
-    changed. Cheap when the session has no case, so it can run on every text answer."""
+    session's open cases; return how many changed. Cheap when the session has no case, so
+    it can run on every answer. (Their alerts need nothing: they are written when sent.)"""
     cases = list(await s.exec(
         select(Case).where(Case.session_id == session_id, Case.status == "open")))
     if not cases:
         return 0
-    session = await s.get(SurveySession, session_id)
-    if session is None:
-        return 0
-    contact = await s.get(Contact, session.contact_id)
     if flow is None:
-        flow = await session_flow(s, session.flow_version_id)
-    if flow is None or contact is None:
+        session = await s.get(SurveySession, session_id)
+        flow = await session_flow(s, session.flow_version_id) if session else None
+    if flow is None:
         return 0
-    answers = await session_answers(s, session_id)
-    comment = comment_of(flow, answers)
+    comment = comment_of(flow, await session_answers(s, session_id))
     changed = 0
     for case in cases:
         if case.comment != comment:
             case.comment = comment
-        changed += await _rewrite_queued(s, case, contact, session, flow, answers)
+            changed += 1
     await s.flush()
     return changed

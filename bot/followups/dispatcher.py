@@ -38,14 +38,14 @@ import socket
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
-from typing import Any
+
+from sqlalchemy.exc import DBAPIError
 
 from bot.followups.ratelimit import RateLimiter
+from bot.followups.render import Flows, Message, Skip, render
 from bot.messaging.registry import CHANNELS, Registry
 from bot.messaging.transport import (
     Blocked,
-    Button,
-    Keyboard,
     Refused,
     RetryAfter,
     Transient,
@@ -81,24 +81,6 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class BadKeyboard(ValueError):
-    """An outbox keyboard that is not rows of {"text", "data"} objects."""
-
-
-def to_keyboard(rows: list[Any] | None) -> Keyboard | None:
-    """The outbox's JSON rows ``[[{"text": …, "data": …}, …], …]`` as Transport buttons."""
-    if not rows:
-        return None
-    try:
-        return tuple(
-            tuple(Button(text=str(b["text"]), data=str(b["data"])) for b in row) for row in rows
-        )
-    except (KeyError, TypeError) as exc:
-        raise BadKeyboard(
-            f"keyboard must be rows of {{'text': …, 'data': …}} objects ({exc!r})"
-        ) from None
-
-
 @dataclass
 class DispatchReport:
     """What one or more dispatch rounds did; reports add up with ``+``."""
@@ -110,6 +92,7 @@ class DispatchReport:
     failed: int = 0  # given up: refused, blocked, or out of attempts
     blocked: int = 0  # 403s among the failed
     cancelled: int = 0  # other queued messages cancelled because their chat blocked us
+    skipped: int = 0  # cancelled when their turn came: their subject was gone (render.Skip)
     released: int = 0  # claimed but handed back unsent (a 429 pause, lease running out, stop)
     lost_lease: int = 0  # outcome not recorded: the lease had passed to another worker
     paused_until: datetime | None = None  # every channel paused until then (a 429)
@@ -148,6 +131,8 @@ class Dispatcher:
         concurrency: int = 1,
         send_timeout: timedelta | None = None,
         backoff: Backoff | None = None,
+        flows: Flows | None = None,
+        bot_usernames: Mapping[str, str] | None = None,
     ) -> None:
         if batch < 1 or concurrency < 1 or max_attempts < 1:
             raise ValueError("batch, concurrency and max_attempts must be at least 1")
@@ -163,6 +148,10 @@ class Dispatcher:
                              f"{', '.join(sorted(unknown))}")
         self.database = database
         self.transports = dict(transports)
+        self.registry = registry
+        # Held, not copied: flows the bot reloads are the ones messages are written from.
+        self.flows: Flows = flows if flows is not None else {}
+        self.bot_usernames: Mapping[str, str] = bot_usernames or {}
         self.clock = clock
         self.sleep = sleep
         given = limiters or {}
@@ -349,11 +338,6 @@ class Dispatcher:
             # Sends started again and again without an outcome (workers dying during them).
             await self._fail(row, report, f"gave up after {row.attempts} attempts")
             return
-        try:
-            keyboard = to_keyboard(row.keyboard)
-        except BadKeyboard as exc:
-            await self._fail(row, report, str(exc))
-            return
         if not await self._turn(row):
             await self._release([row], report, "stopping")
             return
@@ -362,6 +346,10 @@ class Dispatcher:
             return
         if self._lease_left(row) <= self.send_timeout:
             await self._release([row], report, "lease too short to send safely")
+            return
+        # Written now, not when planned: the contact's language and the subject as they are.
+        message = await self._render(row, report)
+        if message is None:
             return
         # Durable before the send: a crash from here on counts this attempt, and no earlier.
         attempts = await outbox.start_send(self.database, _id(row),
@@ -376,7 +364,7 @@ class Dispatcher:
                 self._in_flight.add(timeout)
                 try:
                     message_id = await self.transports[row.channel].send_text(
-                        row.address, row.text, keyboard
+                        row.address, message.text, message.keyboard
                     )
                 finally:
                     self._in_flight.discard(timeout)
@@ -399,6 +387,40 @@ class Dispatcher:
                 report.lost_lease += 1
                 log.warning("outbox message %s was sent but its lease had passed to another "
                             "worker: it may be delivered twice", row.id)
+
+    async def _render(self, row: Outbox, report: DispatchReport) -> Message | None:
+        """The row's message, in a short read transaction of its own; None when the row was
+        handled here instead (cancelled, rescheduled or failed)."""
+        try:
+            async with self.database.session() as s, s.begin():
+                rendered = await render(s, row, flows=self.flows, now=self.clock(),
+                                        registry=self.registry,
+                                        bot_usernames=self.bot_usernames)
+        except (DBAPIError, OSError) as exc:
+            # The database, not the message: try again later, no attempt spent.
+            log.warning("could not read what outbox message %s is about: %s", row.id, exc)
+            due = self.clock() + self.backoff(row.attempts + 1)
+            if not await outbox.reschedule(self.database, _id(row), due,
+                                           f"render: {type(exc).__name__}: {exc}",
+                                           claimed_until=row.locked_until):
+                report.lost_lease += 1
+            else:
+                report.retried += 1
+            return None
+        except Exception as exc:  # a bug in rendering must not stop the whole queue
+            log.exception("could not render outbox message %s", row.id)
+            await self._fail(row, report, f"could not render it: {type(exc).__name__}: {exc}")
+            return None
+        if isinstance(rendered, Skip):
+            if await outbox.mark_cancelled(self.database, _id(row), rendered.reason,
+                                           claimed_until=row.locked_until):
+                report.skipped += 1
+                log.info("outbox message %s (%s to %s %s) cancelled: %s", row.id, row.kind,
+                         row.channel, row.address, rendered.reason)
+            else:
+                report.lost_lease += 1
+            return None
+        return rendered
 
     async def _rate_limited(self, row: Outbox, report: DispatchReport, seconds: float) -> None:
         # A 429 concerns the whole bot on this channel, not this message: everything of the

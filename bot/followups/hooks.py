@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.followups.alerts import crossings, open_cases, refresh_alert_texts
+from bot.followups.alerts import crossings, note_comments, open_cases
 from bot.survey import Step, StepHook
 from storage.invitations import on_session_status
 
@@ -23,8 +23,9 @@ def alert_hook(staff: Sequence[tuple[str, str]]) -> StepHook:
                              flow=step.flow, crossings=found, now=step.now,
                              staff=staff)
         elif path_after != path_before:
-            # a comment typed after the score belongs in the alert still waiting to go out
-            await refresh_alert_texts(s, step.session_id, flow=step.flow)
+            # a comment typed after the score belongs to its case (the alert quotes it
+            # anyway: it is written when sent)
+            await note_comments(s, step.session_id, flow=step.flow)
 
     return on_step
 

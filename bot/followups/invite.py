@@ -37,6 +37,8 @@ from bot.followups.dates import parse_moment
 from bot.followups.timing import DEFAULT_WINDOW, next_slot
 from bot.i18n import Translator
 from bot.messaging.links import link_url, new_token, parse_context, start_press
+from bot.messaging.registry import Registry
+from bot.messaging.transport import Button, Keyboard
 from bot.staff_text import write_csv
 from bot.survey import contact_fields
 from storage.cases import storable_id
@@ -288,21 +290,26 @@ def flow_title(flow: Flow, lang: str) -> str:
 
 
 def start_keyboard(
-    label: str, token: str, channel: str = TELEGRAM
-) -> list[list[dict[str, str]]]:
+    label: str, token: str, channel: str = TELEGRAM, registry: Registry | None = None
+) -> Keyboard:
     """One button that opens (or resumes) the invitation's survey, as `/start <token>`
-    does, in `channel`'s button data (the outbox carries Telegram messages for now)."""
-    return [[{"text": label, "data": start_press(channel, token)}]]
+    does, in `channel`'s button data (from `registry`, else the process's channels)."""
+    data = start_press(channel, token) if registry is None else \
+        registry.links(channel).press(token)
+    return ((Button(label, data),),)
 
 
-def invitation_message(flow: Flow, contact: Contact, lang: str) -> str:
+def invitation_message(flow: Flow, contact: Contact, lang: str, *,
+                       start: str | None = None) -> str:
+    """The invitation's text; ``start`` replaces the line pointing at the button, on a
+    channel without buttons (a line with the link, or with what to send)."""
     t = Translator(lang)
     first = contact_fields(contact).get("first_name")
     lines = [
         t.gettext("Hello {name},", name=first) if first else t.gettext("Hello,"),
         t.gettext("We would value your opinion: {title}. It takes only a few minutes.",
                   title=flow_title(flow, lang)),
-        t.gettext("Tap the button below when you are ready."),
+        start or t.gettext("Tap the button below when you are ready."),
         t.gettext("Send /stop if you prefer not to receive surveys."),
     ]
     return "\n".join(t.line(line) for line in lines)
@@ -469,8 +476,9 @@ async def invite_contacts(
 class _Planned:
     invitation: Invitation
     link: LinkToken | None = None
-    # (identity, text, button label) of the invitation message, for contacts with a chat
-    message: tuple[ContactIdentity, str, str] | None = None
+    # where the invitation message goes, for contacts with a chat (its text is written
+    # when it is sent: bot.followups.render)
+    message: ContactIdentity | None = None
 
 
 def _prepare(
@@ -503,20 +511,17 @@ def _prepare(
     report.by_message += 1
     report.first_due = due if report.first_due is None else min(report.first_due, due)
     report.last_due = due if report.last_due is None else max(report.last_due, due)
-    label = Translator(lang).gettext("Start the survey")
     return _Planned(Invitation(contact_id=contact.id, flow_id=flow.id, context=context,
                                status="scheduled", due_at=due, token=token, created_at=now),
-                    link, (target, invitation_message(flow, contact, lang), label))
+                    link, target)
 
 
 async def _enqueue(s: Any, planned: _Planned, *, now: datetime) -> None:
-    invitation, message = planned.invitation, planned.message
-    assert invitation.id is not None and invitation.token is not None and message is not None
-    target, text, label = message
+    invitation, target = planned.invitation, planned.message
+    assert invitation.id is not None and invitation.token is not None and target is not None
     # only contacts with a reachable identity get a message (see _prepare): others are
     # sent their link
     await enqueue(s, key=f"invitation:{invitation.id}", kind="invitation",
                   channel=target.channel, address=target.address,
-                  contact_id=invitation.contact_id, text=text,
-                  keyboard=start_keyboard(label, invitation.token, target.channel),
-                  due_at=invitation.due_at, now=now, invitation_id=invitation.id)
+                  contact_id=invitation.contact_id, due_at=invitation.due_at, now=now,
+                  invitation_id=invitation.id)

@@ -3,9 +3,10 @@
 `plan_reminders` runs on every scheduler tick (any process, any number of times). For each
 invitation that went out and is not completed, it queues the next reminder step once its
 time (`sent_at + after[k]`, moved into the contact's local window and working days) is at
-most `lookahead` away. The text is chosen then, so someone who started in the meantime is
-offered to continue where they stopped. Each step has a fixed outbox key
-(`reminder:<invitation id>:<k>`): running twice, or in two processes, queues it once.
+most `lookahead` away. Its text is written when it is sent (bot.followups.render), so
+someone who started in the meantime is offered to continue where they stopped. Each step
+has a fixed outbox key (`reminder:<invitation id>:<k>`): running twice, or in two
+processes, queues it once.
 
 After downtime, only the latest step that came due is queued (once, at the next slot
 inside the window); the earlier missed steps are dropped: one nudge, not a burst.
@@ -28,7 +29,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.flow.loader import LoadedFlow
 from bot.flow.model import Flow, duration
-from bot.followups.invite import flow_title, language_for, start_keyboard
+from bot.followups.invite import flow_title, language_for
 from bot.followups.timing import next_slot
 from bot.i18n import Translator
 from bot.survey import contact_fields
@@ -188,7 +189,7 @@ async def _sessions(
     return found
 
 
-def _session_of(
+def invitation_session(
     invitation: Invitation, sessions: Sequence[SurveySession]
 ) -> SurveySession | None:
     """The invitation's session: the one it recorded, else one begun since it was made (the
@@ -256,7 +257,7 @@ async def plan_reminders(
         for candidate in candidates:
             invitation, contact = candidate.invitation, candidate.contact
             key = (contact.id or 0, invitation.flow_id)
-            session = _session_of(invitation, sessions.get(key, []))
+            session = invitation_session(invitation, sessions.get(key, []))
             if not await _follow_session(s, candidate, session, now, report):
                 continue
             if contact.opted_out or is_unreachable(candidate.identities):
@@ -298,13 +299,11 @@ async def _plan_one(
     if due_steps and not pending and target is not None and invitation.token:
         step = due_steps[-1]
         due_at = slots[step] if slots[step] >= now else slot(now)
-        started = session is not None
-        message, label = reminder_message(flow, contact, lang, started=started)
+        # written when sent (bot.followups.render): resume or start is decided then
         queued = await enqueue(s, key=f"reminder:{invitation.id}:{step}", kind="reminder",
                                channel=target.channel, address=target.address,
-                               contact_id=contact.id, text=message,
-                               keyboard=start_keyboard(label, invitation.token, target.channel),
-                               due_at=due_at, now=now, invitation_id=invitation.id)
+                               contact_id=contact.id, due_at=due_at, now=now,
+                               invitation_id=invitation.id)
         if queued:
             report.planned += 1
             report.dropped += len(due_steps) - 1

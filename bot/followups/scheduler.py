@@ -190,7 +190,9 @@ class FollowupService:
     the outbox rows of those channels are sent, the others left for a process that runs them.
 
     ``planners`` defaults to :func:`default_planners`; ``flows`` is handed to the planners
-    that want it (``plan_reminders``).
+    that want it (``plan_reminders``) and to the dispatcher it builds, which writes each
+    message from them when it sends it; ``bot_usernames`` (channel -> the bot's username)
+    puts the link to the bot into invitations on channels without buttons.
     """
 
     def __init__(
@@ -205,10 +207,13 @@ class FollowupService:
         dispatch_every: float = 1.0,
         plan_every: float = 60.0,
         stop_grace: float = 5.0,
+        bot_usernames: Mapping[str, str] | None = None,
     ) -> None:
         self.database = database
         self.clock = clock
-        self.dispatcher = dispatcher or Dispatcher(database, transports, clock=clock)
+        self.dispatcher = dispatcher or Dispatcher(
+            database, transports, clock=clock,
+            flows=flows if isinstance(flows, Mapping) else None, bot_usernames=bot_usernames)
         self.planners = list(planners) if planners is not None else default_planners(
             database, flows=flows
         )

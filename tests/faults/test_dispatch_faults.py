@@ -114,8 +114,9 @@ async def _fill(db: Database, count: int) -> None:
     """``count`` invitations due now (rows as outbox.enqueue writes them, in one statement)."""
     now = datetime.now(UTC)
     rows = [{"key": f"invitation:{i}", "kind": "invitation", "status": "queued",
-             "chat_id": 10_000 + i, "text": f"m{i:04d}", "attempts": 0, "due_at": now,
-             "keyboard": [[{"text": "Start", "data": f"go:{i}"}]], "created_at": now}
+             "channel": "telegram", "address": str(10_000 + i), "text": f"m{i:04d}",
+             "attempts": 0, "due_at": now,
+             "created_at": now}
             for i in range(count)]
     async with db.session() as s, s.begin():
         await s.exec(insert(Outbox), params=rows)

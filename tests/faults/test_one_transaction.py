@@ -118,7 +118,7 @@ async def _queue_reminder(store: Store, chat_id: int) -> int:
     assert contact.id is not None
     async with store.database.session() as s, s.begin():
         await enqueue(s, key=f"reminder:{chat_id}", kind="reminder", chat_id=chat_id,
-                      contact_id=contact.id, text="A reminder", keyboard=None,
+                      contact_id=contact.id, text="A reminder",
                       due_at=NOW + timedelta(days=1), now=NOW, channel="telegram")
     return contact.id
 

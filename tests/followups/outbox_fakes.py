@@ -163,3 +163,25 @@ def min_gap_per_chat(sends: Sequence[tuple[int | str, float]]) -> float:
             gap = min(gap, t - last[chat])
         last[chat] = t
     return gap
+
+
+async def rendered(
+    database: Any, row: Any, flows: Any = None, *, registry: Any = None,
+    bot_usernames: Any = None,
+) -> Any:
+    """What the dispatcher would send for ``row`` now: a render.Message, or a render.Skip."""
+    from bot.followups.render import render
+    from bot.messaging.registry import CHANNELS
+
+    async with database.session() as s, s.begin():
+        return await render(s, row, flows=flows or {}, now=row.due_at,
+                            registry=registry or CHANNELS, bot_usernames=bot_usernames)
+
+
+async def rendered_text(database: Any, row: Any, flows: Any = None) -> str:
+    """The text the dispatcher would send for ``row`` now (fails on a Skip)."""
+    from bot.followups.render import Message
+
+    message = await rendered(database, row, flows)
+    assert isinstance(message, Message), message
+    return message.text

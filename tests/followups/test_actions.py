@@ -31,6 +31,7 @@ from storage.db import Database
 from storage.models import Action, Answer, Case, Feedback, Outbox, SurveySession
 from storage.outbox import claim_due, mark_sent
 from storage.repo import Store
+from tests.followups.outbox_fakes import rendered_text
 from tests.followups.test_alerts import T0, answered, cli_database, on_database, outbox
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,6 +119,11 @@ async def followups(database: Database) -> dict[int, Outbox]:
     return {row.contact_id or 0: row for row in await outbox(database, "followup")}
 
 
+async def text_of(database: Database, row: Outbox) -> str:
+    """What the dispatcher writes for ``row`` when it sends it."""
+    return await rendered_text(database, row, {"b2b-supplier": load_flow(B2B).flow})
+
+
 NOW = T0 + timedelta(days=1)
 
 
@@ -137,10 +143,10 @@ async def test_a_segment_gets_it_each_in_their_language_calendar_and_digits(
                 row.due_at) == (f"followup:{action.id}:{cid}", "followup", "telegram",
                                 str(chat), action.id, "queued", NOW)
 
-    fa = sent[people.sara].text
+    fa = await text_of(database, sent[people.sara])
     for part in (TEXTS["fa"], "۲۱ آذر ۱۴۰۵", NPS_FA, "۴", "۱۰", "نظرسنجی همکاری با ما"):
         assert part in fa, (part, fa)
-    ar = sent[people.omar].text
+    ar = await text_of(database, sent[people.omar])
     for part in (TEXTS["ar"], "١٢ ديسمبر ٢٠٢٦", NPS_AR, "٩", "١٠", "تقييم علاقة العمل معنا"):
         assert part in ar, (part, ar)
     for text in (fa, ar):
@@ -159,7 +165,7 @@ async def test_english_reader(database: Database, people: People) -> None:
     await add_action(database, spec(account="globex", promised="2026-12-12"), flow=b2b, now=NOW)
     [row] = (await followups(database)).values()
     assert row.contact_id == people.lina
-    assert row.text.splitlines() == [
+    assert (await text_of(database, row)).splitlines() == [
         "Thank you for answering “Supplier relationship review”.",
         "When we asked “How likely are you to recommend us?”, you answered: 7 out of 10",
         f"What we are doing: {TEXTS['en']}",
@@ -195,8 +201,9 @@ async def test_exactly_the_affected_respondents(
 async def test_the_question_answer_is_recalled(database: Database, people: People) -> None:
     await add_action(database, spec(question="ces_why"), flow=load_flow(B2B).flow, now=NOW)
     [row] = (await followups(database)).values()
-    assert "too many forms" in row.text and TEXTS["fa"] in row.text
-    assert "چه چیزی کار با ما را سخت می‌کند؟" in row.text  # the question, in Persian
+    text = await text_of(database, row)
+    assert "too many forms" in text and TEXTS["fa"] in text
+    assert "چه چیزی کار با ما را سخت می‌کند؟" in text  # the question, in Persian
 
 
 async def test_a_case_reaches_only_its_respondent(
@@ -212,7 +219,8 @@ async def test_a_case_reaches_only_its_respondent(
                                  now=NOW)
     [row] = (await followups(database)).values()
     assert row.contact_id == people.lina and report.total_queued == 1
-    assert "you answered: 5 out of 7" in row.text and "What we did:" in row.text
+    text = await text_of(database, row)
+    assert "you answered: 5 out of 7" in text and "What we did:" in text
 
 
 async def test_missing_language_falls_back_to_the_flow_default(
@@ -223,7 +231,8 @@ async def test_missing_language_falls_back_to_the_flow_default(
     assert dict(report.queued) == {"ar": 3}
     assert dict(report.fallback) == {"fa": 1, "en": 1}
     for row in (await followups(database)).values():
-        assert TEXTS["ar"] in row.text and not LATIN_DIGITS.search(row.text)
+        text = await text_of(database, row)
+        assert TEXTS["ar"] in text and not LATIN_DIGITS.search(text)
 
 
 async def test_overdue_promise_alerts_staff_once(
@@ -245,8 +254,10 @@ async def test_overdue_promise_alerts_staff_once(
     rows = await outbox(database, "overdue")
     assert [(r.key, r.address, r.contact_id, r.action_id) for r in rows] == [
         (f"overdue:{slipped.id}:{address}", address, None, slipped.id) for _, address in staff]
-    assert "promised for 12 December 2026" in rows[0].text
-    assert f"sada actions done {slipped.id}" in rows[0].text
+    text = await text_of(database, rows[0])
+    assert "promised for 12 December 2026" in text
+    assert "0 respondents were told about it." in text  # counted when sent: none went yet
+    assert f"sada actions done {slipped.id}" in text
     assert await check_promises(database, now=end_of_day + timedelta(days=3),
                                 staff=staff) == 0
     async with database.session() as s, s.begin():

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from typer.testing import CliRunner
@@ -23,13 +22,14 @@ from bot.followups.alerts import (
     ALERT_GRACE,
     Crossing,
     crossings,
+    note_comments,
     open_cases,
-    refresh_alert_texts,
 )
 from storage.cases import AlreadyResolved, EmptyNote, list_cases, resolve_case
 from storage.db import Database, NotFound, upgrade
 from storage.models import Case, Contact, Outbox
 from storage.repo import Store
+from tests.followups.outbox_fakes import rendered_text
 
 ROOT = Path(__file__).resolve().parents[2]
 B2B = ROOT / "flows" / "b2b_supplier.yaml"
@@ -158,7 +158,7 @@ async def save(store: Store, session_id: int, flow: Flow, contact_id: int,
         opened.extend(await open_cases(s, session_id=session_id, contact_id=contact_id,
                                        flow=flow, crossings=found, now=now,
                                        staff=staff))
-        await refresh_alert_texts(s, session_id, flow=flow)
+        await note_comments(s, session_id, flow=flow)
 
     await store.save_state(session_id, state={}, status="active", position=None,
                            language="en",
@@ -194,7 +194,8 @@ async def test_a_case_per_session_and_question_with_alerts_to_every_staff_chat(
          T0 + ALERT_GRACE)
         for channel, address in STAFF
     ]
-    text = rows[0].text
+    assert all(r.text is None for r in rows)  # written when sent
+    text = await rendered_text(database, rows[0])
     for part in ("case #", "NPS 3 on 0–10 (alert at ≤ 6)", "Sara Ahmadi", "account: Acme",
                  "role: buyer (Purchasing)", "segment: gold", "flow b2b-supplier",
                  "ticket=T-1042", "Comment: (none yet)", f"/resolve {case.id} <note>",
@@ -209,21 +210,18 @@ async def test_a_case_per_session_and_question_with_alerts_to_every_staff_chat(
     [case] = await cases(database)
     assert case.score == 1
     rows = await outbox(database)
-    assert len(rows) == 2 and all("NPS 1 on 0–10" in r.text for r in rows)
+    assert len(rows) == 2
+    for row in rows:
+        assert "NPS 1 on 0–10" in await rendered_text(database, row)
 
-    # the "why" arrives: the comment goes into the case and the alerts still queued; an
-    # alert already sent keeps the text it was sent with
-    async with database.session() as s, s.begin():
-        await s.exec(update(Outbox).where(col(Outbox.address) == STAFF[1][1])  # type: ignore[call-overload]
-                     .values(status="sent", sent_at=later))
+    # the "why" arrives: the comment goes into the case, and the alerts quote it when sent
     answers = {"stakeholder": "buyer", "nps": 1, "nps_why": "Deliveries are always late"}
     assert await save(store, session, flow, sara.id, {"stakeholder": "buyer", "nps": 1},
                       answers, now=later + timedelta(seconds=40)) == []
     [case] = await cases(database)
     assert case.comment == "Deliveries are always late"
-    queued, sent = await outbox(database)
-    assert "Comment: Deliveries are always late" in queued.text
-    assert "Comment: (none yet)" in sent.text
+    for row in await outbox(database):
+        assert "Comment: Deliveries are always late" in await rendered_text(database, row)
 
 
 # A respondent who wants staff to misread the alert: a name that reverses the Contact line,
@@ -244,7 +242,7 @@ async def test_person_supplied_values_cannot_forge_or_reverse_alert_lines(
                              context={"ticket": "T-1\u2028Resolve: /resolve 3"})
     answers = {"stakeholder": "buyer", "nps": 1, "nps_why": SPOOF_COMMENT}
     [case_id] = await save(store, session, flow, sara.id, {}, answers, now=T0)
-    text = (await outbox(database))[0].text
+    text = await rendered_text(database, (await outbox(database))[0])
     lines = text.splitlines()
     assert [line.split(":")[0] for line in lines[2:]] == ["Contact", "Context", "Comment",
                                                           "Resolve"]
@@ -268,8 +266,8 @@ async def test_contact_role_wins_and_several_scores_open_several_cases(
     [case] = await cases(database)
     assert opened == [case.id] and case.question_id == "ces"
     [first, _] = await outbox(database)
-    assert "role: finance" in first.text and "CES 6 on 1–7, 7 = most effort (alert at ≥ 5)" \
-        in first.text
+    text = await rendered_text(database, first)
+    assert "role: finance" in text and "CES 6 on 1–7, 7 = most effort (alert at ≥ 5)" in text
     opened = await save(store, session, b2b.flow, omar.id, {"nps": 8, "ces": 6},
                         {"stakeholder": "buyer", "nps": 2, "ces": 6}, now=T0)
     assert len(opened) == 1 and len(await cases(database)) == 2
@@ -286,12 +284,14 @@ async def test_no_staff_chat_still_opens_the_case(store: Store, database: Databa
     assert await outbox(database) == []
 
 
-async def test_refresh_without_a_case_changes_nothing(store: Store, database: Database) -> None:
+async def test_noting_comments_without_a_case_changes_nothing(
+    store: Store, database: Database
+) -> None:
     loaded = load_flow_text(FLOW.format(alerts=""))
     reza = await store.upsert_contact("telegram", "504", now=T0)
     session = await answered(store, reza, loaded, {"nps": 9, "why": "great"}, lang="en")
     async with database.session() as s, s.begin():
-        assert await refresh_alert_texts(s, session) == 0
+        assert await note_comments(s, session) == 0
 
 
 # --- resolving ----------------------------------------------------------------------------

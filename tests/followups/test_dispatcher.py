@@ -10,14 +10,15 @@ from datetime import datetime, timedelta
 from typing import cast
 
 import pytest
-from sqlmodel import select
+from sqlalchemy import update
+from sqlmodel import col, select
 
 from bot.channels.telegram.channel import CHANNEL as TELEGRAM
-from bot.followups.dispatcher import Dispatcher, DispatchReport, dispatch_until_idle, to_keyboard
+from bot.followups.dispatcher import Dispatcher, DispatchReport, dispatch_until_idle
 from bot.followups.ratelimit import RateLimiter
 from bot.messaging.capabilities import Capabilities
 from bot.messaging.registry import Channel, Registry
-from bot.messaging.transport import Blocked, Button, Refused, RetryAfter, Transient
+from bot.messaging.transport import Blocked, Refused, RetryAfter, Transient
 from storage import outbox
 from storage.db import Database
 from storage.models import Contact, Outbox
@@ -56,14 +57,13 @@ def _dispatcher(
 
 async def _queue(
     db: Database, clock: FakeClock, key: str, *, chat_id: int = 1, kind: str = "invitation",
-    contact_id: int | None = None, due: datetime | None = None,
-    keyboard: list[list[dict[str, str]]] | None = None, text: str | None = None,
+    contact_id: int | None = None, due: datetime | None = None, text: str | None = None,
     channel: str = "telegram",
 ) -> None:
     async with db.session() as s, s.begin():
         assert await outbox.enqueue(
             s, key=key, kind=kind, channel=channel, address=str(chat_id), contact_id=contact_id,
-            text=text or key, keyboard=keyboard, due_at=due or clock.now(), now=clock.now(),
+            text=text or key, due_at=due or clock.now(), now=clock.now(),
         )
 
 
@@ -72,20 +72,17 @@ async def _rows(db: Database) -> dict[str, Outbox]:
         return {r.key: r for r in (await s.exec(select(Outbox))).all()}
 
 
-async def test_sends_due_messages_in_due_order_with_their_keyboards(
+async def test_sends_due_messages_in_due_order(
     database: Database, clock: FakeClock, transport: RecordingTransport
 ) -> None:
     now = clock.now()
-    keyboard = [[{"text": "۱", "data": "a:1"}, {"text": "۲", "data": "a:2"}]]
     await _queue(database, clock, "late", chat_id=3, due=now - timedelta(minutes=1))
-    await _queue(database, clock, "early", chat_id=2, due=now - timedelta(hours=1),
-                 keyboard=keyboard)
+    await _queue(database, clock, "early", chat_id=2, due=now - timedelta(hours=1))
     await _queue(database, clock, "future", chat_id=4, due=now + timedelta(hours=1))
     report = await _dispatcher(database, transport, clock).run_once()
     assert (report.claimed, report.sent, report.failed) == (2, 2, 0)
     assert transport.texts() == ["early", "late"]
-    assert transport.delivered[0].keyboard == ((Button("۱", "a:1"), Button("۲", "a:2")),)
-    assert transport.delivered[1].keyboard is None
+    assert [d.keyboard for d in transport.delivered] == [None, None]  # free texts
     rows = await _rows(database)
     assert rows["early"].status == "sent"
     assert rows["early"].message_id == transport.delivered[0].message_id
@@ -190,19 +187,22 @@ async def test_a_send_that_never_answers_is_cut_off_and_retried(
     assert (row.status, row.attempts, row.last_error) == ("queued", 1, "TimeoutError")
 
 
-async def test_refused_and_bad_keyboards_fail_at_once(
+async def test_refused_fails_at_once_and_a_row_about_nothing_is_cancelled(
     database: Database, clock: FakeClock, transport: RecordingTransport
 ) -> None:
     await _queue(database, clock, "refused", chat_id=51)
-    await _queue(database, clock, "badkb", chat_id=52, keyboard=[[{"label": "x"}]])
+    await _queue(database, clock, "empty", chat_id=52)
+    async with database.session() as s, s.begin():  # neither a text nor a subject
+        await s.exec(update(Outbox).where(col(Outbox.key) == "empty")  # type: ignore[call-overload]
+                     .values(text=None))
     transport.fail(51, Refused("Bad Request: chat not found"))
     report = await _dispatcher(database, transport, clock).run_once()
-    assert report.failed == 2
+    assert (report.failed, report.skipped) == (1, 1)
     rows = await _rows(database)
     assert rows["refused"].last_error == "refused: Bad Request: chat not found"
-    assert rows["badkb"].status == "failed"
-    assert "keyboard must be rows of" in (rows["badkb"].last_error or "")
-    assert [chat for chat, _, _ in transport.attempts] == ["51"]  # the bad one never went out
+    assert (rows["empty"].status, rows["empty"].attempts) == ("cancelled", 0)
+    assert "neither a text nor a subject" in (rows["empty"].last_error or "")
+    assert [chat for chat, _, _ in transport.attempts] == ["51"]  # the empty one never went
 
 
 async def test_rows_of_a_crashed_worker_are_sent_after_its_lease(
@@ -437,12 +437,6 @@ def test_a_transport_must_be_keyed_by_its_own_channel(
     with pytest.raises(ValueError, match="rate limiters for channels without a transport: bale"):
         Dispatcher(database, {"telegram": transport}, registry=TWO_CHANNELS,
                    limiters={"bale": unpaced()})
-
-
-def test_keyboard_conversion() -> None:
-    assert to_keyboard(None) is None and to_keyboard([]) is None
-    assert to_keyboard([[{"text": "A", "data": "1"}], [{"text": "B", "data": "2"}]]) == (
-        (Button("A", "1"),), (Button("B", "2"),))
 
 
 def test_reports_add_up() -> None:

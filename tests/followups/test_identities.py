@@ -23,6 +23,7 @@ from storage.invitations import count_contacts
 from storage.models import ContactIdentity, Invitation, Outbox
 from storage.outbox import claim_due, mark_blocked, mark_sent
 from storage.repo import Store
+from tests.followups.outbox_fakes import rendered
 from tests.followups.test_contacts import cli_db, sada
 from tests.followups.test_invite import FLOW_YAML, flow
 from tests.followups.test_reminders import SUNDAY_10, utc
@@ -118,8 +119,9 @@ async def test_preferred_bale_gets_the_invitation_and_reminders_on_bale(
         sara: ("bale", "2001"), reza: ("telegram", "1002"), omid: ("bale", "2003")}
     async with database.session() as s, s.begin():
         tokens = {i.contact_id: i.token for i in (await s.exec(select(Invitation))).all()}
-    button = invitations[sara].keyboard[0][0]  # type: ignore[index]
-    assert button["data"] == start_press("bale", tokens[sara] or "")
+    written = await rendered(database, invitations[sara], {"account-review": flow()})
+    button = written.keyboard[0][0]
+    assert button.data == start_press("bale", tokens[sara] or "")
 
     assert len(await _deliver(database, SUNDAY_10)) == 3
     for now in (utc(2026, 11, 24, 9, 50), utc(2026, 11, 24, 10, 0), utc(2026, 11, 28, 5, 20),

@@ -27,10 +27,12 @@ from bot.followups.invite import (
 )
 from bot.messaging import links as messaging_links
 from bot.messaging.registry import Channel, DeepLinks, Registry
+from bot.messaging.transport import Button
 from storage.db import Database
 from storage.invitations import create_invitation
 from storage.models import Contact, Invitation, LinkToken, Outbox
 from storage.repo import Store
+from tests.followups.outbox_fakes import rendered, rendered_text
 from tests.followups.test_contacts import FIXTURES, STAKEHOLDERS, cli_db, runner, sada
 
 __all__ = ["FLOW_YAML", "cli_db", "flow", "invite", "load_stakeholders"]
@@ -156,16 +158,20 @@ async def test_the_message_is_in_the_contacts_language_at_their_local_time(
     # working days there.
     assert outbox[1001].due_at == datetime(2026, 11, 22, 5, 30, tzinfo=UTC)
     assert outbox[2001].due_at == datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
-    assert "بازبینی حساب" in outbox[1001].text and "مراجعة الحساب" in outbox[2001].text
-    assert "سارا" in outbox[1001].text  # greeted by first name
+    flows = {the_flow.id: the_flow}
+    texts = {chat: await rendered_text(database, row, flows) for chat, row in outbox.items()}
+    assert "بازبینی حساب" in texts[1001] and "مراجعة الحساب" in texts[2001]
+    assert "سارا" in texts[1001]  # greeted by first name
     for message in outbox.values():
         invitation = invitations[message.invitation_id]
         assert message.kind == "invitation" and message.key == f"invitation:{invitation.id}"
         assert message.status == "queued" and invitation.status == "scheduled"
         assert invitation.due_at == message.due_at
-        (button,) = message.keyboard[0]  # type: ignore[index]
-        assert button["data"] == f"s1:g:{invitation.token}"
-        assert len(button["data"].encode()) <= 64  # Telegram's callback_data limit
+        assert message.text is None  # written when sent
+        written = await rendered(database, message, flows)
+        ((button,),) = written.keyboard
+        assert button.data == f"s1:g:{invitation.token}"
+        assert len(button.data.encode()) <= 64  # Telegram's callback_data limit
     links = {link.token: link for link in await _rows(database, LinkToken)}
     for invitation in invitations.values():
         assert links[invitation.token].context == {"touchpoint": "qbr"}
@@ -214,8 +220,8 @@ async def test_the_links_file_is_in_the_form_of_the_channel_the_registry_declare
     link = await store.get_link(row["link"].removeprefix("https://ble.ir/sada_bale_bot?start="))
     assert link is not None and str(link.contact_id) == row["contact_id"]
     # the invitation's button is in the form of the channel it is sent on
-    assert start_keyboard("Go", "tok", "bale") == [[{"text": "Go", "data": "b:tok"}]]
-    assert start_keyboard("Go", "tok") == [[{"text": "Go", "data": "s1:g:tok"}]]
+    assert start_keyboard("Go", "tok", "bale") == ((Button("Go", "b:tok"),),)
+    assert start_keyboard("Go", "tok") == ((Button("Go", "s1:g:tok"),),)
 
 
 async def test_crm_names_that_look_like_formulas_are_written_as_text(

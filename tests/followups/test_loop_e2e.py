@@ -68,7 +68,7 @@ async def test_invite_remind_alert_and_close_the_loop(store: Store, tmp_path: Pa
     async with FakeBotApi(token="123456:TEST-token-for-the-loop-0123456789abc") as api:
         bot = build_bot(api.token, api.base_url)
         transport = AiogramTransport(bot)
-        dispatcher = Dispatcher(db, {transport.channel: transport}, clock=clock,
+        dispatcher = Dispatcher(db, {transport.channel: transport}, clock=clock, flows=flows,
                                 limiters={transport.channel: RateLimiter(rate=1000,
                                                                          per_chat=0.0)})
         service = SurveyService(store, clock, hooks=survey_hooks([("telegram", str(STAFF))]))
@@ -108,7 +108,7 @@ async def test_invite_remind_alert_and_close_the_loop(store: Store, tmp_path: Pa
             assert cases == {"nps": 3, "ces": 6}  # a detractor, and high effort
             alerts = await outbox(store, "alert")
             assert [int(a.address) for a in alerts] == [STAFF, STAFF]
-            assert all("تحویل‌ها دیر است" in a.text for a in alerts)
+            # written when sent, after the comment: it is quoted (checked below, as sent)
 
             # three days later: reminders only to the silent, inside their local window
             clock.now = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)  # Thursday
@@ -121,6 +121,8 @@ async def test_invite_remind_alert_and_close_the_loop(store: Store, tmp_path: Pa
             # the staff alerts (due two minutes after the score) went out with them
             assert sorted(m["chat"]["id"] for m in sent) == [STAFF, STAFF, 100003, 100004]
             assert all("\u0627" in m["text"] for m in sent if m["chat"]["id"] != STAFF)
+            # written when sent, so the comment typed after the score is in them
+            assert all("تحویل‌ها دیر است" in m["text"] for m in sent if m["chat"]["id"] == STAFF)
             # Thursday and Friday are not working days in Iran: Saturday 09:00 Tehran, and
             # 100002, who started, is offered to continue where they stopped
             clock.now = datetime(2026, 11, 28, 5, 30, tzinfo=UTC)

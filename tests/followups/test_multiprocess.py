@@ -63,7 +63,6 @@ async def _fill(url: str, count: int) -> None:
         for i in range(count):
             await outbox.enqueue(s, key=f"invitation:{i}", kind="invitation",
                                  address=str(10_000 + i), contact_id=None, text=f"m{i:03d}",
-                                 keyboard=[[{"text": "Start", "data": f"go:{i}"}]],
                                  due_at=now, now=now, channel="telegram")
 
 

@@ -26,12 +26,13 @@ LEASE = timedelta(seconds=60)
 async def _queue(
     db: Database, key: str, *, kind: str = "invitation", chat_id: int = 1,
     contact_id: int | None = None, due: datetime = NOW, invitation_id: int | None = None,
-    keyboard: list[list[dict[str, str]]] | None = None, channel: str = "telegram",
+    channel: str = "telegram",
 ) -> bool:
     async with db.session() as s, s.begin():
         return await outbox.enqueue(
             s, key=key, kind=kind, channel=channel, address=str(chat_id), contact_id=contact_id,
-            text=f"text {key}", keyboard=keyboard, due_at=due, now=NOW,
+            # a row about an invitation is written when sent; others carry their text
+            text=None if invitation_id is not None else f"text {key}", due_at=due, now=NOW,
             invitation_id=invitation_id,
         )
 
@@ -48,13 +49,13 @@ async def _contact(store: Store, chat: int) -> int:
 
 
 async def test_enqueue_is_idempotent_by_key(database: Database) -> None:
-    keyboard = [[{"text": "Yes", "data": "y"}, {"text": "No", "data": "n"}]]
-    assert await _queue(database, "invitation:1", keyboard=keyboard) is True
+    assert await _queue(database, "invitation:1") is True
     assert await _queue(database, "invitation:1", chat_id=99) is False  # nothing replaced
     rows = await _rows(database)
     assert list(rows) == ["invitation:1"]
     row = rows["invitation:1"]
-    assert (row.status, row.address, row.attempts, row.keyboard) == ("queued", "1", 0, keyboard)
+    assert (row.status, row.address, row.attempts, row.text) == ("queued", "1", 0,
+                                                                 "text invitation:1")
     assert row.due_at == NOW and row.created_at == NOW
 
 
@@ -62,7 +63,7 @@ async def test_enqueue_belongs_to_the_callers_transaction(database: Database) ->
     with pytest.raises(RuntimeError):
         async with database.session() as s, s.begin():
             await outbox.enqueue(s, key="k", kind="alert", address="5", contact_id=None,
-                                 text="alert", keyboard=None, due_at=NOW, now=NOW,
+                                 text="alert", due_at=NOW, now=NOW,
                                  channel="telegram")
             raise RuntimeError("the caller's work failed")
     assert await _rows(database) == {}
@@ -73,16 +74,22 @@ async def test_enqueue_rejects_unknown_kinds_and_empty_texts(database: Database)
     async with database.session() as s, s.begin():
         with pytest.raises(ValueError, match="unknown outbox kind 'sms'"):
             await outbox.enqueue(s, key="x", kind="sms", address="1", contact_id=None, text="t",
-                                 keyboard=None, due_at=NOW, now=NOW, channel="telegram")
+                                 due_at=NOW, now=NOW, channel="telegram")
         with pytest.raises(ValueError, match="the name of its channel"):
             await outbox.enqueue(s, key="z", kind="alert", channel="", address="1",
-                                 contact_id=None, text="t", keyboard=None, due_at=NOW, now=NOW)
+                                 contact_id=None, text="t", due_at=NOW, now=NOW)
         with pytest.raises(ValueError, match="non-empty text"):
             await outbox.enqueue(s, key="y", kind="alert", address="1", contact_id=None,
-                                 text="", keyboard=None, due_at=NOW, now=NOW, channel="telegram")
+                                 text="", due_at=NOW, now=NOW, channel="telegram")
         with pytest.raises(ValueError, match="the address it goes to"):
             await outbox.enqueue(s, key="w", kind="alert", channel="telegram", address="",
-                                 contact_id=None, text="t", keyboard=None, due_at=NOW, now=NOW)
+                                 contact_id=None, text="t", due_at=NOW, now=NOW)
+        with pytest.raises(ValueError, match="non-empty text, or a subject"):
+            await outbox.enqueue(s, key="v", kind="alert", channel="telegram", address="1",
+                                 contact_id=None, due_at=NOW, now=NOW)
+        with pytest.raises(ValueError, match="not both"):
+            await outbox.enqueue(s, key="u", kind="alert", channel="telegram", address="1",
+                                 contact_id=None, text="t", due_at=NOW, now=NOW, case_id=1)
 
 
 async def test_cancel_pending_touches_only_queued_rows_of_the_kinds(

@@ -21,7 +21,9 @@ from bot.followups.reminders import (
     roles_summary,
     silent_by_role,
 )
+from bot.followups.render import Message, Skip
 from bot.i18n import Translator
+from bot.messaging.transport import Button
 from storage.db import Database
 from storage.invitations import (
     mark_started,
@@ -30,8 +32,9 @@ from storage.invitations import (
     on_unreachable,
 )
 from storage.models import Contact, Invitation, Outbox
-from storage.outbox import claim_due, mark_failed, mark_sent
+from storage.outbox import claim_due, mark_cancelled, mark_failed, mark_sent
 from storage.repo import Store
+from tests.followups.outbox_fakes import rendered
 from tests.followups.test_contacts import cli_db, sada
 from tests.followups.test_invite import FLOW_YAML, flow, load_stakeholders
 
@@ -51,19 +54,32 @@ def review(**changes: object) -> Flow:
     return flow(**{"account_limit": None, **changes})
 
 
-async def deliver_due(database: Database, now: datetime) -> list[Outbox]:
-    """What the dispatcher does at `now`: claim every due message and mark it sent."""
+# What deliver_due rendered for each row it marked sent, by outbox id.
+DELIVERED: dict[int, Message] = {}
+
+
+async def deliver_due(database: Database, now: datetime,
+                      flows: dict[str, Flow] | None = None) -> list[Outbox]:
+    """What the dispatcher does at `now`: claim every due message, write it (when given
+    the flows: a row whose subject is gone is cancelled) and mark it sent."""
     rows = await claim_due(database, now=now, limit=1000, lease=timedelta(minutes=5),
                            worker="test", channels={"telegram"})
     for row in rows:
         assert row.id is not None
+        if flows is not None:
+            message = await rendered(database, row, flows)
+            if isinstance(message, Skip):
+                await mark_cancelled(database, row.id, message.reason,
+                                     claimed_until=row.locked_until)
+                continue
+            DELIVERED[row.id] = message
         await mark_sent(database, row.id, 1, now, claimed_until=row.locked_until)
     return rows
 
 
 async def tick(database: Database, now: datetime, the_flow: Flow) -> ReminderReport:
     report = await plan_reminders(database, now=now, flows={the_flow.id: the_flow})
-    await deliver_due(database, now)
+    await deliver_due(database, now, {the_flow.id: the_flow})
     return report
 
 
@@ -280,10 +296,11 @@ async def test_no_reminder_after_completion_opt_out_or_block(database: Database,
     resume, label = reminder_message(the_flow, people["2001"], "ar", started=True)
     nudge, start_label = reminder_message(the_flow, people["2002"], "ar", started=False)
     assert resume != nudge
-    assert [r.text for r in rows[2001]] == [resume, resume]
-    assert [r.text for r in rows[2002]] == [nudge, nudge]
-    assert rows[2001][0].keyboard == [[{"text": label,
-                                        "data": f"s1:g:{sent['2001'].token}"}]]
+    assert [r.text for r in rows[2001] + rows[2002]] == [None] * 4  # written when sent
+    assert [DELIVERED[r.id or 0].text for r in rows[2001]] == [resume, resume]
+    assert [DELIVERED[r.id or 0].text for r in rows[2002]] == [nudge, nudge]
+    assert DELIVERED[rows[2001][0].id or 0].keyboard == (
+        (Button(label, f"s1:g:{sent['2001'].token}"),),)
     assert label == Translator("ar").gettext("Continue the survey")
     assert start_label == Translator("ar").gettext("Start the survey")
     assert resume.startswith("\u200f")  # right-to-left lines start with RLM

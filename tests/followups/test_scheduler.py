@@ -168,7 +168,7 @@ async def test_the_service_dispatches_what_planners_queue_once_across_a_restart(
         planned.append(now)
         async with database.session() as s, s.begin():
             await outbox.enqueue(s, key="reminder:1:1", kind="reminder", address="5",
-                                 contact_id=None, text="Still there?", keyboard=None,
+                                 contact_id=None, text="Still there?",
                                  due_at=now - timedelta(days=3), now=now, channel="telegram")
 
     async def broken(now: datetime) -> None:
@@ -199,7 +199,7 @@ async def test_the_service_drains_a_backlog_larger_than_a_batch(database: Databa
     async with database.session() as s, s.begin():
         for i in range(25):
             await outbox.enqueue(s, key=f"inv:{i}", kind="invitation", address=str(i),
-                                 contact_id=None, text=f"hello {i}", keyboard=None,
+                                 contact_id=None, text=f"hello {i}",
                                  due_at=clock.now(), now=clock.now(), channel="telegram")
     dispatcher = Dispatcher(database, {"telegram": transport}, limiters={"telegram": unpaced()},
                             clock=clock.now, batch=10)
@@ -234,7 +234,7 @@ async def _fill(database: Database, clock: FakeClock, count: int) -> None:
     async with database.session() as s, s.begin():
         for i in range(count):
             await outbox.enqueue(s, key=f"inv:{i}", kind="invitation", address=str(1000 + i),
-                                 contact_id=None, text=f"m{i:04d}", keyboard=None,
+                                 contact_id=None, text=f"m{i:04d}",
                                  due_at=clock.now(), now=clock.now(), channel="telegram")
 
 

@@ -327,7 +327,7 @@ async def test_run_bot_finishes_the_update_in_hand_when_stopped_and_halts_the_ou
         async with db.session() as s, s.begin():
             now = datetime.now(UTC)
             await enqueue(s, key="after-stop", kind="invitation", chat_id=1009,
-                          contact_id=None, text="Too late", keyboard=None, due_at=now, now=now,
+                          contact_id=None, text="Too late", due_at=now, now=now,
                           channel="telegram")
         await asyncio.sleep(2.5)  # more than two dispatch ticks
     assert not task.done()  # waiting for the update in hand
