@@ -4,8 +4,9 @@ Method
 ------
 * A real database (a SQLite file in a temporary folder, or a fresh PostgreSQL database made
   for the run and dropped after it) gets N Telegram contacts, one scheduled invitation each,
-  and one queued outbox message per invitation (with its "Start" button), all due now —
-  what ``sada invite`` leaves behind for a segment of N people.
+  and one queued outbox row per invitation, all due now — what ``sada invite`` leaves
+  behind for a segment of N people. Each message is written when it is sent (in the
+  contact's language, with its "Start" button: bot.followups.render), as in production.
 * Telegram is the tests' fake Bot API server (``tests/fakebot/server.py``) over real HTTP
   on 127.0.0.1, with ``api.rate_limit(30)``: more than 30 messages in any rolling second
   get ``429 Too Many Requests`` with ``retry_after``, as Telegram does.
@@ -48,6 +49,7 @@ sys.path.insert(0, str(ROOT))  # the fake Bot API lives with the tests
 
 from bot.channels.telegram.aiogram_shell import AiogramTransport, build_bot  # noqa: E402
 from bot.channels.telegram.channel import CHANNEL  # noqa: E402
+from bot.flow.loader import load_flow  # noqa: E402
 from bot.followups.dispatcher import Dispatcher, DispatchReport  # noqa: E402
 from bot.followups.ratelimit import RateLimiter  # noqa: E402
 from storage import outbox  # noqa: E402
@@ -59,12 +61,7 @@ CHUNK = 1000
 TELEGRAM_PACED = RateLimiter.for_channel(CHANNEL.capabilities)  # the dispatcher's default
 CEILING = 30.0  # Telegram's bulk limit, enforced by the fake
 LANGUAGES = ("fa", "ar", "en")
-TEXTS = {
-    "fa": "سلام {name}، نظر شما برای ما مهم است. شرکت در نظرسنجی کمتر از ۴ دقیقه طول می‌کشد.",
-    "ar": "مرحبًا {name}، رأيكم يهمنا. تستغرق المشاركة في الاستبيان أقل من ٤ دقائق.",
-    "en": "Hello {name}, your opinion matters to us. The survey takes under 4 minutes.",
-}
-START = {"fa": "شروع", "ar": "ابدأ", "en": "Start"}
+FLOW = Path(__file__).resolve().parents[1] / "flows" / "post_support.yaml"
 
 
 async def seed(db: Database, contacts: int, now: datetime) -> None:
@@ -83,19 +80,17 @@ async def seed(db: Database, contacts: int, now: datetime) -> None:
         people = sorted(found.all(), key=lambda row: int(row[1] or 0))
         for start in range(0, contacts, CHUNK):
             await s.exec(insert(Invitation).values([  # type: ignore[call-overload]
-                {"contact_id": cid, "flow_id": "post_support",
+                {"contact_id": cid, "flow_id": "post-support",
                  "context": {"touchpoint": "bench"}, "status": "scheduled", "due_at": now,
-                 "reminders_sent": 0, "created_at": now}
+                 "token": f"bench{cid}", "reminders_sent": 0, "created_at": now}
                 for cid, _, _ in people[start:start + CHUNK]
             ]))
         invitations = dict((await s.exec(select(Invitation.contact_id, Invitation.id))).all())
-        for cid, chat, lang in people:
+        for cid, chat, _ in people:
             await outbox.enqueue(
                 s, key=f"invitation:{invitations[cid]}", kind="invitation", channel="telegram",
-                address=str(chat),
-                contact_id=cid, text=TEXTS[lang].format(name=f"Contact {int(chat or 0) - 100_000}"),
-                keyboard=[[{"text": START[lang], "data": f"inv:{invitations[cid]}"}]],
-                due_at=now, now=now, invitation_id=invitations[cid],
+                address=str(chat), contact_id=cid, due_at=now, now=now,
+                invitation_id=invitations[cid],
             )
 
 
@@ -135,8 +130,10 @@ async def run(args: argparse.Namespace) -> int:
         limiter = RateLimiter(rate=args.rate, per_chat=TELEGRAM_PACED.per_chat,
                               burst=args.burst)
         transport = AiogramTransport(bot)
+        flow = load_flow(FLOW)
         dispatcher = Dispatcher(db, {transport.channel: transport},
-                                limiters={transport.channel: limiter}, worker_id="bench")
+                                limiters={transport.channel: limiter}, worker_id="bench",
+                                flows={flow.flow.id: flow})
         total = DispatchReport()
         began = time.perf_counter()
         next_note = 1000
