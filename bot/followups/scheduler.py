@@ -228,9 +228,10 @@ class FollowupService:
         """Send everything due: batch after batch while full batches keep coming."""
         while True:
             report = await self.dispatcher.run_once()
-            if report.sent or report.failed:
-                log.info("outbox: %d sent, %d failed, %d retried, %d rate-limited",
-                         report.sent, report.failed, report.retried, report.rate_limited)
+            if report.sent or report.failed or report.skipped:
+                log.info("outbox: %d sent, %d failed, %d retried, %d rate-limited, %d "
+                         "cancelled (subject gone)", report.sent, report.failed,
+                         report.retried, report.rate_limited, report.skipped)
             if (report.claimed < self.dispatcher.batch or self.dispatcher.paused()
                     or self.dispatcher.stopping):
                 return
