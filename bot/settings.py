@@ -29,6 +29,7 @@ from pydantic_settings import (
 from bot.channels.bale.settings import BaleSettings
 from bot.channels.settings import ChannelSettings
 from bot.channels.telegram.settings import TelegramSettings
+from bot.channels.whatsapp.settings import WhatsAppSettings
 
 DEFAULT_DATA_DIR = Path("data")
 PREFIX = "SADA_"
@@ -70,6 +71,11 @@ class Settings(BaseSettings):
     bale: BaleSettings = Field(
         default_factory=BaleSettings,
         description='the Bale channel: SADA_BALE__TOKEN=… and so on, or a JSON object',
+    )
+    whatsapp: WhatsAppSettings = Field(
+        default_factory=WhatsAppSettings,
+        description='the WhatsApp channel (Cloud API): SADA_WHATSAPP__ACCESS_TOKEN=… and so '
+        'on, or a JSON object',
     )
 
     @classmethod

@@ -189,9 +189,9 @@ def test_the_env_file_takes_both_names_and_the_environment_wins(
      "SADA_TELEGRAM__TOKN: not a Telegram setting; the settings are SADA_TELEGRAM__TOKEN, "
      "SADA_TELEGRAM__API_URL, SADA_TELEGRAM__ADMIN_IDS, SADA_TELEGRAM__ALERT_CHAT_IDS, "
      "SADA_TELEGRAM__WEBHOOK_SECRET, SADA_TELEGRAM__BOT_USERNAME"),
-    ({"SADA_WHATSAPP__TOKEN": "x"},
-     "SADA_WHATSAPP__TOKEN: there is no channel 'whatsapp'; the channels are telegram, "
-     "bale (SADA_<CHANNEL>__<KEY>)"),
+    ({"SADA_SIGNAL__TOKEN": "x"},
+     "SADA_SIGNAL__TOKEN: there is no channel 'signal'; the channels are telegram, "
+     "bale, whatsapp (SADA_<CHANNEL>__<KEY>)"),
     ({"SADA_TELEGRAM": "token=1"},
      'SADA_TELEGRAM: must be a JSON object such as {"token": "…"}; or set each key on its '
      "own: SADA_TELEGRAM__TOKEN=…"),
@@ -241,11 +241,11 @@ def test_a_second_channel_is_one_more_group(monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(ValidationError, match=r"bale\.api_url\n  Extra inputs"):
         _TwoChannels()
     monkeypatch.delenv("SADA_BALE__API_URL")
-    monkeypatch.setenv("SADA_WHATSAPP__TOKEN", "x")
+    monkeypatch.setenv("SADA_SIGNAL__TOKEN", "x")
     with pytest.raises(ValidationError, match="the channels are telegram, bale"):
         _TwoChannels()
     # and the real Settings, without the group, says there is no such channel
-    with pytest.raises(ValidationError, match="there is no channel 'whatsapp'"):
+    with pytest.raises(ValidationError, match="there is no channel 'signal'"):
         Settings()
 
 

@@ -298,15 +298,17 @@ def _row(
         if not address:
             continue
         fmt = channel.address
+        # Stored as the channel keeps it (a phone number's E.164 digits), whatever the form.
+        stored = address if fmt is None else fmt.normalised(address)
         if len(address) > MAX_TEXT:
             problems.append(RowProblem(file, line, column, f"longer than {MAX_TEXT} "
                                        f"characters (a {channel.title} id is short)"))
-        elif fmt is not None and not fmt.accepts(address):
+        elif fmt is not None and stored is None:
             problems.append(RowProblem(file, line, column, f"{cells[column]!r} is not a "
                                        f"{channel.title} id (use {fmt.hint}; put other ids "
                                        "in external_id)"))
-        else:
-            identities[channel.name] = address
+        elif stored is not None:
+            identities[channel.name] = stored
     external_id = latin_digits(cells.get("external_id", ""))
     if len(external_id) > MAX_TEXT:
         problems.append(RowProblem(file, line, "external_id", f"longer than {MAX_TEXT} "

@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from bot.messaging.capabilities import Capabilities
@@ -69,9 +69,17 @@ class AddressFormat:
 
     pattern: str  # a regex, e.g. "[1-9][0-9]{0,15}"
     hint: str  # e.g. "a number like 123456789"
+    # How people write an address that is stored otherwise (a phone number's spaces, dashes,
+    # "00" or "+", Persian digits → its E.164 digits); None from it: not an address here.
+    normalise: Callable[[str], str | None] | None = field(default=None, compare=False)
 
     def accepts(self, address: str) -> bool:
         return re.fullmatch(self.pattern, address) is not None
+
+    def normalised(self, written: str) -> str | None:
+        """`written` as the address is stored, or None when it is not one."""
+        address = written if self.normalise is None else self.normalise(written)
+        return address if address is not None and self.accepts(address) else None
 
 
 # A person's chat on a Bot API channel (Telegram, Bale): a positive number of at most 16

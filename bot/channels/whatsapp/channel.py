@@ -1,0 +1,80 @@
+"""WhatsApp, as the messaging layer knows it (bot.messaging.registry finds it here).
+
+An address on WhatsApp is the person's phone number in E.164, stored as its digits without
+the "+": the form the Cloud API's webhooks name the sender by (`wa_id`), so an imported
+contact and a person who writes in are the same identity.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bot.engine.normalize import BIDI_CONTROLS, latin_digits
+from bot.messaging.capabilities import Capabilities, ListMessages
+from bot.messaging.keyboards import PREFIX
+from bot.messaging.registry import AddressFormat, Channel, DeepLinks
+
+# E.164: a country code that does not start with 0, at most 15 digits in all. Eight at
+# least: shorter numbers exist only inside a few small countries' own plans.
+E164 = "[1-9][0-9]{7,14}"
+# What people put between the digits of a phone number, in spreadsheets and CRMs.
+_SEPARATORS = re.compile(r"[\s.\-‐‑‒–—/()\[\]" + BIDI_CONTROLS + "\u200b\ufeff]")
+# "+44 (0)20 …": the national trunk 0 some write after the country code, in parentheses.
+_TRUNK = re.compile(r"^(\+|00)\s*([1-9][0-9]{0,2})\s*\(0\)")
+
+
+def e164(written: str) -> str | None:
+    """The E.164 digits of a phone number as people write it ("+971 50 123-4567",
+    "00966 (55) 123 4567", Persian or Arabic-Indic digits), or None when it is not an
+    international number: a national one ("0912 …") lacks its country code, and a guess
+    would message a stranger."""
+    text = _TRUNK.sub(r"\1\2", latin_digits(written.strip()))
+    digits = _SEPARATORS.sub("", text)
+    if digits.startswith("+"):
+        digits = digits[1:]
+    elif digits.startswith("00"):
+        digits = digits[2:]
+    else:
+        return None  # no "+" and no "00": a national number, or not a number at all
+    return digits if re.fullmatch(E164, digits) else None
+
+
+PHONE = AddressFormat(
+    pattern=E164, normalise=e164,
+    hint="a phone number with its country code, like +971 50 123 4567 or 00966551234567",
+)
+
+# Meta documents 80 messages a second per business number by default, and about one
+# message every 6 seconds to the same person (error 131056 beyond).
+CAPABILITIES = Capabilities(
+    # A text message's body: 4096 characters. An interactive message's body is 1024: a
+    # longer question goes as a text, then its buttons under a short body (transport.py).
+    text_length=4096,
+    text_counting="characters",
+    # Reply buttons: at most 3 in a message, titles of at most 20 characters, ids ≤ 256.
+    buttons_per_row=3,
+    buttons_total=3,
+    button_label=20,
+    callback_data=256,
+    editable=False,  # a sent message cannot be changed
+    messages_per_second=80.0,
+    messages_per_chat_per_second=1 / 6,
+    # List messages: 10 rows in all, row titles ≤ 24, descriptions ≤ 72.
+    lists=ListMessages(rows=10, title=24, description=72),
+)
+
+CHANNEL = Channel(
+    name="whatsapp",
+    title="WhatsApp",
+    capabilities=CAPABILITIES,
+    # A wa.me link opens a chat with the business number ({bot}: its digits) with a text
+    # filled in; the person sends it, and the controller reads "/start <payload>" as a
+    # deep-link start. A template's quick-reply button brings back the `button` data.
+    links=DeepLinks(
+        url="https://wa.me/{bot}?text=%2Fstart%20{payload}",
+        payload_characters="A-Za-z0-9_-",
+        payload_length=64,
+        button=f"{PREFIX}:g:{{payload}}",
+    ),
+    address=PHONE,
+)
