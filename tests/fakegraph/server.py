@@ -214,7 +214,8 @@ class FakeGraphApi:
         self.requests: list[GraphCall] = []
         self.reads: list[str] = []
         self.media: dict[str, tuple[str, str, bytes]] = {}  # id → (filename, type, bytes)
-        self.webhooks: list[tuple[JSON, int]] = []  # (body posted, status the bot answered)
+        # (body posted, {"raw": bytes} when posted as bytes; the status the bot answered)
+        self.webhooks: list[tuple[JSON, int]] = []
         self.clock: Callable[[], float] = time.time  # the time windows are measured in
         self._sent: list[JSON] = []
         self._last_inbound: dict[str, float] = {}
@@ -387,7 +388,7 @@ class FakeGraphApi:
                    else self.signature(raw)}
         async with self._session.post(target, data=raw, headers=headers) as response:
             status = response.status
-        self.webhooks.append((json.loads(raw) if not isinstance(body, dict) else body, status))
+        self.webhooks.append((body if isinstance(body, dict) else {"raw": raw}, status))
         return status
 
     # --- serving -----------------------------------------------------------------------------

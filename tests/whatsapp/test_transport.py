@@ -4,6 +4,7 @@ onto bot.messaging's channel-neutral errors."""
 
 from __future__ import annotations
 
+import json
 import socket
 
 import pytest
@@ -138,7 +139,7 @@ async def test_templates_go_outside_the_window_where_text_is_refused(
              "parameters": [{"type": "payload", "payload": "s1:g:TOKEN"}]}]}
     # pressing its button comes back as a press carrying the payload, and opens the window
     body = await graph.user(AMAL).press_template_button(graph.sent(AMAL)[0])
-    [event] = parse(__import__("json").dumps(body).encode()).events
+    [event] = parse(json.dumps(body).encode()).events
     assert getattr(event, "data", None) == "s1:g:TOKEN"
     await transport.send_text(AMAL, "Welcome", None)
 
@@ -247,6 +248,6 @@ async def test_a_lost_answer_or_no_server_is_transient(
     async with GraphClient("1", "t", api_url=f"http://127.0.0.1:{_closed_port()}") as nowhere:
         with pytest.raises(Transient, match="unreachable"):
             await WhatsAppTransport(nowhere).send_text(AMAL, "x", None)
-    with pytest.raises(Transient):
-        await WhatsAppTransport(client_of(graph, f"http://127.0.0.1:{_closed_port()}")
-                                ).send_document(AMAL, "a.json", b"{}", None)
+    async with client_of(graph, f"http://127.0.0.1:{_closed_port()}") as closed:
+        with pytest.raises(Transient):
+            await WhatsAppTransport(closed).send_document(AMAL, "a.json", b"{}", None)
