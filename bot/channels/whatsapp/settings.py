@@ -116,9 +116,9 @@ def _phone_numbers(value: Any) -> Any:
     for written in (part.strip() for part in re.split(r"[,;]", value.strip().strip("[]"))):
         if not written:
             continue
-        if written.isdigit():  # already E.164 digits, as the JSON form writes them
-            written = f"+{written}"
-        number = e164(written)
+        # Bare digits not starting with 0: E.164 digits already, as the JSON form has them.
+        bare = written.isdigit() and not written.startswith("0")
+        number = e164(f"+{written}" if bare else written)
         if number is None:
             raise ValueError(f"{written!r} is not a phone number with its country code; "
                              "write numbers like +971 50 123 4567, separated by commas")
