@@ -15,6 +15,8 @@ from bot.channels.whatsapp.transport import (
     THROUGHPUT_WAIT,
     GraphApiError,
     GraphClient,
+    PairRateLimited,
+    SpamPaused,
     WhatsAppTransport,
     message_number,
 )
@@ -186,8 +188,8 @@ async def test_no_edits_and_presses_need_no_answer(
     (131049, Blocked, None),
     (131050, Blocked, None),
     (130429, RetryAfter, THROUGHPUT_WAIT),
-    (131056, RetryAfter, PAIR_RATE_WAIT),
-    (131048, RetryAfter, SPAM_RATE_WAIT),
+    (131056, PairRateLimited, PAIR_RATE_WAIT),  # a RetryAfter for this person only
+    (131048, SpamPaused, SPAM_RATE_WAIT),  # a RetryAfter pausing the channel long
     (132001, Refused, None),
     (131000, Transient, None),
     (500, Transient, None),
@@ -202,6 +204,8 @@ async def test_each_error_code_is_a_channel_neutral_error(
     with pytest.raises(error) as raised:
         await transport.send_text(AMAL, "x", YES_NO)
     assert type(raised.value) is error  # not merely a subclass (OutsideWindow is a Refused)
+    if error in (PairRateLimited, SpamPaused):
+        assert isinstance(raised.value, RetryAfter)  # whoever knows only RetryAfter waits
     if seconds is not None:
         assert isinstance(raised.value, RetryAfter) and raised.value.seconds == seconds
     await transport.send_text(AMAL, "and then it goes", None)  # one failure, then fine

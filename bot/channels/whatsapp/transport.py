@@ -32,7 +32,8 @@ from bot.messaging.transport import (
     Transient,
 )
 
-__all__ = ["GraphApiError", "GraphClient", "Sent", "WhatsAppTransport", "message_number"]
+__all__ = ["GraphApiError", "GraphClient", "PairRateLimited", "Sent", "SpamPaused",
+           "WhatsAppTransport", "message_number"]
 
 # Error codes (https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes)
 OUTSIDE_WINDOW = 131047  # more than 24 hours since the person last wrote: templates only
@@ -53,6 +54,16 @@ SPAM_RATE_WAIT = 3600.0
 INTERACTIVE_BODY = 1024
 LIST_BUTTON = 20  # characters of the button that opens a list
 ROW_ID = 200  # characters of a list row's id
+
+
+class PairRateLimited(RetryAfter):
+    """131056: too many messages to this one person lately. Only this person's messages
+    wait; the rest of the channel goes on (a plain RetryAfter pauses the channel)."""
+
+
+class SpamPaused(RetryAfter):
+    """131048: Meta limits the number for spam. The whole channel pauses for long: nothing
+    should wait this out in a conversation (send later, or not at all)."""
 
 
 def message_number(wamid: str) -> int:
@@ -169,11 +180,11 @@ def neutral(exc: GraphApiError) -> Exception:
     if exc.code in UNREACHABLE:
         return Blocked(str(exc))
     if exc.code == PAIR_RATE:
-        return RetryAfter(PAIR_RATE_WAIT)
+        return PairRateLimited(PAIR_RATE_WAIT)
     if exc.code in THROUGHPUT or exc.status == 429:
         return RetryAfter(THROUGHPUT_WAIT)
     if exc.code == SPAM_RATE:
-        return RetryAfter(SPAM_RATE_WAIT)
+        return SpamPaused(SPAM_RATE_WAIT)
     if exc.status >= 500:
         return Transient(str(exc))
     return Refused(str(exc))
