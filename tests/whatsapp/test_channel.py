@@ -4,6 +4,7 @@ E.164 digits (contacts files included), and its settings, whose mistakes are one
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -14,11 +15,15 @@ from bot.channels.whatsapp.channel import CHANNEL, PHONE, e164
 from bot.channels.whatsapp.settings import Template, WhatsAppSettings
 from bot.cli import common
 from bot.conversation.controller import _command
-from bot.followups.contacts_csv import parse_contacts
+from bot.followups.contacts_csv import import_contacts, parse_contacts
 from bot.messaging.keyboards import fitted
 from bot.messaging.registry import CHANNELS
 from bot.messaging.transport import Button
 from bot.settings import Settings
+from storage.db import Database
+from storage.repo import Store
+
+NOW = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(("written", "stored"), [
@@ -160,3 +165,18 @@ def test_a_bad_setting_is_one_line(
     with pytest.raises(ValidationError) as caught:
         Settings()
     assert common.settings_problems(caught.value) == [line]
+
+
+async def test_an_imported_number_is_one_identity_however_it_is_written(
+    tmp_path: Path, database: Database, store: Store
+) -> None:
+    """The CRM writes +971 50 …, a later export 00971…, and WhatsApp's webhook names the
+    person 971…: all three are the same identity."""
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    first.write_text("whatsapp,name\n+971 50 123 4567,Amal\n", encoding="utf-8")
+    second.write_text("whatsapp_id,name,language\n٠٠٩٧١٥٠١٢٣٤٥٦٧,Amal,ar\n", encoding="utf-8")
+    created = await import_contacts(database, parse_contacts(first).rows, now=NOW)
+    again = await import_contacts(database, parse_contacts(second).rows, now=NOW)
+    assert (created.created, again.created, again.updated) == (1, 0, 1)
+    amal = await store.find_contact("whatsapp", "971501234567")
+    assert amal is not None and amal.language == "ar"
