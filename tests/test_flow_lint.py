@@ -504,7 +504,7 @@ def test_placeholder_problems() -> None:
 def test_placeholders_in_labels_titles_and_outro() -> None:
     text = flow_text(
         NPS,
-        REASON.replace('label: {en: "Price"}', 'label: {en: "Price (you gave {nps})"}'),
+        REASON.replace('label: {en: "Price"}', 'label: {en: "Price ({nps})"}'),
     ).replace('outro: {en: "Thanks!"}', 'outro: {en: "Thanks {first_name}, {reason} noted."}')
     assert found(text) == []
     text = text.replace('title: {en: "Main"}', 'title: {en: "Main {nps}"}')

@@ -60,7 +60,8 @@ def errors(text: str) -> list[str]:
 
 def test_a_question_of_5040_characters_is_an_error_at_its_text() -> None:
     # Before: lint passed, Telegram answered 400 "message is too long", everyone was stuck.
-    [problem] = errors(flow("x" * 5040))
+    problem, on_whatsapp = errors(flow("x" * 5040))
+    assert "makes a WhatsApp message of up to 6,126 characters" in on_whatsapp
     assert problem == (
         "f.yaml:20:20: error: the text of question 'why' makes a Bale and Telegram message of "
         "up to 6,126 characters in 'en', more than the 4,096 Bale and Telegram take (counted "
@@ -72,8 +73,9 @@ def test_a_question_of_5040_characters_is_an_error_at_its_text() -> None:
 def test_placeholders_count_at_their_longest() -> None:
     fits = "y" * 2900
     assert errors(flow(fits)) == []
-    [problem] = errors(flow(fits + " {first_name} {reason}"))
-    assert "{first_name} at up to 200 characters, {reason} at up to 5 characters" in problem
+    problem, on_whatsapp = errors(flow(fits + " {first_name} {reason}"))
+    for said in (problem, on_whatsapp):
+        assert "{first_name} at up to 200 characters, {reason} at up to 5 characters" in said
 
 
 def _boundary(lang: str) -> int:
@@ -107,8 +109,11 @@ def test_what_lint_lets_through_fits_telegram_at_its_worst(lang: str) -> None:
 
 
 def test_a_long_label_is_a_warning_a_short_one_is_not() -> None:
-    assert errors(flow("Why?", label="P" * 62)) == []
-    [problem] = errors(flow("Why?", label="P" * 63))
+    assert errors(flow("Why?", label="P" * 18)) == []
+    [on_whatsapp] = errors(flow("Why?", label="P" * 19))  # 20 on a reply button, with ✓
+    assert "a WhatsApp button shows about 18" in on_whatsapp
+    assert [p for p in errors(flow("Why?", label="P" * 62)) if "WhatsApp" not in p] == []
+    [problem] = [p for p in errors(flow("Why?", label="P" * 63)) if "WhatsApp" not in p]
     assert problem == (
         "f.yaml:15:37: warning: the label of option 'price' of question 'reason' is 63 "
         "characters in 'en'; a Bale and Telegram button shows about 62 and cuts the rest: "
@@ -146,7 +151,7 @@ def test_limits_are_data_per_channel(monkeypatch: pytest.MonkeyPatch) -> None:
     """A channel that declares its limits is checked against them, by its name: lint
     iterates the registry."""
     # Bale takes what Telegram takes: one problem names both
-    assert [c.name for c in CHANNELS] == ["bale", "console", "telegram"]
+    assert [c.name for c in CHANNELS] == ["bale", "console", "telegram", "whatsapp"]
     monkeypatch.setattr(lint_module, "CHANNELS", Registry([TELEGRAM, SMS]))
     problems = errors(flow("y" * 200, max_length=50))
     assert len(problems) == 1 and "makes a SMS message of up to" in problems[0]
