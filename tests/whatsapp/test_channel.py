@@ -4,14 +4,14 @@ E.164 digits (contacts files included), and its settings, whose mistakes are one
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from pydantic import ValidationError
 
-from bot.channels.whatsapp.channel import CHANNEL, PHONE, e164
+from bot.channels.whatsapp.channel import CHANNEL, PHONE, e164, within_window
 from bot.channels.whatsapp.settings import Template, WhatsAppSettings
 from bot.cli import common
 from bot.conversation.controller import _command
@@ -180,3 +180,11 @@ async def test_an_imported_number_is_one_identity_however_it_is_written(
     assert (created.created, again.created, again.updated) == (1, 0, 1)
     amal = await store.find_contact("whatsapp", "971501234567")
     assert amal is not None and amal.language == "ar"
+
+
+def test_the_window_is_24_hours_less_a_margin() -> None:
+    wrote = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
+    assert within_window(wrote, wrote + timedelta(hours=23, minutes=58))
+    assert not within_window(wrote, wrote + timedelta(hours=23, minutes=59, seconds=30))
+    assert not within_window(wrote, wrote + timedelta(days=2))
+    assert not within_window(None, wrote)

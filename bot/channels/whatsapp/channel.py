@@ -8,6 +8,7 @@ contact and a person who writes in are the same identity.
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 
 from bot.engine.normalize import BIDI_CONTROLS, latin_digits
 from bot.messaging.capabilities import Capabilities, ListMessages
@@ -37,6 +38,18 @@ def e164(written: str) -> str | None:
     else:
         return None  # no "+" and no "00": a national number, or not a number at all
     return digits if re.fullmatch(E164, digits) else None
+
+
+# The customer service window: free-form messages reach a person only this long after their
+# last message to the business; after it, only approved templates (error 131047).
+WINDOW = timedelta(hours=24)
+
+
+def within_window(last_inbound: datetime | None, now: datetime) -> bool:
+    """Whether a free-form message may go now to someone who last wrote at `last_inbound`
+    (None: never wrote); a minute's margin, so a message queued at 23:59:30 is not refused
+    on arrival."""
+    return last_inbound is not None and now - last_inbound < WINDOW - timedelta(minutes=1)
 
 
 PHONE = AddressFormat(
