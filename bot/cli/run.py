@@ -23,10 +23,11 @@ from bot.flow.model import LANGUAGES, Flow
 from bot.i18n import CatalogError, check_catalogs
 from bot.settings import Settings, variable_name
 
-__all__ = ["Framework", "link", "parse_listen", "register", "run", "settings_or_exit",
-           "token_or_exit"]
+__all__ = ["Framework", "channels_or_exit", "link", "parse_listen", "register", "run",
+           "settings_or_exit", "token_or_exit"]
 
 TOKEN_FORMAT = re.compile(r"\d+:[A-Za-z0-9_-]{30,}")
+LOOSE_TOKEN_FORMAT = re.compile(r"\d+:[A-Za-z0-9_-]+")
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -61,6 +62,26 @@ def token_or_exit(settings: Settings) -> str:
         _fail(f"{name} does not look like a bot token: @BotFather gives digits, a colon and "
               "30 or more letters, digits, _ or - (like 123456789:AAF1x…)", 2)
     return token
+
+
+def channels_or_exit(settings: Settings) -> list[str]:
+    """The channels `sada run` runs: every Bot API channel with a token (Telegram, Bale),
+    each token checked; else one line saying how to get one (exit code 2)."""
+    from bot.channels.telegram.runner import bot_api_channels
+
+    channels = bot_api_channels(settings)
+    if not channels or channels == ["telegram"]:
+        token_or_exit(settings)  # Telegram's own lines, as before Bale
+        return ["telegram"]
+    for channel in channels:
+        group = getattr(settings, channel)
+        token, name = group.token.get_secret_value().strip(), variable_name(channel, "token")
+        # Telegram's shape is known; other servers' tokens only share "<digits>:<letters>"
+        shape = TOKEN_FORMAT if channel == "telegram" else LOOSE_TOKEN_FORMAT
+        if not shape.fullmatch(token):
+            _fail(f"{name} does not look like a bot token: its @BotFather gives digits, a "
+                  "colon, then letters, digits, _ or - (like 123456789:AAF1x…)", 2)
+    return channels
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -110,9 +131,11 @@ def run(
                      "(only with --webhook)."),
     ] = f"{DEFAULT_LISTEN[0]}:{DEFAULT_LISTEN[1]}",
 ) -> None:
-    """Run the Telegram bot until Ctrl-C (or SIGTERM).
+    """Run the Telegram bot, the Bale bot, or both in one process, until Ctrl-C (or SIGTERM).
 
-    Needs SADA_TELEGRAM__TOKEN, from @BotFather. Optional settings:
+    Needs SADA_TELEGRAM__TOKEN, from @BotFather, or SADA_BALE__TOKEN, from Bale's
+    @BotFather: each channel with a token runs. With --webhook, the first channel answers on
+    the URL and Bale beside Telegram on the URL's path and /bale. Optional settings:
     SADA_TELEGRAM__ADMIN_IDS: user ids allowed /report, comma-separated;
     SADA_TELEGRAM__API_URL: another Bot API server (default https://api.telegram.org);
     SADA_TELEGRAM__WEBHOOK_SECRET: checked on every webhook request (default: derived from
@@ -124,7 +147,7 @@ def run(
     from storage.db import StorageError, to_async_url
 
     settings = settings_or_exit()
-    token_or_exit(settings)
+    channels = channels_or_exit(settings)
     try:
         address = parse_listen(listen)
         if webhook is not None:
@@ -136,7 +159,7 @@ def run(
     _configure_logging()
     try:
         asyncio.run(run_bot(settings, framework=framework.value, webhook_url=webhook,
-                            listen=address))
+                            listen=address, channels=channels))
     except (StartError, StorageError) as exc:
         _fail(str(exc))
     except KeyboardInterrupt:  # a second Ctrl-C while stopping

@@ -6,13 +6,15 @@ act on (a wait → RetryAfter with its seconds, a block → Blocked, a refusal �
 server or network failure → Transient).
 
 A new transport joins by adding an entry to TRANSPORTS: a context manager that yields it,
-connected to the fake server it is given. Both Telegram frameworks run one transport
-(bot.channels.telegram.transport.BotApiTransport); a host bot's own defaults must not change
-what it sends (HTML_HOSTS).
+connected to the fake server it is given (SERVERS: each channel's, by the entry's prefix).
+Both Telegram frameworks run one transport (bot.channels.telegram.transport.BotApiTransport),
+for Telegram and for Bale, each against its own fake server; a host bot's own defaults must
+not change what it sends (HTML_HOSTS).
 """
 
 from __future__ import annotations
 
+import functools
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -36,27 +38,32 @@ from bot.messaging.transport import (
     Transport,
 )
 from tests.fakebot import FakeBotApi
+from tests.fakebot.bale import FakeBaleApi
 
 KEYBOARD: Keyboard = ((Button("Yes <b>", "s1:yes"), Button("No", "s1:no")),)
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
 
 
 @asynccontextmanager
-async def aiogram_transport(api: FakeBotApi, base_url: str) -> AsyncIterator[Transport]:
+async def aiogram_transport(
+    api: FakeBotApi, base_url: str, channel: str = "telegram"
+) -> AsyncIterator[Transport]:
     bot = aiogram_shell.build_bot(api.token, base_url)
     try:
-        yield aiogram_shell.AiogramTransport(bot)
+        yield aiogram_shell.AiogramTransport(bot, channel)
     finally:
         await bot.session.close()
 
 
 @asynccontextmanager
-async def ptb_transport(api: FakeBotApi, base_url: str) -> AsyncIterator[Transport]:
+async def ptb_transport(
+    api: FakeBotApi, base_url: str, channel: str = "telegram"
+) -> AsyncIterator[Transport]:
     app = ptb_shell.build_application(api.token, base_url)
     try:
         # Bot.initialize() calls getMe, which a closed port refuses: not needed to send
         await app.bot.request.initialize()
-        yield ptb_shell.PtbTransport(app.bot)
+        yield ptb_shell.PtbTransport(app.bot, channel)
     finally:
         await app.bot.request.shutdown()
 
@@ -65,7 +72,11 @@ Factory = Callable[[FakeBotApi, str], AbstractAsyncContextManager[Transport]]
 TRANSPORTS: dict[str, Factory] = {
     "telegram-aiogram": aiogram_transport,
     "telegram-ptb": ptb_transport,
+    "bale-aiogram": functools.partial(aiogram_transport, channel="bale"),
+    "bale-ptb": functools.partial(ptb_transport, channel="bale"),
 }
+# Each channel's fake server, by the prefix of a TRANSPORTS entry.
+SERVERS: dict[str, type[FakeBotApi]] = {"telegram": FakeBotApi, "bale": FakeBaleApi}
 
 
 @asynccontextmanager
@@ -103,8 +114,12 @@ def connect(request: pytest.FixtureRequest) -> Factory:
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[FakeBotApi]:
-    async with FakeBotApi(seed=3) as fake:
+async def api(request: pytest.FixtureRequest) -> AsyncIterator[FakeBotApi]:
+    """The fake server of the channel the test's transport speaks for (Telegram's when the
+    test takes no transport)."""
+    callspec = getattr(request.node, "callspec", None)
+    entry = callspec.params.get("connect", "telegram") if callspec is not None else "telegram"
+    async with SERVERS[entry.partition("-")[0]](seed=3) as fake:
         yield fake
 
 
@@ -117,6 +132,7 @@ def closed_port() -> int:
 async def test_it_sends_on_a_registered_channel(api: FakeBotApi, connect: Factory) -> None:
     async with connect(api, api.base_url) as transport:
         assert transport.channel in CHANNELS
+        assert type(api) is SERVERS[transport.channel]  # its own channel's server
 
 
 async def test_it_sends_edits_and_answers_a_press(api: FakeBotApi, connect: Factory) -> None:

@@ -35,6 +35,7 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
+from aiogram.methods import GetUpdates
 from aiogram.methods.base import Response
 from aiogram.types import (
     BufferedInputFile,
@@ -46,6 +47,8 @@ from aiogram.types import (
 )
 from aiogram.types import User as AiogramUser
 
+from bot.channels.telegram.channel import CHANNEL as TELEGRAM
+from bot.channels.telegram.intake import Rejected, parse_each
 from bot.channels.telegram.settings import TELEGRAM_API_URL
 from bot.channels.telegram.transport import BotApiTransport
 from bot.conversation.events import Inbound, Media, Pressed, Sender, Typed, media_kind
@@ -146,8 +149,11 @@ def survey_router(core: SurveyCore, *, name: str = "sada") -> Router:
             return False
         return {_EVENT_KEY: event}
 
+    # the core's channel (Telegram, Bale …) is the one its replies go out on
+    channel: str = getattr(core, "channel", TELEGRAM.name)
+
     async def handle(_: Message | CallbackQuery, bot: Bot, sada_event: Inbound) -> None:
-        task = asyncio.create_task(core.process(sada_event, AiogramTransport(bot)))
+        task = asyncio.create_task(core.process(sada_event, AiogramTransport(bot, channel)))
         running.add(task)
         task.add_done_callback(running.discard)
         await asyncio.shield(task)
@@ -163,34 +169,48 @@ def survey_router(core: SurveyCore, *, name: str = "sada") -> Router:
     return router
 
 
+class _RawUpdates(GetUpdates):
+    """getUpdates answered as JSON objects, parsed one by one (intake.py)."""
+
+    __returning__ = list[dict[str, Any]]
+
+
 class AiogramIntake:
     """runner.Intake on aiogram: raw updates fetched, parsed and fed to the Dispatcher."""
 
-    def __init__(self, dp: Dispatcher, bot: Bot) -> None:
+    def __init__(self, dp: Dispatcher, bot: Bot, channel: str = TELEGRAM.name) -> None:
         self.dp = dp
         self.bot = bot
+        self.channel = channel
 
     async def fetch(
         self, offset: int | None, timeout: int, allowed: list[str], limit: int = 100
-    ) -> list[Update]:
+    ) -> list[Update | Rejected]:
         with telegram_errors():
             # the HTTP timeout must outlast the long poll, or every quiet poll is an error
-            return await self.bot.get_updates(
-                offset=offset, limit=limit, timeout=timeout, allowed_updates=allowed,
+            raw = await self.bot(
+                _RawUpdates(offset=offset, limit=limit, timeout=timeout,
+                            allowed_updates=allowed),
                 request_timeout=int(self.bot.session.timeout + timeout),
             )
+        return parse_each(raw, self.parse)
 
     def parse(self, data: dict[str, Any]) -> Update:
         """A webhook body as an Update; ValueError (pydantic's) when it is none."""
         return Update.model_validate(data, context={"bot": self.bot})
 
     @staticmethod
-    def identify(update: Update) -> tuple[int, int | None]:
+    def identify(update: Update | Rejected) -> tuple[int, int | None]:
         """The update's id and its chat (the user, for a press on an inline-mode message)."""
+        if isinstance(update, Rejected):
+            return update.update_id, None
         context = UserContextMiddleware.resolve_event_context(update)
         return update.update_id, context.chat_id or context.user_id
 
-    async def feed(self, update: Update) -> None:
+    async def feed(self, update: Update | Rejected) -> None:
+        if isinstance(update, Rejected):
+            update.skip(self.channel)
+            return
         await self.dp.feed_update(self.bot, update)
 
 
@@ -230,8 +250,8 @@ def telegram_errors() -> Iterator[None]:
 class AiogramTransport(BotApiTransport):
     """bot.messaging Transport on an aiogram Bot (bot.channels.telegram.transport)."""
 
-    def __init__(self, bot: Bot) -> None:
-        super().__init__(bot)
+    def __init__(self, bot: Bot, channel: str = TELEGRAM.name) -> None:
+        super().__init__(bot, channel)
 
     def errors(self) -> AbstractContextManager[None]:
         return telegram_errors()

@@ -17,6 +17,7 @@ lane per chat (lanes.py).
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
@@ -42,7 +43,10 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
+from telegram.warnings import PTBUserWarning
 
+from bot.channels.telegram.channel import CHANNEL as TELEGRAM
+from bot.channels.telegram.intake import Rejected, parse_each
 from bot.channels.telegram.settings import TELEGRAM_API_URL
 from bot.channels.telegram.transport import BotApiTransport
 from bot.conversation.events import Inbound, Media, Pressed, Sender, Typed, media_kind
@@ -65,6 +69,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 SURVEY_GROUP = -1  # before PTB's default group 0, where host bots put their handlers
+# Seconds a long poll's read may take beyond its timeout (PTB's own default read timeout).
+POLL_READ_MARGIN = 5.0
 PtbApplication = Application[Any, Any, Any, Any, Any, Any]
 PtbHandler = BaseHandler[Update, Any, Any]
 
@@ -127,11 +133,14 @@ def survey_handlers(core: SurveyCore) -> list[PtbHandler]:
     """A MessageHandler for private texts and a CallbackQueryHandler; add them to a group
     that runs before the host bot's own handlers (SURVEY_GROUP, see add_survey_handlers)."""
 
+    # the core's channel (Telegram, Bale …) is the one its replies go out on
+    channel: str = getattr(core, "channel", TELEGRAM.name)
+
     async def on_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         event: Inbound | None = text_event(update) or press_event(update) or media_event(update)
         if event is None or not await core.wants(event):
             return  # not ours: PTB goes on to the next group, the host bot's handlers
-        await core.process(event, PtbTransport(context.bot))
+        await core.process(event, PtbTransport(context.bot, channel))
         raise ApplicationHandlerStop  # ours and answered: no later group may answer it too
 
     private = filters.UpdateType.MESSAGE & filters.ChatType.PRIVATE
@@ -149,16 +158,25 @@ class PtbIntake:
     """runner.Intake on python-telegram-bot: raw updates fetched, parsed and handed to the
     Application's handlers (not through its Updater and update queue)."""
 
-    def __init__(self, application: PtbApplication) -> None:
+    def __init__(self, application: PtbApplication, channel: str = TELEGRAM.name) -> None:
         self.application = application
+        self.channel = channel
 
     async def fetch(
         self, offset: int | None, timeout: int, allowed: list[str], limit: int = 100
-    ) -> tuple[Update, ...]:
-        with telegram_errors():  # PTB adds `timeout` to the read timeout itself
-            return await self.application.bot.get_updates(
-                offset=offset, limit=limit, timeout=timeout, allowed_updates=allowed
+    ) -> list[Update | Rejected]:
+        # Bot.get_updates parses the batch whole (intake.py); do_api_request answers the raw
+        # JSON, and warns that get_updates exists.
+        with telegram_errors(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", PTBUserWarning)
+            raw = await self.application.bot.do_api_request(
+                "getUpdates",
+                api_kwargs={"offset": offset, "limit": limit, "timeout": timeout,
+                            "allowed_updates": allowed},
+                # the read must outlast the long poll, or every quiet poll is an error
+                read_timeout=timeout + POLL_READ_MARGIN,
             )
+        return parse_each(raw, self.parse)
 
     def parse(self, data: dict[str, Any]) -> Update:
         """A webhook body as an Update; ValueError when it is none."""
@@ -168,12 +186,17 @@ class PtbIntake:
             raise ValueError(f"not a Telegram update ({type(exc).__name__}: {exc})") from exc
 
     @staticmethod
-    def identify(update: Update) -> tuple[int, int | None]:
+    def identify(update: Update | Rejected) -> tuple[int, int | None]:
         """The update's id and its chat (the user, for a press on an inline-mode message)."""
+        if isinstance(update, Rejected):
+            return update.update_id, None
         chat, user = update.effective_chat, update.effective_user
         return update.update_id, chat.id if chat else user.id if user else None
 
-    async def feed(self, update: Update) -> None:
+    async def feed(self, update: Update | Rejected) -> None:
+        if isinstance(update, Rejected):
+            update.skip(self.channel)
+            return
         await self.application.process_update(update)
 
 
@@ -233,8 +256,8 @@ def telegram_errors() -> Iterator[None]:
 class PtbTransport(BotApiTransport):
     """bot.messaging Transport on a PTB Bot (bot.channels.telegram.transport)."""
 
-    def __init__(self, bot: Bot) -> None:
-        super().__init__(bot)
+    def __init__(self, bot: Bot, channel: str = TELEGRAM.name) -> None:
+        super().__init__(bot, channel)
 
     def errors(self) -> AbstractContextManager[None]:
         return telegram_errors()

@@ -1,5 +1,10 @@
 """Run Sada as a Telegram bot on aiogram or python-telegram-bot, by long polling or webhook.
 
+Every channel on Telegram's Bot API protocol that has a token (Telegram, Bale: their settings
+groups are BotApiSettings) runs in the one process, each with its own bot client (its base
+URL), controller, lanes and polling loop or webhook path; the follow-ups of all of them go
+through one FollowupService, a transport per channel.
+
 Start-up order: database, getMe (the bot's username), the core, questions committed but never
 shown (`resume_pending`), then updates.
 
@@ -42,10 +47,12 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from bot.channels.telegram import DEFAULT_LISTEN
+from bot.channels.telegram.settings import BotApiSettings
 from bot.conversation.events import Inbound
 from bot.conversation.lanes import ChatLanes
+from bot.messaging.registry import CHANNELS
 from bot.messaging.transport import Blocked, Refused, RetryAfter, Transient, Transport
-from bot.settings import Settings, variable_name
+from bot.settings import Settings, channel_groups, variable_name
 from storage.db import Database
 from storage.repo import Store
 
@@ -60,6 +67,8 @@ __all__ = [
     "CoreFactory",
     "Framework",
     "StartError",
+    "bot_api_channels",
+    "channel_webhook_url",
     "run_bot",
     "signing_secret",
     "webhook_path",
@@ -108,7 +117,7 @@ class Intake(Protocol[U]):
         ...
 
     def identify(self, update: U) -> tuple[int, int | None]:
-        """(update_id, chat id or None)."""
+        """(update_id, chat id or None); an update the framework rejected has no chat."""
         ...
 
     async def feed(self, update: U) -> None:
@@ -133,31 +142,53 @@ def _derived(token: str, purpose: str) -> str:
     return hmac.new(token.encode(), purpose.encode(), hashlib.sha256).hexdigest()
 
 
-def _token(settings: Settings) -> str:
-    if settings.telegram.token is None:
-        raise StartError(f"{variable_name('telegram', 'token')} is not set")
-    token = settings.telegram.token.get_secret_value().strip()
+def _bot_api_groups(settings: Settings) -> list[str]:
+    return [name for name, model in channel_groups(type(settings)).items()
+            if issubclass(model, BotApiSettings)]
+
+
+def bot_api_channels(settings: Settings) -> list[str]:
+    """The channels on the Bot API protocol that have a token, in the settings' order."""
+    return [name for name in _bot_api_groups(settings)
+            if _group(settings, name).token is not None]
+
+
+def _group(settings: Settings, channel: str) -> BotApiSettings:
+    group = getattr(settings, channel, None)
+    if not isinstance(group, BotApiSettings):
+        raise StartError(f"{channel!r} is no channel on the Bot API protocol; those are "
+                         f"{', '.join(_bot_api_groups(settings))}")
+    return group
+
+
+def _token(settings: Settings, channel: str = "telegram") -> str:
+    group = _group(settings, channel)
+    if group.token is None:
+        raise StartError(f"{variable_name(channel, 'token')} is not set")
+    token = group.token.get_secret_value().strip()
     # Loose on purpose (test servers use short tokens; `sada run` checks the real shape), but
     # aiogram's Bot() would raise its own error on a token without "<digits>:".
     if not re.fullmatch(r"\d+:[A-Za-z0-9_-]+", token):
-        raise StartError(f"{variable_name('telegram', 'token')} is not a bot token (digits, "
+        raise StartError(f"{variable_name(channel, 'token')} is not a bot token (digits, "
                          "a colon, then letters, digits, _ or -)")
     return token
 
 
-def webhook_secret(settings: Settings) -> str:
-    """SADA_TELEGRAM__WEBHOOK_SECRET, or one derived from the token (64 hex characters:
-    Telegram allows 1-256 of A-Za-z0-9_-)."""
-    if settings.telegram.webhook_secret is not None:
-        return settings.telegram.webhook_secret.get_secret_value()
-    return _derived(_token(settings), "webhook")
+def webhook_secret(settings: Settings, channel: str = "telegram") -> str:
+    """SADA_<CHANNEL>__WEBHOOK_SECRET, or one derived from the channel's token (64 hex
+    characters: the Bot API allows 1-256 of A-Za-z0-9_-)."""
+    group = _group(settings, channel)
+    if group.webhook_secret is not None:
+        return group.webhook_secret.get_secret_value()
+    return _derived(_token(settings, channel), "webhook")
 
 
-def signing_secret(settings: Settings) -> str:
-    """The key that signs button data: SADA_SECRET_KEY, or derived from the token."""
+def signing_secret(settings: Settings, channel: str = "telegram") -> str:
+    """The key that signs button data: SADA_SECRET_KEY, or derived from the channel's
+    token."""
     if settings.secret_key is not None:
         return settings.secret_key.get_secret_value()
-    return _derived(_token(settings), "callback-data")
+    return _derived(_token(settings, channel), "callback-data")
 
 
 def webhook_path(url: str) -> str:
@@ -170,54 +201,45 @@ def webhook_path(url: str) -> str:
     return parts.path or "/"
 
 
+def channel_webhook_url(url: str, channel: str, first: bool) -> str:
+    """Where `channel`'s updates are posted: the first channel run (Telegram when it runs)
+    on the --webhook URL itself, every other one on that path and its name (…/sada/bale),
+    all served on the one --listen address."""
+    return url if first else f"{url.rstrip('/')}/{channel}"
+
+
 # --- one run ----------------------------------------------------------------------------------
 
 
-@dataclass
-class _Run:
-    settings: Settings
-    token: str
-    store: Store
-    make_core: CoreFactory
-    webhook_url: str | None
-    listen: tuple[str, int]
-    stop: asyncio.Event
-    polling_timeout: int
-    followups: FollowupService | None = None
-    _stopping_followups: asyncio.Task[None] | None = None
-    _stop_watch: asyncio.Task[None] | None = None
+class _Shared:
+    """What the channels of one process share: the store, the stop, the follow-ups (one
+    FollowupService with every channel's transport, started once all of them are up) and
+    the webhook server (one --listen address, a path per channel)."""
 
-    @property
-    def api_url(self) -> str:
-        return self.settings.telegram.api_url
+    def __init__(self, store: Store, stop: asyncio.Event, channels: int,
+                 listen: tuple[str, int]) -> None:
+        self.store = store
+        self.stop = stop
+        self.channels = channels
+        self.listen = listen
+        self.transports: dict[str, Transport] = {}
+        self.followups: FollowupService | None = None
+        self._stopping_followups: asyncio.Task[None] | None = None
+        self._stop_watch: asyncio.Task[None] | None = None
+        self._routes: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]] = {}
+        self._server: web.AppRunner | None = None
+        self._server_lock = asyncio.Lock()
 
-    async def core(self, username: str | None) -> Core:
-        configured = self.settings.telegram.bot_username
-        if configured and username and configured.lower() != username.lower():
-            log.warning("%s is @%s but the token belongs to @%s; using @%s",
-                        variable_name("telegram", "bot_username"), configured, username,
-                        username)
-        return await self.make_core(
-            self.store,
-            channel="telegram",
-            flows_dir=self.settings.flows_dir,
-            bot_username=username or configured or "",
-            admin_ids=self.settings.telegram.staff_ids,
-            secret=signing_secret(self.settings),
-            alert_to=self.settings.alert_to(),
-        )
-
-    async def resume(self, core: Core, transport: Transport) -> None:
-        """Re-send what a crash left unshown, then start the follow-ups (invitations,
-        reminders, alerts, loop-closing messages) through the same transport."""
-        shown = await core.resume_pending(transport)
-        if shown:
-            log.info("re-sent %d question(s) committed before the last stop but never shown",
-                     shown)
+    def join(self, transport: Transport, flows: Any) -> None:
+        """A channel is up: the follow-ups start with the last one, so a row queued for any
+        channel finds its transport."""
+        self.transports[transport.channel] = transport
+        if len(self.transports) < self.channels or self.followups is not None:
+            return
         from bot.followups.scheduler import FollowupService
 
-        self.followups = FollowupService(self.store.database, {transport.channel: transport},
-                                         flows=getattr(core, "flows", {}))
+        self.followups = FollowupService(self.store.database, dict(self.transports),
+                                         flows=flows)
         self.followups.start()
         # The dispatcher stops when the stop comes, side by side with the updates in hand:
         # one after the other, the two graces would add up past a service manager's patience.
@@ -228,8 +250,8 @@ class _Run:
         await self.stop_followups()
 
     async def stop_followups(self) -> None:
-        """Before the bot's connection closes: no message is cut off half-sent. Safe to call
-        twice at once (the stop watch and the shutdown): both wait for the one stop."""
+        """Before any bot's connection closes: no message is cut off half-sent. Safe to call
+        from every channel at once, and from the stop watch: all wait for the one stop."""
         if self._stop_watch is not None and self._stop_watch is not asyncio.current_task() \
                 and not self.stop.is_set():
             self._stop_watch.cancel()  # serving ended without a stop (an error): no watch
@@ -242,6 +264,106 @@ class _Run:
             followups, self.followups = self.followups, None
             await followups.stop()
 
+    async def route(
+        self, path: str, receive: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> None:
+        """Answer POSTs on `path` with `receive`, on the one server (started by the first
+        channel that asks)."""
+        async with self._server_lock:
+            if self._server is None:
+                app = web.Application()
+                app.router.add_post("/{path:.*}", self._dispatch)
+                runner = web.AppRunner(app, handle_signals=False)
+                await runner.setup()
+                host, port = self.listen
+                try:
+                    await web.TCPSite(runner, host, port).start()
+                except OSError as exc:
+                    await runner.cleanup()
+                    raise StartError(
+                        f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+                self._server = runner
+            self._routes[path] = receive
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        receive = self._routes.get(request.path)
+        if receive is None:
+            raise web.HTTPNotFound()
+        return await receive(request)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            server, self._server = self._server, None
+            await server.cleanup()
+
+
+@dataclass
+class _Run:
+    """One channel of a process."""
+
+    settings: Settings
+    channel: str
+    token: str
+    shared: _Shared
+    make_core: CoreFactory
+    webhook_url: str | None
+    polling_timeout: int
+
+    @property
+    def store(self) -> Store:
+        return self.shared.store
+
+    @property
+    def stop(self) -> asyncio.Event:
+        return self.shared.stop
+
+    @property
+    def listen(self) -> tuple[str, int]:
+        return self.shared.listen
+
+    @property
+    def group(self) -> BotApiSettings:
+        return _group(self.settings, self.channel)
+
+    @property
+    def title(self) -> str:
+        return CHANNELS.get(self.channel).title if self.channel in CHANNELS else self.channel
+
+    @property
+    def api_url(self) -> str:
+        return self.group.api_url
+
+    def variable(self, key: str) -> str:
+        return variable_name(self.channel, key)
+
+    async def core(self, username: str | None) -> Core:
+        configured = self.group.bot_username
+        if configured and username and configured.lower() != username.lower():
+            log.warning("%s is @%s but the token belongs to @%s; using @%s",
+                        self.variable("bot_username"), configured, username, username)
+        return await self.make_core(
+            self.store,
+            channel=self.channel,
+            flows_dir=self.settings.flows_dir,
+            bot_username=username or configured or "",
+            admin_ids=self.group.staff_ids,
+            secret=signing_secret(self.settings, self.channel),
+            alert_to=self.settings.alert_to(),
+        )
+
+    async def resume(self, core: Core, transport: Transport) -> None:
+        """Re-send what a crash left unshown, then join the follow-ups (invitations,
+        reminders, alerts, loop-closing messages), which go through this transport for this
+        channel."""
+        shown = await core.resume_pending(transport)
+        if shown:
+            log.info("%s: re-sent %d question(s) committed before the last stop but never "
+                     "shown", self.title, shown)
+        self.shared.join(transport, getattr(core, "flows", {}))
+
+    async def stop_followups(self) -> None:
+        await self.shared.stop_followups()
+
     def one_line(self, text: str) -> str:
         return " ".join(text.replace(self.token, "<token>").split())
 
@@ -252,24 +374,40 @@ class _Run:
             yield
         except Transient as exc:
             raise StartError(self.one_line(
-                f"cannot reach the Telegram Bot API at {self.api_url} to {what} ({exc}); "
-                f"check the network or {variable_name('telegram', 'api_url')}"
+                f"cannot reach the {self.title} Bot API at {self.api_url} to {what} ({exc}); "
+                f"check the network or {self.variable('api_url')}"
             )) from None
         except RetryAfter as exc:
             raise StartError(
-                f"Telegram asks to wait {exc.seconds:g}s before we {what}; try again then"
+                f"{self.title} asks to wait {exc.seconds:g}s before we {what}; try again then"
             ) from None
         except (Refused, Blocked) as exc:
             if checks_token:
                 raise StartError(self.one_line(
-                    f"Telegram did not accept {variable_name('telegram', 'token')} ({exc}); "
-                    "check the token with @BotFather"
+                    f"{self.title} did not accept {self.variable('token')} ({exc}); "
+                    f"check the token with {self.title}'s @BotFather"
                 )) from None
-            raise StartError(self.one_line(f"Telegram refused to {what}: {exc}")) from None
+            raise StartError(self.one_line(f"{self.title} refused to {what}: {exc}")) from None
+
+    async def report_pending(self, count: Callable[[], Awaitable[int]]) -> None:
+        """Log how many updates wait from before the start. They are people's answers, so
+        they are never dropped (deleteWebhook keeps them, and Bale is reported to keep them
+        even when asked not to): polling handles them first, in order. A server without
+        getWebhookInfo only loses the log line."""
+        try:
+            waiting = await count()
+        except (Refused, Blocked, Transient, RetryAfter) as exc:
+            log.info("%s: cannot tell how many updates wait (%s); polling takes them all",
+                     self.title, self.one_line(str(exc)))
+            return
+        if waiting:
+            log.info("%s: %d update(s) waiting from before the start; handling them first",
+                     self.title, waiting)
 
     def started(self, framework: str, username: str | None) -> None:
         mode = f"webhook {self.webhook_url}" if self.webhook_url else "long polling"
-        log.info("Sada is running as @%s (%s, %s); Ctrl-C stops it", username, framework, mode)
+        log.info("Sada is running as @%s on %s (%s, %s); Ctrl-C stops it", username,
+                 self.title, framework, mode)
 
 
 async def run_bot(
@@ -281,12 +419,18 @@ async def run_bot(
     stop: asyncio.Event | None = None,
     polling_timeout: int = 25,
     core_factory: CoreFactory | None = None,
+    channels: Sequence[str] | None = None,
 ) -> None:
-    """Serve until `stop` is set (or SIGINT/SIGTERM when `stop` is None).
+    """Serve every channel in `channels` (default: each Bot API channel with a token) until
+    `stop` is set (or SIGINT/SIGTERM when `stop` is None).
 
-    Raises StartError (one line) when Telegram or the listening port is unusable, and the
-    storage layer's StorageError when the database is."""
-    token = _token(settings)
+    Raises StartError (one line) when a channel's API or the listening port is unusable, and
+    the storage layer's StorageError when the database is. A channel that fails to start
+    stops the others: a process runs all its channels or none."""
+    names = list(channels) if channels is not None else bot_api_channels(settings)
+    if not names:
+        names = ["telegram"]  # _token names the variable to set
+    tokens = {name: _token(settings, name) for name in names}
     if webhook_url is not None:
         webhook_path(webhook_url)  # fail before opening anything
     if framework not in ("aiogram", "ptb"):
@@ -295,16 +439,45 @@ async def run_bot(
         from bot.conversation.controller import standalone_controller
 
         core_factory = standalone_controller
+    serve = _serve_aiogram if framework == "aiogram" else _serve_ptb
     async with (
         _stop_event(stop) as stopping,
         await Database.open(settings.effective_database_url) as database,
     ):
-        run = _Run(settings, token, Store(database), core_factory, webhook_url, listen,
-                   stopping, polling_timeout)
-        if framework == "aiogram":
-            await _serve_aiogram(run)
-        else:
-            await _serve_ptb(run)
+        shared = _Shared(Store(database), stopping, len(names), listen)
+        runs = [
+            _Run(settings, name, tokens[name], shared, core_factory,
+                 None if webhook_url is None else channel_webhook_url(webhook_url, name, i == 0),
+                 polling_timeout)
+            for i, name in enumerate(names)
+        ]
+        try:
+            await _together(stopping, [serve(run) for run in runs])
+        finally:
+            await shared.stop_followups()
+            await shared.close()
+
+
+async def _together(stop: asyncio.Event, channels: Sequence[Awaitable[None]]) -> None:
+    """Run the channels side by side; the first to fail stops the others, which wind down
+    as on a stop, and its error is raised."""
+    tasks = [asyncio.ensure_future(channel) for channel in channels]
+    failed: BaseException | None = None
+    try:
+        for done in asyncio.as_completed(tasks):
+            try:
+                await done
+            except Exception as exc:
+                if failed is None:
+                    failed = exc
+                    stop.set()
+    finally:
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    if failed is not None:
+        raise failed
 
 
 @asynccontextmanager
@@ -346,14 +519,20 @@ async def _serve_aiogram(run: _Run) -> None:
         with run.step("check the token", checks_token=True), shell.telegram_errors():
             me = await bot.me()
         core = await run.core(me.username)
-        await run.resume(core, shell.AiogramTransport(bot))
+        await run.resume(core, shell.AiogramTransport(bot, run.channel))
         dp = Dispatcher()
         dp.include_router(shell.survey_router(core))
         if run.webhook_url is None:
             # getUpdates answers 409 while a webhook is set
             with run.step("remove the webhook"), shell.telegram_errors():
                 await bot.delete_webhook(drop_pending_updates=False)
-        url, secret = run.webhook_url or "", webhook_secret(run.settings)
+
+            async def pending() -> int:
+                with shell.telegram_errors():
+                    return (await bot.get_webhook_info()).pending_update_count
+
+            await run.report_pending(pending)
+        url, secret = run.webhook_url or "", webhook_secret(run.settings, run.channel)
 
         async def set_webhook() -> None:  # webhook mode only
             with run.step(f"set the webhook {url}"), shell.telegram_errors():
@@ -361,8 +540,8 @@ async def _serve_aiogram(run: _Run) -> None:
 
         await dp.emit_startup(bot=bot)
         try:
-            await _take_updates(run, shell.AiogramIntake(dp, bot), set_webhook, "aiogram",
-                                me.username)
+            await _take_updates(run, shell.AiogramIntake(dp, bot, run.channel), set_webhook,
+                                "aiogram", me.username)
         finally:
             await dp.emit_shutdown(bot=bot)  # the router finishes what it still handles
     finally:
@@ -382,13 +561,19 @@ async def _serve_ptb(run: _Run) -> None:
             await application.initialize()  # getMe
         username = application.bot.username
         core = await run.core(username)
-        await run.resume(core, shell.PtbTransport(application.bot))
+        await run.resume(core, shell.PtbTransport(application.bot, run.channel))
         shell.add_survey_handlers(application, core)
         await application.start()
         if run.webhook_url is None:
             with run.step("remove the webhook"), shell.telegram_errors():
                 await application.bot.delete_webhook(drop_pending_updates=False)
-        url, secret = run.webhook_url or "", webhook_secret(run.settings)
+
+            async def pending() -> int:
+                with shell.telegram_errors():
+                    return (await application.bot.get_webhook_info()).pending_update_count
+
+            await run.report_pending(pending)
+        url, secret = run.webhook_url or "", webhook_secret(run.settings, run.channel)
 
         async def set_webhook() -> None:  # webhook mode only
             with run.step(f"set the webhook {url}"), shell.telegram_errors():
@@ -396,7 +581,7 @@ async def _serve_ptb(run: _Run) -> None:
                     url, secret_token=secret, allowed_updates=ALLOWED_UPDATES
                 )
 
-        await _take_updates(run, shell.PtbIntake(application), set_webhook,
+        await _take_updates(run, shell.PtbIntake(application, run.channel), set_webhook,
                             "python-telegram-bot", username)
     finally:
         await run.stop_followups()
@@ -503,7 +688,7 @@ async def _poll(run: _Run, intake: Intake[Any], lanes: ChatLanes) -> None:
             # e.g. the network is down, or 409 while another instance polls: keep trying
             backoff = min(max(backoff * 2, 1.0), MAX_BACKOFF_SECONDS)
             log.warning("%s; trying again in %gs", run.one_line(
-                f"getUpdates failed: {exc}"), backoff)
+                f"{run.title}: getUpdates failed: {exc}"), backoff)
             await _until_stopped(run, asyncio.sleep(backoff))
             continue
         if updates is None:
@@ -528,7 +713,7 @@ async def _poll(run: _Run, intake: Intake[Any], lanes: ChatLanes) -> None:
             await intake.fetch(offset.value, 0, ALLOWED_UPDATES, limit=1)
         except (Transient, Refused, Blocked, RetryAfter) as exc:
             log.warning("%s", run.one_line(f"could not confirm the handled updates to "
-                                           f"Telegram ({exc}): they come again and are "
+                                           f"{run.title} ({exc}): they come again and are "
                                            "skipped"))
 
 
@@ -540,7 +725,8 @@ async def _serve_webhook(
     framework: str,
     username: str | None,
 ) -> None:
-    """An aiohttp server on `run.listen` answering POSTs on the webhook URL's path.
+    """The process's server on `run.listen` answering POSTs on this channel's webhook path
+    (channel_webhook_url: each channel has its own path on the one server).
 
     Checked here for both frameworks: a missing or wrong secret header is 401 and nothing is
     handled (PTB's own server would say 403). A body that is not a JSON update is 400 with a
@@ -549,7 +735,7 @@ async def _serve_webhook(
     crash means redelivery; one left unhandled by a stop is 503, and Telegram sends it
     again. The webhook stays set on exit: Telegram keeps updates until we are back."""
     assert run.webhook_url is not None
-    expected = webhook_secret(run.settings).encode()
+    expected = webhook_secret(run.settings, run.channel).encode()
 
     async def receive(request: web.Request) -> web.StreamResponse:
         given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "replace")
@@ -568,8 +754,8 @@ async def _serve_webhook(
             update = intake.parse(data)
         except ValueError as exc:
             reason = " ".join(str(exc).split())
-            log.warning("webhook request from %s is not a Telegram update: %s", request.remote,
-                        reason[:200])
+            log.warning("webhook request from %s is not a %s update: %s", request.remote,
+                        run.title, reason[:200])
             return web.Response(status=400, text="the body must be a JSON update")
         _, chat = intake.identify(update)
         # shielded: a client that hangs up must not cancel the update's place in its lane
@@ -577,20 +763,12 @@ async def _serve_webhook(
             return web.Response(status=503, text="stopping; send it again")
         return web.json_response({})
 
-    app = web.Application()
-    app.router.add_post(webhook_path(run.webhook_url), receive)
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    try:
-        host, port = run.listen
-        try:
-            await web.TCPSite(runner, host, port).start()
-        except OSError as exc:
-            raise StartError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-        await set_webhook()
-        log.info("listening on http://%s:%d%s", host, port, webhook_path(run.webhook_url))
-        run.started(framework, username)
-        await run.stop.wait()
-        await lanes.close(STOP_GRACE_SECONDS)  # before the server: requests waiting get 503
-    finally:
-        await runner.cleanup()
+    path = webhook_path(run.webhook_url)
+    await run.shared.route(path, receive)
+    await set_webhook()
+    host, port = run.listen
+    log.info("%s: listening on http://%s:%d%s", run.title, host, port, path)
+    run.started(framework, username)
+    await run.stop.wait()
+    # before the server closes (when every channel is done): requests still waiting get 503
+    await lanes.close(STOP_GRACE_SECONDS)

@@ -105,8 +105,16 @@ class BotApiTransport(ABC):
                 )
 
     async def answer_press(self, callback_id: str, text: str | None) -> None:
-        with self.errors():
-            await self.bot.answer_callback_query(callback_id, text=text)
+        try:
+            with self.errors():
+                await self.bot.answer_callback_query(callback_id, text=text)
+        except Refused:
+            if text is None:
+                raise
+            # A server may refuse the notice and not the answer (Bale is reported to differ
+            # here): the press is still acknowledged, or the person's button keeps spinning.
+            with self.errors():
+                await self.bot.answer_callback_query(callback_id, text=None)
 
     async def send_document(
         self, chat_id: str, filename: str, content: bytes, caption: str | None
