@@ -214,7 +214,10 @@ _ISOLATE_OPENERS = frozenset("\u2066\u2067\u2068")
 _LTR_TOKEN = re.compile(
     r"(?:[A-Za-z][A-Za-z0-9+.-]*://|www\.)[!-~]+"
     r"|[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
-    r"|(?<![\w/<>])/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,32})?(?![\w/<>])"
+    # a command with its Latin arguments ("/forget yes") as one run: two runs would show
+    # "yes /forget" in a right-to-left line
+    r"|(?<![\w/<>])/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,32})?"
+    r"(?: +[A-Za-z0-9_-]+(?![\w/<>]))*(?![\w/<>])"
     r"|[A-Za-z][A-Za-z0-9]*(?:['’&+._-][A-Za-z0-9]+)*(?: +[A-Za-z0-9][A-Za-z0-9]*"
     r"(?:['’&+._-][A-Za-z0-9]+)*)*"
 )

@@ -705,8 +705,9 @@ class Controller:
             reply.say(reply.t.gettext("Choose your language:"), (row,))
             return
         # Without buttons: the command that picks each, a language's name beside it.
-        lines = [f"/language {c}: {LANGUAGE_LABELS[c]}" for c in LANGUAGES]
-        reply.say(reply.t.lines("\n".join([reply.t.gettext("Choose your language:"), *lines])))
+        t = reply.t
+        lines = [t.isolate_ltr(f"/language {c}: {LANGUAGE_LABELS[c]}") for c in LANGUAGES]
+        reply.say(t.lines("\n".join([t.gettext("Choose your language:"), *lines])))
 
     def _public_menu(self, reply: Reply) -> None:
         public = [f for f in self.flows.values() if f.flow.public]
@@ -719,9 +720,11 @@ class Controller:
             reply.say(reply.t.gettext("Hello! Which survey would you like to take?"), rows)
             return
         # Without buttons: the command that starts each (/start takes a public flow's id).
-        lines = [f"/start {f.flow.id}: {_title(f, reply.lang)}" for f in public]
-        reply.say(reply.t.lines("\n".join(
-            [reply.t.gettext("Hello! Which survey would you like to take?"), *lines])))
+        t = reply.t
+        lines = [f"{t.isolate_ltr('/start ' + f.flow.id)}: {_title(f, reply.lang)}"
+                 for f in public]
+        reply.say(t.lines("\n".join(
+            [t.gettext("Hello! Which survey would you like to take?"), *lines])))
 
     def _help(self, t: Translator) -> str:
         return help_text(t)

@@ -180,7 +180,8 @@ def _start(
         if username:
             return _Start(t.gettext("Open this link when you are ready: {link}",
                                     link=links.link(username, token)))
-    return _Start(t.gettext("Send /start {token} when you are ready.", token=token))
+    # The command as one value: one left-to-right run in ar and fa, never "TOKEN /start"
+    return _Start(t.gettext("Send {command} when you are ready.", command=f"/start {token}"))
 
 
 async def _followup(s: AsyncSession, row: Outbox, flows: Flows) -> Message | Skip:

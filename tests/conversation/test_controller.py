@@ -293,6 +293,9 @@ async def test_a_detractor_score_opens_a_case_and_queues_staff_alerts(store: Sto
     from sqlmodel import select
 
     from storage.cases import list_cases
+    from datetime import UTC, datetime
+
+    from bot.followups.render import Message, render
     from storage.models import Outbox
 
     core = await Controller.create(store, channel="telegram",
@@ -310,9 +313,13 @@ async def test_a_detractor_score_opens_a_case_and_queues_staff_alerts(store: Sto
     assert (row.case.question_id, row.case.score) == ("nps", 3)
     async with store.database.session() as s:
         alerts = (await s.exec(select(Outbox).where(Outbox.kind == "alert"))).all()
-    assert sorted((a.channel, a.address) for a in alerts) == [("telegram", "901"),
-                                                             ("telegram", "902")]
-    assert all("Deliveries are always late" in a.text for a in alerts)
+        assert sorted((a.channel, a.address) for a in alerts) == [("telegram", "901"),
+                                                                 ("telegram", "902")]
+        # written when sent: with the comment typed after the score
+        texts = [await render(s, a, flows=core.flows,
+                              now=datetime.now(UTC)) for a in alerts]
+    assert all(isinstance(m, Message) and "Deliveries are always late" in m.text
+               for m in texts)
 
 
 async def test_staff_resolve_a_case_in_telegram(store: Store) -> None:
