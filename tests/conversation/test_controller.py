@@ -290,12 +290,12 @@ async def test_an_invitation_button_opens_its_survey_like_the_deep_link(
 
 
 async def test_a_detractor_score_opens_a_case_and_queues_staff_alerts(store: Store) -> None:
-    from sqlmodel import select
-
-    from storage.cases import list_cases
     from datetime import UTC, datetime
 
+    from sqlmodel import select
+
     from bot.followups.render import Message, render
+    from storage.cases import list_cases
     from storage.models import Outbox
 
     core = await Controller.create(store, channel="telegram",
