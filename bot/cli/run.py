@@ -168,8 +168,8 @@ def run(
 
 # --- sada link --------------------------------------------------------------------------------
 
-# The channel whose bot `sada link` links to (its links' form comes from the registry): the
-# bot of SADA_TELEGRAM__BOT_USERNAME.
+# The channel whose bot `sada link` links to unless --channel says another (its links' form
+# comes from the registry): the bot of SADA_<CHANNEL>__BOT_USERNAME.
 LINK_CHANNEL = "telegram"
 
 
@@ -196,21 +196,29 @@ def _served_flow(flow: str, flows_dir: Path) -> Flow:
     return served[flow_id].flow
 
 
-async def _username_from_telegram(settings: Settings, token: str) -> str:
+def _title(channel: str) -> str:
+    from bot.messaging.registry import CHANNELS
+
+    return CHANNELS.get(channel).title
+
+
+async def _username_from_api(settings: Settings, channel: str, token: str) -> str:
+    """The bot's username, asked from the channel's own Bot API server."""
     from bot.channels.telegram.aiogram_shell import build_bot, telegram_errors
     from bot.channels.telegram.runner import StartError
     from bot.messaging.transport import Blocked, Refused, RetryAfter, Transient
 
-    username = variable_name("telegram", "bot_username")
-    bot = build_bot(token, settings.telegram.api_url)
+    title, api_url = _title(channel), getattr(settings, channel).api_url
+    username = variable_name(channel, "bot_username")
+    bot = build_bot(token, api_url)
     try:
         with telegram_errors():
             me = await bot.me()
     except (Refused, Blocked) as exc:
-        raise StartError(f"Telegram did not accept {variable_name('telegram', 'token')} "
+        raise StartError(f"{title} did not accept {variable_name(channel, 'token')} "
                          f"({exc}); check it with @BotFather, or set {username}") from None
     except (Transient, RetryAfter) as exc:
-        raise StartError(f"cannot reach the Telegram Bot API at {settings.telegram.api_url} "
+        raise StartError(f"cannot reach the {title} Bot API at {api_url} "
                          f"({exc}); set {username} to make links offline") from None
     finally:
         await bot.session.close()
@@ -219,7 +227,7 @@ async def _username_from_telegram(settings: Settings, token: str) -> str:
 
 async def _make_link(
     settings: Settings, url: str, flow_id: str, contact: int | None, context: dict[str, str],
-    *, confirm: bool = False,
+    *, confirm: bool = False, channel: str = LINK_CHANNEL,
 ) -> tuple[str, str | None]:
     """The link, and its confirmation code with `confirm`."""
     # Imported here, not at the top: storage costs start-up that `sada --help` should not pay.
@@ -227,9 +235,11 @@ async def _make_link(
     from storage.db import Database
     from storage.repo import Store
 
-    username = settings.telegram.bot_username
+    username = getattr(settings, channel).bot_username
     if not username:
-        username = await _username_from_telegram(settings, token_or_exit(settings))
+        token = (token_or_exit(settings) if channel == "telegram"
+                 else getattr(settings, channel).token.get_secret_value().strip())
+        username = await _username_from_api(settings, channel, token)
     async with await Database.open(url) as database:
         store = Store(database)
         # checked first: the database would refuse it too, but with a foreign-key traceback
@@ -237,13 +247,13 @@ async def _make_link(
         if contact is not None and found is None:
             raise _BadInput(f"there is no contact {contact} in the database")
         if confirm and found is not None and found.id is not None:
-            if not await store.adoptable(found.id, LINK_CHANNEL):
-                raise _BadInput(f"contact {contact} already has a {LINK_CHANNEL} chat: the "
+            if not await store.adoptable(found.id, channel):
+                raise _BadInput(f"contact {contact} already has a {channel} chat: the "
                                 "link opens only in that chat, so --confirm is not needed")
-            return await create_confirmed_link(store, channel=LINK_CHANNEL, flow_id=flow_id,
+            return await create_confirmed_link(store, channel=channel, flow_id=flow_id,
                                                contact_id=found.id, context=context,
                                                bot_username=username)
-        return await create_link(store, channel=LINK_CHANNEL, flow_id=flow_id,
+        return await create_link(store, channel=channel, flow_id=flow_id,
                                  contact_id=contact, context=context,
                                  bot_username=username), None
 
@@ -269,15 +279,21 @@ def link(
                      "until then; 5 wrong codes lock the link."),
     ] = False,
     context: ContextOption = None,
+    channel: Annotated[
+        str,
+        typer.Option("--channel", metavar="NAME", help="The channel whose bot the link "
+                     "opens: telegram (a t.me link) or bale (a ble.ir link)."),
+    ] = LINK_CHANNEL,
 ) -> None:
-    """Print a t.me link that opens the bot and starts FLOW.
+    """Print a t.me link (ble.ir with --channel bale) that opens the bot and starts FLOW.
 
     The bot cannot write first to someone who never opened a chat with it:
     send them this link by e-mail, SMS or your helpdesk instead.
     A personal link (--contact) for a contact that already has a Telegram chat opens only
     in that chat. For a contact without one, the first chat to open it becomes that
     contact: with --confirm it must send the code first (printed on a second line).
-    The bot's name comes from SADA_TELEGRAM__BOT_USERNAME, or from Telegram (its token).
+    The bot's name comes from SADA_TELEGRAM__BOT_USERNAME (SADA_BALE__BOT_USERNAME …), or
+    from the channel's Bot API (its token).
     """
     from bot.channels.telegram.runner import StartError
     from bot.followups.invite import InviteError, check_context
@@ -289,18 +305,26 @@ def link(
         values = check_context(served, context or [])
     except InviteError as exc:
         _fail(str(exc), 2)
-    if not settings.telegram.bot_username and not TOKEN_FORMAT.fullmatch(_token(settings)):
-        # asking Telegram needs a usable token; the username is the simpler fix either way
-        name = variable_name("telegram", "bot_username")
-        _fail(f"sada link needs the bot's name for the t.me link: set {name} (the bot's "
-              f"@username, e.g. export {name}=my_sada_bot)", 2)
+    from bot.channels.telegram.runner import bot_api_groups
+
+    linkable = bot_api_groups(settings)
+    if channel not in linkable:
+        _fail(f"--channel must be one of {', '.join(linkable)}, not {channel!r}", 2)
+    group = getattr(settings, channel)
+    token = group.token.get_secret_value().strip() if group.token else ""
+    shape = TOKEN_FORMAT if channel == "telegram" else LOOSE_TOKEN_FORMAT
+    if not group.bot_username and not shape.fullmatch(token):
+        # asking the API needs a usable token; the username is the simpler fix either way
+        name = variable_name(channel, "bot_username")
+        _fail(f"sada link needs the bot's name for the {_title(channel)} link: set {name} "
+              f"(the bot's @username, e.g. export {name}=my_sada_bot)", 2)
     if confirm and contact is None:
         _fail("--confirm needs --contact: a code confirms who opens a personal link, e.g. "
               "sada link FLOW --contact 12 --confirm", 2)
     url = database_url()
     try:
         link_url, code = asyncio.run(_make_link(settings, url, served.id, contact, values,
-                                                confirm=confirm))
+                                                confirm=confirm, channel=channel))
     except _BadInput as exc:
         _fail(str(exc), 2)
     except (StartError, StorageError) as exc:

@@ -68,6 +68,7 @@ __all__ = [
     "Framework",
     "StartError",
     "bot_api_channels",
+    "bot_api_groups",
     "channel_webhook_url",
     "run_bot",
     "signing_secret",
@@ -142,14 +143,15 @@ def _derived(token: str, purpose: str) -> str:
     return hmac.new(token.encode(), purpose.encode(), hashlib.sha256).hexdigest()
 
 
-def _bot_api_groups(settings: Settings) -> list[str]:
+def bot_api_groups(settings: Settings) -> list[str]:
+    """The channels on the Bot API protocol, token or not, in the settings' order."""
     return [name for name, model in channel_groups(type(settings)).items()
             if issubclass(model, BotApiSettings)]
 
 
 def bot_api_channels(settings: Settings) -> list[str]:
     """The channels on the Bot API protocol that have a token, in the settings' order."""
-    return [name for name in _bot_api_groups(settings)
+    return [name for name in bot_api_groups(settings)
             if _group(settings, name).token is not None]
 
 
@@ -157,7 +159,7 @@ def _group(settings: Settings, channel: str) -> BotApiSettings:
     group = getattr(settings, channel, None)
     if not isinstance(group, BotApiSettings):
         raise StartError(f"{channel!r} is no channel on the Bot API protocol; those are "
-                         f"{', '.join(_bot_api_groups(settings))}")
+                         f"{', '.join(bot_api_groups(settings))}")
     return group
 
 
