@@ -104,13 +104,13 @@ NESTED = {
 def _telegram(settings: Settings) -> dict[str, object]:
     read = settings.telegram
     return {"token": read.token and read.token.get_secret_value(), "api_url": read.api_url,
-            "admin_ids": read.admin_ids, "alert_chats": read.alert_chats,
+            "admin_ids": read.admin_ids, "alert_chats": read.alert_addresses,
             "webhook_secret": read.webhook_secret and read.webhook_secret.get_secret_value(),
             "bot_username": read.bot_username}
 
 
 EXPECTED = {"token": TOKEN, "api_url": "http://127.0.0.1:8081", "admin_ids": [11, 22],
-            "alert_chats": [-1003], "webhook_secret": "s3cr-t_", "bot_username": "sada_bot"}
+            "alert_chats": ["-1003"], "webhook_secret": "s3cr-t_", "bot_username": "sada_bot"}
 
 
 def test_the_telegram_group_reads_its_nested_variables(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -118,7 +118,7 @@ def test_the_telegram_group_reads_its_nested_variables(monkeypatch: pytest.Monke
         monkeypatch.setenv(name, value)
     assert _telegram(Settings()) == EXPECTED
     monkeypatch.delenv("SADA_TELEGRAM__ALERT_CHAT_IDS")
-    assert Settings().telegram.alert_chats == [11, 22]  # alerts default to the admins
+    assert Settings().telegram.alert_addresses == ["11", "22"]  # alerts default to the admins
 
 
 def _aliases() -> dict[str, str]:
