@@ -70,15 +70,18 @@ def channels_or_exit(settings: Settings) -> list[str]:
     from bot.channels.telegram.runner import bot_api_channels
 
     channels = bot_api_channels(settings)
-    if not channels or channels == ["telegram"]:
-        token_or_exit(settings)  # Telegram's own lines, as before Bale
-        return ["telegram"]
+    if not channels:
+        name, bale = variable_name("telegram", "token"), variable_name("bale", "token")
+        _fail(f"{name} is not set: get a token from @BotFather and export {name}=… (for "
+              f"Bale, from @BotFather in Bale: export {bale}=…)", 2)
     for channel in channels:
+        if channel == "telegram":
+            token_or_exit(settings)  # Telegram's token has a known shape
+            continue
         group = getattr(settings, channel)
         token, name = group.token.get_secret_value().strip(), variable_name(channel, "token")
-        # Telegram's shape is known; other servers' tokens only share "<digits>:<letters>"
-        shape = TOKEN_FORMAT if channel == "telegram" else LOOSE_TOKEN_FORMAT
-        if not shape.fullmatch(token):
+        # other servers' tokens are only known to share "<digits>:<letters>"
+        if not LOOSE_TOKEN_FORMAT.fullmatch(token):
             _fail(f"{name} does not look like a bot token: its @BotFather gives digits, a "
                   "colon, then letters, digits, _ or - (like 123456789:AAF1x…)", 2)
     return channels
