@@ -31,6 +31,12 @@ class ChannelSettings(BaseModel):
         return frozenset(str(i) for i in ids)
 
     @property
+    def link_name(self) -> str | None:
+        """Whom this channel's links open (a bot's @username, a business number): None
+        when not configured, or when the channel has no links."""
+        return None
+
+    @property
     def alert_addresses(self) -> list[str]:
         """The chats on this channel that get staff alerts: the alert chats, else the
         admins."""

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 async def _run(
     url: str, flow: Flow, audience: Audience, contacts_file: Path | None, at: datetime,
     context: dict[str, str], bot_username: str | None, links_out: Path, dry_run: bool,
-    now: datetime,
+    now: datetime, links_channel: str,
 ) -> InviteReport:
     # Imported here, not at the top: storage and the CSV reader cost a second of start-up
     # that `sada --help` should not pay.
@@ -37,7 +37,7 @@ async def _run(
             audience = Audience(contact_ids=ids)
         return await invite_contacts(db, flow=flow, audience=audience, at=at, context=context,
                                 now=now, bot_username=bot_username, links_out=links_out,
-                                dry_run=dry_run)
+                                dry_run=dry_run, links_channel=links_channel)
 
 
 def _when(value: datetime) -> str:
@@ -68,9 +68,13 @@ def invite(
                                                    "contacts without a reachable chat "
                                                    "(default: data/invite-links-<flow>-"
                                                    "<time>.csv).")] = None,
-    bot_username: Annotated[str | None, typer.Option("--bot-username", help="The bot's "
-                                                     "@username for links (default: "
-                                                     "SADA_TELEGRAM__BOT_USERNAME).")] = None,
+    links_channel: Annotated[str, typer.Option("--links-channel", metavar="CHANNEL",
+                                               help="The channel whose links go to contacts "
+                                               "without a reachable chat: telegram, bale "
+                                               "…")] = "telegram",
+    bot_username: Annotated[str | None, typer.Option("--bot-username", help="Whom the links "
+                                                     "open: the bot's @username (default: "
+                                                     "SADA_<CHANNEL>__BOT_USERNAME).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show who would be invited and "
                                           "skipped; change nothing.")] = False,
 ) -> None:
@@ -83,9 +87,10 @@ def invite(
     from): a message with a "Start the survey" button, at their
     next local window (the flow's reminders window and working days).
 
-    Without one: a personal t.me link, in a CSV for you to send by e-mail or SMS;
-    the link needs the bot's @username (SADA_TELEGRAM__BOT_USERNAME or --bot-username): without
-    it those contacts are skipped, the others invited, and a later run reaches them.
+    Without one: a personal link (t.me, or --links-channel's form), in a CSV for you
+    to send by e-mail or SMS; the link needs the bot's @username
+    (SADA_<CHANNEL>__BOT_USERNAME or --bot-username): without it those contacts are
+    skipped, the others invited, and a later run reaches them.
     """
     if contacts is not None and (segment or account or role):
         fail("--contacts cannot be combined with --segment, --account or --role", 2)
@@ -105,6 +110,15 @@ def invite(
 
     settings = settings_or_exit()
     now = datetime.now(UTC)
+    from bot.messaging.registry import CHANNELS, NoLinks, UnknownChannel
+    from bot.settings import variable_name
+
+    try:
+        CHANNELS.links(links_channel)
+    except (UnknownChannel, NoLinks) as exc:
+        fail(f"--links-channel: {exc}", 2)
+    group = getattr(settings, links_channel, None)
+    configured = group.link_name if group is not None else None
     try:
         loaded = resolve_flow(flow, settings.flows_dir)
         when = parse_at(at, now)
@@ -117,8 +131,8 @@ def invite(
     try:
         report = asyncio.run(_run(url, loaded.flow, audience,
                                   contacts, when, values,
-                                  bot_username or settings.telegram.bot_username,
-                                  target, dry_run, now))
+                                  bot_username or configured, target, dry_run, now,
+                                  links_channel))
     except InviteError as exc:
         fail(str(exc), 2)
     except ContactsFileError as exc:
@@ -145,9 +159,9 @@ def invite(
                           "link", markup=False)
     if report.skipped["no_link"]:
         console.print(f"  {report.skipped['no_link']} without a reachable chat not invited: set "
-                      "SADA_TELEGRAM__BOT_USERNAME (the bot's @username) or pass "
-                      "--bot-username, then run the same command again for their personal "
-                      "links", markup=False)
+                      f"{variable_name(links_channel, 'bot_username')} (the bot's @username) "
+                      "or pass --bot-username, then run the same command again for their "
+                      "personal links", markup=False)
     if report.skipped["account_limit"] and report.account_limit is not None:
         limit = report.account_limit
         console.print(f"  account limit: at most {limit.max} stakeholders per account within "

@@ -28,6 +28,7 @@ from bot.followups.invite import (
 from bot.messaging import links as messaging_links
 from bot.messaging.registry import Channel, DeepLinks, Registry
 from bot.messaging.transport import Button
+from bot.settings import get_settings
 from storage.db import Database
 from storage.invitations import create_invitation
 from storage.models import Contact, Invitation, LinkToken, Outbox
@@ -478,10 +479,36 @@ def test_cli_invite_on_the_readme_sample_without_a_bot_username(
     assert warning in real.output.replace("\n", " ")
 
 
+def test_cli_invite_links_in_the_form_of_the_channel_asked_for(
+    cli_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _cli_setup(tmp_path)
+    monkeypatch.setenv("SADA_BALE__BOT_USERNAME", "sada_bale_bot")
+    get_settings.cache_clear()
+    out = tmp_path / "bale-links.csv"
+    result = runner.invoke(sada(), ["invite", "--flow", "account-review", "--segment", "smb",
+                                    "-c", "touchpoint=qbr", "--links-channel", "bale",
+                                    "--links-out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "without a reachable chat: personal links in" in result.output, result.output
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert rows and all(r["link"].startswith("https://ble.ir/sada_bale_bot?start=")
+                        for r in rows)
+    monkeypatch.delenv("SADA_BALE__BOT_USERNAME")
+    get_settings.cache_clear()
+    result = runner.invoke(sada(), ["invite", "--flow", "account-review", "--segment",
+                                    "enterprise", "-c", "touchpoint=qbr", "--links-channel",
+                                    "bale", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "set SADA_BALE__BOT_USERNAME" in result.output.replace("\n", " ")
+
+
 @pytest.mark.parametrize(
     ("args", "code", "expected"),
     [
         (["--flow", "nope", "--segment", "x"], 2, "no flow 'nope'"),
+        (["--flow", "account-review", "--segment", "x", "-c", "touchpoint=a",
+          "--links-channel", "fax"], 2, "--links-channel: no channel named 'fax'"),
         (["--flow", "account-review", "--segment", "x", "-c", "touchpoint=a", "--at",
           "soon"], 2, "--at 'soon' is not a time"),
         (["--flow", "account-review", "--segment", "x", "-c", "ticket=1"], 2,
@@ -498,8 +525,8 @@ def test_cli_invite_on_the_readme_sample_without_a_bot_username(
          "--at '9999-12-31T23:59+14:00' is out of range: give a date between 1970-01-01 "
          "and 2999-12-31"),
     ],
-    ids=["unknown-flow", "bad-at", "bad-context", "missing-file", "no-audience",
-         "two-audiences", "no-match", "far-at"],
+    ids=["unknown-flow", "unknown-links-channel", "bad-at", "bad-context", "missing-file",
+         "no-audience", "two-audiences", "no-match", "far-at"],
 )
 def test_cli_invite_errors_are_one_line(cli_db: str, tmp_path: Path, args: list[str],
                                         code: int, expected: str) -> None:

@@ -42,6 +42,10 @@ class BotApiSettings(ChannelSettings):
             raise ValueError(f"must look like {default}, not {value!r}")
         return value.rstrip("/")
 
+    @property
+    def link_name(self) -> str | None:
+        return self.bot_username
+
     @field_validator("bot_username")
     @classmethod
     def _without_at(cls, value: str | None) -> str | None:
