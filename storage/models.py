@@ -221,8 +221,14 @@ class Outbox(SQLModel, table=True):
     attempts: int = 0
     locked_until: datetime | None = None
     sent_at: datetime | None = None
-    message_id: int | None = None
+    # BigInteger: WhatsApp's message numbers take 63 bits (transport.message_number)
+    message_id: int | None = Field(default=None, sa_type=BigInteger)
     last_error: str | None = None
+    # What the channel reported of the message after sending it (WhatsApp's status
+    # webhooks): sent, delivered, read or failed, when, and the error of a failure.
+    delivery: str | None = None
+    delivery_at: datetime | None = None
+    delivery_error: str | None = None
     invitation_id: int | None = Field(default=None, foreign_key="invitation.id",
                                       ondelete="CASCADE")
     action_id: int | None = Field(default=None, foreign_key="action.id", ondelete="CASCADE")

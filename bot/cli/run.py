@@ -67,13 +67,16 @@ def token_or_exit(settings: Settings) -> str:
 def channels_or_exit(settings: Settings) -> list[str]:
     """The channels `sada run` runs: every Bot API channel with a token (Telegram, Bale),
     each token checked; else one line saying how to get one (exit code 2)."""
-    from bot.channels.telegram.runner import bot_api_channels
+    from bot.channels.telegram.runner import StartError, bot_api_channels
+    from bot.channels.whatsapp import runner as whatsapp
 
     channels = bot_api_channels(settings)
-    if not channels:
+    if not channels and not whatsapp.enabled(settings):
         name, bale = variable_name("telegram", "token"), variable_name("bale", "token")
+        wa = variable_name("whatsapp", "phone_number_id")
         _fail(f"{name} is not set: get a token from @BotFather and export {name}=… (for "
-              f"Bale, from @BotFather in Bale: export {bale}=…)", 2)
+              f"Bale, from @BotFather in Bale: export {bale}=…; for WhatsApp, {wa} and the "
+              "other SADA_WHATSAPP__ settings)", 2)
     for channel in channels:
         if channel == "telegram":
             token_or_exit(settings)  # Telegram's token has a known shape
@@ -84,6 +87,12 @@ def channels_or_exit(settings: Settings) -> list[str]:
         if not LOOSE_TOKEN_FORMAT.fullmatch(token):
             _fail(f"{name} does not look like a bot token: its @BotFather gives digits, a "
                   "colon, then letters, digits, _ or - (like 123456789:AAF1x…)", 2)
+    if whatsapp.enabled(settings):
+        try:
+            whatsapp.check(settings)
+        except StartError as exc:
+            _fail(str(exc), 2)
+        channels.append(whatsapp.CHANNEL_NAME)
     return channels
 
 

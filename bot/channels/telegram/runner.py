@@ -229,7 +229,8 @@ class _Shared:
         self.followups: FollowupService | None = None
         self._stopping_followups: asyncio.Task[None] | None = None
         self._stop_watch: asyncio.Task[None] | None = None
-        self._routes: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]] = {}
+        self._routes: dict[tuple[str, str],
+                           Callable[[web.Request], Awaitable[web.StreamResponse]]] = {}
         self._server: web.AppRunner | None = None
         self._server_lock = asyncio.Lock()
 
@@ -268,14 +269,16 @@ class _Shared:
             await followups.stop()
 
     async def route(
-        self, path: str, receive: Callable[[web.Request], Awaitable[web.StreamResponse]]
+        self, path: str, receive: Callable[[web.Request], Awaitable[web.StreamResponse]],
+        method: str = "POST",
     ) -> None:
-        """Answer POSTs on `path` with `receive`, on the one server (started by the first
-        channel that asks)."""
+        """Answer `method` requests (POST: updates; GET: a channel's webhook verification)
+        on `path` with `receive`, on the one server (started by the first channel that
+        asks)."""
         async with self._server_lock:
             if self._server is None:
                 app = web.Application()
-                app.router.add_post("/{path:.*}", self._dispatch)
+                app.router.add_route("*", "/{path:.*}", self._dispatch)
                 runner = web.AppRunner(app, handle_signals=False)
                 await runner.setup()
                 host, port = self.listen
@@ -286,11 +289,14 @@ class _Shared:
                     raise StartError(
                         f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
                 self._server = runner
-            self._routes[path] = receive
+            self._routes[method, path] = receive
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        receive = self._routes.get(request.path)
+        receive = self._routes.get((request.method, request.path))
         if receive is None:
+            if any(path == request.path for _, path in self._routes):
+                raise web.HTTPMethodNotAllowed(
+                    request.method, [m for m, path in self._routes if path == request.path])
             raise web.HTTPNotFound()
         return await receive(request)
 
@@ -430,8 +436,17 @@ async def run_bot(
     Raises StartError (one line) when a channel's API or the listening port is unusable, and
     the storage layer's StorageError when the database is. A channel that fails to start
     stops the others: a process runs all its channels or none."""
-    names = list(channels) if channels is not None else bot_api_channels(settings)
-    if not names:
+    from bot.channels.whatsapp import runner as whatsapp_runner
+
+    if channels is None:
+        names = bot_api_channels(settings)
+        whatsapp = whatsapp_runner.enabled(settings)
+    else:
+        names = [name for name in channels if name != whatsapp_runner.CHANNEL_NAME]
+        whatsapp = len(names) < len(channels)
+    if whatsapp:
+        whatsapp_runner.check(settings)
+    elif not names:
         names = ["telegram"]  # _token names the variable to set
     tokens = {name: _token(settings, name) for name in names}
     if webhook_url is not None:
@@ -447,7 +462,7 @@ async def run_bot(
         _stop_event(stop) as stopping,
         await Database.open(settings.effective_database_url) as database,
     ):
-        shared = _Shared(Store(database), stopping, len(names), listen)
+        shared = _Shared(Store(database), stopping, len(names) + whatsapp, listen)
         runs = [
             _Run(settings, name, tokens[name], shared, core_factory,
                  None if webhook_url is None else channel_webhook_url(webhook_url, name, i == 0),
@@ -455,7 +470,11 @@ async def run_bot(
             for i, name in enumerate(names)
         ]
         try:
-            await _together(stopping, [serve(run) for run in runs])
+            serving: list[Awaitable[None]] = [serve(run) for run in runs]
+            if whatsapp:
+                serving.append(whatsapp_runner.serve(shared, settings, core_factory,
+                                                     webhook_url))
+            await _together(stopping, serving)
         finally:
             await shared.stop_followups()
             await shared.close()
