@@ -221,6 +221,14 @@ class Dispatcher:
         """True when every channel is paused by a 429: nothing can be sent now."""
         return self.paused_until is not None
 
+    def pause(self, channel: str, seconds: float) -> datetime:
+        """Send nothing on `channel` for `seconds` (or longer, if already paused longer):
+        for what the channel reports apart from a send, such as WhatsApp's spam limit in a
+        status webhook. Returns when the pause ends."""
+        if channel not in self.transports:
+            return self.clock()
+        return self._pause(channel, seconds)
+
     def _pause(self, channel: str, seconds: float) -> datetime:
         until = self.clock() + timedelta(seconds=seconds)
         known = self._paused.get(channel)
