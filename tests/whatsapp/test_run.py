@@ -1,0 +1,257 @@
+"""WhatsApp in a real `sada run` process, against the fake Graph API: Meta's webhook
+verification, a person completing the B2B survey in Arabic by taps and typed Arabic-Indic
+digits, forged and redelivered webhooks, status webhooks on the outbox rows, and wrong
+settings in one line."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot.channels.whatsapp.webhook import signature
+from storage.db import Database
+from storage.outbox import enqueue
+from tests.bale.test_run import ROOT, Process, completed, free_port, sada_run, stop
+from tests.fakegraph import FakeGraphApi
+
+pytestmark = pytest.mark.slow
+
+VERIFY_TOKEN = "sada-verify-me"
+NUMBER = "971501234567"
+JSON = dict[str, Any]
+
+
+def env_for(graph: FakeGraphApi, db: Path) -> dict[str, str]:
+    return {"SADA_DATABASE_URL": f"sqlite:///{db}", "SADA_FLOWS_DIR": str(ROOT / "flows"),
+            "SADA_WHATSAPP__PHONE_NUMBER_ID": graph.phone_number_id,
+            "SADA_WHATSAPP__ACCESS_TOKEN": graph.access_token,
+            "SADA_WHATSAPP__APP_SECRET": graph.app_secret,
+            "SADA_WHATSAPP__VERIFY_TOKEN": VERIFY_TOKEN,
+            "SADA_WHATSAPP__API_URL": graph.base_url,
+            "SADA_WHATSAPP__API_VERSION": graph.version}
+
+
+async def started(graph: FakeGraphApi, tmp_path: Path, db: Path) -> tuple[Process, str]:
+    port = free_port()
+    process = await sada_run(env_for(graph, db), tmp_path / "run.log",
+                             "--listen", f"127.0.0.1:{port}")
+    url = f"http://127.0.0.1:{port}/whatsapp"
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 90
+    async with aiohttp.ClientSession() as session:
+        while True:
+            assert process.proc.returncode is None, process.output()
+            assert loop.time() < deadline, process.output()
+            try:
+                async with session.get(url, params={
+                        "hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN,
+                        "hub.challenge": "1158201444"}) as answer:
+                    if answer.status == 200:
+                        assert await answer.text() == "1158201444"
+                        break
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.2)
+        async with session.get(url, params={"hub.mode": "subscribe",
+                                            "hub.verify_token": "wrong",
+                                            "hub.challenge": "1"}) as answer:
+            assert answer.status == 403
+    graph.webhook_url = url
+    return process, url
+
+
+def interactive(message: JSON) -> list[tuple[str, str]]:
+    """(id, title) of a message's buttons or list rows."""
+    if message["type"] != "interactive":
+        return []
+    action = message["interactive"]["action"]
+    if "buttons" in action:
+        return [(b["reply"]["id"], b["reply"]["title"]) for b in action["buttons"]]
+    return [(r["id"], r["title"]) for s in action["sections"] for r in s["rows"]]
+
+
+async def tap(graph: FakeGraphApi, to: str, title: str) -> None:
+    """Tap the button or list row titled `title` (or ending with it) of the latest message
+    that has one, and wait for the bot's answer."""
+    user = graph.user(to)
+    before = len(graph.sent(to))
+    for message in reversed(graph.sent(to)):
+        for choice, shown in interactive(message):
+            if shown == title or shown.endswith(" " + title) or shown.startswith(title):
+                if message["interactive"]["type"] == "button":
+                    await user.press(message, choice)
+                else:
+                    await user.choose(message, choice)
+                await graph.wait_for(lambda: len(graph.sent(to)) > before, timeout=30)
+                return
+    raise AssertionError(f"no choice {title!r}: {[interactive(m) for m in graph.sent(to)[-3:]]}")
+
+
+async def typed(graph: FakeGraphApi, to: str, text: str) -> None:
+    before = len(graph.sent(to))
+    await graph.user(to).send(text)
+    await graph.wait_for(lambda: len(graph.sent(to)) > before, timeout=30)
+
+
+def outbox(db: Path) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(db) as conn:
+        return list(conn.execute(
+            "select id, status, delivery, delivery_error, message_id from outbox order by id"))
+
+
+def query(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(db) as conn:
+        return list(conn.execute(sql, args))
+
+
+def answers(db: Path) -> dict[str, Any]:
+    return {q: (raw, value) for q, raw, value in query(
+        db, "select question_id, raw_text, value from answer order by id")}
+
+
+async def queue_message(db: Path, key: str, to: str, text: str) -> None:
+    """A free staff message to `to` on WhatsApp, for the running process to send."""
+    now = datetime.now(UTC)
+    async with await Database.open(f"sqlite:///{db}") as database, \
+            database.session() as s, s.begin():
+        await enqueue(s, key=key, kind="alert", channel="whatsapp", address=to,
+                      contact_id=None, text=text, due_at=now, now=now)
+
+
+async def sent_row(graph: FakeGraphApi, db: Path, key: str) -> JSON:
+    """The message the process sent for the outbox row `key`, once recorded as sent."""
+    await graph.wait_for(lambda: query(db, "select status from outbox where key = ?", key)
+                         == [("sent",)], timeout=30)
+    [text] = query(db, "select text from outbox where key = ?", key)[0]
+    [message] = [m for m in graph.sent() if m["type"] == "text"
+                 and m["text"]["body"] == text]
+    return message
+
+
+def delivery(db: Path, key: str) -> tuple[Any, ...]:
+    [row] = query(db, "select status, delivery, delivery_error from outbox where key = ?", key)
+    return row
+
+
+def reachable(db: Path, channel: str, address: str) -> bool:
+    [(unreachable,)] = query(db, "select unreachable from contact_identity where channel = ? "
+                             "and address = ?", channel, address)
+    return not unreachable
+
+
+async def test_a_survey_in_arabic_on_whatsapp_with_webhooks_and_statuses(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "sada.db"
+    async with FakeGraphApi() as graph:
+        graph.user(NUMBER, "سارة")
+        process, _ = await started(graph, tmp_path, db)
+        try:
+            await typed(graph, NUMBER, "/lang ar")
+            await typed(graph, NUMBER, "/start")
+            [(_, title)] = interactive(graph.sent(NUMBER)[-1])
+            await tap(graph, NUMBER, title)  # the survey from the list of public ones
+            await tap(graph, NUMBER, "المشتريات")  # a list row (six roles)
+            # 0–10 does not fit WhatsApp's buttons or lists: typed, in Arabic-Indic digits
+            assert interactive(graph.sent(NUMBER)[-1]) == []
+            await typed(graph, NUMBER, "٩")
+            await tap(graph, NUMBER, "تخطٍّ ←")  # a reply button
+            await tap(graph, NUMBER, "٤")
+            await tap(graph, NUMBER, "☐ جودة المنتج")
+            await tap(graph, NUMBER, "تم ✓")
+            for _ in range(4):  # what is left: the first choice of each, or a typed ٢
+                if query(db, "select status from survey_session") == [("completed",)]:
+                    break
+                choices = [c for c in interactive(graph.sent(NUMBER)[-1])
+                           if not c[1].startswith("→")]
+                if choices:
+                    await tap(graph, NUMBER, choices[0][1])
+                else:
+                    await typed(graph, NUMBER, "٢")
+            assert await completed(db, "whatsapp", NUMBER) == ["completed"], process.output()
+            stored = answers(db)
+            assert stored["stakeholder"][1] == '"buyer"'
+            assert stored["nps"] == ("٩", 9)
+            assert stored["expectations"][1] == 4
+            # every message the person sent was marked read
+            assert len(graph.reads) >= 8
+
+            # a forged or missing signature is refused and changes nothing
+            handled = query(db, "select count(*) from processed_update")
+            count = len(graph.sent(NUMBER))
+            body = graph.message_body(graph.user(NUMBER), "text", {"text": {"body": "/start"}})
+            assert await graph.post_webhook(body, signature="sha256=" + "0" * 64) == 403
+            assert await graph.post_webhook(body, signature="") == 401
+            wrong = signature(b"{}", graph.app_secret)  # signs another body
+            assert await graph.post_webhook(body, signature=wrong) == 403
+            # a redelivery of a message already handled changes nothing either
+            last_answer = next(b for b, status in reversed(graph.webhooks) if status == 200)
+            assert await graph.post_webhook(last_answer) == 200
+            await asyncio.sleep(0.5)
+            assert query(db, "select count(*) from processed_update") == handled
+            assert len(graph.sent(NUMBER)) == count
+            assert answers(db) == stored
+
+            # statuses update the row, in whatever order and as often as they come
+            await queue_message(db, "note:1", NUMBER, "شكرًا لكم")
+            note = await sent_row(graph, db, "note:1")
+            for status in ("delivered", "sent", "read", "delivered", "read"):
+                assert await graph.post_webhook(graph.status_body(note, status)) == 200
+            assert delivery(db, "note:1") == ("sent", "read", None)
+            # failed after it was read on another device: still read, the error kept
+            assert await graph.post_webhook(graph.status_body(note, "failed", 131026)) == 200
+            status, state, error = delivery(db, "note:1")
+            assert (status, state) == ("sent", "read") and "131026" in error
+            assert reachable(db, "whatsapp", NUMBER)
+
+            # 131026 on a message not delivered: that WhatsApp identity is unreachable, the
+            # same contact's Telegram chat is not
+            other = "966551234567"
+            graph.user(other, "Omar")
+            await typed(graph, other, "/start")
+            [(contact_id,)] = query(db, "select contact_id from contact_identity where "
+                                    "channel = 'whatsapp' and address = ?", other)
+            with sqlite3.connect(db) as conn:
+                conn.execute("insert into contact_identity (contact_id, channel, address, "
+                             "unreachable, created_at) values (?, 'telegram', '5005', 0, ?)",
+                             (contact_id, datetime.now(UTC).isoformat(" ")))
+            await queue_message(db, "note:2", other, "Thank you")
+            lost = await sent_row(graph, db, "note:2")
+            assert await graph.post_webhook(graph.status_body(lost, "sent")) == 200
+            assert await graph.post_webhook(graph.status_body(lost, "failed", 131026)) == 200
+            status, state, error = delivery(db, "note:2")
+            assert (status, state) == ("failed", "failed") and "131026" in error
+            assert not reachable(db, "whatsapp", other)
+            assert reachable(db, "telegram", "5005")
+            # a late "delivered" for the same message still moves it on
+            assert await graph.post_webhook(graph.status_body(lost, "delivered")) == 200
+            assert delivery(db, "note:2")[1] == "delivered"
+        finally:
+            code = await stop(process)
+        log = process.output()
+        assert code == 0, log
+        assert "Traceback" not in log
+
+
+@pytest.mark.parametrize(("unset", "says"), [
+    ("SADA_WHATSAPP__APP_SECRET", "SADA_WHATSAPP__APP_SECRET is not set"),
+    ("SADA_WHATSAPP__VERIFY_TOKEN", "SADA_WHATSAPP__VERIFY_TOKEN is not set"),
+    ("SADA_WHATSAPP__ACCESS_TOKEN", "SADA_WHATSAPP__ACCESS_TOKEN is not set"),
+])
+async def test_missing_whatsapp_settings_are_one_line(
+    tmp_path: Path, unset: str, says: str,
+) -> None:
+    async with FakeGraphApi() as graph:
+        env = env_for(graph, tmp_path / "sada.db")
+        del env[unset]
+        process = await sada_run(env, tmp_path / "run.log",
+                                 "--listen", f"127.0.0.1:{free_port()}")
+        assert await asyncio.wait_for(process.proc.wait(), 60) == 2
+        lines = process.output().strip().splitlines()
+        assert len(lines) == 1 and says in lines[0], lines
