@@ -129,7 +129,8 @@ class Reply:
     def say(self, text: str, keyboard: Keyboard | None = None) -> None:
         """`text`, with `keyboard` where the channel can show it (menus say how to answer
         without one too)."""
-        self.outs.append(SendText(self.chat_id, text, fitted(keyboard, self.capabilities)))
+        self.outs.append(SendText(self.chat_id, text, fitted(keyboard, self.capabilities,
+                                                             menu=menu_label(self.t))))
 
     def edit(self, message_id: int, text: str | None = None,
              keyboard: Keyboard | None = None) -> bool:
@@ -137,7 +138,8 @@ class Reply:
         if not self.capabilities.editable:
             return False
         self.outs.append(EditMessage(self.chat_id, message_id, text,
-                                     fitted(keyboard, self.capabilities)))
+                                     fitted(keyboard, self.capabilities,
+                                            menu=menu_label(self.t))))
         return True
 
 
@@ -619,7 +621,7 @@ class Controller:
             index = [q.id for q in conversation.flow.questions].index(ask_.question_id)
             keyboard = fitted(question_keyboard(ask_, t, self.signer, reply.chat_id,
                                                 conversation.session_id, index),
-                              self.capabilities)
+                              self.capabilities, menu=menu_label(t))
             if keyboard is not None and reply.edit(
                     old_message, render.question(ask_, t, typed=False), keyboard):
                 return
@@ -634,7 +636,7 @@ class Controller:
                 keyboard = fitted(question_keyboard(prompt, t, self.signer, reply.chat_id,
                                                     conversation.session_id,
                                                     ids.index(prompt.question_id)),
-                                  self.capabilities)
+                                  self.capabilities, menu=menu_label(t))
                 text = render.question(prompt, t, typed=keyboard is None)
                 reply.outs.append(SendText(reply.chat_id, text, keyboard,
                                            conversation.session_id, prompt.question_id))
@@ -842,6 +844,10 @@ class Controller:
             try:
                 return await _send(out, transport)
             except RetryAfter as exc:
+                if exc.seconds > LONGEST_WAIT:
+                    # A channel paused for long (WhatsApp's spam limit: an hour) must not hold
+                    # the person's lane: unsent, so a question is shown on their next message.
+                    raise Transient(f"not waiting {exc.seconds:g}s for a rate limit") from exc
                 if not await wait_out(exc.seconds, self._sleep):
                     raise Transient("stopping: not waiting out a rate limit") from exc
             except Transient:
@@ -895,6 +901,16 @@ async def _send(out: Out, transport: Transport) -> int | None:
 
 # A destination of staff messages: a channel and its address of the chat there.
 Address = tuple[str, str]
+
+# The longest rate-limit wait sat out inside a chat's lane, in seconds; beyond it the send
+# is given up as Transient.
+LONGEST_WAIT = 30.0
+
+
+def menu_label(t: Translator) -> str:
+    """The label of the button that opens a list of options (WhatsApp), in the reader's
+    language."""
+    return t.gettext("Choose")
 
 
 def _alert_to(

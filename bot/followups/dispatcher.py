@@ -42,12 +42,15 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.exc import DBAPIError
 
 from bot.followups.ratelimit import RateLimiter
-from bot.followups.render import Flows, Message, Skip, render
+from bot.followups.render import Fail, Flows, Message, Skip, TemplateMessage, render
 from bot.messaging.registry import CHANNELS, Registry
 from bot.messaging.transport import (
     Blocked,
+    ChatRetryAfter,
+    OutsideWindow,
     Refused,
     RetryAfter,
+    Templated,
     Transient,
     Transport,
 )
@@ -371,11 +374,11 @@ class Dispatcher:
             async with asyncio.timeout_at(self._send_deadline()) as timeout:
                 self._in_flight.add(timeout)
                 try:
-                    message_id = await self.transports[row.channel].send_text(
-                        row.address, message.text, message.keyboard
-                    )
+                    message_id = await self._send(row, message)
                 finally:
                     self._in_flight.discard(timeout)
+        except ChatRetryAfter as exc:
+            await self._chat_rate_limited(row, report, exc.seconds)
         except RetryAfter as exc:
             await self._rate_limited(row, report, exc.seconds)
         except Blocked as exc:
@@ -396,14 +399,46 @@ class Dispatcher:
                 log.warning("outbox message %s was sent but its lease had passed to another "
                             "worker: it may be delivered twice", row.id)
 
+    async def _send(self, row: Outbox, message: Message) -> int:
+        """Send the row's message: as its template when the person is outside the channel's
+        window, else free-form, and once more as the template when the channel refuses it as
+        outside the window after all (clock skew, or the window closed meanwhile)."""
+        transport = self.transports[row.channel]
+        if message.outside_window and message.template is not None:
+            return await self._send_template(row, message.template)
+        try:
+            return await transport.send_text(row.address, message.text, message.keyboard)
+        except OutsideWindow as exc:
+            if message.template is None:
+                if message.no_template is not None:
+                    raise Refused(message.no_template) from exc
+                raise
+            log.info("outbox message %s (%s to %s %s) was outside the window: sending its "
+                     "template", row.id, row.kind, row.channel, row.address)
+            return await self._send_template(row, message.template)
+
+    async def _send_template(self, row: Outbox, template: TemplateMessage) -> int:
+        transport = self.transports[row.channel]
+        if not isinstance(transport, Templated):
+            raise Refused(f"the {row.channel} transport cannot send templates")
+        sent = await transport.send_template(row.address, template.name, template.language,
+                                             template.parameters, template.button)
+        return sent.id
+
+    def _templates(self, channel: str) -> Templated | None:
+        transport = self.transports.get(channel)
+        return transport if isinstance(transport, Templated) else None
+
     async def _render(self, row: Outbox, report: DispatchReport) -> Message | None:
         """The row's message, in a short read transaction of its own; None when the row was
         handled here instead (cancelled, rescheduled or failed)."""
         try:
             async with self.database.session() as s, s.begin():
+                templated = self._templates(row.channel)
                 rendered = await render(s, row, flows=self.flows, now=self.clock(),
                                         registry=self.registry,
-                                        bot_usernames=self.bot_usernames)
+                                        bot_usernames=self.bot_usernames,
+                                        templates=templated.template if templated else None)
         except (DBAPIError, OSError) as exc:
             # The database, not the message: try again later, no attempt spent.
             log.warning("could not read what outbox message %s is about: %s", row.id, exc)
@@ -428,6 +463,9 @@ class Dispatcher:
             else:
                 report.lost_lease += 1
             return None
+        if isinstance(rendered, Fail):  # not sendable as configured: no attempt spent
+            await self._fail(row, report, rendered.reason)
+            return None
         return rendered
 
     async def _rate_limited(self, row: Outbox, report: DispatchReport, seconds: float) -> None:
@@ -437,6 +475,18 @@ class Dispatcher:
         report.rate_limited += 1
         if not await outbox.reschedule(self.database, _id(row), until,
                                        f"429: retry after {seconds:g}s",
+                                       claimed_until=row.locked_until, count_attempt=False):
+            report.lost_lease += 1
+
+    async def _chat_rate_limited(
+        self, row: Outbox, report: DispatchReport, seconds: float
+    ) -> None:
+        # Too many messages to this one person (WhatsApp's pair rate): only this row waits,
+        # the channel goes on sending to everyone else.
+        report.rate_limited += 1
+        if not await outbox.reschedule(self.database, _id(row),
+                                       self.clock() + timedelta(seconds=seconds),
+                                       f"rate limit for this chat: retry after {seconds:g}s",
                                        claimed_until=row.locked_until, count_attempt=False):
             report.lost_lease += 1
 

@@ -11,6 +11,7 @@ preview) declares none.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Literal
 
 # How a channel measures text against its limits: Telegram counts UTF-16 code units (an
@@ -55,6 +56,10 @@ class Capabilities:
     messages_per_chat_per_second: float
     # List messages, where the channel has them.
     lists: ListMessages | None = None
+    # How long after a person last wrote free-form messages reach them (WhatsApp's 24 h);
+    # outside it only the channel's approved templates go (bot.messaging.transport.Templated).
+    # None: no window, a message may go any time.
+    window: timedelta | None = None
 
     def __post_init__(self) -> None:
         if self.messages_per_second <= 0 or self.messages_per_chat_per_second <= 0:

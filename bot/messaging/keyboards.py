@@ -105,20 +105,46 @@ def consent_keyboard(t: Translator, signer: Signer, chat_id: str, session_id: in
     return (tuple(reversed(row)) if t.rtl else tuple(row),)
 
 
-def fitted(keyboard: Keyboard | None, capabilities: Capabilities) -> Keyboard | None:
+class Listed(tuple[tuple[Button, ...], ...]):
+    """A keyboard the channel shows as a list message: one option per row, behind a button
+    labelled `menu` in the reader's words ("" → the transport's own label). Equal to the
+    same rows as a plain keyboard: only how they are shown differs."""
+
+    menu: str
+
+    def __new__(cls, rows: Keyboard, menu: str = "") -> Listed:
+        listed = super().__new__(cls, rows)
+        listed.menu = menu
+        return listed
+
+
+def fitted(
+    keyboard: Keyboard | None, capabilities: Capabilities, menu: str = ""
+) -> Keyboard | None:
     """`keyboard` as the channel can carry it, or None when it cannot: then the message is
     written for typing instead (numbered options, "Send a number from 0 to 10").
 
     Rows longer than the channel allows are cut into rows that fit, in their order (so a
     right-to-left row stays right to left). Too many buttons in all, or a payload longer
     than the channel carries back, cannot be fixed by layout. A label longer than the
-    channel shows is cut off by the channel, not refused: lint warns about those."""
+    channel shows is cut off by the channel, not refused: lint warns about those.
+
+    Where the channel has list messages (WhatsApp), buttons too many or too long for its
+    buttons but within its list's rows become a :class:`Listed`, one per row, behind a
+    button labelled `menu` (pass it in the reader's language); a row's label longer than the
+    list shows is the transport's to cut."""
     if keyboard is None or not capabilities.buttons:
         return None
     buttons = [button for row in keyboard for button in row]
-    if len(buttons) > capabilities.buttons_total or any(
-            len(b.data.encode()) > capabilities.callback_data for b in buttons):
+    if any(len(b.data.encode()) > capabilities.callback_data for b in buttons):
         return None
+    lists = capabilities.lists
+    too_long = lists is not None and any(len(b.text) > capabilities.button_label
+                                         for b in buttons)
+    if len(buttons) > capabilities.buttons_total or too_long:
+        if lists is None or len(buttons) > lists.rows:
+            return None
+        return Listed(tuple((b,) for b in buttons), menu)
     width = capabilities.buttons_per_row
     return tuple(row[start:start + width] for row in keyboard
                  for start in range(0, len(row), width))

@@ -8,8 +8,9 @@ number …): each transport converts it to what its API wants.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,11 @@ class RetryAfter(Exception):
         self.seconds = seconds
 
 
+class ChatRetryAfter(RetryAfter):
+    """A wait that concerns one person only (WhatsApp's pair rate): that person's message
+    waits `seconds`, the rest of the channel goes on."""
+
+
 class Transient(Exception):
     """A network error or a server error (5xx): worth retrying with backoff."""
 
@@ -48,6 +54,48 @@ class OutsideWindow(Refused):
     """The channel takes no free-form message to this person now: it allows them only within
     a window after the person last wrote (WhatsApp's 24 hours). A refusal of this message,
     so whatever handles Refused handles it; a template message may still go."""
+
+
+class Numbered(Protocol):
+    """What a template send returns: at least the sent message's number (Transport ids)."""
+
+    @property
+    def id(self) -> int: ...
+
+
+class TemplateSpec(Protocol):
+    """One approved template as a channel's settings configure it: the channel's name and
+    language code for it, the names of the values its placeholders take in order, and
+    whether its first button is a quick reply that starts the survey."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def language(self) -> str: ...
+
+    @property
+    def parameters(self) -> tuple[str, ...]: ...
+
+    @property
+    def button(self) -> bool: ...
+
+
+@runtime_checkable
+class Templated(Protocol):
+    """A transport whose channel has a messaging window (Capabilities.window) sends the
+    channel's approved templates outside it, and knows which are configured."""
+
+    def template(self, kind: str, language: str) -> TemplateSpec | None:
+        """The template for messages of `kind` (invitation, reminder …) in `language`, or
+        None when none is configured (the channel may fall back to English itself)."""
+
+    async def send_template(
+        self, chat_id: str, name: str, language: str, params: Sequence[str],
+        button_payload: str | None = None,
+    ) -> Numbered:
+        """Send template `name` in `language` with its placeholders' values in order, and
+        the payload its first (quick-reply) button brings back, if it has one."""
 
 
 class Transport(Protocol):

@@ -74,6 +74,7 @@ CAPABILITIES = Capabilities(
     messages_per_chat_per_second=1 / 6,
     # List messages: 10 rows in all, row titles ≤ 24, descriptions ≤ 72.
     lists=ListMessages(rows=10, title=24, description=72),
+    window=WINDOW,
 )
 
 CHANNEL = Channel(

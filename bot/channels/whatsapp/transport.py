@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -22,9 +22,12 @@ from typing import Any, Self
 import httpx
 
 from bot.channels.whatsapp.channel import CAPABILITIES, CHANNEL
+from bot.channels.whatsapp.settings import Template
+from bot.messaging.keyboards import Listed
 from bot.messaging.transport import (
     Blocked,
     Button,
+    ChatRetryAfter,
     Keyboard,
     OutsideWindow,
     Refused,
@@ -56,7 +59,7 @@ LIST_BUTTON = 20  # characters of the button that opens a list
 ROW_ID = 200  # characters of a list row's id
 
 
-class PairRateLimited(RetryAfter):
+class PairRateLimited(ChatRetryAfter):
     """131056: too many messages to this one person lately. Only this person's messages
     wait; the rest of the channel goes on (a plain RetryAfter pauses the channel)."""
 
@@ -203,10 +206,18 @@ class WhatsAppTransport:
 
     channel = CHANNEL.name
 
-    def __init__(self, client: GraphClient, *, menu: str = "☰", short_body: str = "👇") -> None:
+    def __init__(self, client: GraphClient, *, menu: str = "☰", short_body: str = "👇",
+                 templates: Mapping[str, Mapping[str, Template]] | None = None) -> None:
         self.client = client
         self.menu = _cut(menu, LIST_BUTTON)
         self.short_body = short_body
+        # SADA_WHATSAPP__TEMPLATES: kind → survey language → approved template.
+        self.templates = templates or {}
+
+    def template(self, kind: str, language: str) -> Template | None:
+        """The approved template for `kind` in `language`, else in English, else None."""
+        by_language = self.templates.get(kind, {})
+        return by_language.get(language) or by_language.get("en")
 
     async def _send(self, to: str, kind: str, content: dict[str, Any]) -> Sent:
         try:
@@ -223,7 +234,9 @@ class WhatsAppTransport:
         buttons = [button for row in keyboard or () for button in row]
         if not buttons:
             return await self._send(to, "text", {"body": text, "preview_url": False})
-        action = self._action(buttons)
+        action = self._action(buttons, listed=isinstance(keyboard, Listed))
+        if isinstance(keyboard, Listed) and keyboard.menu and "button" in action:
+            action["button"] = _cut(keyboard.menu, LIST_BUTTON)  # in the reader's words
         if len(text) > INTERACTIVE_BODY:
             await self._send(to, "text", {"body": text, "preview_url": False})
             text = self.short_body
@@ -234,10 +247,11 @@ class WhatsAppTransport:
     async def send_text(self, chat_id: str, text: str, keyboard: Keyboard | None) -> int:
         return (await self.send(chat_id, text, keyboard)).id
 
-    def _action(self, buttons: Sequence[Button]) -> dict[str, Any]:
-        """Reply buttons where they fit, else a list, else Refused."""
+    def _action(self, buttons: Sequence[Button], listed: bool = False) -> dict[str, Any]:
+        """Reply buttons where they fit (and no list was asked for), else a list, else
+        Refused."""
         caps = CAPABILITIES
-        if len(buttons) <= caps.buttons_total and all(
+        if not listed and len(buttons) <= caps.buttons_total and all(
                 len(b.text) <= caps.button_label and len(b.data) <= caps.callback_data
                 for b in buttons):
             return {"buttons": [{"type": "reply", "reply": {"id": b.data, "title": b.text}}

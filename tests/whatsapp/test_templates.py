@@ -1,0 +1,236 @@
+"""Messages outside the 24-hour window go as the configured template, chosen when the row is
+written (bot.followups.render), through the real WhatsApp transport against the fake Graph
+API; the template's button opens the survey; rate errors of one person or of the channel."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import col, select
+
+from bot.channels.whatsapp.settings import Template
+from bot.channels.whatsapp.transport import (
+    PAIR_RATE,
+    SPAM_RATE,
+    GraphClient,
+    WhatsAppTransport,
+)
+from bot.channels.whatsapp.webhook import parse
+from bot.conversation.controller import Controller
+from bot.flow.loader import load_flow
+from bot.flow.model import Flow
+from bot.followups.dispatcher import Dispatcher, dispatch_until_idle
+from bot.followups.invite import Audience, invite_contacts
+from storage.db import Database
+from storage.models import Invitation, Outbox
+from storage.repo import Store
+from tests.fakegraph import FakeGraphApi
+from tests.followups.outbox_fakes import FakeClock, unpaced
+
+ROOT = Path(__file__).resolve().parents[2]
+B2B = ROOT / "flows" / "b2b_supplier.yaml"
+AMAL = "971501234567"
+OMID = "971507654321"
+DAY = 24 * 3600
+
+INVITATION = {
+    "en": Template(name="sada_invitation", language="en",
+                   parameters=("first_name", "survey"), button=True),
+    "ar": Template(name="sada_invitation", language="ar",
+                   parameters=("first_name", "survey"), button=True),
+}
+
+
+@pytest.fixture
+def b2b() -> Flow:
+    return load_flow(B2B).flow
+
+
+@pytest.fixture
+async def graph() -> AsyncIterator[FakeGraphApi]:
+    async with FakeGraphApi() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def client(graph: FakeGraphApi) -> AsyncIterator[GraphClient]:
+    async with GraphClient(graph.phone_number_id, graph.access_token, api_url=graph.base_url,
+                           api_version=graph.version) as client:
+        yield client
+
+
+def transport_of(client: GraphClient,
+                 templates: Mapping[str, Mapping[str, Template]] | None = None
+                 ) -> WhatsAppTransport:
+    return WhatsAppTransport(client, menu="Choose", templates={"invitation": INVITATION}
+                             if templates is None else templates)
+
+
+def dispatcher(database: Database, transport: WhatsAppTransport, clock: FakeClock,
+               b2b: Flow) -> Dispatcher:
+    return Dispatcher(database, {"whatsapp": transport}, clock=clock.now, sleep=clock.sleep,
+                      limiters={"whatsapp": unpaced()}, worker_id="test", flows={b2b.id: b2b})
+
+
+async def invite(database: Database, store: Store, b2b: Flow, number: str, *, lang: str,
+                 wrote: datetime | None, now: datetime) -> Invitation:
+    """A WhatsApp contact who last wrote at `wrote` (None: never), invited now."""
+    contact = await store.upsert_contact("whatsapp", number, first_name="Amal", language=lang,
+                                         now=now, seen_at=wrote)
+    assert contact.id is not None
+    await invite_contacts(database, flow=b2b, audience=Audience(contact_ids=(contact.id,)),
+                          at=now, context={}, now=now, bot_username=None, links_out=None)
+    async with database.session() as s, s.begin():
+        return (await s.exec(select(Invitation).where(
+            Invitation.contact_id == contact.id))).one()
+
+
+async def outbox_rows(database: Database) -> list[Outbox]:
+    async with database.session() as s, s.begin():
+        return list((await s.exec(select(Outbox).order_by(col(Outbox.id)))).all())
+
+
+async def test_outside_the_window_the_invitation_goes_as_its_template_and_its_button_opens_the_survey(  # noqa: E501
+    database: Database, store: Store, graph: FakeGraphApi, client: GraphClient, b2b: Flow
+) -> None:
+    now = datetime.now(UTC)
+    graph.wrote(AMAL, seconds_ago=2 * DAY)
+    invitation = await invite(database, store, b2b, AMAL, lang="ar",
+                              wrote=now - timedelta(days=2), now=now)
+    transport = transport_of(client)
+    report = await dispatch_until_idle(dispatcher(database, transport, FakeClock(now), b2b))
+    assert (report.sent, report.failed) == (1, 0)
+    [sent] = graph.sent(AMAL)
+    assert sent["type"] == "template"
+    assert sent["template"] == {
+        "name": "sada_invitation", "language": {"code": "ar"}, "components": [
+            {"type": "body", "parameters": [{"type": "text", "text": "Amal"},
+                                            {"type": "text", "text": b2b.title["ar"]}]},
+            {"type": "button", "sub_type": "quick_reply", "index": "0",
+             "parameters": [{"type": "payload", "payload": f"s1:g:{invitation.token}"}]}]}
+    [row] = await outbox_rows(database)
+    assert row.status == "sent" and row.message_id is not None
+
+    # Pressing its button opens the survey, through the controller, in Arabic.
+    controller = await Controller.create(store, channel="whatsapp", flows_dir=ROOT / "flows",
+                                         bot_username=graph.display_number,
+                                         admin_ids=frozenset(), secret="test-secret")
+    body = await graph.user(AMAL, "Amal").press_template_button(sent)
+    [event] = parse(json.dumps(body).encode()).events
+    assert getattr(event, "data", None) == f"s1:g:{invitation.token}"
+    await controller.process(event, transport)
+    first = graph.sent(AMAL)[1:]
+    assert first, "nothing answered the template's button"
+    shown = graph.texts(AMAL)[1:]
+    assert any(b2b.questions[0].text["ar"][:12] in text for text in shown), shown
+
+
+async def test_inside_the_window_the_invitation_is_free_text_with_its_start_button(
+    database: Database, store: Store, graph: FakeGraphApi, client: GraphClient, b2b: Flow
+) -> None:
+    now = datetime.now(UTC)
+    graph.wrote(AMAL, seconds_ago=3600)
+    invitation = await invite(database, store, b2b, AMAL, lang="en",
+                              wrote=now - timedelta(hours=1), now=now)
+    report = await dispatch_until_idle(dispatcher(database, transport_of(client),
+                                                  FakeClock(now), b2b))
+    assert report.sent == 1
+    [sent] = graph.sent(AMAL)
+    assert sent["type"] == "interactive" and sent["interactive"]["type"] == "button"
+    assert "Hello Amal" in sent["interactive"]["body"]["text"]
+    [button] = sent["interactive"]["action"]["buttons"]
+    assert button["reply"] == {"id": f"s1:g:{invitation.token}", "title": "Start the survey"}
+
+
+async def test_without_a_template_for_the_kind_the_row_fails_with_the_setting_to_add(
+    database: Database, store: Store, graph: FakeGraphApi, client: GraphClient, b2b: Flow
+) -> None:
+    now = datetime.now(UTC)
+    await invite(database, store, b2b, AMAL, lang="ar", wrote=None, now=now)
+    transport = transport_of(client, templates={"reminder": INVITATION})
+    report = await dispatch_until_idle(dispatcher(database, transport, FakeClock(now), b2b))
+    assert (report.sent, report.failed) == (0, 1)
+    assert graph.sent(AMAL) == []  # nothing sent blindly
+    [row] = await outbox_rows(database)
+    assert (row.status, row.attempts) == ("failed", 0)
+    assert row.last_error == (
+        f"{AMAL} on whatsapp has not written within 24 hours and no invitation template is "
+        "configured for ar or en: add one to SADA_WHATSAPP__TEMPLATES")
+    assert "\n" not in row.last_error
+
+
+async def test_an_english_template_stands_in_for_a_language_without_its_own(
+    database: Database, store: Store, graph: FakeGraphApi, client: GraphClient, b2b: Flow
+) -> None:
+    now = datetime.now(UTC)
+    await invite(database, store, b2b, AMAL, lang="fa", wrote=None, now=now)
+    report = await dispatch_until_idle(dispatcher(database, transport_of(client),
+                                                  FakeClock(now), b2b))
+    assert report.sent == 1
+    [sent] = graph.sent(AMAL)
+    assert sent["template"]["language"] == {"code": "en"}
+    # the parameters still speak the contact's language: the survey's Persian title
+    assert sent["template"]["components"][0]["parameters"][1]["text"] == b2b.title["fa"]
+
+
+async def test_a_free_text_refused_as_outside_the_window_is_sent_again_as_the_template(
+    database: Database, store: Store, graph: FakeGraphApi, client: GraphClient, b2b: Flow
+) -> None:
+    now = datetime.now(UTC)
+    # Sada saw them write an hour ago; WhatsApp counts otherwise (clock skew, a lost webhook)
+    graph.wrote(AMAL, seconds_ago=DAY + 600)
+    await invite(database, store, b2b, AMAL, lang="en", wrote=now - timedelta(hours=1),
+                 now=now)
+    report = await dispatch_until_idle(dispatcher(database, transport_of(client),
+                                                  FakeClock(now), b2b))
+    assert (report.sent, report.failed) == (1, 0)
+    [sent] = graph.sent(AMAL)  # the refused text was not stored as sent
+    assert sent["type"] == "template" and sent["template"]["name"] == "sada_invitation"
+    assert [c.body["type"] for c in graph.calls() if c.body.get("to") == AMAL] == [
+        "interactive", "template"]
+    [row] = await outbox_rows(database)
+    assert (row.status, row.attempts) == ("sent", 1)
+
+
+async def test_a_pair_rate_limit_delays_only_its_row(
+    database: Database, store: Store, graph: FakeGraphApi, client: GraphClient, b2b: Flow
+) -> None:
+    now = datetime.now(UTC)
+    for number in (AMAL, OMID):
+        graph.wrote(number, seconds_ago=60)
+        await invite(database, store, b2b, number, lang="en", wrote=now - timedelta(minutes=1),
+                     now=now)
+    graph.fail_next(PAIR_RATE, to=AMAL)
+    clock = FakeClock(now)
+    sender = dispatcher(database, transport_of(client), clock, b2b)
+    report = await sender.run_once()
+    assert (report.rate_limited, report.sent, report.failed) == (1, 1, 0)
+    assert sender.channel_paused_until("whatsapp") is None  # the channel went on
+    assert len(graph.sent(OMID)) == 1 and graph.sent(AMAL) == []
+    rows = {r.address: r for r in await outbox_rows(database)}
+    assert (rows[AMAL].status, rows[AMAL].attempts) == ("queued", 0)
+    assert rows[AMAL].due_at == now + timedelta(seconds=6)
+    clock.advance(seconds=6)
+    assert (await dispatch_until_idle(sender)).sent == 1
+    assert len(graph.sent(AMAL)) == 1
+
+
+async def test_a_spam_rate_limit_pauses_the_channel(
+    database: Database, store: Store, graph: FakeGraphApi, client: GraphClient, b2b: Flow
+) -> None:
+    now = datetime.now(UTC)
+    for number in (AMAL, OMID):
+        graph.wrote(number, seconds_ago=60)
+        await invite(database, store, b2b, number, lang="en", wrote=now - timedelta(minutes=1),
+                     now=now)
+    graph.fail_next(SPAM_RATE)
+    sender = dispatcher(database, transport_of(client), FakeClock(now), b2b)
+    report = await sender.run_once()
+    assert (report.rate_limited, report.sent, report.released) == (1, 0, 1)
+    assert sender.channel_paused_until("whatsapp") == now + timedelta(hours=1)
+    assert graph.sent() == []
+    assert {(r.status, r.attempts) for r in await outbox_rows(database)} == {("queued", 0)}
