@@ -4,20 +4,22 @@ row's channel (a start button where it has buttons, else the link in the text)."
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import update
 from sqlmodel import col, select
 
 from bot.channels.telegram.channel import CHANNEL as TELEGRAM_CHANNEL
+from bot.channels.whatsapp.settings import Template
 from bot.flow.loader import load_flow
 from bot.flow.model import Flow
 from bot.followups.actions import add_action
+from bot.followups.dates import format_date
 from bot.followups.dispatcher import Dispatcher, DispatchReport, dispatch_until_idle
 from bot.followups.invite import Audience, invite_contacts
 from bot.followups.reminders import plan_reminders
-from bot.followups.render import Message, Skip
+from bot.followups.render import Fail, Message, Skip, TemplateMessage, Templates, render
 from bot.i18n import Translator
 from bot.messaging.capabilities import Capabilities
 from bot.messaging.registry import CHANNELS, Channel, DeepLinks, Registry
@@ -26,7 +28,7 @@ from storage.db import Database
 from storage.models import Invitation, Outbox
 from storage.repo import Store
 from tests.followups.outbox_fakes import FakeClock, RecordingTransport, rendered, unpaced
-from tests.followups.test_actions import B2B, population, spec
+from tests.followups.test_actions import B2B, TEXTS, population, spec
 from tests.followups.test_invite import flow
 
 SUNDAY_10 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)  # inside the 09:00-18:00 window
@@ -191,3 +193,99 @@ async def test_a_row_about_a_deleted_action_is_skipped(
     row.action_id = (action.id or 0) + 1000  # as if deleted (the foreign key would cascade)
     message = await rendered(database, row, {b2b.id: b2b})
     assert message == Skip(f"action #{row.action_id} no longer exists")
+
+
+# A channel's templates as its settings give them (WhatsApp's SADA_WHATSAPP__TEMPLATES).
+def templates_of(book: dict[str, dict[str, Template]]) -> Templates:
+    def lookup(kind: str, language: str) -> Template | None:
+        found = book.get(kind, {})
+        return found.get(language) or found.get("en")
+    return lookup
+
+
+async def windowed(database: Database, row: Outbox, flows: dict[str, Flow],
+                   book: dict[str, dict[str, Template]], now: datetime) -> object:
+    async with database.session() as s, s.begin():
+        return await render(s, row, flows=flows, now=now, templates=templates_of(book))
+
+
+async def test_a_follow_up_outside_the_window_is_its_template_filled_from_the_action(
+    database: Database, store: Store
+) -> None:
+    people = await population(store)
+    b2b = load_flow(B2B).flow
+    await add_action(database, spec(segment="gold", promised="2026-12-12"), flow=b2b,
+                     now=SUNDAY_10)
+    [row] = [r for r in await rows(database, "followup") if r.contact_id == people.sara]
+    row.channel, row.address = "whatsapp", "971501112233"  # never wrote from it
+    book = {"followup": {"fa": Template(name="sada_followup", language="fa", parameters=(
+        "first_name", "survey", "action", "due", "segment"))}}
+    message = await windowed(database, row, {b2b.id: b2b}, book, SUNDAY_10)
+    assert isinstance(message, Message) and message.outside_window
+    assert message.template == TemplateMessage(
+        name="sada_followup", language="fa", button=None, parameters=(
+            "1001", b2b.title["fa"], TEXTS["fa"], format_date(date(2026, 12, 12), "fa"),
+            "gold"))
+    assert "\n" not in "".join(message.template.parameters)
+    # the free text is still written, for the moment they write again
+    assert TEXTS["fa"] in message.text
+
+    # a parameter a follow-up does not have is a configuration error, in one line
+    book["followup"]["fa"] = Template(name="sada_followup", language="fa",
+                                      parameters=("first_name", "score"))
+    failed = await windowed(database, row, {b2b.id: b2b}, book, SUNDAY_10)
+    assert failed == Fail(
+        "the followup template sada_followup (fa) names score, which a followup does not "
+        "have: use first_name, name, company, role, segment, survey, action, summary, due "
+        "in SADA_WHATSAPP__TEMPLATES")
+
+
+async def test_within_the_window_the_text_goes_and_the_template_waits_as_the_fallback(
+    database: Database, store: Store
+) -> None:
+    people = await population(store)
+    b2b = load_flow(B2B).flow
+    await add_action(database, spec(segment="gold"), flow=b2b, now=SUNDAY_10)
+    [row] = [r for r in await rows(database, "followup") if r.contact_id == people.sara]
+    await store.upsert_contact("whatsapp", "971501112233", now=SUNDAY_10,
+                               seen_at=SUNDAY_10 - timedelta(hours=23))
+    row.channel, row.address = "whatsapp", "971501112233"
+    book = {"followup": {"en": Template(name="sada_followup", language="en",
+                                        parameters=("due",))}}
+    message = await windowed(database, row, {b2b.id: b2b}, book, SUNDAY_10)
+    assert isinstance(message, Message) and not message.outside_window
+    assert message.template == TemplateMessage("sada_followup", "en", ("–",))  # no date
+    # an hour later the window has closed: the same row goes as the template
+    later = await windowed(database, row, {b2b.id: b2b}, book, SUNDAY_10 + timedelta(hours=1))
+    assert isinstance(later, Message) and later.outside_window
+    # and with no template, the text goes while it may, with the reason kept for a refusal
+    bare = await windowed(database, row, {b2b.id: b2b}, {}, SUNDAY_10)
+    assert isinstance(bare, Message) and bare.template is None and not bare.outside_window
+    assert bare.no_template is not None and "SADA_WHATSAPP__TEMPLATES" in bare.no_template
+
+
+async def test_an_overdue_alert_to_a_staff_number_is_outside_the_window_unless_they_wrote(
+    database: Database, store: Store
+) -> None:
+    await population(store)
+    b2b = load_flow(B2B).flow
+    action, _ = await add_action(database, spec(segment="gold", promised="2026-12-12"),
+                                 flow=b2b, now=SUNDAY_10)
+    staff = "971509998877"
+    row = Outbox(key="overdue:test", kind="overdue", channel="whatsapp", address=staff,
+                 due_at=SUNDAY_10, action_id=action.id, created_at=SUNDAY_10)
+    book = {"overdue": {"en": Template(name="sada_action_overdue", language="en",
+                                       parameters=("action", "due", "told", "action_id"))}}
+    message = await windowed(database, row, {b2b.id: b2b}, book, SUNDAY_10)
+    assert isinstance(message, Message) and message.outside_window
+    assert message.template == TemplateMessage("sada_action_overdue", "en", (
+        TEXTS["en"], format_date(date(2026, 12, 12), "en"), "0", f"#{action.id}"))
+    # a staff member who wrote to the bot from that number an hour ago gets the text
+    await store.upsert_contact("whatsapp", staff, now=SUNDAY_10,
+                               seen_at=SUNDAY_10 - timedelta(hours=1))
+    message = await windowed(database, row, {b2b.id: b2b}, book, SUNDAY_10)
+    assert isinstance(message, Message) and not message.outside_window
+    # on a channel without a window nothing of this applies
+    row.channel = "telegram"
+    plain = await windowed(database, row, {b2b.id: b2b}, book, SUNDAY_10)
+    assert isinstance(plain, Message) and plain.template is None and not plain.outside_window

@@ -97,3 +97,18 @@ def test_an_answer_shown_on_a_button_is_one_short_line() -> None:
     assert "\n" not in button.text
     [[short]] = chosen("۹")
     assert short.text == "✓ ۹"
+
+
+def test_telegram_keyboards_are_fitted_as_before_never_as_lists() -> None:
+    from bot.channels.telegram.channel import CHANNEL
+    from bot.engine.prompts import Choice
+    from bot.messaging.keyboards import Listed, fitted
+
+    telegram = CHANNEL.capabilities
+    scale = question_keyboard(nps("en"), Translator("en"), SIGNER, 7, 3, 1)
+    assert fitted(scale, telegram, menu="Choose") == scale
+    choices = tuple(Choice(f"c{i}", f"A rather long option label number {i}") for i in range(8))
+    many = question_keyboard(nps("en", type="choice", low=None, high=None, choices=choices),
+                             Translator("en"), SIGNER, 7, 3, 1)
+    fitted_many = fitted(many, telegram, menu="Choose")
+    assert fitted_many == many and not isinstance(fitted_many, Listed)

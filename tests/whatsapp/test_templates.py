@@ -4,6 +4,7 @@ API; the template's button opens the survey; rate errors of one person or of the
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
@@ -22,9 +23,10 @@ from bot.channels.whatsapp.transport import (
 from bot.channels.whatsapp.webhook import parse
 from bot.conversation.controller import Controller
 from bot.flow.loader import load_flow
-from bot.flow.model import Flow
+from bot.flow.model import ChoiceQuestion, Flow
 from bot.followups.dispatcher import Dispatcher, dispatch_until_idle
 from bot.followups.invite import Audience, invite_contacts
+from bot.i18n import Translator
 from storage.db import Database
 from storage.models import Invitation, Outbox
 from storage.repo import Store
@@ -123,10 +125,28 @@ async def test_outside_the_window_the_invitation_goes_as_its_template_and_its_bu
     [event] = parse(json.dumps(body).encode()).events
     assert getattr(event, "data", None) == f"s1:g:{invitation.token}"
     await controller.process(event, transport)
-    first = graph.sent(AMAL)[1:]
-    assert first, "nothing answered the template's button"
     shown = graph.texts(AMAL)[1:]
     assert any(b2b.questions[0].text["ar"][:12] in text for text in shown), shown
+
+    # Its first question has six options: a list, under a menu button in the reader's words.
+    question = graph.sent(AMAL)[-1]
+    assert question["interactive"]["type"] == "list"
+    assert question["interactive"]["action"]["button"] == Translator("ar").gettext("Choose")
+    rows = question["interactive"]["action"]["sections"][0]["rows"]
+    first = b2b.questions[0]
+    assert isinstance(first, ChoiceQuestion) and len(rows) == len(first.options)
+    body = await graph.user(AMAL, "Amal").choose(question, rows[0]["id"])
+    [event] = parse(json.dumps(body).encode()).events
+    await controller.process(event, transport)
+    # The 0–10 question is asked to be typed; Arabic-Indic digits answer it.
+    nps = graph.sent(AMAL)[-1]
+    assert nps["type"] == "text" and "١٠" in nps["text"]["body"]
+    body = await graph.user(AMAL, "Amal").send("٩")
+    [event] = parse(json.dumps(body).encode()).events
+    await controller.process(event, transport)
+    export = await store.export_contact(invitation.contact_id)
+    assert [(a["question_id"], a["value"]) for a in export["sessions"][0]["answers"]] == [
+        (first.id, first.options[0].id), ("nps", 9)]
 
 
 async def test_inside_the_window_the_invitation_is_free_text_with_its_start_button(
@@ -234,3 +254,29 @@ async def test_a_spam_rate_limit_pauses_the_channel(
     assert sender.channel_paused_until("whatsapp") == now + timedelta(hours=1)
     assert graph.sent() == []
     assert {(r.status, r.attempts) for r in await outbox_rows(database)} == {("queued", 0)}
+
+
+async def test_a_spam_pause_is_not_sat_out_in_the_chat_and_the_question_comes_back_next_time(
+    database: Database, store: Store, graph: FakeGraphApi, client: GraphClient, b2b: Flow
+) -> None:
+    now = datetime.now(UTC)
+    invitation = await invite(database, store, b2b, AMAL, lang="en", wrote=None, now=now)
+    transport = transport_of(client)
+    controller = await Controller.create(store, channel="whatsapp", flows_dir=ROOT / "flows",
+                                         bot_username=graph.display_number,
+                                         admin_ids=frozenset(), secret="test-secret")
+    amal = graph.user(AMAL, "Amal")
+    graph.fail_next(SPAM_RATE, to=AMAL, times=2)  # the greeting and the question
+    [event] = parse(json.dumps(await amal.send(f"/start {invitation.token}")).encode()).events
+    async with asyncio.timeout(10):  # an hour's wait inside the lane would never end here
+        await controller.process(event, transport)
+    assert graph.sent(AMAL) == []
+    assert [c.status for c in graph.calls()] == [400, 400]  # tried once each, not waited
+    # their next message shows the question that did not go, instead of answering it
+    [event] = parse(json.dumps(await amal.send("hello?")).encode()).events
+    await controller.process(event, transport)
+    question = graph.sent(AMAL)[-1]
+    assert question["interactive"]["type"] == "list"
+    assert b2b.questions[0].text["en"][:20] in question["interactive"]["body"]["text"]
+    export = await store.export_contact(invitation.contact_id)
+    assert export["sessions"][0]["answers"] == []
