@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from sqlalchemy import func
 from sqlmodel import col, select
 
 from storage.db import Database
 from storage.invitations import on_unreachable
 from storage.models import Outbox
 
-__all__ = ["DELIVERY_STATES", "DeliveryOutcome", "OnFailure", "record_delivery"]
+__all__ = ["DELIVERY_STATES", "DeliveryOutcome", "OnFailure", "delivery_counts",
+           "record_delivery"]
 
 DELIVERY_STATES: tuple[str, ...] = ("sent", "delivered", "read", "failed")
 _RANK = {"sent": 1, "delivered": 2, "read": 3}
@@ -89,3 +91,15 @@ async def record_delivery(
             s.add(row)
         return DeliveryOutcome(found=True, delivery="failed", unreachable=unreachable,
                                requeued=requeued)
+
+
+async def delivery_counts(db: Database) -> dict[tuple[str, str], int]:
+    """(channel, delivery state) → how many outbox rows the channel reported so, for the
+    channels that report (WhatsApp)."""
+    async with db.session() as s, s.begin():
+        counted = await s.exec(
+            select(Outbox.channel, Outbox.delivery, func.count(col(Outbox.id)))
+            .where(col(Outbox.delivery).is_not(None))
+            .group_by(col(Outbox.channel), col(Outbox.delivery)))
+        return {(channel, state): int(n) for channel, state, n in counted.all()
+                if state is not None}

@@ -99,12 +99,27 @@ def failures_table(summary: OutboxStatus) -> Table:
     return table
 
 
-async def _summary(url: str, failures: int) -> OutboxStatus:
+def delivery_table(counts: dict[tuple[str, str], int]) -> Table:
+    """What the channels that report it (WhatsApp) said of the messages sent."""
+    from storage.delivery import DELIVERY_STATES
+
+    table = Table(title="Delivery reported by the channel", title_justify="left")
+    table.add_column("channel")
+    for state in DELIVERY_STATES:
+        table.add_column(state, justify="right")
+    for channel in sorted({c for c, _ in counts}):
+        table.add_row(channel, *(str(counts.get((channel, st), 0)) for st in DELIVERY_STATES))
+    return table
+
+
+async def _summary(url: str, failures: int) -> tuple[OutboxStatus, dict[tuple[str, str], int]]:
     from storage.db import Database
+    from storage.delivery import delivery_counts
     from storage.outbox import status_summary
 
     async with await Database.open(url) as db:
-        return await status_summary(db, clock(), failures=failures)
+        return (await status_summary(db, clock(), failures=failures),
+                await delivery_counts(db))
 
 
 def status(
@@ -121,7 +136,7 @@ def status(
 
     url = _database_url(database_url)
     try:
-        summary = asyncio.run(_summary(url, failures))
+        summary, delivered = asyncio.run(_summary(url, failures))
     except (StorageError, ValueError) as exc:
         _fail(str(exc))
     console = Console(highlight=False, soft_wrap=True)
@@ -130,6 +145,8 @@ def status(
                       "been queued yet.", markup=False)
         return
     console.print(counts_table(summary))
+    if delivered:
+        console.print(delivery_table(delivered))
     for line in timing_lines(summary):
         console.print(line, markup=False)
     if summary.failures:

@@ -13,7 +13,9 @@ from typing import Any
 
 import aiohttp
 import pytest
+from typer.testing import CliRunner
 
+import bot.cli
 from bot.channels.whatsapp.webhook import signature
 from storage.db import Database
 from storage.outbox import enqueue
@@ -237,6 +239,13 @@ async def test_a_survey_in_arabic_on_whatsapp_with_webhooks_and_statuses(
         log = process.output()
         assert code == 0, log
         assert "Traceback" not in log
+        # sada status: what WhatsApp reported, per channel
+        shown = await asyncio.to_thread(  # the command runs its own event loop
+            CliRunner().invoke, bot.cli.app, ["status", "--database-url", f"sqlite:///{db}"])
+        assert shown.exit_code == 0, shown.output
+        [line] = [li for li in shown.output.splitlines() if li.strip("│ ").startswith("whats")]
+        # the note read, the lost one delivered late on another device
+        assert [c.strip() for c in line.split("│")[1:6]] == ["whatsapp", "0", "1", "1", "0"]
 
 
 @pytest.mark.parametrize(("unset", "says"), [
