@@ -4,9 +4,13 @@ apart.
 
 Each row names its channel. A dispatcher is given one transport per channel its process runs,
 and keeps each channel's own limits: a rate limiter per channel, built from the channel's
-declared capabilities, and a 429 pauses only the channel that answered it. Rows of a channel
-the process does not run are never claimed, so they wait, attempts untouched, for a process
-that runs it.
+declared capabilities, and a 429 pauses only the channel that answered it (a limit of one
+chat, ChatRetryAfter, puts back only that row). Rows of a channel the process does not run
+are never claimed, so they wait, attempts untouched, for a process that runs it.
+
+On a channel with a messaging window, a row rendered outside it goes as the channel's
+template (its transport is Templated); a free text the channel refuses as outside the window
+after all is sent once more as the template within the same attempt.
 
 Delivery is at-least-once, and the one gap is narrow on purpose. Telegram has no idempotency
 key, so a worker killed after Telegram accepted a message but before ``mark_sent`` committed

@@ -18,7 +18,7 @@ from bot.followups.dispatcher import Dispatcher, DispatchReport, dispatch_until_
 from bot.followups.ratelimit import RateLimiter
 from bot.messaging.capabilities import Capabilities
 from bot.messaging.registry import Channel, Registry
-from bot.messaging.transport import Blocked, Refused, RetryAfter, Transient
+from bot.messaging.transport import Blocked, ChatRetryAfter, Refused, RetryAfter, Transient
 from storage import outbox
 from storage.db import Database
 from storage.models import Contact, Outbox
@@ -557,3 +557,24 @@ async def test_contact_model_untouched_by_plain_sends(
     assert contact.id is not None
     assert [i.unreachable for i in await store.identities(contact.id)] == [False]
     assert row.updated_at == contact.updated_at
+
+
+async def test_a_rate_limit_of_one_chat_puts_back_only_its_row(
+    database: Database, clock: FakeClock, transport: RecordingTransport
+) -> None:
+    start = clock.now()
+    for i in range(3):
+        await _queue(database, clock, f"m{i}", chat_id=20 + i)
+    transport.fail(20, ChatRetryAfter(6))
+    dispatcher = _dispatcher(database, transport, clock, max_attempts=1)
+    report = await dispatcher.run_once()
+    assert (report.rate_limited, report.sent, report.released, report.failed) == (1, 2, 0, 0)
+    assert dispatcher.channel_paused_until("telegram") is None and report.paused_until is None
+    assert transport.texts() == ["m1", "m2"]
+    row = (await _rows(database))["m0"]
+    assert (row.status, row.attempts) == ("queued", 0)  # max_attempts=1: still not spent
+    assert row.due_at == start + timedelta(seconds=6)
+    assert row.last_error == "rate limit for this chat: retry after 6s"
+    clock.advance(seconds=6)
+    assert (await dispatch_until_idle(dispatcher)).sent == 1
+    assert transport.texts() == ["m1", "m2", "m0"]
