@@ -280,3 +280,40 @@ async def test_a_spam_pause_is_not_sat_out_in_the_chat_and_the_question_comes_ba
     assert b2b.questions[0].text["en"][:20] in question["interactive"]["body"]["text"]
     export = await store.export_contact(invitation.contact_id)
     assert export["sessions"][0]["answers"] == []
+
+
+async def test_a_detractor_alert_to_a_staff_number_goes_as_the_alert_template(
+    database: Database, store: Store, graph: FakeGraphApi, client: GraphClient, b2b: Flow
+) -> None:
+    now = datetime.now(UTC)
+    staff = "971509998877"  # never wrote to the bot: outside the window
+    invitation = await invite(database, store, b2b, AMAL, lang="en", wrote=None, now=now)
+    alert = Template(name="sada_staff_alert", language="en",
+                     parameters=("contact", "score", "survey", "comment"))
+    transport = transport_of(client, templates={"invitation": INVITATION,
+                                                "alert": {"en": alert}})
+    controller = await Controller.create(store, channel="whatsapp", flows_dir=ROOT / "flows",
+                                         bot_username=graph.display_number,
+                                         admin_ids=frozenset(), secret="test-secret",
+                                         alert_to=[("whatsapp", staff)])
+    amal = graph.user(AMAL, "Amal")
+
+    async def says(body: dict[str, object]) -> None:
+        [event] = parse(json.dumps(body).encode()).events
+        await controller.process(event, transport)
+
+    await says(await amal.send(f"/start {invitation.token}"))
+    question = graph.sent(AMAL)[-1]
+    await says(await amal.choose(question, question["interactive"]["action"]["sections"][0]
+                                 ["rows"][0]["id"]))
+    await says(await amal.send("3"))
+    await says(await amal.send("Deliveries are\nalways late"))
+    # the alert waits a little for the comment that follows a score
+    clock = FakeClock(datetime.now(UTC) + timedelta(minutes=5))
+    report = await dispatch_until_idle(dispatcher(database, transport, clock, b2b))
+    assert (report.sent, report.failed) == (1, 0)
+    [sent] = graph.sent(staff)
+    assert sent["template"]["name"] == "sada_staff_alert"
+    assert [p["text"] for p in sent["template"]["components"][0]["parameters"]] == [
+        "Amal", "3", b2b.title["en"], "Deliveries are always late"]
+    assert len(sent["template"]["components"]) == 1  # no button: staff open nothing
