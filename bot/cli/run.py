@@ -67,11 +67,12 @@ def token_or_exit(settings: Settings) -> str:
 def channels_or_exit(settings: Settings) -> list[str]:
     """The channels `sada run` runs: every Bot API channel with a token (Telegram, Bale),
     each token checked; else one line saying how to get one (exit code 2)."""
+    from bot.channels.serving import webhook_channels
     from bot.channels.telegram.runner import StartError, bot_api_channels
-    from bot.channels.whatsapp import runner as whatsapp
 
     channels = bot_api_channels(settings)
-    if not channels and not whatsapp.enabled(settings):
+    hooks = [hook for hook in webhook_channels() if hook.enabled(settings)]
+    if not channels and not hooks:
         name, bale = variable_name("telegram", "token"), variable_name("bale", "token")
         wa = variable_name("whatsapp", "phone_number_id")
         _fail(f"{name} is not set: get a token from @BotFather and export {name}=… (for "
@@ -87,12 +88,12 @@ def channels_or_exit(settings: Settings) -> list[str]:
         if not LOOSE_TOKEN_FORMAT.fullmatch(token):
             _fail(f"{name} does not look like a bot token: its @BotFather gives digits, a "
                   "colon, then letters, digits, _ or - (like 123456789:AAF1x…)", 2)
-    if whatsapp.enabled(settings):
+    for hook in hooks:
         try:
-            whatsapp.check(settings)
+            hook.check(settings)
         except StartError as exc:
             _fail(str(exc), 2)
-        channels.append(whatsapp.CHANNEL_NAME)
+        channels.append(hook.CHANNEL_NAME)
     return channels
 
 

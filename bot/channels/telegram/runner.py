@@ -436,17 +436,17 @@ async def run_bot(
     Raises StartError (one line) when a channel's API or the listening port is unusable, and
     the storage layer's StorageError when the database is. A channel that fails to start
     stops the others: a process runs all its channels or none."""
-    from bot.channels.whatsapp import runner as whatsapp_runner
+    from bot.channels.serving import webhook_channels
 
-    if channels is None:
-        names = bot_api_channels(settings)
-        whatsapp = whatsapp_runner.enabled(settings)
-    else:
-        names = [name for name in channels if name != whatsapp_runner.CHANNEL_NAME]
-        whatsapp = len(names) < len(channels)
-    if whatsapp:
-        whatsapp_runner.check(settings)
-    elif not names:
+    # Channels served by webhook only (WhatsApp), each declared in its own folder.
+    hooks = [hook for hook in webhook_channels()
+             if (hook.enabled(settings) if channels is None else hook.CHANNEL_NAME in channels)]
+    others = {hook.CHANNEL_NAME for hook in webhook_channels()}
+    names = [name for name in (bot_api_channels(settings) if channels is None else channels)
+             if name not in others]
+    for hook in hooks:
+        hook.check(settings)
+    if not names and not hooks:
         names = ["telegram"]  # _token names the variable to set
     tokens = {name: _token(settings, name) for name in names}
     if webhook_url is not None:
@@ -462,7 +462,7 @@ async def run_bot(
         _stop_event(stop) as stopping,
         await Database.open(settings.effective_database_url) as database,
     ):
-        shared = _Shared(Store(database), stopping, len(names) + whatsapp, listen)
+        shared = _Shared(Store(database), stopping, len(names) + len(hooks), listen)
         runs = [
             _Run(settings, name, tokens[name], shared, core_factory,
                  None if webhook_url is None else channel_webhook_url(webhook_url, name, i == 0),
@@ -471,9 +471,8 @@ async def run_bot(
         ]
         try:
             serving: list[Awaitable[None]] = [serve(run) for run in runs]
-            if whatsapp:
-                serving.append(whatsapp_runner.serve(shared, settings, core_factory,
-                                                     webhook_url))
+            serving += [hook.serve(shared, settings, core_factory, webhook_url)
+                        for hook in hooks]
             await _together(stopping, serving)
         finally:
             await shared.stop_followups()

@@ -1,5 +1,6 @@
 """WhatsApp in `sada run`: its webhook on the process's one HTTP server, beside the Bot API
-channels (bot.channels.telegram.runner runs them and calls `serve` when WhatsApp is set).
+channels. This module's CHANNEL_NAME, enabled, check and serve are the channel's run hooks,
+found by bot.channels.serving; the Bot API runner calls them with the process's shared parts.
 
 WhatsApp has no polling: Meta posts every message and status to the webhook URL typed into
 the app's settings. GET is Meta's verification; a POST's signature is checked on the raw
