@@ -16,10 +16,23 @@ import pytest
 from typer.testing import CliRunner
 
 import bot.cli
+from bot.channels.telegram.runner import run_bot
+from bot.channels.telegram.settings import TelegramSettings
+from bot.channels.whatsapp.settings import WhatsAppSettings
 from bot.channels.whatsapp.webhook import signature
+from bot.settings import Settings
 from storage.db import Database
 from storage.outbox import enqueue
-from tests.bale.test_run import ROOT, Process, completed, free_port, sada_run, stop
+from tests.bale.test_run import (
+    ROOT,
+    TELEGRAM_TOKEN,
+    Process,
+    completed,
+    free_port,
+    sada_run,
+    stop,
+)
+from tests.fakebot import FakeBotApi
 from tests.fakegraph import FakeGraphApi
 
 pytestmark = pytest.mark.slow
@@ -264,3 +277,50 @@ async def test_missing_whatsapp_settings_are_one_line(
         assert await asyncio.wait_for(process.proc.wait(), 60) == 2
         lines = process.output().strip().splitlines()
         assert len(lines) == 1 and says in lines[0], lines
+
+
+async def test_telegram_and_whatsapp_in_one_process_on_one_address(tmp_path: Path) -> None:
+    """Telegram's webhook on the --webhook URL, WhatsApp's on its path plus /whatsapp, one
+    --listen address; follow-ups go out on the channel of their row."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/sada"
+    db = tmp_path / "sada.db"
+    async with FakeBotApi(token=TELEGRAM_TOKEN) as telegram, FakeGraphApi() as graph:
+        settings = Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            telegram=TelegramSettings.model_validate(
+                {"token": telegram.token, "api_url": telegram.base_url}),
+            whatsapp=WhatsAppSettings.model_validate(
+                {"phone_number_id": graph.phone_number_id, "access_token": graph.access_token,
+                 "app_secret": graph.app_secret, "verify_token": VERIFY_TOKEN,
+                 "api_url": graph.base_url}),
+            database_url=f"sqlite:///{db}", flows_dir=ROOT / "flows",
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_bot(settings, framework="aiogram", webhook_url=url,
+                                           listen=("127.0.0.1", port), stop=stop))
+        try:
+            await telegram.wait_for(lambda: bool(telegram.webhook_url) or task.done(),
+                                    timeout=60, what="the Telegram webhook set")
+            assert not task.done() or task.result()
+            graph.webhook_url = f"{url}/whatsapp"
+            sara = telegram.user(1001, "سارا", "fa")
+            assert await telegram.post_update_to_webhook(await sara.send("/start")) == 200
+            await typed(graph, NUMBER, "/start")
+            assert telegram.sent(1001) and graph.sent(NUMBER)
+            # a Telegram update on WhatsApp's path is refused: no signature
+            assert await telegram.post_update_to_webhook(
+                await sara.send("/help"), graph.webhook_url) == 401
+            await queue_message(db, "wa", NUMBER, "واتساب")
+            now = datetime.now(UTC)
+            async with await Database.open(f"sqlite:///{db}") as database, \
+                    database.session() as s, s.begin():
+                await enqueue(s, key="tg", kind="alert", channel="telegram", address="1001",
+                              contact_id=None, text="تلگرام", due_at=now, now=now)
+            await sent_row(graph, db, "wa")
+            await telegram.wait_for(lambda: "تلگرام" in telegram.texts(1001), timeout=30,
+                                    what="the Telegram follow-up")
+            assert "تلگرام" not in graph.texts() and "واتساب" not in telegram.texts(1001)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 30)
