@@ -141,14 +141,17 @@ def run(
     listen: Annotated[
         str,
         typer.Option("--listen", metavar="HOST:PORT", help="Where the webhook server listens "
-                     "(only with --webhook)."),
+                     "(with --webhook, or for WhatsApp)."),
     ] = f"{DEFAULT_LISTEN[0]}:{DEFAULT_LISTEN[1]}",
 ) -> None:
-    """Run the Telegram bot, the Bale bot, or both in one process, until Ctrl-C (or SIGTERM).
+    """Run the Telegram bot, the Bale bot and WhatsApp, any of them, in one process, until
+    Ctrl-C (or SIGTERM).
 
     Needs SADA_TELEGRAM__TOKEN, from @BotFather, or SADA_BALE__TOKEN, from Bale's
     @BotFather: each channel with a token runs. With --webhook, the first channel answers on
-    the URL and Bale beside Telegram on the URL's path and /bale. Optional settings:
+    the URL and Bale beside Telegram on the URL's path and /bale. WhatsApp runs with its
+    SADA_WHATSAPP__ settings, its webhook on --listen at /whatsapp (or the --webhook URL's
+    path and /whatsapp), a URL you type into the Meta app. Optional settings:
     SADA_TELEGRAM__ADMIN_IDS: user ids allowed /report, comma-separated;
     SADA_TELEGRAM__API_URL: another Bot API server (default https://api.telegram.org);
     SADA_TELEGRAM__WEBHOOK_SECRET: checked on every webhook request (default: derived from
