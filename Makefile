@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml requirements.lock
 	@echo "Setting up $(VENV): Sada's locked dependencies, one line each (about a minute the first time)"
 	$(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off \
-		-r requirements.lock | grep --line-buffered -E '^(Collecting|Successfully)' | \
+		-r requirements.lock | { grep --line-buffered -E '^(Collecting|Successfully)' || true; } | \
 		sed -u -e 's/^Collecting /  · /' -e 's/ (from .*//' -e 's/^Successfully installed.*/  done/'
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
