@@ -107,7 +107,8 @@ class SurveySession(SQLModel, table=True):
     # The question last delivered to the person, and the chat message showing it: a
     # committed step whose question was never delivered is re-sent, not answered blind.
     shown: str | None = None
-    prompt_message_id: int | None = None
+    # 64 bits: WhatsApp's message numbers take 63
+    prompt_message_id: int | None = Field(default=None, sa_type=BigInteger)
 
 
 class Answer(SQLModel, table=True):
