@@ -12,7 +12,7 @@ before this know no delivery (NULL).
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
+from sqlmodel.sql.sqltypes import UTCDateTime
 from alembic import op
 
 # revision identifiers, used by Alembic.
@@ -27,7 +27,7 @@ def upgrade() -> None:
         batch_op.alter_column('message_id', existing_type=sa.Integer(),
                               type_=sa.BigInteger(), existing_nullable=True)
         batch_op.add_column(sa.Column('delivery', sa.String(), nullable=True))
-        batch_op.add_column(sa.Column('delivery_at', sqlmodel.sql.sqltypes.UTCDateTime(),
+        batch_op.add_column(sa.Column('delivery_at', UTCDateTime(),
                                       nullable=True))
         batch_op.add_column(sa.Column('delivery_error', sa.String(), nullable=True))
 
