@@ -36,20 +36,21 @@ import hashlib
 import hmac
 import logging
 import re
-import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager, suppress
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from bot.channels.serving import Core, CoreFactory, StartError
+from bot.channels.serving import Shared as _Shared
+from bot.channels.serving import stop_event as _stop_event
+from bot.channels.serving import together as _together
 from bot.channels.telegram import DEFAULT_LISTEN
 from bot.channels.telegram.intake import Rejected, parse_each
 from bot.channels.telegram.settings import BotApiSettings
-from bot.conversation.events import Inbound
 from bot.conversation.lanes import ChatLanes
 from bot.messaging.registry import CHANNELS
 from bot.messaging.transport import Blocked, Refused, RetryAfter, Transient, Transport
@@ -58,7 +59,7 @@ from storage.db import Database
 from storage.repo import Store
 
 if TYPE_CHECKING:  # each framework is imported only when it runs
-    from bot.followups.scheduler import FollowupService
+    pass
 
 __all__ = [
     "ALLOWED_UPDATES",
@@ -92,18 +93,6 @@ RECHECK_SECONDS = 0.3
 MAX_BACKOFF_SECONDS = 30.0
 
 
-class StartError(Exception):
-    """The bot cannot start; the message is one line meant for a person."""
-
-
-class Core(Protocol):
-    async def wants(self, event: Inbound) -> bool: ...
-
-    async def process(self, event: Inbound, transport: Transport) -> None: ...
-
-    async def resume_pending(self, transport: Transport) -> int: ...
-
-
 class Intake(Protocol[U]):
     """What a framework's shell gives the runner to take updates (aiogram_shell.AiogramIntake,
     ptb_shell.PtbIntake)."""
@@ -125,15 +114,6 @@ class Intake(Protocol[U]):
     async def feed(self, update: U) -> None:
         """Through the framework's handlers (Sada's, then a host's)."""
         ...
-
-
-class CoreFactory(Protocol):
-    """Controller.create's signature; tests pass a fake."""
-
-    def __call__(
-        self, store: Store, *, channel: str, flows_dir: Path, bot_username: str,
-        admin_ids: frozenset[str], secret: str, alert_to: list[tuple[str, str]],
-    ) -> Awaitable[Core]: ...
 
 
 # --- secrets ----------------------------------------------------------------------------------
@@ -212,98 +192,6 @@ def channel_webhook_url(url: str, channel: str, first: bool) -> str:
 
 
 # --- one run ----------------------------------------------------------------------------------
-
-
-class _Shared:
-    """What the channels of one process share: the store, the stop, the follow-ups (one
-    FollowupService with every channel's transport, started once all of them are up) and
-    the webhook server (one --listen address, a path per channel)."""
-
-    def __init__(self, store: Store, stop: asyncio.Event, channels: int,
-                 listen: tuple[str, int]) -> None:
-        self.store = store
-        self.stop = stop
-        self.channels = channels
-        self.listen = listen
-        self.transports: dict[str, Transport] = {}
-        self.followups: FollowupService | None = None
-        self._stopping_followups: asyncio.Task[None] | None = None
-        self._stop_watch: asyncio.Task[None] | None = None
-        self._routes: dict[tuple[str, str],
-                           Callable[[web.Request], Awaitable[web.StreamResponse]]] = {}
-        self._server: web.AppRunner | None = None
-        self._server_lock = asyncio.Lock()
-
-    def join(self, transport: Transport, flows: Any) -> None:
-        """A channel is up: the follow-ups start with the last one, so a row queued for any
-        channel finds its transport."""
-        self.transports[transport.channel] = transport
-        if len(self.transports) < self.channels or self.followups is not None:
-            return
-        from bot.followups.scheduler import FollowupService
-
-        self.followups = FollowupService(self.store.database, dict(self.transports),
-                                         flows=flows)
-        self.followups.start()
-        # The dispatcher stops when the stop comes, side by side with the updates in hand:
-        # one after the other, the two graces would add up past a service manager's patience.
-        self._stop_watch = asyncio.create_task(self._stop_followups_on_stop())
-
-    async def _stop_followups_on_stop(self) -> None:
-        await self.stop.wait()
-        await self.stop_followups()
-
-    async def stop_followups(self) -> None:
-        """Before any bot's connection closes: no message is cut off half-sent. Safe to call
-        from every channel at once, and from the stop watch: all wait for the one stop."""
-        if self._stop_watch is not None and self._stop_watch is not asyncio.current_task() \
-                and not self.stop.is_set():
-            self._stop_watch.cancel()  # serving ended without a stop (an error): no watch
-        if self._stopping_followups is None:
-            self._stopping_followups = asyncio.ensure_future(self._stop_followups_now())
-        await asyncio.shield(self._stopping_followups)
-
-    async def _stop_followups_now(self) -> None:
-        if self.followups is not None:
-            followups, self.followups = self.followups, None
-            await followups.stop()
-
-    async def route(
-        self, path: str, receive: Callable[[web.Request], Awaitable[web.StreamResponse]],
-        method: str = "POST",
-    ) -> None:
-        """Answer `method` requests (POST: updates; GET: a channel's webhook verification)
-        on `path` with `receive`, on the one server (started by the first channel that
-        asks)."""
-        async with self._server_lock:
-            if self._server is None:
-                app = web.Application()
-                app.router.add_route("*", "/{path:.*}", self._dispatch)
-                runner = web.AppRunner(app, handle_signals=False)
-                await runner.setup()
-                host, port = self.listen
-                try:
-                    await web.TCPSite(runner, host, port).start()
-                except OSError as exc:
-                    await runner.cleanup()
-                    raise StartError(
-                        f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-                self._server = runner
-            self._routes[method, path] = receive
-
-    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        receive = self._routes.get((request.method, request.path))
-        if receive is None:
-            if any(path == request.path for _, path in self._routes):
-                raise web.HTTPMethodNotAllowed(
-                    request.method, [m for m, path in self._routes if path == request.path])
-            raise web.HTTPNotFound()
-        return await receive(request)
-
-    async def close(self) -> None:
-        if self._server is not None:
-            server, self._server = self._server, None
-            await server.cleanup()
 
 
 @dataclass
@@ -477,54 +365,6 @@ async def run_bot(
         finally:
             await shared.stop_followups()
             await shared.close()
-
-
-async def _together(stop: asyncio.Event, channels: Sequence[Awaitable[None]]) -> None:
-    """Run the channels side by side; the first to fail stops the others, which wind down
-    as on a stop, and its error is raised."""
-    tasks = [asyncio.ensure_future(channel) for channel in channels]
-    failed: BaseException | None = None
-    try:
-        for done in asyncio.as_completed(tasks):
-            try:
-                await done
-            except Exception as exc:
-                if failed is None:
-                    failed = exc
-                    stop.set()
-    finally:
-        for task in tasks:
-            if not task.done():
-                task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    if failed is not None:
-        raise failed
-
-
-@asynccontextmanager
-async def _stop_event(stop: asyncio.Event | None) -> AsyncIterator[asyncio.Event]:
-    if stop is not None:
-        yield stop
-        return
-    event = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
-
-    def first_signal(sig: signal.Signals) -> None:
-        log.info("%s: stopping after the update being handled", sig.name)
-        event.set()
-        # the next one gets Python's default: Ctrl-C twice aborts a shutdown that hangs
-        loop.remove_signal_handler(sig)
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with suppress(NotImplementedError, RuntimeError):  # Windows; not the main thread
-            loop.add_signal_handler(sig, first_signal, sig)
-            installed.append(sig)
-    try:
-        yield event
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
 
 
 # --- aiogram ----------------------------------------------------------------------------------

@@ -19,10 +19,10 @@ import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from bot.channels.serving import Core, CoreFactory, Shared, StartError
 from bot.channels.whatsapp.transport import (
     PAIR_RATE,
     PAIR_RATE_WAIT,
@@ -47,21 +47,11 @@ from bot.messaging.transport import Blocked, Refused, RetryAfter, Transient
 from bot.settings import Settings, variable_name
 from storage.delivery import OnFailure, record_delivery
 
-if TYPE_CHECKING:
-    from bot.channels.telegram.runner import Core, CoreFactory, _Shared
-
 __all__ = ["CHANNEL_NAME", "check", "enabled", "serve", "webhook_path_for"]
 
 log = logging.getLogger(__name__)
 CHANNEL_NAME = "whatsapp"
 STOP_GRACE_SECONDS = 10.0
-
-
-def _start_error(message: str) -> Exception:
-    # imported late: the runner imports this module
-    from bot.channels.telegram.runner import StartError
-
-    return StartError(message)
 
 
 def enabled(settings: Settings) -> bool:
@@ -73,13 +63,13 @@ def enabled(settings: Settings) -> bool:
 
 
 def check(settings: Settings) -> None:
-    """Raise the runner's StartError naming the first WhatsApp variable `sada run` lacks."""
+    """Raise StartError naming the first WhatsApp variable `sada run` lacks."""
     group = settings.whatsapp
     for key in ("phone_number_id", "access_token", "app_secret", "verify_token"):
         value = getattr(group, key)
         text = value.get_secret_value() if hasattr(value, "get_secret_value") else value
         if not text or not str(text).strip():
-            raise _start_error(f"{variable_name('whatsapp', key)} is not set: WhatsApp needs "
+            raise StartError(f"{variable_name('whatsapp', key)} is not set: WhatsApp needs "
                                "the phone number id, access token, app secret and verify "
                                "token (see docs/channels.md, WhatsApp)")
 
@@ -118,7 +108,7 @@ def _consequence(status: StatusChange) -> tuple[OnFailure, float]:
     return "keep", 0.0
 
 
-async def serve(shared: _Shared, settings: Settings, make_core: CoreFactory,
+async def serve(shared: Shared, settings: Settings, make_core: CoreFactory,
                 webhook_url: str | None) -> None:
     """Serve WhatsApp until the stop: its controller, lanes and webhook routes."""
     check(settings)
@@ -169,7 +159,7 @@ async def serve(shared: _Shared, settings: Settings, make_core: CoreFactory,
 
 
 def _receiver(
-    shared: _Shared, core: Core, transport: WhatsAppTransport, lanes: ChatLanes,
+    shared: Shared, core: Core, transport: WhatsAppTransport, lanes: ChatLanes,
     app_secret: str, phone_number_id: str,
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(received: Received) -> None:
@@ -202,7 +192,7 @@ def _receiver(
     return receive
 
 
-async def _status(shared: _Shared, change: StatusChange) -> None:
+async def _status(shared: Shared, change: StatusChange) -> None:
     now = datetime.now(UTC)
     on_failure, wait = _consequence(change) if change.status == "failed" else ("keep", 0.0)
     outcome = await record_delivery(
