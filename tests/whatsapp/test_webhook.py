@@ -220,3 +220,22 @@ def test_reactions_are_not_answers_and_voice_is_voice(graph: FakeGraphApi) -> No
     unsupported = graph.message_body(amal, "unsupported", {"errors": [{"code": 131051}]})
     [event] = parse(json.dumps(unsupported).encode()).events
     assert isinstance(event, Media)
+
+
+@pytest.mark.parametrize(("number", "language"), [
+    ("989121234567", "fa"), ("93701234567", "fa"), ("966551234567", "ar"),
+    ("201001234567", "ar"), ("971501234567", "ar"), ("212612345678", "ar"),
+    ("447700900123", None), ("15551234567", None), ("2348012345678", None),
+])
+def test_the_numbers_country_is_the_first_guess_of_the_language(
+    number: str, language: str | None
+) -> None:
+    assert webhook.language_of_number(number) == language
+    body = json.dumps({"object": "whatsapp_business_account", "entry": [{"changes": [{
+        "field": "messages", "value": {
+            "messaging_product": "whatsapp", "metadata": {"phone_number_id": "1"},
+            "contacts": [{"wa_id": number, "profile": {"name": "Sara"}}],
+            "messages": [{"from": number, "id": "wamid.X", "timestamp": "1764490000",
+                          "type": "text", "text": {"body": "سلام"}}]}}]}]}).encode()
+    [received] = parse(body, "1").received
+    assert received.event.user.language_code == language

@@ -173,7 +173,8 @@ def _message(message: dict[str, Any], names: Mapping[str, str]) -> Received | No
     wamid = _required(message, "id")
     sender = _required(message, "from")
     kind = _required(message, "type")
-    user = Sender(id=sender, first_name=names.get(sender, ""))
+    user = Sender(id=sender, first_name=names.get(sender, ""),
+                  language_code=language_of_number(sender))
     update_id = message_number(wamid)
     at = _time(message.get("timestamp"))
     event: Inbound
@@ -223,3 +224,23 @@ def _status(status: dict[str, Any]) -> StatusChange:
         error_code=code if isinstance(code, int) and not isinstance(code, bool) else None,
         error=detail or None,
     )
+
+
+# WhatsApp tells nothing of the phone's language: the country of the number is the first
+# guess, as Telegram's language_code is (never over the person's own choice, /language).
+# Calling codes of countries where Persian or Arabic is what most customers read.
+_LANGUAGE_BY_CODE = {
+    "98": "fa", "93": "fa",
+    "20": "ar", "212": "ar", "213": "ar", "216": "ar", "218": "ar", "222": "ar", "249": "ar",
+    "961": "ar", "962": "ar", "963": "ar", "964": "ar", "965": "ar", "966": "ar", "967": "ar",
+    "968": "ar", "970": "ar", "971": "ar", "973": "ar", "974": "ar",
+}
+
+
+def language_of_number(number: str) -> str | None:
+    """The language a number's country suggests (E.164 digits, no +), or None."""
+    for length in (3, 2):
+        found = _LANGUAGE_BY_CODE.get(number[:length])
+        if found is not None:
+            return found
+    return None
