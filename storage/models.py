@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Index, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -286,3 +286,25 @@ class Feedback(SQLModel, table=True):
     contact_id: int = Field(foreign_key="contact.id", ondelete="CASCADE")
     text: str = Field(sa_type=Text)
     received_at: datetime
+
+
+class ApiKey(SQLModel, table=True):
+    """A key one integration (a helpdesk, a CRM) presents to the HTTP API. Only a hash of
+    its secret is kept; the prefix, shown in full, lets staff tell keys apart."""
+
+    __tablename__ = "api_key"
+    # A revoked key's name may be given again (a rotated key keeps its integration's name);
+    # the prefix stays unique forever so a presented key names exactly one row.
+    __table_args__ = (UniqueConstraint("prefix"),
+                      Index(None, "name", unique=True,
+                            sqlite_where=text("revoked_at IS NULL"),
+                            postgresql_where=text("revoked_at IS NULL")))
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    prefix: str
+    hash: str  # sha256 hex of the secret part
+    scopes: list[str] = Field(default_factory=list, sa_type=JSONType, nullable=False)
+    created_at: datetime
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None

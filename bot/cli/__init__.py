@@ -11,6 +11,7 @@ from typer.core import TyperArgument, TyperOption
 
 from bot.cli import (
     actions,
+    api_keys,
     cases,
     common,
     contacts,
@@ -55,6 +56,7 @@ app.command("report")(report.report)
 app.command("answers")(report.answers)
 app.add_typer(cases.app, name="cases")
 app.add_typer(actions.app, name="actions")
+app.add_typer(api_keys.app, name="api-keys")
 app.command("preview")(preview.preview)
 run.register(app)
 
