@@ -267,3 +267,9 @@ def test_bad_input_is_one_line_without_traceback(cli: str) -> None:
         "there is no API key named crm that is not revoked; `sada api-keys list` shows them")
     assert "--format 'xml'" in _refused(2, "list", "--format", "xml")
     assert len(json.loads(_ok("list", "-f", "json")[0])) == 1  # nothing else was stored
+
+
+def test_the_help_names_every_scope() -> None:
+    # the CLI spells the scopes out itself so `sada --help` does not load storage
+    named = re.findall(r"(\w+) \(", api_keys_cli._SCOPES_HELP)
+    assert named == list(SCOPES)
