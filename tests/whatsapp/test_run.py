@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from bot.channels.whatsapp.webhook import signature
 from bot.settings import Settings
 from storage.db import Database
 from storage.outbox import enqueue
+from storage.repo import Store
 from tests.bale.test_run import (
     ROOT,
     TELEGRAM_TOKEN,
@@ -324,3 +325,85 @@ async def test_telegram_and_whatsapp_in_one_process_on_one_address(tmp_path: Pat
         finally:
             stop.set()
             await asyncio.wait_for(task, 30)
+
+
+TEMPLATES = ('{"invitation": {"en": {"name": "sada_invitation", "language": "en", '
+             '"parameters": ["first_name", "survey"], "button": true}}}')
+
+
+@pytest.mark.parametrize(("lang", "digit", "number"), [
+    ("fa", "۹", "4915112345678"),  # a Persian speaker abroad: WhatsApp has no Iran
+    ("en", "9", "447700900123"),
+])
+async def test_an_invitation_outside_the_window_a_whole_survey_and_its_reminder_stops(
+    tmp_path: Path, lang: str, digit: str, number: str,
+) -> None:
+    """Invited while outside the 24-hour window: the invitation goes as the template (the
+    English one standing in for Persian), its button opens the survey, the person answers
+    every question by taps and typed digits of their script, and the reminder queued for
+    the invitation is not sent once the survey is completed."""
+    from bot.flow.loader import load_flow
+    from bot.followups.invite import Audience, invite_contacts
+
+    db = tmp_path / "sada.db"
+    b2b = load_flow(next((ROOT / "flows").glob("b2b*.y*ml"))).flow
+    now = datetime.now(UTC)
+    async with await Database.open(f"sqlite:///{db}") as database:
+        contact = await Store(database).upsert_contact("whatsapp", number, first_name="Amal",
+                                                       language=lang)
+        assert contact.id is not None
+        await invite_contacts(database, flow=b2b, audience=Audience(contact_ids=(contact.id,)),
+                              at=now, context={}, now=now, bot_username=None, links_out=None)
+    with sqlite3.connect(db) as conn:  # due now whatever the contact's local window
+        conn.execute("update outbox set due_at = ?", (now.isoformat(" "),))
+        [(invitation_id,)] = conn.execute("select id from invitation").fetchall()
+    async with await Database.open(f"sqlite:///{db}") as database, \
+            database.session() as s, s.begin():
+        await enqueue(s, key=f"reminder:{invitation_id}:0", kind="reminder",
+                      channel="whatsapp", address=number, contact_id=contact.id,
+                      due_at=now + timedelta(days=1), now=now, invitation_id=invitation_id)
+    async with FakeGraphApi() as graph:
+        graph.user(number, "Amal")
+        port = free_port()
+        process = await sada_run({**env_for(graph, db), "SADA_WHATSAPP__TEMPLATES": TEMPLATES},
+                                 tmp_path / "run.log", "--listen", f"127.0.0.1:{port}")
+        graph.webhook_url = f"http://127.0.0.1:{port}/whatsapp"
+        try:
+            invitation = await graph.wait_for(
+                lambda: next((m for m in graph.sent(number) if m["type"] == "template"), None),
+                timeout=60)
+            assert invitation["template"]["name"] == "sada_invitation"
+            assert invitation["template"]["language"] == {"code": "en"}
+            before = len(graph.sent(number))
+            await graph.user(number).press_template_button(invitation)
+            await graph.wait_for(lambda: len(graph.sent(number)) > before, timeout=30)
+            for _ in range(16):
+                if query(db, "select status from survey_session") == [("completed",)]:
+                    break
+                choices = [c[1] for c in interactive(graph.sent(number)[-1])
+                           if "«" not in c[1] and "→" not in c[1]]
+                ticked = any(c.startswith("☑") for c in choices)
+                if any(c.startswith(("☐", "☑")) for c in choices):  # several may be picked
+                    await tap(graph, number, next(
+                        c for c in choices if (c.endswith("✓") if ticked else c[0] == "☐")))
+                elif choices:
+                    await tap(graph, number, choices[0])
+                else:
+                    await typed(graph, number, digit)
+            assert await completed(db, "whatsapp", number) == ["completed"], [
+                m.get("text") or m.get("interactive") for m in graph.sent(number)[-3:]]
+            assert ("nps", digit) in {(q, raw) for q, raw, _ in query(
+                db, "select question_id, raw_text, value from answer")}
+            # the reminder is due later; once it is, it is cancelled, not sent
+            with sqlite3.connect(db) as conn:
+                conn.execute("update outbox set due_at = ? where kind = 'reminder'",
+                             (datetime.now(UTC).isoformat(" "),))
+            await graph.wait_for(lambda: query(
+                db, "select status from outbox where kind = 'reminder'") == [("cancelled",)],
+                timeout=30)
+            assert query(db, "select status from invitation") == [("completed",)]
+            assert [m["type"] for m in graph.sent(number)].count("template") == 1
+        finally:
+            code = await stop(process)
+        assert code == 0, process.output()
+        assert "Traceback" not in process.output()

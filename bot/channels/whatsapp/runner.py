@@ -127,7 +127,8 @@ async def serve(shared: Shared, settings: Settings, make_core: CoreFactory,
             bot_username=group.business_number or "", admin_ids=group.staff_ids,
             secret=_secret(settings), alert_to=settings.alert_to(),
         )
-        transport = WhatsAppTransport(client)
+        # the approved templates: what reaches a person outside the 24-hour window
+        transport = WhatsAppTransport(client, templates=group.templates)
         shown = await core.resume_pending(transport)
         if shown:
             log.info("WhatsApp: re-sent %d question(s) committed before the last stop but "
