@@ -25,10 +25,13 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from aiohttp import web
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection
 
 from bot.conversation.events import Inbound
 from bot.messaging.transport import Transport
 from bot.settings import Settings
+from storage.db import head_revision
 from storage.repo import Store
 
 if TYPE_CHECKING:  # imported when the follow-ups start
@@ -61,6 +64,14 @@ class CoreFactory(Protocol):
         self, store: Store, *, channel: str, flows_dir: Path, bot_username: str,
         admin_ids: frozenset[str], secret: str, alert_to: list[tuple[str, str]],
     ) -> Awaitable[Core]: ...
+
+
+HEALTH_PATH = "/healthz"
+READY_PATH = "/readyz"
+
+
+def _revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
 
 
 class Shared:
@@ -138,7 +149,34 @@ class Shared:
                     raise StartError(
                         f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
                 self._server = runner
+                # For a load balancer in front of the webhooks: alive, and able to serve.
+                self._routes["GET", HEALTH_PATH] = self._health
+                self._routes["GET", READY_PATH] = self._ready
             self._routes[method, path] = receive
+
+    async def _health(self, request: web.Request) -> web.StreamResponse:
+        """Alive: the process answers. 503 once stopping, so no new traffic comes."""
+        if self.stop.is_set():
+            return web.json_response({"status": "stopping"}, status=503)
+        return web.json_response({"status": "ok"})
+
+    async def _ready(self, request: web.Request) -> web.StreamResponse:
+        """Ready: the database answers and its schema is the one this code needs."""
+        if self.stop.is_set():
+            return web.json_response({"status": "stopping"}, status=503)
+        try:
+            async with self.store.database.engine.connect() as conn:
+                revision = await conn.run_sync(_revision)
+        except Exception as exc:  # any failure to reach it means "not ready", said why
+            return web.json_response(
+                {"status": "database unreachable", "error": f"{type(exc).__name__}: {exc}"},
+                status=503)
+        head = head_revision()
+        if revision != head:
+            return web.json_response(
+                {"status": "schema outdated", "database": revision, "needed": head,
+                 "fix": "run `sada db upgrade`"}, status=503)
+        return web.json_response({"status": "ready", "schema": revision})
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         receive = self._routes.get((request.method, request.path))
