@@ -308,3 +308,19 @@ class ApiKey(SQLModel, table=True):
     created_at: datetime
     revoked_at: datetime | None = None
     last_used_at: datetime | None = None
+
+
+class ApiIdempotency(SQLModel, table=True):
+    """The first answer to a request sent with an `Idempotency-Key` header, per API key: a
+    retry with the same key and body gets it again instead of acting twice."""
+
+    __tablename__ = "api_idempotency"
+    __table_args__ = (UniqueConstraint("api_key_id", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    api_key_id: int = Field(foreign_key="api_key.id")
+    key: str
+    request_hash: str  # sha256 hex of method, path and body
+    status: int
+    response: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType, nullable=False)
+    created_at: datetime

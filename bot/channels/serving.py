@@ -67,6 +67,7 @@ class CoreFactory(Protocol):
 
 
 HEALTH_PATH = "/healthz"
+API_PREFIX = "/api/"  # bot.api's; not imported from there, so serving stays light
 READY_PATH = "/readyz"
 
 
@@ -93,6 +94,8 @@ class Shared:
                            Callable[[web.Request], Awaitable[web.StreamResponse]]] = {}
         self._server: web.AppRunner | None = None
         self._server_lock = asyncio.Lock()
+        # Answers every path under API_PREFIX (bot.api.Api.handle), mounted with the server.
+        self.api: Callable[[web.Request], Awaitable[web.StreamResponse]] | None = None
 
     def join(self, transport: Transport, flows: Any) -> None:
         """A channel is up: the follow-ups start with the last one, so a row queued for any
@@ -135,6 +138,12 @@ class Shared:
         """Answer `method` requests (POST: updates; GET: a channel's webhook verification)
         on `path` with `receive`, on the one server (started by the first channel that
         asks)."""
+        await self.start_server()
+        self._routes[method, path] = receive
+
+    async def start_server(self) -> None:
+        """Listen on `listen` unless already listening: for the first webhook, or for the
+        HTTP API when the channels all poll."""
         async with self._server_lock:
             if self._server is None:
                 app = web.Application()
@@ -152,7 +161,6 @@ class Shared:
                 # For a load balancer in front of the webhooks: alive, and able to serve.
                 self._routes["GET", HEALTH_PATH] = self._health
                 self._routes["GET", READY_PATH] = self._ready
-            self._routes[method, path] = receive
 
     async def _health(self, request: web.Request) -> web.StreamResponse:
         """Alive: the process answers. 503 once stopping, so no new traffic comes."""
@@ -180,6 +188,8 @@ class Shared:
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         receive = self._routes.get((request.method, request.path))
+        if receive is None and self.api is not None and request.path.startswith(API_PREFIX):
+            return await self.api(request)
         if receive is None:
             if any(path == request.path for _, path in self._routes):
                 raise web.HTTPMethodNotAllowed(

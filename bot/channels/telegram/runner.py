@@ -351,6 +351,13 @@ async def run_bot(
         await Database.open(settings.effective_database_url) as database,
     ):
         shared = _Shared(Store(database), stopping, len(names) + len(hooks), listen)
+        from bot.api.mount import mount_api
+
+        try:
+            await mount_api(shared, settings)  # listens now when an API key is in use
+        except BaseException:
+            await shared.close()
+            raise
         runs = [
             _Run(settings, name, tokens[name], shared, core_factory,
                  None if webhook_url is None else channel_webhook_url(webhook_url, name, i == 0),

@@ -1,0 +1,387 @@
+"""The HTTP API's handlers: API keys and scopes, JSON in and out, one-line errors.
+
+Every request is authorised before its body is read, so a request refused with 401 or 403
+changes nothing. Invitations follow the rules of `sada invite` (bot.followups.invite), and
+contacts are checked as a row of a contacts CSV (bot.followups.contacts_csv), so the API
+and the terminal never disagree about what is allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from bot.api.openapi import document
+from bot.followups.contacts_csv import (
+    ContactRow,
+    ImportConflict,
+    RowProblem,
+    _row,
+    column_aliases,
+    fold_header,
+    id_columns,
+    import_contacts,
+)
+from bot.followups.invite import (
+    SKIP_LABELS,
+    Audience,
+    InviteError,
+    check_context,
+    invite_contacts,
+    resolve_flow,
+)
+from bot.messaging.registry import CHANNELS, NoLinks, UnknownChannel
+from storage.api_keys import Refusal, authorise
+from storage.cases import storable_id
+from storage.db import Database
+from storage.invitations import contacts_by_key, find_contacts
+from storage.models import ApiIdempotency, ApiKey, Invitation
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/"
+V1 = "/api/v1"
+MAX_BODY = 64 * 1024
+DEFAULT_LINKS_CHANNEL = "telegram"
+
+Clock = Callable[[], datetime]
+Handler = Callable[["Call"], Awaitable[web.StreamResponse]]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ApiError(Exception):
+    """Answered as {"error": {"code", "message"}} with `status`."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+def bad(field: str, message: str) -> ApiError:
+    return ApiError(400, "invalid_field", f"{field}: {message}")
+
+
+@dataclass(frozen=True)
+class Call:
+    request: web.Request
+    key: ApiKey
+    now: datetime
+
+
+@dataclass(frozen=True)
+class _Route:
+    scope: str
+    handler: Handler
+
+
+class Api:
+    """The /api/ prefix of the server: `handle` answers every request under it."""
+
+    def __init__(self, db: Database, *, flows_dir: Path,
+                 bot_usernames: dict[str, str | None] | None = None,
+                 clock: Clock = _utc_now) -> None:
+        self.db = db
+        self.flows_dir = flows_dir
+        # channel → the bot personal links open (SADA_<CHANNEL>__BOT_USERNAME)
+        self.bot_usernames = bot_usernames or {}
+        self.clock = clock
+        self.routes: dict[tuple[str, str], _Route] = {
+            ("GET", f"{V1}/flows"): _Route("read", self.flows),
+            ("POST", f"{V1}/invitations"): _Route("invite", self.invitations),
+            ("POST", f"{V1}/contacts"): _Route("contacts", self.contacts),
+        }
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if request.method == "GET" and request.path == f"{V1}/openapi.json":
+            return web.json_response(document())  # public: it tells how to authenticate
+        route = self.routes.get((request.method, request.path))
+        if route is None:
+            allowed = sorted(m for m, p in self.routes if p == request.path)
+            if allowed:
+                return error(405, "method_not_allowed", f"{request.method} is not served on "
+                             f"{request.path}: use {', '.join(allowed)}")
+            return error(404, "not_found", f"no endpoint {request.method} {request.path}: "
+                         f"see GET {V1}/openapi.json for the endpoints")
+        now = self.clock()
+        verdict = await authorise(self.db, _presented_key(request), route.scope, now)
+        if isinstance(verdict, Refusal):
+            code = "unauthorised" if verdict.status == 401 else "forbidden"
+            return error(verdict.status, code, verdict.reason)
+        try:
+            return await route.handler(Call(request, verdict, now))
+        except ApiError as exc:
+            return error(exc.status, exc.code, exc.message)
+
+    # --- GET /api/v1/flows ---------------------------------------------------------------
+
+    async def flows(self, call: Call) -> web.StreamResponse:
+        from bot.conversation.controller import load_flows
+
+        served = load_flows(self.flows_dir) if self.flows_dir.is_dir() else {}
+        return web.json_response({"flows": [
+            {"id": f.flow.id, "title": dict(f.flow.title), "languages": list(f.flow.languages),
+             "default_language": f.flow.default_language, "context": list(f.flow.context),
+             "public": f.flow.public}
+            for f in sorted(served.values(), key=lambda f: f.flow.id)]})
+
+    # --- POST /api/v1/contacts ------------------------------------------------------------
+
+    async def contacts(self, call: Call) -> web.StreamResponse:
+        body = await _json_object(call.request)
+        contact = _field(body, "contact", dict, required=False) or body
+        row = _contact_row(contact, "contact." if "contact" in body else "")
+        contact_id, created = await self._upsert(row, call.now, "contact." if "contact"
+                                                 in body else "")
+        return web.json_response({"id": contact_id, "status": "created" if created else
+                                  "updated"}, status=201 if created else 200)
+
+    async def _upsert(self, row: ContactRow, now: datetime, where: str) -> tuple[int, bool]:
+        try:
+            summary = await import_contacts(self.db, [row], now=now, file="request")
+        except ImportConflict as exc:
+            first = exc.problems[0]
+            raise ApiError(409, "conflict", f"{where}{first.column}: {first.message}") from None
+        keys = [(c, a) for c, a in row.identities.items()]
+        if row.external_id:
+            keys.append(("external", row.external_id))
+        async with self.db.session() as s, s.begin():
+            found = await contacts_by_key(s, keys)
+        contact = next(iter(found.values()))
+        assert contact.id is not None
+        return contact.id, summary.created == 1
+
+    # --- POST /api/v1/invitations ---------------------------------------------------------
+
+    async def invitations(self, call: Call) -> web.StreamResponse:
+        raw = await _body(call.request)
+        idem = call.request.headers.get("Idempotency-Key", "").strip()
+        digest = hashlib.sha256(b"POST /api/v1/invitations\n" + raw).hexdigest()
+        if idem:
+            if len(idem) > 200:
+                raise bad("Idempotency-Key", "longer than 200 characters; use a UUID")
+            first = await self._replay(call.key, idem)
+            if first is not None:
+                if first.request_hash != digest:
+                    raise ApiError(422, "idempotency_key_reused",
+                                   f"Idempotency-Key {idem!r} was used with another body: use "
+                                   "a new key for a new request")
+                return web.json_response(first.response, status=first.status,
+                                         headers={"Idempotent-Replayed": "true"})
+        status, answer = await self._invite(_parse_json(raw), call.now)
+        if idem:
+            stored = await self._remember(call.key, idem, digest, status, answer, call.now)
+            if stored is not None:  # a concurrent request with this key answered first
+                if stored.request_hash != digest:
+                    raise ApiError(422, "idempotency_key_reused",
+                                   f"Idempotency-Key {idem!r} was used with another body: "
+                                   "use a new key for a new request")
+                return web.json_response(stored.response, status=stored.status,
+                                         headers={"Idempotent-Replayed": "true"})
+        return web.json_response(answer, status=status)
+
+    async def _replay(self, key: ApiKey, idem: str) -> ApiIdempotency | None:
+        async with self.db.session() as s, s.begin():
+            return (await s.exec(select(ApiIdempotency).where(
+                col(ApiIdempotency.api_key_id) == key.id,
+                col(ApiIdempotency.key) == idem))).first()
+
+    async def _remember(self, key: ApiKey, idem: str, digest: str, status: int,
+                        answer: dict[str, Any], now: datetime) -> ApiIdempotency | None:
+        assert key.id is not None
+        try:
+            async with self.db.session() as s, s.begin():
+                s.add(ApiIdempotency(api_key_id=key.id, key=idem, request_hash=digest,
+                                     status=status, response=answer, created_at=now))
+        except IntegrityError:
+            return await self._replay(key, idem)
+        return None
+
+    async def _invite(self, body: Any, now: datetime) -> tuple[int, dict[str, Any]]:
+        if not isinstance(body, dict):
+            raise bad("body", "must be a JSON object such as {\"flow\": \"...\", "
+                      "\"contact\": {\"external_id\": \"...\"}}")
+        flow_name = _field(body, "flow", str)
+        contact = _field(body, "contact", dict)
+        context = _field(body, "context", dict, required=False) or {}
+        at_text = _field(body, "at", str, required=False)
+        links_channel = _field(body, "links_channel", str, required=False) \
+            or DEFAULT_LINKS_CHANNEL
+        for name, value in context.items():
+            if not isinstance(value, (str, int)) or isinstance(value, bool):
+                raise bad(f"context.{name}", "must be a string")
+        try:
+            CHANNELS.links(links_channel)
+        except (UnknownChannel, NoLinks) as exc:
+            raise bad("links_channel", str(exc)) from None
+        try:
+            loaded = resolve_flow(flow_name, self.flows_dir) if "/" not in flow_name \
+                else None
+        except InviteError as exc:
+            raise ApiError(404, "unknown_flow", str(exc)) from None
+        if loaded is None:
+            raise bad("flow", "give a flow id (GET /api/v1/flows lists them), not a path")
+        flow = loaded.flow
+        try:
+            values = check_context(flow, [f"{k}={v}" for k, v in context.items()])
+        except InviteError as exc:
+            raise bad("context", str(exc).replace("--context ", "")) from None
+        at = now
+        if at_text:
+            try:
+                at = max(_iso(at_text), now)
+            except ValueError:
+                raise bad("at", f"{at_text!r} is not an ISO 8601 time with an offset, "
+                          "e.g. 2026-12-01T09:00:00+03:30") from None
+        contact_id = await self._contact_for(contact)
+        report = await invite_contacts(
+            self.db, flow=flow, audience=Audience(contact_ids=(contact_id,)), at=at,
+            context=values, now=now, bot_username=self.bot_usernames.get(links_channel),
+            links_out=None, links_channel=links_channel)
+        async with self.db.session() as s, s.begin():
+            invitation = (await s.exec(select(Invitation).where(
+                col(Invitation.contact_id) == contact_id,
+                col(Invitation.flow_id) == flow.id,
+                col(Invitation.created_at) == now).order_by(col(Invitation.id).desc()))).first()
+        assert invitation is not None
+        answer: dict[str, Any] = {"id": invitation.id, "contact_id": contact_id,
+                                  "flow": flow.id, "status": invitation.status,
+                                  "due_at": invitation.due_at.isoformat()}
+        if invitation.status == "skipped":
+            reason = invitation.reason or ""
+            answer["reason"] = reason
+            answer["message"] = SKIP_LABELS.get(reason, reason).format(fatigue=flow.fatigue)
+            return 200, answer
+        if report.links:
+            answer["link"] = report.links[0].link
+            answer["links_channel"] = links_channel
+        return 201, answer
+
+    async def _contact_for(self, given: dict[str, Any]) -> int:
+        """The contact the invitation names: by Sada id, or created or updated from its
+        ids and fields as a contacts CSV row would be."""
+        if "id" in given:
+            number = given["id"]
+            if not isinstance(number, int) or isinstance(number, bool) or \
+                    not storable_id(number):
+                raise bad("contact.id", "must be a Sada contact id (a positive integer)")
+            if len(given) > 1:
+                raise bad("contact", "with id give no other field; update a contact with "
+                          "POST /api/v1/contacts")
+            async with self.db.session() as s, s.begin():
+                found = await find_contacts(s, ids=[number])
+            if not found:
+                raise ApiError(404, "unknown_contact", f"contact.id: no contact {number}; "
+                               "name the contact by external_id or a channel id instead")
+            return number
+        row = _contact_row(given, "contact.")
+        contact_id, _created = await self._upsert(row, self.clock(), "contact.")
+        return contact_id
+
+
+def _presented_key(request: web.Request) -> str | None:
+    auth = request.headers.get("Authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return request.headers.get("X-Api-Key")
+
+
+async def _body(request: web.Request) -> bytes:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise ApiError(413, "too_large", f"the body is over {MAX_BODY // 1024} kB: send one "
+                       "contact or invitation per request")
+    raw = await request.content.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        raise ApiError(413, "too_large", f"the body is over {MAX_BODY // 1024} kB: send one "
+                       "contact or invitation per request")
+    return raw
+
+
+def _parse_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ApiError(400, "malformed_json", f"body: not JSON ({exc}); send a UTF-8 JSON "
+                       "object with Content-Type: application/json") from None
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    body = _parse_json(await _body(request))
+    if not isinstance(body, dict):
+        raise bad("body", "must be a JSON object")
+    return body
+
+
+_TYPE_NAMES = {str: "a string", dict: "an object", int: "an integer"}
+
+
+def _field(body: dict[str, Any], name: str, kind: type, *, required: bool = True) -> Any:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise bad(name, f"missing; it must be {_TYPE_NAMES[kind]}")
+        return None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise bad(name, f"must be {_TYPE_NAMES[kind]}, not {type(value).__name__}")
+    return value
+
+
+def _iso(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError("no offset")
+    return moment.astimezone(UTC)
+
+
+def _contact_row(given: dict[str, Any], where: str) -> ContactRow:
+    """A contact object as one row of a contacts CSV, checked the same way; ApiError naming
+    the first field that is wrong."""
+    aliases = {alias: column for column, names in column_aliases().items() for alias in names}
+    columns: list[str] = []
+    values: list[str] = []
+    for name, value in given.items():
+        column = aliases.get(fold_header(name))
+        if column is None or name == "id":
+            known = ", ".join(column_aliases())
+            raise bad(f"{where}{name}", f"unknown field (the fields are {known})")
+        if column in columns:
+            raise bad(f"{where}{name}", f"gives {column} a second time; keep one")
+        ids = column in id_columns()
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (str, int) if ids else str):
+            kind = "a string or an integer" if ids else "a string"
+            raise bad(f"{where}{name}", f"must be {kind}, not {type(value).__name__}")
+        columns.append(column)
+        values.append(str(value))
+    if not any(c in id_columns() for c in columns):
+        chats = ", ".join(c for c in id_columns() if c != "external_id")
+        raise bad(f"{where}external_id", f"give external_id (your own customer id) or a chat "
+                  f"id ({chats})")
+    problems: list[RowProblem] = []
+    row = _row("request", 1, columns, values, problems)
+    if row is None:
+        first = problems[0] if problems else None
+        column = first.column if first else ""
+        shown = next((n for n in given if aliases.get(fold_header(n)) == column), column)
+        raise bad(f"{where}{shown}", first.message if first else "invalid")
+    return row
+
+
+__all__ = ["API_PREFIX", "Api", "ApiError"]
