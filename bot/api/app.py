@@ -13,15 +13,17 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from bot.api.openapi import document
+from bot.flow.model import Flow
 from bot.followups.contacts_csv import (
     ContactRow,
     ImportConflict,
@@ -38,7 +40,6 @@ from bot.followups.invite import (
     InviteError,
     check_context,
     invite_contacts,
-    resolve_flow,
 )
 from bot.messaging.registry import CHANNELS, NoLinks, UnknownChannel
 from storage.api_keys import Refusal, authorise
@@ -53,6 +54,10 @@ API_PREFIX = "/api/"
 V1 = "/api/v1"
 MAX_BODY = 64 * 1024
 DEFAULT_LINKS_CHANNEL = "telegram"
+# The status of an Idempotency-Key taken by a request still being answered, and how long
+# before a reservation whose process died may be taken over (an invitation takes ms).
+PENDING = 0
+ABANDONED = timedelta(minutes=2)
 
 Clock = Callable[[], datetime]
 Handler = Callable[["Call"], Awaitable[web.StreamResponse]]
@@ -131,24 +136,30 @@ class Api:
 
     # --- GET /api/v1/flows ---------------------------------------------------------------
 
-    async def flows(self, call: Call) -> web.StreamResponse:
+    def _served(self) -> dict[str, Flow]:
+        """The flows the bot serves, read afresh: staff edit them while the process runs.
+        Only ids are taken, never paths, so a request cannot name a file."""
         from bot.conversation.controller import load_flows
 
-        served = load_flows(self.flows_dir) if self.flows_dir.is_dir() else {}
+        if not self.flows_dir.is_dir():
+            return {}
+        return {flow_id: loaded.flow for flow_id, loaded in load_flows(self.flows_dir).items()}
+
+    async def flows(self, call: Call) -> web.StreamResponse:
         return web.json_response({"flows": [
-            {"id": f.flow.id, "title": dict(f.flow.title), "languages": list(f.flow.languages),
-             "default_language": f.flow.default_language, "context": list(f.flow.context),
-             "public": f.flow.public}
-            for f in sorted(served.values(), key=lambda f: f.flow.id)]})
+            {"id": f.id, "title": dict(f.title), "languages": list(f.languages),
+             "default_language": f.default_language, "context": list(f.context),
+             "public": f.public}
+            for _, f in sorted(self._served().items())]})
 
     # --- POST /api/v1/contacts ------------------------------------------------------------
 
     async def contacts(self, call: Call) -> web.StreamResponse:
         body = await _json_object(call.request)
-        contact = _field(body, "contact", dict, required=False) or body
-        row = _contact_row(contact, "contact." if "contact" in body else "")
-        contact_id, created = await self._upsert(row, call.now, "contact." if "contact"
-                                                 in body else "")
+        where = "contact." if "contact" in body else ""
+        contact = _field(body, "contact", dict) if where else body
+        row = _contact_row(contact, where)
+        contact_id, created = await self._upsert(row, call.now, where)
         return web.json_response({"id": contact_id, "status": "created" if created else
                                   "updated"}, status=201 if created else 200)
 
@@ -172,28 +183,32 @@ class Api:
     async def invitations(self, call: Call) -> web.StreamResponse:
         raw = await _body(call.request)
         idem = call.request.headers.get("Idempotency-Key", "").strip()
+        if not idem:
+            status, answer = await self._invite(_parse_json(raw), call.now)
+            return web.json_response(answer, status=status)
+        if len(idem) > 200:
+            raise bad("Idempotency-Key", "longer than 200 characters; use a UUID")
         digest = hashlib.sha256(b"POST /api/v1/invitations\n" + raw).hexdigest()
-        if idem:
-            if len(idem) > 200:
-                raise bad("Idempotency-Key", "longer than 200 characters; use a UUID")
-            first = await self._replay(call.key, idem)
-            if first is not None:
-                if first.request_hash != digest:
-                    raise ApiError(422, "idempotency_key_reused",
-                                   f"Idempotency-Key {idem!r} was used with another body: use "
-                                   "a new key for a new request")
-                return web.json_response(first.response, status=first.status,
-                                         headers={"Idempotent-Replayed": "true"})
-        status, answer = await self._invite(_parse_json(raw), call.now)
-        if idem:
-            stored = await self._remember(call.key, idem, digest, status, answer, call.now)
-            if stored is not None:  # a concurrent request with this key answered first
-                if stored.request_hash != digest:
-                    raise ApiError(422, "idempotency_key_reused",
-                                   f"Idempotency-Key {idem!r} was used with another body: "
-                                   "use a new key for a new request")
-                return web.json_response(stored.response, status=stored.status,
-                                         headers={"Idempotent-Replayed": "true"})
+        # The key is taken before acting, in its own commit: of two requests racing with
+        # one key, only the one that took it invites.
+        first = await self._reserve(call.key, idem, digest, call.now)
+        if first is not None:
+            if first.request_hash != digest:
+                raise ApiError(422, "idempotency_key_reused",
+                               f"Idempotency-Key {idem!r} was used with another body: use a "
+                               "new key for a new request")
+            if first.status == PENDING:
+                raise ApiError(409, "in_progress", f"a request with Idempotency-Key {idem!r} "
+                               "is still being answered: retry in a few seconds")
+            return web.json_response(first.response, status=first.status,
+                                     headers={"Idempotent-Replayed": "true"})
+        try:
+            status, answer = await self._invite(_parse_json(raw), call.now)
+        except BaseException:
+            # Nothing was done: the key is free for the corrected request.
+            await self._forget(call.key, idem)
+            raise
+        await self._answered(call.key, idem, status, answer)
         return web.json_response(answer, status=status)
 
     async def _replay(self, key: ApiKey, idem: str) -> ApiIdempotency | None:
@@ -202,16 +217,42 @@ class Api:
                 col(ApiIdempotency.api_key_id) == key.id,
                 col(ApiIdempotency.key) == idem))).first()
 
-    async def _remember(self, key: ApiKey, idem: str, digest: str, status: int,
-                        answer: dict[str, Any], now: datetime) -> ApiIdempotency | None:
+    async def _reserve(self, key: ApiKey, idem: str, digest: str, now: datetime
+                       ) -> ApiIdempotency | None:
+        """Take `idem` for this request (None), or the row of whoever took it first. A
+        reservation left pending by a process that died is taken over after a while."""
         assert key.id is not None
-        try:
-            async with self.db.session() as s, s.begin():
-                s.add(ApiIdempotency(api_key_id=key.id, key=idem, request_hash=digest,
-                                     status=status, response=answer, created_at=now))
-        except IntegrityError:
-            return await self._replay(key, idem)
-        return None
+        for _ in range(2):
+            try:
+                async with self.db.session() as s, s.begin():
+                    s.add(ApiIdempotency(api_key_id=key.id, key=idem, request_hash=digest,
+                                         status=PENDING, response={}, created_at=now))
+                return None
+            except IntegrityError:
+                first = await self._replay(key, idem)
+                if first is None:  # forgotten meanwhile: try again
+                    continue
+                if first.status == PENDING and now - first.created_at > ABANDONED \
+                        and first.request_hash == digest:
+                    await self._forget(key, idem)
+                    continue
+                return first
+        return await self._replay(key, idem)
+
+    async def _answered(self, key: ApiKey, idem: str, status: int,
+                        answer: dict[str, Any]) -> None:
+        async with self.db.session() as s, s.begin():
+            await s.exec(update(ApiIdempotency)
+                         .where(col(ApiIdempotency.api_key_id) == key.id,
+                                col(ApiIdempotency.key) == idem)
+                         .values(status=status, response=answer))
+
+    async def _forget(self, key: ApiKey, idem: str) -> None:
+        async with self.db.session() as s, s.begin():
+            await s.exec(delete(ApiIdempotency)
+                         .where(col(ApiIdempotency.api_key_id) == key.id,
+                                col(ApiIdempotency.key) == idem,
+                                col(ApiIdempotency.status) == PENDING))
 
     async def _invite(self, body: Any, now: datetime) -> tuple[int, dict[str, Any]]:
         if not isinstance(body, dict):
@@ -230,14 +271,10 @@ class Api:
             CHANNELS.links(links_channel)
         except (UnknownChannel, NoLinks) as exc:
             raise bad("links_channel", str(exc)) from None
-        try:
-            loaded = resolve_flow(flow_name, self.flows_dir) if "/" not in flow_name \
-                else None
-        except InviteError as exc:
-            raise ApiError(404, "unknown_flow", str(exc)) from None
-        if loaded is None:
-            raise bad("flow", "give a flow id (GET /api/v1/flows lists them), not a path")
-        flow = loaded.flow
+        flow = self._served().get(flow_name)
+        if flow is None:
+            raise ApiError(404, "unknown_flow", f"flow: no flow {flow_name!r} is served; "
+                           "GET /api/v1/flows lists them")
         try:
             values = check_context(flow, [f"{k}={v}" for k, v in context.items()])
         except InviteError as exc:
@@ -249,7 +286,7 @@ class Api:
             except ValueError:
                 raise bad("at", f"{at_text!r} is not an ISO 8601 time with an offset, "
                           "e.g. 2026-12-01T09:00:00+03:30") from None
-        contact_id = await self._contact_for(contact)
+        contact_id = await self._contact_for(contact, now)
         report = await invite_contacts(
             self.db, flow=flow, audience=Audience(contact_ids=(contact_id,)), at=at,
             context=values, now=now, bot_username=self.bot_usernames.get(links_channel),
@@ -273,7 +310,7 @@ class Api:
             answer["links_channel"] = links_channel
         return 201, answer
 
-    async def _contact_for(self, given: dict[str, Any]) -> int:
+    async def _contact_for(self, given: dict[str, Any], now: datetime) -> int:
         """The contact the invitation names: by Sada id, or created or updated from its
         ids and fields as a contacts CSV row would be."""
         if "id" in given:
@@ -291,7 +328,7 @@ class Api:
                                "name the contact by external_id or a channel id instead")
             return number
         row = _contact_row(given, "contact.")
-        contact_id, _created = await self._upsert(row, self.clock(), "contact.")
+        contact_id, _created = await self._upsert(row, now, "contact.")
         return contact_id
 
 

@@ -13,7 +13,8 @@ def _errors(*codes: int) -> dict[str, Any]:
             401: "No API key, or an unknown, malformed or revoked one",
             403: "The key lacks the endpoint's scope",
             404: "The flow or contact named does not exist",
-            409: "The contact's ids belong to two different contacts",
+            409: "The contact's ids belong to two different contacts, or a request "
+                 "with this Idempotency-Key is still being answered",
             422: "The Idempotency-Key was used with another body"}
     return {str(c): {"description": said[c],
                      "content": {"application/json": {"schema": _ERROR}}} for c in codes}

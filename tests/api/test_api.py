@@ -138,6 +138,27 @@ async def test_idempotent_replay_and_a_conflicting_body(database: Database) -> N
     assert len(await rows(database, ApiIdempotency)) == 1
 
 
+async def test_racing_retries_invite_once_and_a_refused_body_frees_its_key(
+        database: Database) -> None:
+    key = await key_with(database, "invite")
+    async with api_server(database) as base:
+        url = f"{base}/api/v1/invitations"
+        headers = {"Idempotency-Key": "race"}
+        answers = await asyncio.gather(*(call("POST", url, key, INVITE, headers=headers)
+                                         for _ in range(4)))
+        # the first answer, or "still being answered"; never a second invitation
+        assert {status for status, _ in answers} <= {201, 409}
+        assert 201 in {status for status, _ in answers}
+        assert len({body["id"] for status, body in answers if status == 201}) == 1
+        status, _ = await call("POST", url, key, {**INVITE, "context": {}},
+                               headers={"Idempotency-Key": "fixed-later"})
+        assert status == 400
+        status, body = await call("POST", url, key, {**INVITE, "contact": {"bale_id": "5"}},
+                                  headers={"Idempotency-Key": "fixed-later"})
+        assert status == 201, body
+    assert len(await rows(database, Invitation)) == 2
+
+
 async def test_malformed_json_and_wrong_types_name_the_field(database: Database) -> None:
     key = await key_with(database, "invite")
     async with api_server(database) as base:
@@ -148,8 +169,9 @@ async def test_malformed_json_and_wrong_types_name_the_field(database: Database)
         assert status == 400 and body["error"]["message"].startswith("flow:")
         status, body = await call("POST", url, key, {**INVITE, "context": {}})
         assert status == 400 and "ticket" in body["error"]["message"]
-        status, body = await call("POST", url, key, {**INVITE, "flow": "nope"})
-        assert status == 404 and body["error"]["code"] == "unknown_flow"
+        for name in ("nope", "flows/post_support.yaml", "post_support.yaml"):
+            status, body = await call("POST", url, key, {**INVITE, "flow": name})
+            assert status == 404 and body["error"]["code"] == "unknown_flow"
     assert await rows(database, Invitation) == []
 
 
