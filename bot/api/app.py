@@ -133,6 +133,10 @@ class Api:
             return await route.handler(Call(request, verdict, now))
         except ApiError as exc:
             return error(exc.status, exc.code, exc.message)
+        except Exception:  # the integration gets JSON it can read; staff get the traceback
+            log.exception("API %s %s failed", request.method, request.path)
+            return error(500, "internal", "Sada could not answer (its log says why): retry "
+                         "later, and tell Sada's staff if it keeps failing")
 
     # --- GET /api/v1/flows ---------------------------------------------------------------
 
@@ -159,11 +163,12 @@ class Api:
         where = "contact." if "contact" in body else ""
         contact = _field(body, "contact", dict) if where else body
         row = _contact_row(contact, where)
-        contact_id, created = await self._upsert(row, call.now, where)
-        return web.json_response({"id": contact_id, "status": "created" if created else
-                                  "updated"}, status=201 if created else 200)
+        contact_id, status = await self._upsert(row, call.now, where)
+        return web.json_response({"id": contact_id, "status": status},
+                                 status=201 if status == "created" else 200)
 
-    async def _upsert(self, row: ContactRow, now: datetime, where: str) -> tuple[int, bool]:
+    async def _upsert(self, row: ContactRow, now: datetime, where: str) -> tuple[int, str]:
+        """The contact's id, and whether it was created, updated or unchanged."""
         try:
             summary = await import_contacts(self.db, [row], now=now, file="request")
         except ImportConflict as exc:
@@ -176,7 +181,9 @@ class Api:
             found = await contacts_by_key(s, keys)
         contact = next(iter(found.values()))
         assert contact.id is not None
-        return contact.id, summary.created == 1
+        status = "created" if summary.created else "updated" if summary.updated \
+            else "unchanged"
+        return contact.id, status
 
     # --- POST /api/v1/invitations ---------------------------------------------------------
 

@@ -101,7 +101,12 @@ def document() -> dict[str, Any]:
                         "schema": {"type": "object", "properties": {
                             "id": {"type": "integer"},
                             "status": {"type": "string", "enum": ["created"]}}}}}},
-                    "200": {"description": "Updated or unchanged"},
+                    "200": {"description": "Updated, or unchanged (status says which)",
+                            "content": {"application/json": {"schema": {
+                                "type": "object", "properties": {
+                                    "id": {"type": "integer"},
+                                    "status": {"type": "string",
+                                               "enum": ["updated", "unchanged"]}}}}}},
                     **_errors(400, 401, 403, 409)}}},
             "/api/v1/invitations": {"post": {
                 "summary": "Invite one contact to a flow (scope invite), with the fatigue, "

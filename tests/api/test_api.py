@@ -186,6 +186,8 @@ async def test_contact_upsert_and_a_bad_phone_number(database: Database) -> None
         status, changed = await call("POST", url, key, {"external_id": "CRM-1",
                                                         "language": "fa"})
         assert (status, changed) == (200, {"id": made["id"], "status": "updated"})
+        status, same = await call("POST", url, key, {"contact": {"external_id": "CRM-1"}})
+        assert (status, same) == (200, {"id": made["id"], "status": "unchanged"})
         status, body = await call("POST", url, key, {"external_id": "CRM-2",
                                                      "whatsapp_id": "12ab"})
         assert status == 400 and body["error"]["message"].startswith("whatsapp_id:")
