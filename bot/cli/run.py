@@ -141,7 +141,7 @@ def run(
     listen: Annotated[
         str,
         typer.Option("--listen", metavar="HOST:PORT", help="Where the webhook server listens "
-                     "(with --webhook, or for WhatsApp)."),
+                     "(with --webhook, for WhatsApp, or for the HTTP API once an API key exists)."),
     ] = f"{DEFAULT_LISTEN[0]}:{DEFAULT_LISTEN[1]}",
 ) -> None:
     """Run the Telegram bot, the Bale bot and WhatsApp, any of them, in one process, until
