@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot.channels.serving import HEALTH_PATH, READY_PATH, Shared
+from bot.serving import HEALTH_PATH, READY_PATH, Shared
 from storage.db import Database, _create_engine, head_revision, to_async_url, upgrade
 from storage.repo import Store
 from tests.bale.test_run import free_port

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 from bot.api.app import V1, Api
-from bot.channels.serving import Shared
 from bot.messaging.registry import CHANNELS
+from bot.serving import Shared
 from bot.settings import Settings
 from storage.api_keys import list_keys
 

@@ -67,8 +67,8 @@ def token_or_exit(settings: Settings) -> str:
 def channels_or_exit(settings: Settings) -> list[str]:
     """The channels `sada run` runs: every Bot API channel with a token (Telegram, Bale),
     each token checked; else one line saying how to get one (exit code 2)."""
-    from bot.channels.serving import webhook_channels
     from bot.channels.telegram.runner import StartError, bot_api_channels
+    from bot.serving import webhook_channels
 
     channels = bot_api_channels(settings)
     hooks = [hook for hook in webhook_channels() if hook.enabled(settings)]

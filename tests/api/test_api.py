@@ -16,7 +16,7 @@ import aiohttp
 from sqlmodel import select
 
 from bot.api import Api
-from bot.channels.serving import Shared
+from bot.serving import Shared
 from storage.api_keys import create_key
 from storage.db import Database
 from storage.models import ApiIdempotency, Contact, ContactIdentity, Invitation

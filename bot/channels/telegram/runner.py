@@ -44,16 +44,16 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from bot.channels.serving import Core, CoreFactory, StartError
-from bot.channels.serving import Shared as _Shared
-from bot.channels.serving import stop_event as _stop_event
-from bot.channels.serving import together as _together
 from bot.channels.telegram import DEFAULT_LISTEN
 from bot.channels.telegram.intake import Rejected, parse_each
 from bot.channels.telegram.settings import BotApiSettings
 from bot.conversation.lanes import ChatLanes
 from bot.messaging.registry import CHANNELS
 from bot.messaging.transport import Blocked, Refused, RetryAfter, Transient, Transport
+from bot.serving import Core, CoreFactory, StartError
+from bot.serving import Shared as _Shared
+from bot.serving import stop_event as _stop_event
+from bot.serving import together as _together
 from bot.settings import Settings, channel_groups, variable_name
 from storage.db import Database
 from storage.repo import Store
@@ -324,7 +324,7 @@ async def run_bot(
     Raises StartError (one line) when a channel's API or the listening port is unusable, and
     the storage layer's StorageError when the database is. A channel that fails to start
     stops the others: a process runs all its channels or none."""
-    from bot.channels.serving import webhook_channels
+    from bot.serving import webhook_channels
 
     # Channels served by webhook only (WhatsApp), each declared in its own folder.
     hooks = [hook for hook in webhook_channels()

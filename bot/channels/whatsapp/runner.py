@@ -1,6 +1,6 @@
 """WhatsApp in `sada run`: its webhook on the process's one HTTP server, beside the Bot API
 channels. This module's CHANNEL_NAME, enabled, check and serve are the channel's run hooks,
-found by bot.channels.serving; the Bot API runner calls them with the process's shared parts.
+found by bot.serving; the Bot API runner calls them with the process's shared parts.
 
 WhatsApp has no polling: Meta posts every message and status to the webhook URL typed into
 the app's settings. GET is Meta's verification; a POST's signature is checked on the raw
@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
-from bot.channels.serving import Core, CoreFactory, Shared, StartError
 from bot.channels.whatsapp.transport import (
     PAIR_RATE,
     PAIR_RATE_WAIT,
@@ -44,6 +43,7 @@ from bot.channels.whatsapp.webhook import (
 )
 from bot.conversation.lanes import ChatLanes
 from bot.messaging.transport import Blocked, Refused, RetryAfter, Transient
+from bot.serving import Core, CoreFactory, Shared, StartError
 from bot.settings import Settings, variable_name
 from storage.delivery import OnFailure, record_delivery
 
