@@ -299,10 +299,7 @@ class Api:
             context=values, now=now, bot_username=self.bot_usernames.get(links_channel),
             links_out=None, links_channel=links_channel)
         async with self.db.session() as s, s.begin():
-            invitation = (await s.exec(select(Invitation).where(
-                col(Invitation.contact_id) == contact_id,
-                col(Invitation.flow_id) == flow.id,
-                col(Invitation.created_at) == now).order_by(col(Invitation.id).desc()))).first()
+            invitation = await s.get(Invitation, report.invitation_ids[contact_id])
         assert invitation is not None
         answer: dict[str, Any] = {"id": invitation.id, "contact_id": contact_id,
                                   "flow": flow.id, "status": invitation.status,

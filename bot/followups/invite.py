@@ -114,6 +114,8 @@ class InviteReport:
     first_due: datetime | None = None
     last_due: datetime | None = None
     dry_run: bool = False
+    # contact id -> the invitation made for them (skipped ones too); empty on a dry run
+    invitation_ids: dict[int, int] = field(default_factory=dict)
 
     @property
     def invited(self) -> int:
@@ -453,6 +455,9 @@ async def invite_contacts(
                 # single write lock for seconds, not for ten thousand round trips.
                 await insert_invitations(s, [p.invitation for p in planned],
                                          [p.link for p in planned if p.link is not None])
+                if not dry_run:
+                    report.invitation_ids = {p.invitation.contact_id: p.invitation.id
+                                             for p in planned if p.invitation.id is not None}
                 for p in planned:
                     if p.message is not None:
                         await _enqueue(s, p, now=now)

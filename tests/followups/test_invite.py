@@ -198,6 +198,11 @@ async def test_contacts_without_a_chat_get_a_personal_link_file(
     assert link is not None and link.context == {"touchpoint": "qbr"}
     assert str(link.contact_id) == row["contact_id"]
     assert not list(links.parent.glob(".*tmp"))
+    # each contact's invitation, as stored: what the HTTP API answers with
+    made = {i.contact_id: i.id for i in await _rows(database, Invitation)}
+    assert report.invitation_ids == made and len(made) == 2
+    dry = await invite(database, flow(), segment="smb", links=links, dry_run=True)
+    assert dry.invitation_ids == {}
 
 
 async def test_the_links_file_is_in_the_form_of_the_channel_the_registry_declares(
