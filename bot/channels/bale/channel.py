@@ -7,9 +7,9 @@ Telegram's or stricter, so a flow that lints clean for Bale is not refused by it
 
 from __future__ import annotations
 
+from bot.channels.telegram.channel import bot_api_links
 from bot.messaging.capabilities import Capabilities
-from bot.messaging.keyboards import PREFIX
-from bot.messaging.registry import BOT_API_CHAT, Channel, DeepLinks
+from bot.messaging.registry import BOT_API_CHAT, Channel
 
 CHANNEL = Channel(
     name="bale",
@@ -34,11 +34,6 @@ CHANNEL = Channel(
     # https://ble.ir/<bot>?start=<payload>, read back as Telegram's /start <payload>; the
     # payload alphabet and length are Telegram's (unconfirmed for Bale: the tokens Sada
     # issues, 22 url-safe characters, are well inside either).
-    links=DeepLinks(
-        url="https://ble.ir/{bot}?start={payload}",
-        payload_characters="A-Za-z0-9_-",
-        payload_length=64,
-        button=f"{PREFIX}:g:{{payload}}",
-    ),
+    links=bot_api_links("https://ble.ir/{bot}?start={payload}"),
     address=BOT_API_CHAT,  # a person's chat: a positive number
 )

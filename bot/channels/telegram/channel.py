@@ -6,6 +6,15 @@ from bot.messaging.capabilities import Capabilities
 from bot.messaging.keyboards import PREFIX
 from bot.messaging.registry import BOT_API_CHAT, Channel, DeepLinks
 
+
+def bot_api_links(url: str) -> DeepLinks:
+    """Deep links of a Bot API channel at `url`: /start with a payload of 1-64 characters of
+    A-Za-z0-9_-, and a button the Controller reads back as that start (an invitation's or a
+    reminder's)."""
+    return DeepLinks(url=url, payload_characters="A-Za-z0-9_-", payload_length=64,
+                     button=f"{PREFIX}:g:{{payload}}")
+
+
 CHANNEL = Channel(
     name="telegram",
     title="Telegram",
@@ -24,13 +33,6 @@ CHANNEL = Channel(
         messages_per_second=30.0,
         messages_per_chat_per_second=1.0,
     ),
-    # Deep linking: t.me/<bot>?start=<payload>, a payload of 1-64 characters of A-Za-z0-9_-.
-    # The button is read back by Controller (an invitation's or a reminder's "start").
-    links=DeepLinks(
-        url="https://t.me/{bot}?start={payload}",
-        payload_characters="A-Za-z0-9_-",
-        payload_length=64,
-        button=f"{PREFIX}:g:{{payload}}",
-    ),
+    links=bot_api_links("https://t.me/{bot}?start={payload}"),
     address=BOT_API_CHAT,  # a person's chat: a positive number
 )
