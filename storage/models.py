@@ -324,3 +324,53 @@ class ApiIdempotency(SQLModel, table=True):
     status: int
     response: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType, nullable=False)
     created_at: datetime
+
+
+class WebhookSubscription(SQLModel, table=True):
+    """An HTTPS endpoint of an integration that receives events (response.completed,
+    case.opened, case.resolved) as signed POSTs.
+
+    The secret is kept as given out, not hashed: every delivery is signed with it (HMAC),
+    so it has to be readable. `failures` counts consecutive failed attempts since the last
+    success (`failing_since` is when that run of failures began); past the limit the
+    subscription is disabled (`active` false, `disabled_at`) until staff enable it again."""
+
+    __tablename__ = "webhook_subscription"
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(sa_type=Text)
+    events: list[str] = Field(default_factory=list, sa_type=JSONType, nullable=False)
+    secret: str
+    active: bool = True
+    failures: int = 0
+    failing_since: datetime | None = None
+    disabled_at: datetime | None = None
+    last_error: str | None = None
+    created_at: datetime
+    last_success_at: datetime | None = None
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event due to one subscription: the exact body to POST (fixed when the event
+    happened, so every retry sends the same bytes and signature input) and its progress.
+
+    Claimed like the outbox (`locked_until` is the lease): status queued → sending →
+    delivered; a row of a disabled subscription waits, queued, until it is enabled."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (UniqueConstraint("subscription_id", "event_id"),
+                      Index(None, "status", "due_at"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscription_id: int = Field(foreign_key="webhook_subscription.id", ondelete="CASCADE")
+    event_id: str  # uuid4, the same for every subscription and every retry of the event
+    event_type: str
+    body: str = Field(sa_type=Text)
+    status: str = "queued"  # queued, sending, delivered
+    due_at: datetime
+    attempts: int = 0
+    locked_until: datetime | None = None
+    last_status: int | None = None  # the HTTP status of the last attempt, if one came back
+    last_error: str | None = None
+    created_at: datetime
+    delivered_at: datetime | None = None
