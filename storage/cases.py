@@ -13,6 +13,7 @@ from sqlmodel import col, select
 
 from storage.db import Database, NotFound, StorageError
 from storage.models import Case, Contact
+from storage.webhooks import emit_case
 
 # The largest id a row can have: ids are INTEGER columns, 32 bits on PostgreSQL (64 on
 # SQLite). Asked for a larger one, the drivers raise (asyncpg "out of int32 range",
@@ -94,6 +95,8 @@ async def resolve_case(
     async with db.session() as s, s.begin():
         done = (await s.exec(stmt)).first()
         case = await s.get(Case, case_id, populate_existing=True)
+        if done is not None and case is not None:
+            await emit_case(s, "case.resolved", case, now=now)  # with the resolution
     if case is None:
         raise NotFound(f"there is no case {case_id}; `sada cases list --all` shows them")
     if done is None:

@@ -35,6 +35,7 @@ from bot.flow.model import (
 from bot.staff_text import staff_line
 from storage.models import Answer, Case, Contact, FlowVersion, SurveySession
 from storage.outbox import enqueue
+from storage.webhooks import emit_case
 
 # Long enough for the comment that usually follows a low score to be in the alert, short
 # enough that staff still hear "at once".
@@ -300,6 +301,7 @@ async def open_cases(
             await enqueue(s, key=_alert_key(case.id, channel, address), kind="alert",
                           channel=channel, address=address, contact_id=None,
                           due_at=now + ALERT_GRACE, now=now, case_id=case.id)
+        await emit_case(s, "case.opened", case, now=now)  # webhooks, in this transaction
         opened.append(case.id)
     return opened
 

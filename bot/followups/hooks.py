@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.followups.alerts import crossings, note_comments, open_cases
+from bot.followups.webhooks import webhook_hook
 from bot.survey import Step, StepHook
 from storage.invitations import on_session_status
 
@@ -38,5 +39,6 @@ async def invitation_hook(s: AsyncSession, step: Step) -> None:
 
 
 def survey_hooks(staff: Sequence[tuple[str, str]]) -> list[StepHook]:
-    """The step hooks; staff alerts go to `staff`, (channel, address) pairs."""
-    return [alert_hook(staff), invitation_hook]
+    """The step hooks; staff alerts go to `staff`, (channel, address) pairs. Webhook
+    events (response.completed) are queued with the step too."""
+    return [alert_hook(staff), invitation_hook, webhook_hook]

@@ -39,6 +39,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.followups.dispatcher import Clock, Dispatcher, utc_now
+from bot.followups.webhooks import WebhookSender
 from bot.messaging.transport import Transport
 from storage.db import Database
 
@@ -208,6 +209,8 @@ class FollowupService:
         plan_every: float = 60.0,
         stop_grace: float = 5.0,
         bot_usernames: Mapping[str, str] | None = None,
+        webhooks: WebhookSender | None = None,
+        webhook_every: float = 5.0,
     ) -> None:
         self.database = database
         self.clock = clock
@@ -222,6 +225,9 @@ class FollowupService:
         # How long stop() lets a send already on the wire finish: well inside the 10 s a
         # service manager commonly gives between SIGTERM and SIGKILL.
         self.stop_grace = stop_grace
+        # outgoing webhooks (storage.webhooks): their own queue, POSTed every few seconds
+        self.webhooks = webhooks or WebhookSender(database, clock=clock)
+        self.webhook_every = webhook_every
         self.scheduler: FollowupScheduler | None = None
 
     async def dispatch(self, now: datetime) -> None:
@@ -245,12 +251,21 @@ class FollowupService:
                 log.exception("follow-up planner %r failed; it runs again in %gs", name,
                               self.plan_every)
 
+    async def deliver_webhooks(self, now: datetime) -> None:
+        """POST the webhook events due, round after round while full rounds keep coming."""
+        report = await self.webhooks.drain()
+        if report.delivered or report.retried:
+            log.info("webhooks: %d delivered, %d to retry, %d subscriptions disabled",
+                     report.delivered, report.retried, report.disabled)
+
     def start(self) -> FollowupScheduler:
         """Start the ticks (call inside the running event loop)."""
         if self.scheduler is not None:
             raise RuntimeError("the follow-up service is already running")
         self.dispatcher.start()  # after a stop(), the same service may start again
-        jobs: list[JobSpec] = [("dispatch", self.dispatch, self.dispatch_every)]
+        self.webhooks.start()
+        jobs: list[JobSpec] = [("dispatch", self.dispatch, self.dispatch_every),
+                               ("webhooks", self.deliver_webhooks, self.webhook_every)]
         if self.planners:
             jobs.append(("plan", self.plan, self.plan_every))
         self.scheduler = build_scheduler(jobs, clock=self.clock)
@@ -273,7 +288,9 @@ class FollowupService:
         scheduler, self.scheduler = self.scheduler, None
         scheduler.shutdown(wait=False)
         self.dispatcher.stop(self.stop_grace)
+        await self.webhooks.stop()
         await scheduler.drain()
+        await self.webhooks.close()
 
     async def __aenter__(self) -> Self:
         self.start()
