@@ -22,6 +22,7 @@ from bot.cli import (
     report,
     run,
     status,
+    webhooks,
 )
 
 app = typer.Typer(
@@ -57,6 +58,7 @@ app.command("answers")(report.answers)
 app.add_typer(cases.app, name="cases")
 app.add_typer(actions.app, name="actions")
 app.add_typer(api_keys.app, name="api-keys")
+app.add_typer(webhooks.app, name="webhooks")
 app.command("preview")(preview.preview)
 run.register(app)
 
