@@ -9,7 +9,6 @@ and the terminal never disagree about what is allowed.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,7 +21,14 @@ from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
+from bot.api.cases import CaseEndpoints
+from bot.api.http import ApiError, Call, bad, error
+from bot.api.http import body as _body
+from bot.api.http import json_field as _field
+from bot.api.http import json_object as _json_object
+from bot.api.http import parse_json as _parse_json
 from bot.api.openapi import document
+from bot.api.reads import Reads
 from bot.flow.model import Flow
 from bot.followups.contacts_csv import (
     ContactRow,
@@ -52,7 +58,6 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
 V1 = "/api/v1"
-MAX_BODY = 64 * 1024
 DEFAULT_LINKS_CHANNEL = "telegram"
 # The status of an Idempotency-Key taken by a request still being answered, and how long
 # before a reservation whose process died may be taken over (an invitation takes ms).
@@ -65,29 +70,6 @@ Handler = Callable[["Call"], Awaitable[web.StreamResponse]]
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-class ApiError(Exception):
-    """Answered as {"error": {"code", "message"}} with `status`."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-def error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
-
-
-def bad(field: str, message: str) -> ApiError:
-    return ApiError(400, "invalid_field", f"{field}: {message}")
-
-
-@dataclass(frozen=True)
-class Call:
-    request: web.Request
-    key: ApiKey
-    now: datetime
 
 
 @dataclass(frozen=True)
@@ -107,18 +89,41 @@ class Api:
         # channel → the bot personal links open (SADA_<CHANNEL>__BOT_USERNAME)
         self.bot_usernames = bot_usernames or {}
         self.clock = clock
+        reads = Reads(db, served=self._served)
+        cases = CaseEndpoints(db)
+        # (method, path) → route; a path segment {name} matches any one segment, passed to
+        # the handler as Call.params[name]
         self.routes: dict[tuple[str, str], _Route] = {
             ("GET", f"{V1}/flows"): _Route("read", self.flows),
             ("POST", f"{V1}/invitations"): _Route("invite", self.invitations),
             ("POST", f"{V1}/contacts"): _Route("contacts", self.contacts),
+            ("GET", f"{V1}/reports/{{flow}}"): _Route("read", reads.report),
+            ("GET", f"{V1}/responses"): _Route("read", reads.responses),
+            ("GET", f"{V1}/cases"): _Route("read", cases.list),
+            ("POST", f"{V1}/cases/{{id}}/resolve"): _Route("cases", cases.resolve),
         }
+
+    def _find(self, method: str, path: str
+              ) -> tuple[_Route | None, dict[str, str], list[str]]:
+        """The route for `method` on `path` with its segment values, and the methods served
+        on `path` (for a 405)."""
+        found: _Route | None = None
+        params: dict[str, str] = {}
+        methods: list[str] = []
+        for (route_method, template), route in self.routes.items():
+            matched = _match(template, path)
+            if matched is None:
+                continue
+            methods.append(route_method)
+            if route_method == method:
+                found, params = route, matched
+        return found, params, sorted(methods)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.method == "GET" and request.path == f"{V1}/openapi.json":
             return web.json_response(document())  # public: it tells how to authenticate
-        route = self.routes.get((request.method, request.path))
+        route, params, allowed = self._find(request.method, request.path)
         if route is None:
-            allowed = sorted(m for m, p in self.routes if p == request.path)
             if allowed:
                 return error(405, "method_not_allowed", f"{request.method} is not served on "
                              f"{request.path}: use {', '.join(allowed)}")
@@ -130,7 +135,7 @@ class Api:
             code = "unauthorised" if verdict.status == 401 else "forbidden"
             return error(verdict.status, code, verdict.reason)
         try:
-            return await route.handler(Call(request, verdict, now))
+            return await route.handler(Call(request, verdict, now, params))
         except ApiError as exc:
             return error(exc.status, exc.code, exc.message)
         except Exception:  # the integration gets JSON it can read; staff get the traceback
@@ -336,51 +341,27 @@ class Api:
         return contact_id
 
 
+def _match(template: str, path: str) -> dict[str, str] | None:
+    """The {name} segments of `path` if it has the shape of `template`, else None."""
+    wanted, given = template.split("/"), path.split("/")
+    if len(wanted) != len(given):
+        return None
+    params: dict[str, str] = {}
+    for want, got in zip(wanted, given, strict=True):
+        if want.startswith("{") and want.endswith("}"):
+            if not got:
+                return None
+            params[want[1:-1]] = got
+        elif want != got:
+            return None
+    return params
+
+
 def _presented_key(request: web.Request) -> str | None:
     auth = request.headers.get("Authorization", "")
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip()
     return request.headers.get("X-Api-Key")
-
-
-async def _body(request: web.Request) -> bytes:
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise ApiError(413, "too_large", f"the body is over {MAX_BODY // 1024} kB: send one "
-                       "contact or invitation per request")
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise ApiError(413, "too_large", f"the body is over {MAX_BODY // 1024} kB: send one "
-                       "contact or invitation per request")
-    return raw
-
-
-def _parse_json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ApiError(400, "malformed_json", f"body: not JSON ({exc}); send a UTF-8 JSON "
-                       "object with Content-Type: application/json") from None
-
-
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    body = _parse_json(await _body(request))
-    if not isinstance(body, dict):
-        raise bad("body", "must be a JSON object")
-    return body
-
-
-_TYPE_NAMES = {str: "a string", dict: "an object", int: "an integer"}
-
-
-def _field(body: dict[str, Any], name: str, kind: type, *, required: bool = True) -> Any:
-    value = body.get(name)
-    if value is None:
-        if required:
-            raise bad(name, f"missing; it must be {_TYPE_NAMES[kind]}")
-        return None
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise bad(name, f"must be {_TYPE_NAMES[kind]}, not {type(value).__name__}")
-    return value
 
 
 def _iso(text: str) -> datetime:
