@@ -92,6 +92,9 @@ class Shared:
         self._stop_watch: asyncio.Task[None] | None = None
         self._routes: dict[tuple[str, str],
                            Callable[[web.Request], Awaitable[web.StreamResponse]]] = {}
+        # (method, path prefix): for paths that carry a value (the web chat's /s/<token>)
+        self._prefixes: dict[tuple[str, str],
+                             Callable[[web.Request], Awaitable[web.StreamResponse]]] = {}
         self._server: web.AppRunner | None = None
         self._server_lock = asyncio.Lock()
         # Answers every path under API_PREFIX (bot.api.Api.handle), mounted with the server.
@@ -141,6 +144,14 @@ class Shared:
         await self.start_server()
         self._routes[method, path] = receive
 
+    async def route_prefix(
+        self, prefix: str, receive: Callable[[web.Request], Awaitable[web.StreamResponse]],
+        method: str = "GET",
+    ) -> None:
+        """Answer `method` requests on every path under `prefix` (exact routes win)."""
+        await self.start_server()
+        self._prefixes[method, prefix] = receive
+
     async def start_server(self) -> None:
         """Listen on `listen` unless already listening: for the first webhook, or for the
         HTTP API when the channels all poll."""
@@ -188,6 +199,10 @@ class Shared:
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         receive = self._routes.get((request.method, request.path))
+        if receive is None:
+            receive = next((r for (method, prefix), r in self._prefixes.items()
+                            if method == request.method and request.path.startswith(prefix)),
+                           None)
         if receive is None and self.api is not None and request.path.startswith(API_PREFIX):
             return await self.api(request)
         if receive is None:

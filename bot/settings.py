@@ -29,6 +29,7 @@ from pydantic_settings import (
 from bot.channels.bale.settings import BaleSettings
 from bot.channels.settings import ChannelSettings
 from bot.channels.telegram.settings import TelegramSettings
+from bot.channels.web.settings import WebSettings
 from bot.channels.whatsapp.settings import WhatsAppSettings
 
 DEFAULT_DATA_DIR = Path("data")
@@ -76,6 +77,10 @@ class Settings(BaseSettings):
         default_factory=WhatsAppSettings,
         description='the WhatsApp channel (Cloud API): SADA_WHATSAPP__ACCESS_TOKEN=… and so '
         'on, or a JSON object',
+    )
+    web: WebSettings = Field(
+        default_factory=WebSettings,
+        description='the web chat: SADA_WEB__PUBLIC_URL=… and so on, or a JSON object',
     )
 
     @classmethod

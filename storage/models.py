@@ -374,3 +374,33 @@ class WebhookDelivery(SQLModel, table=True):
     last_error: str | None = None
     created_at: datetime
     delivered_at: datetime | None = None
+
+
+class WebVisitor(SQLModel, table=True):
+    """A browser of the web chat (bot/channels/web): its id is the address of a contact on
+    channel "web", made by the server and kept in the browser's localStorage. `opened`
+    lists the links and public flows it has started ("t:<token>", "f:<flow id>"), so opening
+    one again resumes instead of starting afresh."""
+
+    __tablename__ = "web_visitor"
+
+    id: str = Field(primary_key=True)  # secrets.token_urlsafe(16): 22 url-safe characters
+    language: str | None = None  # asked for by the page (data-lang), else its Accept-Language
+    opened: list[str] = Field(default_factory=list, sa_type=JSONType, nullable=False)
+    created_at: datetime
+
+
+class WebMessage(SQLModel, table=True):
+    """One entry of a visitor's conversation as the browser receives it, in order (`seq`):
+    a bot message, an edit of one (`message_id`: the message it changes), a press's notice,
+    or the visitor's own answer. `body` is the entry's JSON without seq and id."""
+
+    __tablename__ = "web_message"
+    __table_args__ = (Index(None, "visitor_id", "seq"),)
+
+    seq: int | None = Field(default=None, primary_key=True)
+    visitor_id: str = Field(foreign_key="web_visitor.id", ondelete="CASCADE")
+    message_id: int | None = None  # a message: its own seq; an edit: the message changed
+    kind: str  # message, edit, notice, visitor
+    body: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType, nullable=False)
+    created_at: datetime
