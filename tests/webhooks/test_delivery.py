@@ -268,7 +268,7 @@ async def test_two_senders_side_by_side_send_each_event_once(
     database: Database, receiver: Receiver
 ) -> None:
     await subscribe(database, receiver.url)
-    ids = [await emit(database, {"n": n}) for n in range(12)]
+    ids = [str(await emit(database, {"n": n})) for n in range(12)]
     receiver.delay = 0.01
     clock = Clock()
     a, b = sender(database, clock, batch=3), sender(database, clock, batch=3)
