@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 API_PREFIX = "/api/"
 V1 = "/api/v1"
 DEFAULT_LINKS_CHANNEL = "telegram"
+# The web chat's links open for anyone, no app needed: the default once it has a public URL.
+WEB_LINKS_CHANNEL = "web"
 # The status of an Idempotency-Key taken by a request still being answered, and how long
 # before a reservation whose process died may be taken over (an invitation takes ms).
 PENDING = 0
@@ -275,7 +277,8 @@ class Api:
         context = _field(body, "context", dict, required=False) or {}
         at_text = _field(body, "at", str, required=False)
         links_channel = _field(body, "links_channel", str, required=False) \
-            or DEFAULT_LINKS_CHANNEL
+            or (WEB_LINKS_CHANNEL if self.bot_usernames.get(WEB_LINKS_CHANNEL)
+                else DEFAULT_LINKS_CHANNEL)
         for name, value in context.items():
             if not isinstance(value, (str, int)) or isinstance(value, bool):
                 raise bad(f"context.{name}", "must be a string")

@@ -68,10 +68,10 @@ def invite(
                                                    "contacts without a reachable chat "
                                                    "(default: data/invite-links-<flow>-"
                                                    "<time>.csv).")] = None,
-    links_channel: Annotated[str, typer.Option("--links-channel", metavar="CHANNEL",
-                                               help="The channel whose links go to contacts "
-                                               "without a reachable chat: telegram, bale "
-                                               "…")] = "telegram",
+    links_channel: Annotated[str | None, typer.Option(
+        "--links-channel", metavar="CHANNEL", help="The channel whose links go to contacts "
+        "without a reachable chat: telegram, bale, web … (default: web when "
+        "SADA_WEB__PUBLIC_URL is set, else telegram)")] = None,
     bot_username: Annotated[str | None, typer.Option("--bot-username", help="Whom the links "
                                                      "open: the bot's @username (default: "
                                                      "SADA_<CHANNEL>__BOT_USERNAME).")] = None,
@@ -113,6 +113,8 @@ def invite(
     from bot.messaging.registry import CHANNELS, NoLinks, UnknownChannel
     from bot.settings import variable_name
 
+    if links_channel is None:  # the web chat needs no app: its links open for anyone
+        links_channel = "web" if settings.web.public_url else "telegram"
     try:
         CHANNELS.links(links_channel)
     except (UnknownChannel, NoLinks) as exc:
@@ -158,10 +160,12 @@ def invite(
             console.print(f"  {report.by_link} without a reachable chat would get a personal "
                           "link", markup=False)
     if report.skipped["no_link"]:
+        needed = (f"{variable_name('web', 'public_url')} (the web chat's public address)"
+                  if links_channel == "web" else
+                  f"{variable_name(links_channel, 'bot_username')} (the bot's @username)")
         console.print(f"  {report.skipped['no_link']} without a reachable chat not invited: set "
-                      f"{variable_name(links_channel, 'bot_username')} (the bot's @username) "
-                      "or pass --bot-username, then run the same command again for their "
-                      "personal links", markup=False)
+                      f"{needed} or pass --bot-username, then run the same command again for "
+                      "their personal links", markup=False)
     if report.skipped["account_limit"] and report.account_limit is not None:
         limit = report.account_limit
         console.print(f"  account limit: at most {limit.max} stakeholders per account within "

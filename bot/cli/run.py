@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -143,9 +144,19 @@ def run(
         typer.Option("--listen", metavar="HOST:PORT", help="Where the webhook server listens "
                      "(with --webhook, for WhatsApp, or for the HTTP API once an API key exists)."),
     ] = f"{DEFAULT_LISTEN[0]}:{DEFAULT_LISTEN[1]}",
+    web_only: Annotated[
+        bool,
+        typer.Option("--web-only", help="Run only the web chat (no bot token needed), on "
+                     "--listen, and print a link to a survey to open in your browser."),
+    ] = False,
+    flow: Annotated[
+        str | None,
+        typer.Option("--flow", metavar="ID", help="With --web-only: the flow its link opens "
+                     "(default: b2b-supplier if served, else the first flow)."),
+    ] = None,
 ) -> None:
-    """Run the Telegram bot, the Bale bot and WhatsApp, any of them, in one process, until
-    Ctrl-C (or SIGTERM).
+    """Run the Telegram bot, the Bale bot, WhatsApp and the web chat, any of them, in one
+    process, until Ctrl-C (or SIGTERM).
 
     Needs SADA_TELEGRAM__TOKEN, from @BotFather, or SADA_BALE__TOKEN, from Bale's
     @BotFather: each channel with a token runs. With --webhook, the first channel answers on
@@ -157,13 +168,25 @@ def run(
     SADA_TELEGRAM__WEBHOOK_SECRET: checked on every webhook request (default: derived from
     the token); SADA_DATABASE_URL and SADA_FLOWS_DIR. The README lists them all.
 
+    The web chat runs with SADA_WEB__ENABLED=true or SADA_WEB__PUBLIC_URL, on --listen
+    (docs/web-chat.md); --web-only runs it alone.
+
     On start, questions saved but not yet shown when the bot last stopped are sent.
     """
     from bot.channels.telegram.runner import StartError, run_bot, webhook_path
     from storage.db import StorageError, to_async_url
 
     settings = settings_or_exit()
-    channels = channels_or_exit(settings)
+    if flow is not None and not web_only:
+        _fail("--flow goes with --web-only: the link it prints opens that flow", 2)
+    if web_only:
+        if webhook is not None:
+            _fail("--web-only serves the web chat alone: leave out --webhook", 2)
+        settings = settings.model_copy(
+            update={"web": settings.web.model_copy(update={"enabled": True})})
+        channels = ["web"]
+    else:
+        channels = channels_or_exit(settings)
     try:
         address = parse_listen(listen)
         if webhook is not None:
@@ -172,14 +195,72 @@ def run(
     except (ValueError, StartError) as exc:
         _fail(str(exc), 2)
     _catalogs_or_exit()
+    served = _served_flow(flow or _demo_flow(settings.flows_dir), settings.flows_dir) \
+        if web_only else None
     _configure_logging()
     try:
-        asyncio.run(run_bot(settings, framework=framework.value, webhook_url=webhook,
-                            listen=address, channels=channels))
+        if served is not None:
+            asyncio.run(_web_only(settings, served, address))
+        else:
+            asyncio.run(run_bot(settings, framework=framework.value, webhook_url=webhook,
+                                listen=address, channels=channels))
     except (StartError, StorageError) as exc:
         _fail(str(exc))
     except KeyboardInterrupt:  # a second Ctrl-C while stopping
         _fail("stopped before the shutdown finished", 130)
+
+
+# The flow `sada run --web-only` links to unless --flow names another: the README's demo.
+DEMO_FLOW = "b2b-supplier"
+
+
+def _demo_flow(flows_dir: Path) -> str:
+    from bot.conversation.controller import load_flows
+
+    served = load_flows(flows_dir) if flows_dir.is_dir() else {}
+    if not served:
+        _fail(f"there are no flows in {flows_dir} (SADA_FLOWS_DIR) for the web chat to "
+              "open; run it from the project's folder, or set SADA_FLOWS_DIR", 2)
+    return DEMO_FLOW if DEMO_FLOW in served else sorted(served)[0]
+
+
+async def _web_only(settings: Settings, flow: Flow, listen: tuple[str, int]) -> None:
+    """The web chat alone: a link to `flow` printed once the server answers."""
+    from bot.channels.telegram.runner import run_bot
+    from bot.followups.invite import InviteError, check_context
+    from bot.messaging.links import create_link
+    from storage.db import Database
+    from storage.repo import Store
+
+    try:
+        context = check_context(flow, [])
+    except InviteError as exc:
+        _fail(f"{exc} (sada run --web-only opens the flow without context: pick another "
+              "with --flow)", 2)
+    host, port = listen
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:  # busy: say so now, before a link to another program's server is printed
+            probe.bind((host, port))
+        except OSError as exc:
+            _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another "
+                  "--listen HOST:PORT")
+    base = settings.web.public_url or f"http://{shown_host}:{port}"
+    async with await Database.open(settings.effective_database_url) as database:
+        url = await create_link(Store(database), channel="web", flow_id=flow.id,
+                                contact_id=None, context=context, bot_username=base)
+    serving = asyncio.create_task(run_bot(settings, framework="aiogram", webhook_url=None,
+                                          listen=listen, channels=["web"]))
+    while not serving.done():  # the line once the page answers, so the link works at once
+        try:
+            _, writer = await asyncio.open_connection(shown_host, port)
+        except OSError:
+            await asyncio.wait([serving], timeout=0.05)
+            continue
+        writer.close()
+        typer.echo(f"Open {url} in your browser")
+        break
+    await serving
 
 
 # --- sada link --------------------------------------------------------------------------------
@@ -187,6 +268,17 @@ def run(
 # The channel whose bot `sada link` links to unless --channel says another (its links' form
 # comes from the registry): the bot of SADA_<CHANNEL>__BOT_USERNAME.
 LINK_CHANNEL = "telegram"
+
+
+WEB_CHANNEL = "web"
+
+
+def _default_link_channel(settings: Settings) -> str:
+    """Telegram's links, unless the web chat's public URL is the only way set to link."""
+    telegram = settings.telegram
+    if settings.web.public_url and not telegram.bot_username and telegram.token is None:
+        return WEB_CHANNEL
+    return LINK_CHANNEL
 
 
 def _served_flow(flow: str, flows_dir: Path) -> Flow:
@@ -251,7 +343,7 @@ async def _make_link(
     from storage.db import Database
     from storage.repo import Store
 
-    username = getattr(settings, channel).bot_username
+    username = getattr(settings, channel).link_name
     if not username:
         token = (token_or_exit(settings) if channel == "telegram"
                  else getattr(settings, channel).token.get_secret_value().strip())
@@ -296,10 +388,11 @@ def link(
     ] = False,
     context: ContextOption = None,
     channel: Annotated[
-        str,
+        str | None,
         typer.Option("--channel", metavar="NAME", help="The channel whose bot the link "
-                     "opens: telegram (a t.me link) or bale (a ble.ir link)."),
-    ] = LINK_CHANNEL,
+                     "opens: telegram (a t.me link), bale (a ble.ir link) or web (the web "
+                     "chat at SADA_WEB__PUBLIC_URL; the default when only it is set)."),
+    ] = None,
 ) -> None:
     """Print a t.me link (ble.ir with --channel bale) that opens the bot and starts FLOW.
 
@@ -323,13 +416,19 @@ def link(
         _fail(str(exc), 2)
     from bot.channels.telegram.runner import bot_api_groups
 
-    linkable = bot_api_groups(settings)
+    linkable = [*bot_api_groups(settings), WEB_CHANNEL]
+    if channel is None:
+        channel = _default_link_channel(settings)
     if channel not in linkable:
         _fail(f"--channel must be one of {', '.join(linkable)}, not {channel!r}", 2)
+    if channel == WEB_CHANNEL and not settings.web.public_url:
+        name = variable_name(WEB_CHANNEL, "public_url")
+        _fail(f"sada link needs the web chat's public address for a web link: set {name} "
+              f"(e.g. export {name}=https://cx.example.com)", 2)
     group = getattr(settings, channel)
-    token = group.token.get_secret_value().strip() if group.token else ""
+    token = group.token.get_secret_value().strip() if getattr(group, "token", None) else ""
     shape = TOKEN_FORMAT if channel == "telegram" else LOOSE_TOKEN_FORMAT
-    if not group.bot_username and not shape.fullmatch(token):
+    if not group.link_name and not shape.fullmatch(token):
         # asking the API needs a usable token; the username is the simpler fix either way
         name = variable_name(channel, "bot_username")
         _fail(f"sada link needs the bot's name for the {_title(channel)} link: set {name} "
