@@ -65,7 +65,7 @@ class Served:
 
 
 def settings(**values: Any) -> WebSettings:
-    return WebSettings(allowed_origins=SHOP, **values)
+    return WebSettings(allowed_origins=[SHOP], **values)
 
 
 async def serve(database: Database, web_settings: WebSettings) -> AsyncIterator[Served]:

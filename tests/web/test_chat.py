@@ -25,7 +25,7 @@ def question(messages: list[JSON]) -> JSON:
 
 
 async def stream(served: Served, visitor: str, after: int, until: int = 1,
-                 **headers: str) -> list[JSON]:
+                 headers: dict[str, str] | None = None) -> list[JSON]:
     """Events of the visitor's stream until `until` messages with buttons came."""
     found: list[JSON] = []
     async with served.http.get(f"{served.base}/web/v1/stream",
@@ -64,8 +64,8 @@ async def test_opening_a_flow_starts_it_and_its_first_question_arrives_on_the_st
     assert all(isinstance(b["label"], str) and b["data"].startswith("s1:")
                for row in first["buttons"] for b in row)
     # Last-Event-ID wins over ?after: a reconnecting EventSource gets only what followed
-    again = await stream(served, opened["visitor"], 0, **{"Last-Event-ID": str(
-        first["seq"] - 1)})
+    again = await stream(served, opened["visitor"], 0,
+                         headers={"Last-Event-ID": str(first["seq"] - 1)})
     assert again[0]["seq"] == first["seq"]
 
 
