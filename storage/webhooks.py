@@ -42,7 +42,7 @@ EVENTS: tuple[str, ...] = ("response.completed", "case.opened", "case.resolved")
 # Retries: 30 s, 1 min, 2 min … doubling, never more than an hour apart.
 BACKOFF_FIRST = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=1)
-# A delivery failing this many times disables its subscription (about 6 h of retries) …
+# A delivery failing this many times disables its subscription (about 3 h of retries) …
 MAX_ATTEMPTS = 10
 # … and so does a subscription failing, with no delivery succeeding, for this long.
 FAILING_FOR = timedelta(hours=24)
