@@ -196,12 +196,16 @@ class Api:
 
     async def invitations(self, call: Call) -> web.StreamResponse:
         raw = await _body(call.request)
-        idem = call.request.headers.get("Idempotency-Key", "").strip()
+        named, idem = "Idempotency-Key", call.request.headers.get("Idempotency-Key", "").strip()
+        if not idem:
+            # For senders that cannot set a header per request (helpdesk webhooks with
+            # fixed headers): the key in the body, which is hashed with the rest of it.
+            named, idem = "idempotency_key", _key_in_body(raw)
         if not idem:
             status, answer = await self._invite(_parse_json(raw), call.now)
             return web.json_response(answer, status=status)
         if len(idem) > 200:
-            raise bad("Idempotency-Key", "longer than 200 characters; use a UUID")
+            raise bad(named, "longer than 200 characters; use a UUID")
         digest = hashlib.sha256(b"POST /api/v1/invitations\n" + raw).hexdigest()
         # The key is taken before acting, in its own commit: of two requests racing with
         # one key, only the one that took it invites.
@@ -342,6 +346,20 @@ class Api:
         row = _contact_row(given, "contact.")
         contact_id, _created = await self._upsert(row, now, "contact.")
         return contact_id
+
+
+def _key_in_body(raw: bytes) -> str:
+    """The body's idempotency_key, or "" (a body that is not JSON is refused later)."""
+    try:
+        given = _parse_json(raw)
+    except ApiError:
+        return ""
+    if not isinstance(given, dict) or given.get("idempotency_key") is None:
+        return ""
+    key = given["idempotency_key"]
+    if not isinstance(key, (str, int)) or isinstance(key, bool) or not str(key).strip():
+        raise bad("idempotency_key", "must be a non-empty string, e.g. the ticket id")
+    return str(key).strip()
 
 
 def _match(template: str, path: str) -> dict[str, str] | None:
