@@ -191,7 +191,7 @@ def test_the_env_file_takes_both_names_and_the_environment_wins(
      "SADA_TELEGRAM__WEBHOOK_SECRET, SADA_TELEGRAM__BOT_USERNAME"),
     ({"SADA_SIGNAL__TOKEN": "x"},
      "SADA_SIGNAL__TOKEN: there is no channel 'signal'; the channels are telegram, "
-     "bale, whatsapp (SADA_<CHANNEL>__<KEY>)"),
+     "bale, whatsapp, web (SADA_<CHANNEL>__<KEY>)"),
     ({"SADA_TELEGRAM": "token=1"},
      'SADA_TELEGRAM: must be a JSON object such as {"token": "…"}; or set each key on its '
      "own: SADA_TELEGRAM__TOKEN=…"),
