@@ -261,7 +261,7 @@ def document() -> dict[str, Any]:
                               "invalid, or the cursor is not one this list returned",
                               e404="The flow is neither served nor stored")}}},
             "/api/v1/cases": {"get": {
-                "summary": "Detractor cases, oldest first (scope read)",
+                "summary": "Detractor cases, oldest first (scope read, or cases)",
                 "security": secured,
                 "parameters": [
                     _query("status", "open or resolved; every case when left out",
