@@ -251,3 +251,22 @@ async def test_a_stream_of_an_unknown_visitor_is_404(served: Served) -> None:
         async with served.http.get(f"{served.base}/web/v1/poll", params={"visitor": "bad"},
                                    raise_for_status=True):
             pass
+
+
+async def test_forget_erases_the_conversation_kept_for_the_page(
+    served: Served, database: Database,
+) -> None:
+    opened = await served.open(flow=FLOW, lang="en")
+    visitor = opened["visitor"]
+    messages, last = await served.poll(visitor, 0)
+    await served.post("say", {"visitor": visitor, "text": "/forget"})
+    messages, last = await served.poll(visitor, last)
+    confirm = question(messages)["buttons"][0][0]
+    assert confirm["data"] == "s1:x:yes"
+    await served.post("press", {"visitor": visitor, "data": confirm["data"]})
+    await served.settled()
+    left = await history.entries_after(database, visitor, 0)
+    assert left and all(m["seq"] > last for m in left)  # only "Done: … erased" and its edit
+    assert not any(m["kind"] == "visitor" for m in left)
+    reopened = await served.open(visitor=visitor, flow=FLOW)  # starts afresh
+    assert not any(m["kind"] == "visitor" for m in reopened["messages"])

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import delete, func, update
 from sqlmodel import col, select
 
 from storage.db import Database
@@ -136,6 +136,18 @@ async def last_seq(database: Database, visitor_id: str) -> int:
     query = select(func.max(col(WebMessage.seq))).where(WebMessage.visitor_id == visitor_id)
     async with database.session() as s, s.begin():
         return int((await s.exec(query)).one() or 0)
+
+
+async def erase(database: Database, visitor_id: str, through: int) -> None:
+    """Forget the visitor's conversation up to seq `through`, and what they opened: after
+    /forget nothing of what they said stays, here either."""
+    async with database.session() as s, s.begin():
+        await s.exec(delete(WebMessage).where(
+            col(WebMessage.visitor_id) == visitor_id, col(WebMessage.seq) <= through))
+        found = await s.get(WebVisitor, visitor_id, with_for_update=True)
+        if found is not None:
+            found.opened, found.language = [], None
+            s.add(found)
 
 
 def applied(entries: Sequence[Entry]) -> list[Entry]:

@@ -34,6 +34,7 @@ from bot.conversation.events import Pressed, Sender, Typed
 from bot.conversation.lanes import ChatLanes
 from bot.flow.model import LANGUAGES
 from bot.messaging import links
+from bot.messaging.keyboards import PREFIX
 from bot.serving import Core
 from storage.repo import Store
 
@@ -46,6 +47,7 @@ FLOW_PREFIX = "/s/flow/"
 MAX_BODY = 16 * 1024  # bytes of a request body: a 4096-character answer in any script fits
 MAX_TEXT = 4096  # characters of a typed answer, as a chat message
 _FLOW_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+FORGET_YES = f"{PREFIX}:x:yes"  # the controller's /forget confirmation button
 PING_SECONDS = 15.0
 LOOK_AGAIN_SECONDS = 2.0  # a stream's look at the database for other processes' writes
 POLL_SECONDS = 25.0
@@ -436,5 +438,12 @@ class WebChat:
 
     def _submit(self, event: Typed | Pressed) -> None:
         """The event into the visitor's lane: handled after their earlier ones."""
-        self.lanes.submit(event.chat_id, functools.partial(self.core.process, event,
-                                                           self.transport))
+        self.lanes.submit(event.chat_id, functools.partial(self._handle, event))
+
+    async def _handle(self, event: Typed | Pressed) -> None:
+        erasing = isinstance(event, Pressed) and event.data == FORGET_YES
+        before = await history.last_seq(self.database, event.chat_id) if erasing else 0
+        await self.core.process(event, self.transport)
+        if erasing and await self.store.find_contact(CHANNEL.name, event.chat_id) is None:
+            # /forget confirmed and done: the conversation holds their answers too
+            await history.erase(self.database, event.chat_id, before)
