@@ -10,8 +10,8 @@ or not, with their answers, paged by bot.api.paging.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
 from sqlmodel import col, select
@@ -23,6 +23,10 @@ from bot.followups.dates import parse_day, parse_moment
 from bot.reports.periods import BadDate
 from storage.db import Database
 from storage.models import Answer, Contact, FlowVersion, SurveySession
+
+if TYPE_CHECKING:
+    from bot.reports.metrics import Dimension
+    from bot.reports.periods import Period
 
 REPORT_PARAMS = ("by", "since", "until", "period", "account", "accounts")
 RESPONSE_PARAMS = ("flow", "since", "status", "cursor", "limit")
@@ -82,7 +86,7 @@ class Reads:
                       "one, not both")
         if every_account and by is not None:
             raise bad("by", "the accounts overview is split by role already; drop by")
-        days = {}
+        days: dict[str, date | None] = {}
         for name in ("since", "until"):
             text = params.get(name)
             try:
@@ -98,8 +102,10 @@ class Reads:
                                              now=call.now)
             text = accounts_json_text(summaries)
         else:
-            made = await build_report(self.db, flow, by=by, since=since, until=until,  # type: ignore[arg-type]
-                                      period=period, account=account, now=call.now)  # type: ignore[arg-type]
+            # by and period were checked against DIMENSIONS and PERIODS above
+            made = await build_report(self.db, flow, by=cast("Dimension | None", by),
+                                      since=since, until=until, period=cast("Period", period),
+                                      account=account, now=call.now)
             text = report_json_text(made)
         return web.Response(text=text, content_type="application/json")
 
