@@ -1,5 +1,5 @@
 /* Sada web chat widget: one file, no build step, no third-party requests, no cookies.
- * Size: 21.4 kB, 7.7 kB gzipped (limit: 30 kB gzipped; tests/browser checks).
+ * Size: 21.8 kB, 7.8 kB gzipped (limit: 30 kB gzipped; tests/browser checks).
  * Contract with the server: /tmp/sada/web-protocol.md, as built in bot/channels/web/.
  *
  *   <script src="https://cx.example.com/web/sada.js" data-flow="b2b-supplier"
@@ -220,7 +220,10 @@ button:focus-visible,input:focus-visible{outline:3px solid #e8a400;outline-offse
     }
   }
 
+  // Sada's button data (bot/messaging/keyboards.py): "s1:noop" is an answered question's
+  // choice, shown inert; kinds b and k are Back and Skip, not answers.
   function inert(b) { return /:noop$/.test(b.data || ""); }
+  const NAV = /^s1:[bk]:/;
 
   function renderButtons(m, rows) {
     m.rows = rows || null;
@@ -234,6 +237,7 @@ button:focus-visible,input:focus-visible{outline:3px solid #e8a400;outline-offse
       for (const b of ordered) {
         const button = el("button", { type: "button", dir: STRONG.test(b.label) ? "auto" : m.dir, text: b.label });
         button.disabled = inert(b) || m !== live;
+        if (NAV.test(b.data || "")) button.dataset.nav = "";
         button.addEventListener("click", () => press(m, b, button));
         r.append(button);
       }
@@ -282,7 +286,8 @@ button:focus-visible,input:focus-visible{outline:3px solid #e8a400;outline-offse
     const had = m.keys.contains(shadow.activeElement) ? [...m.keys.querySelectorAll("button")].indexOf(shadow.activeElement) : m.focusAt;
     renderButtons(m, msg.buttons);
     // a multi-choice toggle redraws the buttons under the visitor's finger: keep the focus there
-    if (had !== undefined && had >= 0) {
+    const lost = !shadow.activeElement || m.keys.contains(shadow.activeElement);
+    if (lost && had !== undefined && had >= 0) {
       const again = m.keys.querySelectorAll("button")[had];
       if (again && !again.disabled) again.focus();
     }
@@ -320,11 +325,11 @@ button:focus-visible,input:focus-visible{outline:3px solid #e8a400;outline-offse
     if (msg.kind !== "notice") log.scrollTop = log.scrollHeight;
   }
 
-  // A new question takes the focus (its first answer, or the text box) once the visitor is
+  // A new question takes the focus (its first answer, else the text box) once the visitor is
   // using the widget: never on a host page's load, where it would steal the page's focus.
   function focusCurrent() {
     if (panel.hidden) return;
-    const first = live && live === latest && live.keys.querySelector("button:not(:disabled)");
+    const first = live && live === latest && live.keys.querySelector("button:not(:disabled):not([data-nav])");
     (first || input).focus();
   }
 
