@@ -151,7 +151,7 @@ def test_limits_are_data_per_channel(monkeypatch: pytest.MonkeyPatch) -> None:
     """A channel that declares its limits is checked against them, by its name: lint
     iterates the registry."""
     # Bale takes what Telegram takes: one problem names both
-    assert [c.name for c in CHANNELS] == ["bale", "console", "telegram", "whatsapp"]
+    assert [c.name for c in CHANNELS] == ["bale", "console", "telegram", "web", "whatsapp"]
     monkeypatch.setattr(lint_module, "CHANNELS", Registry([TELEGRAM, SMS]))
     problems = errors(flow("y" * 200, max_length=50))
     assert len(problems) == 1 and "makes a SMS message of up to" in problems[0]

@@ -49,6 +49,7 @@ from bot.messaging.transport import (
 from tests.fakebot import FakeBotApi
 from tests.fakebot.bale import FakeBaleApi
 from tests.fakegraph import FakeGraphApi
+from tests.web.contract import web_driver, web_transport
 
 KEYBOARD: Keyboard = ((Button("Yes <b>", "s1:yes"), Button("No", "s1:no")),)
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
@@ -94,6 +95,7 @@ TRANSPORTS: dict[str, AnyFactory] = {
     "bale-aiogram": functools.partial(aiogram_transport, channel="bale"),
     "bale-ptb": functools.partial(ptb_transport, channel="bale"),
     "whatsapp": whatsapp_transport,
+    "web": web_transport,
 }
 # Each Bot API channel's fake server, by the prefix of a TRANSPORTS entry: the tests in the
 # Bot API's terms run on these entries (every entry runs the channel-neutral ones below).
@@ -401,6 +403,7 @@ async def graph_driver(channel: str) -> AsyncIterator[Driver]:
 # Each channel's fake and its driver, by the prefix of a TRANSPORTS entry.
 DRIVERS: dict[str, Callable[[str], AbstractAsyncContextManager[Driver]]] = {
     "telegram": bot_api_driver, "bale": bot_api_driver, "whatsapp": graph_driver,
+    "web": web_driver,  # its "server" is the database the browser reads (tests/web/contract.py)
 }
 
 
