@@ -22,12 +22,12 @@ from sqlmodel import select
 from typer.testing import CliRunner
 
 from bot.api import Api
-from bot.api.paging import SETTLE
+from bot.api.paging import SETTLE, Position
 from bot.cli.report import report
 from bot.serving import Shared
 from bot.settings import get_settings
 from storage.db import Database
-from storage.models import Answer, SurveySession
+from storage.models import SurveySession
 from storage.repo import Store
 from tests.api.test_api import call, key_with
 from tests.bale.test_run import free_port
@@ -122,8 +122,8 @@ async def test_report_is_the_json_of_sada_report(
     assert {a["account"] for a in expected[3]["accounts"]} >= {"Acme", "Globex"}
 
 
-async def test_report_refusals_and_bad_parameters(
-        filled: Builder, flows_dir: Path, database: Database) -> None:
+async def test_report_refusals_and_bad_parameters(flows_dir: Path, database: Database
+                                                  ) -> None:
     reader, inviter = await key_with(database, "read"), await key_with(database, "invite")
     async with serve(database, flows_dir) as base:
         url = f"{base}/reports/report-test"
@@ -238,17 +238,15 @@ async def test_a_response_with_its_answers_contact_and_context(
         assert [r["id"] for r in recent] == [filled.sessions["g1"]]
 
 
-async def test_response_refusals_and_bad_cursors(
-        filled: Builder, flows_dir: Path, database: Database) -> None:
+async def test_response_refusals_and_bad_cursors(flows_dir: Path, database: Database
+                                                 ) -> None:
     reader, inviter = await key_with(database, "read"), await key_with(database, "invite")
     async with serve(database, flows_dir) as base:
         url = f"{base}/responses"
         assert (await call("GET", url))[0] == 401
         assert (await call("GET", url, inviter))[0] == 403
-        status, page = await call("GET", f"{url}?limit=1", reader)
-        assert status == 200 and page["next_cursor"]
-        _, cases = await call("GET", f"{base}/cases?limit=1", reader)
-        wrong_kind = cases["next_cursor"]
+        assert await call("GET", url, reader) == (200, {"data": [], "next_cursor": None})
+        wrong_kind = Position("cases", NOW, 1).text()  # a cursor of the cases list
         forged = base64.urlsafe_b64encode(b'["responses","yesterday",1]').decode()
         for params, field in [("cursor=garbage!!", "cursor"), (f"cursor={wrong_kind}", "cursor"),
                               (f"cursor={forged}", "cursor"), ("cursor=e30", "cursor"),
@@ -261,7 +259,5 @@ async def test_response_refusals_and_bad_cursors(
             assert message.startswith(f"{field}:") and "\n" not in message, message
         status, body = await call("GET", f"{url}?flow=nope", reader)
         assert status == 404 and body["error"]["code"] == "unknown_flow"
-    # reading changed nothing
-    async with database.session() as s, s.begin():
-        answers = (await s.exec(select(Answer))).all()
-    assert len(answers) > 40
+        right_kind = Position("responses", NOW, 1).text()
+        assert (await call("GET", f"{url}?cursor={right_kind}", reader))[0] == 200
