@@ -67,7 +67,7 @@ async def test_a_bale_link_asks_the_bale_server_for_the_name(env: pytest.MonkeyP
 @pytest.mark.parametrize(("args", "says"), [
     (["--channel", "bale"], "sada link needs the bot's name for the Bale link: set "
      "SADA_BALE__BOT_USERNAME"),
-    (["--channel", "icq"], "--channel must be one of telegram, bale, not 'icq'"),
+    (["--channel", "icq"], "--channel must be one of telegram, bale, web, not 'icq'"),
 ])
 def test_a_link_that_cannot_be_made_says_why_in_one_line(
     env: pytest.MonkeyPatch, args: list[str], says: str

@@ -256,7 +256,7 @@ async def test_ids_are_checked_per_channel_and_belong_to_one_contact(
         "bad.csv:2: bale_id: 'abc' is not a Bale id (use a positive number like 123456789, "
         "the person's chat id; put other ids in external_id)",
         "bad.csv:3: preferred_channel: 'sms' is not a channel (use one of bale, telegram, "
-        "whatsapp, or leave it empty)",
+        "web, whatsapp, or leave it empty)",
         "bad.csv:5: bale_id: 2003 is also on line 4 (keep one row per contact; digits in any "
         "script count as the same)",
     ]
