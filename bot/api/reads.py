@@ -9,6 +9,7 @@ or not, with their answers, paged by bot.api.paging.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -42,10 +43,15 @@ def _one_of(params: dict[str, str], name: str, allowed: tuple[str, ...]) -> str 
     return value
 
 
+# "2026-12-01T09:00:00 03:30": a "+" left unencoded in a query string arrives as a space
+_PLUS_AS_SPACE = re.compile(r"(T[\d:.]+) (\d{2}:?\d{2})$")
+
+
 def _moment(params: dict[str, str], name: str) -> datetime | None:
     text = params.get(name)
     if text is None:
         return None
+    text = _PLUS_AS_SPACE.sub(r"\1+\2", text)
     try:
         return parse_moment(text)
     except BadDate as exc:

@@ -234,6 +234,9 @@ async def test_a_response_with_its_answers_contact_and_context(
         # n1 finished at 00:09 on 1 February, 10 minutes after it started
         recent, _ = await _walk(base, key, "&since=2026-02-01T03:38:00%2B03:30", limit=500)
         assert [r["id"] for r in recent] == [filled.sessions["n1"], filled.sessions["g1"]]
+        # the same with the "+" unencoded, as people type it: it arrives as a space
+        again, _ = await _walk(base, key, "&since=2026-02-01T03:38:00+03:30", limit=500)
+        assert again == recent
         recent, _ = await _walk(base, key, "&since=2026-02-01T00:10:00Z", limit=500)
         assert [r["id"] for r in recent] == [filled.sessions["g1"]]
 
