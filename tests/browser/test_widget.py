@@ -155,7 +155,8 @@ def complete_b2b(page: Any, lang: str, *, typed: bool, shots: Path | None = None
     else:  # 0 at the right, as in Telegram
         assert high["x"] + high["width"] <= low["x"] + 1, (low, high)
     if shots is not None:
-        page.screenshot(path=shots / f"widget-{lang}-nps.png")
+        shot = shots / f"widget-{lang}-nps.png"
+        page.locator(".panel").screenshot(path=shot, animations="disabled")
     if typed:
         type_answer(page, local_digits("9", lang))
     else:
@@ -196,10 +197,11 @@ def test_persian_respondent_completes_b2b_in_the_widget_on_another_origin(
     launcher.click()
     assert launcher.get_attribute("aria-expanded") == "true"
     complete_b2b(page, "fa", typed=True, shots=artifacts)
-    page.screenshot(path=artifacts / "widget-fa-done.png")
-    # the widget's own CSS, not the site's red buttons
-    assert page.locator(".msg.ask button").first.evaluate(
-        "e => getComputedStyle(e).backgroundColor") != "rgb(255, 0, 0)"
+    page.screenshot(path=artifacts / "widget-fa-done.png", animations="disabled")
+    # the widget's own CSS, not the site's red buttons and wide letters
+    seen = page.locator(".msg.ask button").first.evaluate(
+        "e => [getComputedStyle(e).backgroundColor, getComputedStyle(e).letterSpacing]")
+    assert seen[0] != "rgb(255, 0, 0)" and seen[1] == "normal", seen
     who = visitor(page)
     assert statuses(server.db, who) == ["completed"], server.output()
     stored = answers(server.db, who)
@@ -229,8 +231,28 @@ def test_persian_layout_is_right_to_left(context: Any, server: Server, artifacts
     # the progress line and the question read right to left too
     line = question_line(page, text("nps", "fa"))
     assert line["direction"] == "rtl" and line["align"] in ("start", "right"), line
-    page.screenshot(path=artifacts / "page-fa-nps.png")
-    assert (artifacts / "page-fa-nps.png").stat().st_size > 5000
+    page.screenshot(path=artifacts / "page-fa-nps.png", animations="disabled")
+    # on the screenshot: the focus ring of ۰, the scale's first answer, is at the right
+    assert focus_ring_at(artifacts / "page-fa-nps.png") > 0.8
+
+
+def focus_ring_at(png: Path) -> float:
+    """Where the widget's focus ring (#e8a400) is drawn on a screenshot, from 0 (the left
+    edge) to 1 (the right edge)."""
+    from PIL import Image  # matplotlib's own dependency
+
+    with Image.open(png) as image:
+        rgb = image.convert("RGB")
+        width, height = rgb.size
+        xs = [x for y in range(0, height, 2) for x in range(width)
+              if _ring(rgb.getpixel((x, y)))]
+    assert len(xs) > 20, f"no focus ring on {png}"
+    return sum(xs) / len(xs) / width
+
+
+def _ring(pixel: Any) -> bool:
+    r, g, b = pixel
+    return abs(r - 0xE8) < 24 and abs(g - 0xA4) < 24 and b < 48
 
 
 def question_line(page: Any, words: str) -> dict[str, str]:
@@ -333,7 +355,7 @@ def test_arabic_run_at_320_px(context: Any, server: Server, artifacts: Path) -> 
     click(page, label("stakeholder", "buyer", "ar"))
     bot_says(page, text("nps", "ar"))
     no_horizontal_scroll(page)
-    page.screenshot(path=artifacts / "page-ar-320.png")
+    page.screenshot(path=artifacts / "page-ar-320.png", animations="disabled")
     complete_rest(page, "ar")
     no_horizontal_scroll(page)
     who = visitor(page)

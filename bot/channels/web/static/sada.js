@@ -1,5 +1,5 @@
 /* Sada web chat widget: one file, no build step, no third-party requests, no cookies.
- * Size: 21.8 kB, 7.8 kB gzipped (limit: 30 kB gzipped; tests/browser checks).
+ * Size: 22.6 kB, 8.1 kB gzipped (limit: 30 kB gzipped; tests/browser checks).
  * Contract with the server: /tmp/sada/web-protocol.md, as built in bot/channels/web/.
  *
  *   <script src="https://cx.example.com/web/sada.js" data-flow="b2b-supplier"
@@ -39,7 +39,9 @@
 :host{all:initial;display:block}
 *{box-sizing:border-box}
 .sada{font:16px/1.5 system-ui,"Segoe UI",Tahoma,"Noto Sans Arabic","Vazirmatn","Noto Sans",sans-serif;
- color:#1f2328;text-align:start;overflow-wrap:anywhere;-webkit-text-size-adjust:100%}
+ color:#1f2328;text-align:start;overflow-wrap:anywhere;-webkit-text-size-adjust:100%;
+ letter-spacing:normal;word-spacing:normal;text-transform:none;text-indent:0;text-shadow:none;font-style:normal;
+ font-weight:400;white-space:normal;visibility:visible;cursor:auto}
 .panel{display:flex;flex-direction:column;background:#fff;border:1px solid #d0d7de;border-radius:12px;
  overflow:hidden;inline-size:100%;max-inline-size:100%;block-size:100%;max-block-size:100vh;min-block-size:18rem}
 .bubble .panel{position:fixed;inset-block-end:5.5rem;inset-inline-end:1rem;z-index:2147483646;
@@ -47,7 +49,7 @@
  box-shadow:0 8px 28px rgba(0,0,0,.22)}
 .bubble .panel[hidden]{display:none}
 .launch{position:fixed;inset-block-end:1rem;inset-inline-end:1rem;z-index:2147483647;inline-size:3.75rem;
- block-size:3.75rem;border-radius:50%;border:0;background:#1a5fb4;color:#fff;font:inherit;font-size:1.6rem;
+ block-size:3.75rem;border-radius:50%;border:0;background:#1a5fb4;color:#fff;display:grid;place-items:center;
  cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.3)}
 header{display:flex;align-items:center;gap:.5rem;padding-block:.5rem;padding-inline:.875rem .375rem;
  background:#1a5fb4;color:#fff;position:relative}
@@ -124,6 +126,21 @@ button:focus-visible,input:focus-visible{outline:3px solid #e8a400;outline-offse
   // On its own page (/s/...) the widget is the page: it may take the focus from the start.
   let engaged = location.origin === base && location.pathname.startsWith("/s/");
 
+  // A speech bubble drawn, not a glyph: no emoji font is needed (and none is downloaded).
+  function icon() {
+    const NS = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(NS, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("width", "28");
+    svg.setAttribute("height", "28");
+    svg.setAttribute("aria-hidden", "true");
+    const path = document.createElementNS(NS, "path");
+    path.setAttribute("fill", "currentColor");
+    path.setAttribute("d", "M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z");
+    svg.append(path);
+    return svg;
+  }
+
   // --- the DOM ------------------------------------------------------------------------------
   const host = el("div", { "data-sada": "" });
   const shadow = host.attachShadow({ mode: "open" });
@@ -151,7 +168,7 @@ button:focus-visible,input:focus-visible{outline:3px solid #e8a400;outline-offse
   el("header", {}, title, menuButton, closeButton, menu), status,
   el("div", { class: "wrap" }, log, toast), form);
   const launch = bubble ? el("button", { class: "launch", type: "button", "aria-expanded": "false",
-    "aria-controls": "sada-panel", text: "💬" }) : null;
+    "aria-controls": "sada-panel" }, icon()) : null;
   root.append(panel);
   if (launch) root.append(launch);
   // A constructed style sheet: the chat page's CSP (default-src 'self') refuses <style>.
