@@ -21,6 +21,7 @@ from sqlalchemy import and_, or_
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.api.http import bad
+from storage.cases import MAX_ID
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
@@ -52,17 +53,19 @@ def read_cursor(text: str | None, kind: str) -> Position | None:
         given: Any = json.loads(raw.decode("utf-8"))
     except (binascii.Error, ValueError):
         raise wrong from None
+    # the id bound: PostgreSQL refuses to compare an INTEGER column with a larger number
     if not (isinstance(given, list) and len(given) == 3 and given[0] == kind
             and isinstance(given[1], str) and isinstance(given[2], int)
-            and not isinstance(given[2], bool) and given[2] >= 0):
+            and not isinstance(given[2], bool) and 0 <= given[2] <= MAX_ID):
         raise wrong
     try:
         at = datetime.fromisoformat(given[1])
-    except ValueError:
+        if at.tzinfo is None:
+            raise ValueError("no offset")
+        at = at.astimezone(UTC)  # 0001-01-01T00:00+14:00 is before year 1 in UTC
+    except (ValueError, OverflowError):
         raise wrong from None
-    if at.tzinfo is None:
-        raise wrong
-    return Position(kind, at.astimezone(UTC), given[2])
+    return Position(kind, at, given[2])
 
 
 def read_limit(text: str | None) -> int:

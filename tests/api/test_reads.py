@@ -250,9 +250,13 @@ async def test_response_refusals_and_bad_cursors(flows_dir: Path, database: Data
         assert (await call("GET", url, inviter))[0] == 403
         assert await call("GET", url, reader) == (200, {"data": [], "next_cursor": None})
         wrong_kind = Position("cases", NOW, 1).text()  # a cursor of the cases list
-        forged = base64.urlsafe_b64encode(b'["responses","yesterday",1]').decode()
+        forged = [base64.urlsafe_b64encode(text).decode() for text in (
+            b'["responses","yesterday",1]', b'["responses","2026-01-01T00:00:00",1]',
+            b'["responses","0001-01-01T00:00:00+14:00",1]',
+            b'["responses","2026-01-01T00:00:00+00:00",4294967296]')]
         for params, field in [("cursor=garbage!!", "cursor"), (f"cursor={wrong_kind}", "cursor"),
-                              (f"cursor={forged}", "cursor"), ("cursor=e30", "cursor"),
+                              *((f"cursor={f}", "cursor") for f in forged),
+                              ("cursor=e30", "cursor"),
                               ("limit=0", "limit"), ("limit=501", "limit"),
                               ("limit=ten", "limit"), ("since=last-week", "since"),
                               ("status=done", "status"), ("page=2", "page")]:
