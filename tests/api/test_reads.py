@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -27,7 +28,7 @@ from bot.cli.report import report
 from bot.serving import Shared
 from bot.settings import get_settings
 from storage.db import Database
-from storage.models import SurveySession
+from storage.models import FlowVersion, SurveySession
 from storage.repo import Store
 from tests.api.test_api import call, key_with
 from tests.bale.test_run import free_port
@@ -132,6 +133,14 @@ async def test_report_refusals_and_bad_parameters(flows_dir: Path, database: Dat
         assert status == 403 and "read" in body["error"]["message"]
         status, body = await call("GET", f"{base}/reports/nope", reader)
         assert status == 404 and body["error"]["code"] == "unknown_flow"
+        # a flow no longer in the folder is reported from its stored version, as by the CLI
+        text = io.StringIO()
+        YAML().dump({**FLOW.model_dump(mode="json", exclude_none=True), "id": "retired"}, text)
+        async with database.session() as s, s.begin():
+            s.add(FlowVersion(flow_id="retired", content_hash="h", content=text.getvalue(),
+                              created_at=NOW))
+        status, body = await call("GET", f"{base}/reports/retired", reader)
+        assert status == 200 and body["flow_id"] == "retired", body
         for params, field in [("by=colour", "by"), ("since=2026-13-01", "since"),
                               ("since=2026-02-01&until=2026-01-01", "since"),
                               ("period=day", "period"), ("segment=smb", "segment"),
