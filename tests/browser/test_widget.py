@@ -348,9 +348,18 @@ def test_keyboard_only_run_completes(context: Any, server: Server) -> None:
 @pytest.mark.lang("ar", width=320)
 def test_arabic_run_at_320_px(context: Any, server: Server, artifacts: Path) -> None:
     page = context.new_page()
+    page.emulate_media(reduced_motion="reduce")
     page.goto(server.base + f"/s/flow/{B2B.id}")
     bot_says(page, text("stakeholder", "ar"))
     assert direction(page) == "rtl"
+    # for screen readers: a polite live log, a labelled text box, named buttons
+    log = page.get_by_role("log", name="المحادثة")
+    assert log.get_attribute("aria-live") == "polite"
+    assert page.get_by_role("textbox", name="إجابتكم").is_visible()
+    assert page.get_by_role("button", name="إرسال").is_visible()
+    assert page.get_by_role("button", name="القائمة").get_attribute("aria-expanded") == "false"
+    # and no motion for who asked for none
+    assert page.locator(".msg").last.evaluate("e => getComputedStyle(e).animationName") == "none"
     no_horizontal_scroll(page)
     click(page, label("stakeholder", "buyer", "ar"))
     bot_says(page, text("nps", "ar"))
@@ -410,8 +419,22 @@ def test_bubble_at_320_px_and_the_menu(context: Any, server: Server, site: Site)
     # the question asked before the help still takes its answer
     click(page, label("stakeholder", "buyer", "fa"))
     bot_says(page, text("nps", "fa"))
+    # another language from the menu: the widget turns left to right with the bot
+    page.get_by_role("button", name="منو").click()
+    page.get_by_role("button", name="تغییر زبان").click()
+    click(page, "English")
+    bot_says(page, text("nps", "en"))
+    assert direction(page) == "ltr"
+    low, high = scale_boxes(page, "en", 0, 10)
+    assert low["x"] + low["width"] <= high["x"] + 1, (low, high)
+    assert page.get_by_role("button", name="Menu").is_visible()
+    # each answer shown once on the visitor's side, though the server keeps them too
+    assert [e.text_content() for e in page.locator(".msg.me").all()] == [
+        "/help", label("stakeholder", "buyer", "fa"), "/language", "English"]
     page.keyboard.press("Escape")
     assert page.locator(".panel").is_hidden()
+    assert page.get_by_role("button", name="Open the survey chat").get_attribute(
+        "aria-expanded") == "false"
 
 
 def test_widget_stays_small_and_says_its_size(server: Server) -> None:
@@ -426,3 +449,39 @@ def test_widget_stays_small_and_says_its_size(server: Server) -> None:
                          source)
     with urllib.request.urlopen(server.base + "/web/sada.js") as answer:
         assert answer.read() == source
+
+
+@pytest.mark.lang("en")
+def test_long_polling_when_the_stream_fails(context: Any, server: Server) -> None:
+    """A proxy that breaks server-sent events: the widget falls back to long polling."""
+    page = context.new_page()
+    polls: list[str] = []
+    page.route("**/web/v1/stream*", lambda route: route.fulfill(status=502, body="bad gateway"))
+    page.on("request", lambda r: "/web/v1/poll" in r.url and polls.append(r.url))
+    page.goto(server.base + f"/s/flow/{B2B.id}")
+    bot_says(page, text("stakeholder", "en"))
+    click(page, label("stakeholder", "finance", "en"))
+    bot_says(page, text("nps", "en"))
+    type_answer(page, "8")
+    bot_says(page, text("nps_why", "en"))
+    assert polls
+    who = visitor(page)
+    assert answers(server.db, who)["nps"][1] == 8
+
+
+@pytest.mark.lang("fa")
+def test_offline_then_back_the_answer_goes_once(context: Any, server: Server) -> None:
+    page = context.new_page()
+    page.goto(server.base + f"/s/flow/{B2B.id}")
+    bot_says(page, text("stakeholder", "fa"))
+    context.set_offline(True)
+    click(page, label("stakeholder", "buyer", "fa"))
+    page.get_by_role("status").filter(has_text="اتصال قطع شد").wait_for()
+    context.set_offline(False)
+    bot_says(page, text("nps", "fa"))
+    page.get_by_role("status").filter(has_text="اتصال قطع شد").wait_for(state="detached")
+    click(page, "۶")
+    bot_says(page, text("nps_why", "fa"))
+    who = visitor(page)
+    stored = answers(server.db, who)
+    assert stored["stakeholder"][1] == "buyer" and stored["nps"][1] == 6, stored
