@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from bot.api.cases import CaseEndpoints
-from bot.api.http import ApiError, Call, bad, error
+from bot.api.http import ApiError, Call, bad, error, query
 from bot.api.http import body as _body
 from bot.api.http import json_field as _field
 from bot.api.http import json_object as _json_object
@@ -164,6 +164,7 @@ class Api:
         return {flow_id: loaded.flow for flow_id, loaded in load_flows(self.flows_dir).items()}
 
     async def flows(self, call: Call) -> web.StreamResponse:
+        query(call, ())
         return web.json_response({"flows": [
             {"id": f.id, "title": dict(f.title), "languages": list(f.languages),
              "default_language": f.default_language, "context": list(f.context),

@@ -48,8 +48,8 @@ def query(call: Call, allowed: tuple[str, ...]) -> dict[str, str]:
     given: dict[str, str] = {}
     for name, value in call.request.query.items():
         if name not in allowed:
-            raise bad(name, f"unknown query parameter; this endpoint takes "
-                      f"{', '.join(allowed)}")
+            takes = ", ".join(allowed) or "none"
+            raise bad(name, f"unknown query parameter; this endpoint takes {takes}")
         if name in given:
             raise bad(name, "given twice; give it once")
         given[name] = value

@@ -131,6 +131,9 @@ async def test_report_refusals_and_bad_parameters(flows_dir: Path, database: Dat
         assert (await call("GET", url))[0] == 401
         status, body = await call("GET", url, inviter)
         assert status == 403 and "read" in body["error"]["message"]
+        status, body = await call("GET", f"{base}/flows?flow=x", reader)
+        assert status == 400 and body["error"]["message"] == (
+            "flow: unknown query parameter; this endpoint takes none")
         status, body = await call("GET", f"{base}/reports/nope", reader)
         assert status == 404 and body["error"]["code"] == "unknown_flow"
         # a flow no longer in the folder is reported from its stored version, as by the CLI
