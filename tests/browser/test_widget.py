@@ -457,7 +457,7 @@ def test_long_polling_when_the_stream_fails(context: Any, server: Server) -> Non
     page = context.new_page()
     polls: list[str] = []
     page.route("**/web/v1/stream*", lambda route: route.fulfill(status=502, body="bad gateway"))
-    page.on("request", lambda r: "/web/v1/poll" in r.url and polls.append(r.url))
+    page.on("request", lambda r: polls.extend([r.url] if "/web/v1/poll" in r.url else []))
     page.goto(server.base + f"/s/flow/{B2B.id}")
     bot_says(page, text("stakeholder", "en"))
     click(page, label("stakeholder", "finance", "en"))
