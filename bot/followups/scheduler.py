@@ -288,7 +288,7 @@ class FollowupService:
         scheduler, self.scheduler = self.scheduler, None
         scheduler.shutdown(wait=False)
         self.dispatcher.stop(self.stop_grace)
-        await self.webhooks.stop()
+        await self.webhooks.stop(self.stop_grace)
         await scheduler.drain()
         await self.webhooks.close()
 

@@ -27,6 +27,7 @@ import hmac
 import logging
 import random
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -115,6 +116,9 @@ class WebhookSender:
         self.jitter = jitter
         self.transport = transport
         self.stopping = False
+        # set `grace` seconds after a stop: POSTs still on the wire are cut off then
+        self._cut = asyncio.Event()
+        self._cut_timer: asyncio.TimerHandle | None = None
         self._client: httpx.AsyncClient | None = None
 
     @property
@@ -135,12 +139,21 @@ class WebhookSender:
 
     def start(self) -> None:
         self.stopping = False
+        self._cut = asyncio.Event()
 
-    async def stop(self) -> None:
-        """Start no new send; close the HTTP client once the round in flight has ended."""
+    async def stop(self, grace: float = 5.0) -> None:
+        """Start no new send, and give the POSTs on the wire ``grace`` seconds: one cut off
+        then goes back to the queue, due at once, its attempt counted (it may have arrived:
+        the receiver de-duplicates by event id). Claimed rows not yet sent go back as they
+        were."""
         self.stopping = True
+        if self._cut_timer is None:
+            self._cut_timer = asyncio.get_running_loop().call_later(grace, self._cut.set)
 
     async def close(self) -> None:
+        if self._cut_timer is not None:
+            self._cut_timer.cancel()
+            self._cut_timer = None
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
@@ -166,7 +179,7 @@ class WebhookSender:
                 await self._deliver(item, report)
 
         await asyncio.gather(*(one(item) for item in claimed))
-        report.released = await webhooks.release(self.database, unsent)
+        report.released += await webhooks.release(self.database, unsent)
         return report
 
     async def drain(self) -> WebhookReport:
@@ -185,6 +198,9 @@ class WebhookSender:
             report.lost_lease += 1
             return
         outcome = await self._post(item)
+        if outcome is None:  # cut off by a stop
+            report.released += await webhooks.release(self.database, [row])
+            return
         now = self.clock()
         if outcome.error is None:
             if await webhooks.mark_delivered(self.database, row, status=outcome.status or 200,
@@ -209,14 +225,26 @@ class WebhookSender:
                      row.subscription_id, row.event_id, attempts, outcome.error,
                      failure.retry_at.isoformat())
 
-    async def _post(self, item: webhooks.Claimed) -> _Outcome:
+    async def _post(self, item: webhooks.Claimed) -> _Outcome | None:
+        """The POST's outcome, or None when a stop's grace ran out first."""
         body = item.delivery.body.encode()
         # the timestamp is the attempt's: a receiver's 5-minute window holds for retries too
         timestamp = int(self.clock().timestamp())
+        request = asyncio.ensure_future(self._http().post(
+            item.url, content=body,
+            headers=headers(item.delivery.event_id, item.secret, timestamp, body)))
+        cut = asyncio.ensure_future(self._cut.wait())
         try:
-            response = await self._http().post(
-                item.url, content=body,
-                headers=headers(item.delivery.event_id, item.secret, timestamp, body))
+            await asyncio.wait({request, cut}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            cut.cancel()
+        if not request.done():
+            request.cancel()
+            with suppress(asyncio.CancelledError, httpx.HTTPError):
+                await request
+            return None
+        try:
+            response = request.result()
         except httpx.TimeoutException:
             return _Outcome(None, f"no answer within {self.timeout:g} s")
         except httpx.HTTPError as exc:

@@ -300,3 +300,50 @@ async def test_a_stopped_sender_hands_its_claim_back(database: Database,
         "delivered", "queued", "queued"]
     assert [r.attempts for r in await deliveries(database) if r.status == "queued"] == [0, 0]
     await deliver.close()
+
+
+async def test_a_stop_cuts_off_a_slow_post_after_its_grace(
+    database: Database, receiver: Receiver
+) -> None:
+    event_id = await emit(database, {"n": 1})
+    await subscribe(database, receiver.url)
+    event_id = await emit(database, {"n": 2})
+    receiver.delay = 0.15
+    clock = Clock()
+    deliver = sender(database, clock)
+    run = asyncio.create_task(deliver.run_once())
+    while not receiver.received:
+        await asyncio.sleep(0.005)
+    await deliver.stop(grace=0.02)
+    report = await run
+    assert (report.claimed, report.delivered, report.released) == (1, 0, 1)
+    [row] = await deliveries(database)
+    # back in the queue at once, the attempt counted: it may have arrived
+    assert (row.status, row.attempts, row.due_at, row.locked_until) == (
+        "queued", 1, T0, None)
+    await deliver.close()
+    receiver.delay = 0
+    again = sender(database, clock)
+    assert (await again.drain()).delivered == 1
+    assert [r.headers["Sada-Event-Id"] for r in receiver.received] == [event_id, event_id]
+    await again.close()
+
+
+async def test_the_followup_service_delivers_webhooks(database: Database,
+                                                      receiver: Receiver) -> None:
+    from bot.followups.scheduler import FollowupService
+    from tests.followups.outbox_fakes import FakeClock, RecordingTransport
+
+    await subscribe(database, receiver.url)
+    event_id = await emit(database, {"n": 1})
+    transports = {"telegram": RecordingTransport(FakeClock())}
+    service = FollowupService(database, transports, planners=[], clock=Clock(),
+                              webhook_every=0.05, webhooks=sender(database, Clock()))
+    async with service:
+        for _ in range(100):
+            if receiver.received:
+                break
+            await asyncio.sleep(0.01)
+    assert [r.headers["Sada-Event-Id"] for r in receiver.received] == [event_id]
+    [row] = await deliveries(database)
+    assert row.status == "delivered"
