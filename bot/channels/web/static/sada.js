@@ -1,5 +1,5 @@
 /* Sada web chat widget: one file, no build step, no third-party requests, no cookies.
- * Size: 22.9 kB, 8.2 kB gzipped (limit: 30 kB gzipped; tests/browser checks).
+ * Size: 23.1 kB, 8.3 kB gzipped (limit: 30 kB gzipped; tests/browser checks).
  * Contract with the server: /tmp/sada/web-protocol.md, as built in bot/channels/web/.
  *
  *   <script src="https://cx.example.com/web/sada.js" data-flow="b2b-supplier"
@@ -282,7 +282,9 @@ button:focus-visible,input:focus-visible{outline:3px solid #e8a400;outline-offse
 
   function addBot(msg, fresh) {
     const dir = msg.dir || (RTL.test(msg.lang || lang) ? "rtl" : "ltr");
-    if (msg.lang) setLang(msg.lang, dir);
+    // A question (a message with buttons) sets the widget's language: a help text starting
+    // with "/start" or a line of digits says nothing about the reader's language.
+    if (msg.lang && msg.buttons && msg.buttons.length) setLang(msg.lang, dir);
     const node = el("div", { class: "msg bot", dir, lang: msg.lang || lang });
     const body = el("div");
     const keys = el("div", { class: "keys" });
