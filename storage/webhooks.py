@@ -47,6 +47,10 @@ MAX_ATTEMPTS = 10
 # … and so does a subscription failing, with no delivery succeeding, for this long.
 FAILING_FOR = timedelta(hours=24)
 
+# Delivered rows are kept this long (for `sada webhooks list` and for looking into a
+# receiver's complaint), then deleted: the table must not grow forever.
+KEEP_DELIVERED = timedelta(days=30)
+
 _MAX_ERROR = 300
 # ids are 32-bit on PostgreSQL: a larger one is refused by the driver, not just not found
 _MAX_ID = 2**31 - 1
@@ -424,6 +428,16 @@ async def mark_failed_attempt(
     return Failure(retry_at, disabled)
 
 
+async def prune_delivered(db: Database, *, now: datetime) -> int:
+    """Delete deliveries delivered more than KEEP_DELIVERED ago; return how many."""
+    stmt = (delete(WebhookDelivery)
+            .where(col(WebhookDelivery.status) == "delivered",
+                   col(WebhookDelivery.delivered_at) < now - KEEP_DELIVERED)
+            .returning(col(WebhookDelivery.id)))
+    async with db.session() as s, s.begin():
+        return len((await s.exec(stmt)).all())
+
+
 def disabled_text(sub: WebhookSubscription, *, attempts: int) -> str:
     """The staff alert sent when a subscription is disabled."""
     since = sub.failing_since.strftime("%Y-%m-%d %H:%M UTC") if sub.failing_since else "?"
@@ -453,6 +467,7 @@ __all__ = [
     "BACKOFF_FIRST",
     "EVENTS",
     "FAILING_FOR",
+    "KEEP_DELIVERED",
     "MAX_ATTEMPTS",
     "BadWebhookInput",
     "Claimed",
@@ -475,6 +490,7 @@ __all__ = [
     "mark_failed_attempt",
     "new_secret",
     "parse_events",
+    "prune_delivered",
     "release",
     "remove_subscription",
     "start_send",

@@ -48,6 +48,7 @@ TIMEOUT = 10.0  # seconds a receiver has to answer
 # A claim outlives the slowest send of its batch: timeout × batch / concurrency, with room.
 LEASE = timedelta(minutes=2)
 USER_AGENT = "Sada-Webhooks/1"
+PRUNE_EVERY = timedelta(hours=1)
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -120,6 +121,7 @@ class WebhookSender:
         self._cut = asyncio.Event()
         self._cut_timer: asyncio.TimerHandle | None = None
         self._client: httpx.AsyncClient | None = None
+        self._pruned_at: datetime | None = None
 
     @property
     def staff(self) -> Sequence[tuple[str, str]]:
@@ -183,7 +185,12 @@ class WebhookSender:
         return report
 
     async def drain(self) -> WebhookReport:
-        """Rounds until nothing is due (or a stop): what the scheduler's job runs."""
+        """Rounds until nothing is due (or a stop): what the scheduler's job runs. Once an
+        hour it also deletes deliveries delivered long ago (webhooks.KEEP_DELIVERED)."""
+        now = self.clock()
+        if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY:
+            self._pruned_at = now
+            await webhooks.prune_delivered(self.database, now=now)
         total = WebhookReport()
         while True:
             report = await self.run_once()

@@ -305,9 +305,8 @@ async def test_a_stopped_sender_hands_its_claim_back(database: Database,
 async def test_a_stop_cuts_off_a_slow_post_after_its_grace(
     database: Database, receiver: Receiver
 ) -> None:
-    event_id = await emit(database, {"n": 1})
     await subscribe(database, receiver.url)
-    event_id = await emit(database, {"n": 2})
+    event_id = await emit(database, {"n": 1})
     receiver.delay = 0.15
     clock = Clock()
     deliver = sender(database, clock)
@@ -347,3 +346,19 @@ async def test_the_followup_service_delivers_webhooks(database: Database,
     assert [r.headers["Sada-Event-Id"] for r in receiver.received] == [event_id]
     [row] = await deliveries(database)
     assert row.status == "delivered"
+
+
+async def test_deliveries_delivered_long_ago_are_deleted(database: Database,
+                                                         receiver: Receiver) -> None:
+    await subscribe(database, receiver.url)
+    await emit(database, {"n": 1})
+    clock = Clock()
+    deliver = sender(database, clock)
+    assert (await deliver.drain()).delivered == 1
+    await emit(database, {"n": 2}, now=clock.now)
+    receiver.answers = [500]
+    clock.now += webhooks.KEEP_DELIVERED + timedelta(seconds=1)
+    assert (await deliver.drain()).retried == 1  # the pruning round runs first
+    [waiting] = await deliveries(database)  # the delivered one is gone, the other stays
+    assert waiting.status == "queued"
+    await deliver.close()
