@@ -55,6 +55,7 @@ POLL_SECONDS = 25.0
 # or streams (a burst, then per second: 30 a minute).
 VISITOR_BURST, VISITOR_RATE = 10, 2.0
 IP_BURST, IP_RATE = 30, 0.5
+POLL_BURST, POLL_RATE = 30, 4.0  # long polls of one visitor
 
 
 class Refusal(Exception):
@@ -97,6 +98,7 @@ class WebChat:
         self.clock = clock
         self.visitors = Buckets(VISITOR_BURST, VISITOR_RATE)
         self.ips = Buckets(IP_BURST, IP_RATE)
+        self.polls = Buckets(POLL_BURST, POLL_RATE)
         self.allowed = frozenset(settings.allowed_origins)
         self.public_origin = (origin_of(settings.public_url) if settings.public_url
                               else None)
@@ -398,8 +400,9 @@ class WebChat:
         return response
 
     async def poll(self, request: web.Request) -> web.StreamResponse:
-        self._limit(self.ips, self._ip(request), "connections from this address")
         visitor_id = await self._visitor(request.query.get("visitor"))
+        # one poll per reply received: limited per visitor, apart from their answers
+        self._limit(self.polls, visitor_id, "polls; slow down")
         after = self._after(request)
         deadline = time.monotonic() + POLL_SECONDS
         found: list[Entry] = []
