@@ -1,5 +1,5 @@
 /* Sada web chat widget: one file, no build step, no third-party requests, no cookies.
- * Size: 23.1 kB, 8.3 kB gzipped (limit: 30 kB gzipped; tests/browser checks).
+ * Size: 23.2 kB, 8.3 kB gzipped (limit: 30 kB gzipped; tests/browser checks).
  * Contract with the server: /tmp/sada/web-protocol.md, as built in bot/channels/web/.
  *
  *   <script src="https://cx.example.com/web/sada.js" data-flow="b2b-supplier"
@@ -341,7 +341,7 @@ button:focus-visible,input:focus-visible{outline:3px solid #e8a400;outline-offse
     }
     if (msg.kind === "message") addBot(msg, fresh);
     else if (msg.kind === "edit") edit(msg);
-    else if (msg.kind === "notice") notice(msg.text || "");
+    else if (msg.kind === "notice") { if (fresh) notice(msg.text || ""); } // not old ones again
     else if (msg.kind === "visitor") addVisitor(msg.text || "", msg.seq);
     if (msg.kind !== "notice") log.scrollTop = log.scrollHeight;
   }
