@@ -228,7 +228,7 @@ async def test_the_page_holds_only_the_widget_with_a_strict_policy(served: Serve
     async with served.http.get(f"{served.base}/s/flow/{FLOW}") as page:
         html = await page.text()
         assert '<html lang="en" dir="ltr">' in html and f'data-flow="{FLOW}"' in html
-    for bad in ("/s/", "/s/a%22b", "/s/flow/..%2F..", "/s/flow/"):
+    for bad in ("/s/", "/s/a%22b", "/s/flow/..%2F..", "/s/flow/", "/s/flow/post-support"):
         async with served.http.get(f"{served.base}{bad}") as page:
             assert page.status == 404, bad
 

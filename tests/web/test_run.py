@@ -24,6 +24,8 @@ from bot.settings import get_settings
 from storage.db import Database
 from tests.bale.test_run import ROOT, completed, free_port, sada_run, stop
 
+pytestmark = pytest.mark.slow
+
 WEB_LINK = re.compile(r"https://cx\.example\.com/s/([A-Za-z0-9_-]{22})")
 JSON = dict[str, Any]
 

@@ -252,8 +252,8 @@ class WebChat:
         flow: str | None = None
         if path.startswith(FLOW_PREFIX):
             flow = path.removeprefix(FLOW_PREFIX)
-            if not _FLOW_ID.fullmatch(flow):
-                return self._not_found("no survey here: the address is incomplete")
+            if not _FLOW_ID.fullmatch(flow) or not self._public(flow):
+                return self._not_found("no survey here: check the address")
         else:
             token = path.removeprefix(PAGE_PREFIX)
             if not links.is_token(token):
@@ -271,6 +271,11 @@ class WebChat:
                          flow=flow, pinned=pinned)
         return web.Response(text=html, content_type="text/html", charset="utf-8",
                             headers=SECURITY_HEADERS)
+
+    def _public(self, flow: str) -> bool:
+        """Whether anyone may open `flow` without a link (`public: true`)."""
+        loaded = getattr(self.core, "flows", {}).get(flow)
+        return loaded is not None and bool(loaded.flow.public)
 
     @staticmethod
     def _not_found(text: str) -> web.Response:
@@ -309,10 +314,8 @@ class WebChat:
         if lang is not None and lang not in LANGUAGES:
             raise Refusal(400, "bad_lang", f"lang must be one of {', '.join(LANGUAGES)} "
                           "or null")
-        if flow is not None:
-            loaded = getattr(self.core, "flows", {}).get(flow)
-            if loaded is None or not loaded.flow.public:
-                raise Refusal(404, "unknown_flow", f"there is no public survey {flow!r}")
+        if flow is not None and not self._public(flow):
+            raise Refusal(404, "unknown_flow", f"there is no public survey {flow!r}")
         if written is not None and not VISITOR.accepts(written):
             written = None  # a stale or damaged id: a new visitor, as for none
         found = None if written is None else await history.visitor(self.database, written)
