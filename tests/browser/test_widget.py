@@ -225,6 +225,11 @@ def test_persian_layout_is_right_to_left(context: Any, server: Server, artifacts
     assert question["x"] + question["width"] > width - 40 and mine["x"] < 40, (question, mine)
     low, high = scale_boxes(page, "fa", 0, 10)
     assert high["x"] + high["width"] <= low["x"] + 1, (low, high)
+    # the answered question keeps only its answer, which can no longer be pressed
+    answered = page.locator(".msg.bot").filter(has_text=text("stakeholder", "fa")).get_by_role(
+        "button")
+    assert answered.count() == 1 and answered.is_disabled()
+    assert answered.text_content() == "✓ " + label("stakeholder", "buyer", "fa")
     # reading order is Tab order: ۰ comes first, and has the focus
     assert page.evaluate(
         "document.querySelector('[data-sada]').shadowRoot.activeElement.textContent") == "۰"
