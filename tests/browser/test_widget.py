@@ -179,8 +179,14 @@ def complete_b2b(page: Any, lang: str, *, typed: bool, shots: Path | None = None
     else:
         click(page, local_digits("2", lang))
     bot_says(page, outro(lang))
-    # the visitor's own words, shown on their side, whole
-    page.locator(".msg.me").filter(has_text=reason).first.wait_for()
+    # the visitor's own words, shown on their side, whole, in their direction even when they
+    # start or end with a Latin word
+    reads = "rtl" if t.rtl else "ltr"
+    mine = page.locator(".msg.me").filter(has_text=reason).first
+    assert mine.evaluate("e => getComputedStyle(e).direction") == reads, reason
+    # a Latin command inside a Persian or Arabic line keeps the line right to left
+    hint = page.locator(".msg.bot .line").filter(has_text="/skip").first
+    assert hint.evaluate("e => getComputedStyle(e).direction") == reads
 
 
 # --- the cases ---------------------------------------------------------------------------------
