@@ -270,3 +270,16 @@ async def test_forget_erases_the_conversation_kept_for_the_page(
     assert not any(m["kind"] == "visitor" for m in left)
     reopened = await served.open(visitor=visitor, flow=FLOW)  # starts afresh
     assert not any(m["kind"] == "visitor" for m in reopened["messages"])
+
+
+async def test_control_characters_are_dropped_before_anything_is_stored(
+    served: Served, database: Database,
+) -> None:
+    visitor = (await served.open(lang="en"))["visitor"]
+    status, _ = await served.post("say", {"visitor": visitor, "text": "go\u0000od\u200e"})
+    assert status == 202
+    await served.settled()
+    [said, *_] = await history.entries_after(database, visitor, 0)
+    assert said["kind"] == "visitor" and said["text"] == "good\u200e"
+    status, answer = await served.post("say", {"visitor": visitor, "text": "\u0000\u0001"})
+    assert (status, answer["error"]["code"]) == (400, "empty_text")

@@ -132,6 +132,15 @@ async def entries_after(database: Database, visitor_id: str, after: int,
         return [entry(row) for row in (await s.exec(query)).all()]
 
 
+async def has_message(database: Database, visitor_id: str, message_id: int) -> bool:
+    """Whether the visitor was sent message `message_id` (what an edit may change)."""
+    query = select(col(WebMessage.seq)).where(
+        WebMessage.visitor_id == visitor_id, WebMessage.seq == message_id,
+        WebMessage.kind == "message")
+    async with database.session() as s, s.begin():
+        return (await s.exec(query)).first() is not None
+
+
 async def last_seq(database: Database, visitor_id: str) -> int:
     query = select(func.max(col(WebMessage.seq))).where(WebMessage.visitor_id == visitor_id)
     async with database.session() as s, s.begin():

@@ -32,6 +32,7 @@ from bot.channels.web.settings import WebSettings, origin_of
 from bot.channels.web.transport import WebTransport, press_id
 from bot.conversation.events import Pressed, Sender, Typed
 from bot.conversation.lanes import ChatLanes
+from bot.engine.normalize import without_controls
 from bot.flow.model import LANGUAGES
 from bot.messaging import links
 from bot.messaging.keyboards import PREFIX
@@ -180,6 +181,12 @@ class WebChat:
                 if refusal.retry_after is not None:
                     headers["Retry-After"] = refusal.retry_after
                 return error(refusal.status, refusal.code, str(refusal), headers)
+            except (web.HTTPException, asyncio.CancelledError):
+                raise
+            except Exception:  # logged with its traceback; the browser gets one line
+                log.exception("web chat: %s %s failed", request.method, request.path)
+                return error(500, "failed", "the server failed to answer; try again "
+                             "shortly", cors)
             if not response.prepared:
                 response.headers.update(cors)
             return response
@@ -239,9 +246,10 @@ class WebChat:
 
     def _ip(self, request: web.Request) -> str:
         if self.settings.trust_proxy:
+            # the last address: the one the proxy added; earlier ones the client may forge
             forwarded = request.headers.get("X-Forwarded-For", "")
             if forwarded.strip():
-                return forwarded.split(",")[0].strip()
+                return forwarded.split(",")[-1].strip()
         return request.remote or "?"
 
     # --- the page and the widget ------------------------------------------------------------
@@ -342,8 +350,10 @@ class WebChat:
     async def say(self, request: web.Request) -> web.StreamResponse:
         body = await self._body(request)
         visitor_id = await self._visitor(self._text(body, "visitor"))
-        text = self._text(body, "text")
-        assert text is not None
+        written = self._text(body, "text")
+        assert written is not None
+        # NUL and other controls: PostgreSQL refuses the one, the rest garble text
+        text = without_controls(written)
         if not text.strip():
             raise Refusal(400, "empty_text", "text is empty: type an answer")
         if len(text) > MAX_TEXT:
@@ -357,8 +367,9 @@ class WebChat:
     async def press(self, request: web.Request) -> web.StreamResponse:
         body = await self._body(request)
         visitor_id = await self._visitor(self._text(body, "visitor"))
-        data = self._text(body, "data")
-        assert data is not None
+        written = self._text(body, "data")
+        assert written is not None
+        data = without_controls(written)
         if not data or len(data) > CHANNEL.capabilities.callback_data:
             raise Refusal(400, "bad_data", "data must be a button's data as the server "
                           "sent it")

@@ -75,10 +75,9 @@ class WebTransport:
                               f"({load.total} entries)")
             if load.recent >= MOST_RECENT:
                 raise ChatRetryAfter(FLOOD_WAIT)
-            if kind == "edit":
-                shown, _ = await history.conversation(self.database, visitor_id)
-                if not any(m["kind"] == "message" and m["id"] == message_id for m in shown):
-                    raise Refused(f"message to edit not found: {message_id}")
+            if kind == "edit" and (message_id is None or not await history.has_message(
+                    self.database, visitor_id, message_id)):
+                raise Refused(f"message to edit not found: {message_id}")
             return await history.append(self.database, visitor_id, kind, body, now=now,
                                         message_id=message_id)
 
