@@ -78,7 +78,8 @@ def channels_or_exit(settings: Settings) -> list[str]:
         wa = variable_name("whatsapp", "phone_number_id")
         _fail(f"{name} is not set: get a token from @BotFather and export {name}=… (for "
               f"Bale, from @BotFather in Bale: export {bale}=…; for WhatsApp, {wa} and the "
-              "other SADA_WHATSAPP__ settings)", 2)
+              "other SADA_WHATSAPP__ settings; for the web chat, "
+              f"{variable_name('web', 'public_url')}); or try `sada run --web-only`", 2)
     for channel in channels:
         if channel == "telegram":
             token_or_exit(settings)  # Telegram's token has a known shape
