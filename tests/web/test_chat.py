@@ -13,6 +13,7 @@ import pytest
 
 from bot.channels.web import history
 from bot.channels.web.http import MAX_BODY, VISITOR_BURST
+from bot.channels.web.transport import WebTransport
 from storage.db import Database
 from tests.web.conftest import JSON, SHOP, Served, serve, settings
 
@@ -283,3 +284,27 @@ async def test_control_characters_are_dropped_before_anything_is_stored(
     assert said["kind"] == "visitor" and said["text"] == "good\u200e"
     status, answer = await served.post("say", {"visitor": visitor, "text": "\u0000\u0001"})
     assert (status, answer["error"]["code"]) == (400, "empty_text")
+
+
+async def test_a_message_written_by_another_process_reaches_the_stream(
+    served: Served, database: Database,
+) -> None:
+    """Another `sada run` (its follow-ups) writes with waiters of its own: this process's
+    stream finds the message on its next look at the database."""
+    served.chat.look_again = 0.05
+    visitor = (await served.open(lang="en"))["visitor"]
+    elsewhere = WebTransport(database)  # not the chat's: nobody here is woken
+    assert elsewhere.waiters is not served.chat.waiters
+
+    async def later() -> None:
+        await asyncio.sleep(0.1)
+        await elsewhere.send_text(visitor, "Your survey is waiting", None)
+
+    writing = asyncio.create_task(later())
+    async with asyncio.timeout(5), served.http.get(
+            f"{served.base}/web/v1/stream", params={"visitor": visitor, "after": "0"}) as answer:
+        async for raw in answer.content:
+            if raw.startswith(b"data: "):
+                assert json.loads(raw[6:])["text"] == "Your survey is waiting"
+                break
+    await writing

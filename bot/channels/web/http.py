@@ -100,6 +100,7 @@ class WebChat:
         self.visitors = Buckets(VISITOR_BURST, VISITOR_RATE)
         self.ips = Buckets(IP_BURST, IP_RATE)
         self.polls = Buckets(POLL_BURST, POLL_RATE)
+        self.look_again = LOOK_AGAIN_SECONDS
         self.allowed = frozenset(settings.allowed_origins)
         self.public_origin = (origin_of(settings.public_url) if settings.public_url
                               else None)
@@ -408,7 +409,7 @@ class WebChat:
                     if time.monotonic() - pinged >= PING_SECONDS:
                         await response.write(b": ping\n\n")
                         pinged = time.monotonic()
-                    await self._wait(visitor_id, seen, LOOK_AGAIN_SECONDS)
+                    await self._wait(visitor_id, seen, self.look_again)
         except ConnectionResetError:
             pass  # the browser went away: it reconnects with the last id it got
         return response
@@ -427,7 +428,7 @@ class WebChat:
                 left = deadline - time.monotonic()
                 if found or left <= 0:
                     break
-                await self._wait(visitor_id, seen, min(LOOK_AGAIN_SECONDS, left))
+                await self._wait(visitor_id, seen, min(self.look_again, left))
         last = found[-1]["seq"] if found else after
         return web.json_response({"messages": found, "last": last})
 
