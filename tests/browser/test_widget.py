@@ -496,3 +496,22 @@ def test_offline_then_back_the_answer_goes_once(context: Any, server: Server) ->
     who = visitor(page)
     stored = answers(server.db, who)
     assert stored["stakeholder"][1] == "buyer" and stored["nps"][1] == 6, stored
+
+
+@pytest.mark.lang("en")
+def test_a_visitor_the_server_no_longer_knows_starts_afresh(context: Any, server: Server) -> None:
+    """The visitor's rows gone (another database behind the same site): the next answer is
+    refused as unknown_visitor, and the widget opens again as a new visitor."""
+    page = context.new_page()
+    page.goto(server.base + f"/s/flow/{B2B.id}")
+    bot_says(page, text("stakeholder", "en"))
+    old = visitor(page)
+    with sqlite3.connect(server.db) as conn:
+        conn.execute("delete from web_message where visitor_id = ?", (old,))
+        conn.execute("delete from web_visitor where id = ?", (old,))
+    click(page, label("stakeholder", "buyer", "en"))
+    page.wait_for_function("old => localStorage.getItem('sada.visitor') !== old", arg=old)
+    bot_says(page, text("stakeholder", "en"))
+    click(page, label("stakeholder", "buyer", "en"))
+    bot_says(page, text("nps", "en"))
+    assert answers(server.db, visitor(page))["stakeholder"][1] == "buyer"

@@ -1,5 +1,5 @@
 /* Sada web chat widget: one file, no build step, no third-party requests, no cookies.
- * Size: 23.2 kB, 8.3 kB gzipped (limit: 30 kB gzipped; tests/browser checks).
+ * Size: 24.2 kB, 8.6 kB gzipped (limit: 30 kB gzipped; tests/browser checks).
  * Contract with the server: /tmp/sada/web-protocol.md, as built in bot/channels/web/.
  *
  *   <script src="https://cx.example.com/web/sada.js" data-flow="b2b-supplier"
@@ -303,6 +303,7 @@ button:focus-visible,input:focus-visible{outline:3px solid #e8a400;outline-offse
   function edit(msg) {
     const m = messages.get(msg.id);
     if (!m) return;
+    if (msg.dir) m.node.dir = m.dir = msg.dir;
     if (msg.text !== null && msg.text !== undefined) lines(m.body, msg.text, m.dir);
     const had = m.keys.contains(shadow.activeElement) ? [...m.keys.querySelectorAll("button")].indexOf(shadow.activeElement) : m.focusAt;
     renderButtons(m, msg.buttons);
@@ -355,7 +356,15 @@ button:focus-visible,input:focus-visible{outline:3px solid #e8a400;outline-offse
   }
 
   // --- talking to the server ----------------------------------------------------------------
-  class Refused extends Error {}
+  class Refused extends Error {
+    constructor(message, code) { super(message); this.code = code; }
+  }
+  const errorOf = async (answer) => {
+    try { return (await answer.json()).error || {}; } catch (e) { return {}; }
+  };
+  // The server no longer knows this visitor (erased by /forget, or another database): open
+  // again as a new one, the way a first visit does.
+  const gone = (e) => e && e.code === "unknown_visitor";
   async function call(path, body, attempt = 0) {
     for (;;) {
       let answer;
@@ -369,14 +378,13 @@ button:focus-visible,input:focus-visible{outline:3px solid #e8a400;outline-offse
       }
       offline(false);
       if (answer.ok) return answer.json();
-      let reason = "";
-      try { reason = (await answer.json()).error.message; } catch (e) { reason = answer.statusText; }
+      const error = await errorOf(answer);
       if (answer.status === 429 || answer.status >= 500) {
         const wait = Number(answer.headers.get("Retry-After"));
         await sleep(wait > 0 ? wait * 1000 : backoff(attempt++));
         continue;
       }
-      throw new Refused(reason || String(answer.status));
+      throw new Refused(error.message || answer.statusText || String(answer.status), error.code);
     }
   }
 
@@ -393,6 +401,7 @@ button:focus-visible,input:focus-visible{outline:3px solid #e8a400;outline-offse
     } catch (e) {
       node.classList.add("failed");
       notice(e.message);
+      if (gone(e)) restart();
     }
   }
 
@@ -407,13 +416,28 @@ button:focus-visible,input:focus-visible{outline:3px solid #e8a400;outline-offse
       await call("press", { visitor, data: b.data });
     } catch (e) {
       notice(e.message);
+      if (gone(e)) restart();
     }
     // nothing redrew the buttons (a refused or ignored press): let the visitor try again
     setTimeout(() => { if (m.keys.contains(button) && m === live) renderButtons(m, m.rows); }, 4000);
   }
 
+  let generation = 0; // a restart ends the stream and the polling of the one before
+
+  function restart() {
+    if (stream) stream.close();
+    stream = null;
+    visitor = null;
+    last = 0;
+    messages.clear();
+    live = latest = null;
+    pending.length = 0;
+    start();
+  }
+
   async function start() {
     started = true;
+    generation += 1;
     let opened;
     try {
       opened = await call("open", { visitor, token: opts.token || null, flow: opts.flow || null,
@@ -440,6 +464,7 @@ button:focus-visible,input:focus-visible{outline:3px solid #e8a400;outline-offse
 
   function listen() {
     if (!window.EventSource) return poll();
+    const mine = generation;
     let errors = 0;
     stream = new EventSource(API + "stream?visitor=" + encodeURIComponent(visitor) + "&after=" + last);
     stream.addEventListener("open", () => { errors = 0; offline(false); });
@@ -448,6 +473,7 @@ button:focus-visible,input:focus-visible{outline:3px solid #e8a400;outline-offse
       try { apply(JSON.parse(e.data), true); } catch (err) { /* a malformed event: skip it */ }
     });
     stream.addEventListener("error", () => {
+      if (mine !== generation) return;
       errors += 1;
       // closed for good (refused, wrong type), or failing again and again: long polling instead
       if (stream.readyState === EventSource.CLOSED || errors >= 3) {
@@ -461,11 +487,17 @@ button:focus-visible,input:focus-visible{outline:3px solid #e8a400;outline-offse
   }
 
   async function poll() {
-    for (let attempt = 0; ;) {
+    const mine = generation;
+    for (let attempt = 0; mine === generation;) {
       try {
         const answer = await fetch(API + "poll?visitor=" + encodeURIComponent(visitor) + "&after=" + last,
           { credentials: "omit", mode: "cors" });
-        if (!answer.ok) throw new Error(String(answer.status));
+        if (mine !== generation) return;
+        if (!answer.ok) {
+          const error = await errorOf(answer);
+          if (gone(error)) return restart();
+          throw new Refused(error.message || String(answer.status), error.code);
+        }
         const got = await answer.json();
         offline(false);
         attempt = 0;
