@@ -325,6 +325,11 @@ def test_keyboard_only_run_completes(context: Any, server: Server) -> None:
     keys.press("Enter")
     bot_says(page, text("nps", "fa"))
     wait_focus("۰")
+    # the focus is visible: a ring drawn around the focused answer
+    ring = page.evaluate("(() => { const a = document.querySelector('[data-sada]').shadowRoot"
+                         ".activeElement; const s = getComputedStyle(a); return [a.matches("
+                         "':focus-visible'), s.outlineStyle, s.outlineWidth]; })()")
+    assert ring[0] and ring[1] == "solid" and ring[2] == "3px", ring
     tab(9)
     assert focused() == "۹"
     keys.press("Space")
@@ -422,6 +427,11 @@ def test_bubble_at_320_px_and_the_menu(context: Any, server: Server, site: Site)
     no_horizontal_scroll(page)
     panel = page.locator(".panel").bounding_box()
     assert panel["x"] >= 0 and panel["x"] + panel["width"] <= 320, panel
+    # the menu closes on a click elsewhere
+    page.get_by_role("button", name="منو").click()
+    assert page.get_by_role("button", name="راهنما").is_visible()
+    page.locator(".log").click(position={"x": 5, "y": 5})
+    assert page.get_by_role("button", name="راهنما").is_hidden()
     # the menu: /help typed for the visitor, answered by the bot's help
     page.get_by_role("button", name="منو").click()
     page.get_by_role("button", name="راهنما").click()

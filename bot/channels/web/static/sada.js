@@ -1,5 +1,5 @@
 /* Sada web chat widget: one file, no build step, no third-party requests, no cookies.
- * Size: 24.2 kB, 8.6 kB gzipped (limit: 30 kB gzipped; tests/browser checks).
+ * Size: 24.6 kB, 8.7 kB gzipped (limit: 30 kB gzipped; tests/browser checks).
  * Contract with the server: /tmp/sada/web-protocol.md, as built in bot/channels/web/.
  *
  *   <script src="https://cx.example.com/web/sada.js" data-flow="b2b-supplier"
@@ -210,6 +210,13 @@ button:focus-visible,input:focus-visible{outline:3px solid #e8a400;outline-offse
     if (open) menuItems[0].focus();
   }
   menuButton.addEventListener("click", () => toggleMenu(menu.hidden));
+  // a click or the focus elsewhere closes the menu, as menus do
+  shadow.addEventListener("click", (e) => {
+    if (!menu.hidden && !menu.contains(e.target) && !menuButton.contains(e.target)) toggleMenu(false);
+  });
+  menu.addEventListener("focusout", (e) => {
+    if (e.relatedTarget && !menu.contains(e.relatedTarget) && e.relatedTarget !== menuButton) toggleMenu(false);
+  });
   menu.addEventListener("keydown", (e) => { if (e.key === "Escape") { toggleMenu(false); menuButton.focus(); } });
 
   function setOpen(open) {
