@@ -419,7 +419,8 @@ def test_english_run_is_left_to_right(context: Any, server: Server, site: Site,
 
 
 @pytest.mark.lang("fa", width=320)
-def test_bubble_at_320_px_and_the_menu(context: Any, server: Server, site: Site) -> None:
+def test_bubble_at_320_px_and_the_menu(context: Any, server: Server, site: Site,
+                                       artifacts: Path) -> None:
     page = context.new_page()
     page.goto(site.page(flow=B2B.id, mode="bubble", lang="fa"))
     page.get_by_role("button", name="باز کردن گفتگوی نظرسنجی").click()
@@ -427,6 +428,7 @@ def test_bubble_at_320_px_and_the_menu(context: Any, server: Server, site: Site)
     no_horizontal_scroll(page)
     panel = page.locator(".panel").bounding_box()
     assert panel["x"] >= 0 and panel["x"] + panel["width"] <= 320, panel
+    page.screenshot(path=artifacts / "widget-fa-320-bubble.png", animations="disabled")
     # the menu closes on a click elsewhere
     page.get_by_role("button", name="منو").click()
     assert page.get_by_role("button", name="راهنما").is_visible()
