@@ -98,14 +98,14 @@ def test_unknown_columns_suggest_the_right_name() -> None:
     parsed = parse_contacts(FIXTURES / "unknown_column.csv", shown_as="f.csv")
     assert [str(p) for p in parsed.problems] == [
         "f.csv:1: compnay: unknown column (did you mean company?)",
-        "f.csv:1: favourite_colour: unknown column (use bale_id, telegram_id, whatsapp_id, "
-        "external_id, preferred_channel, name, first_name, language, timezone, account, "
-        "role, segment)",
+        "f.csv:1: favourite_colour: unknown column (use bale_id, telegram_id, web_id, "
+        "whatsapp_id, external_id, preferred_channel, name, first_name, language, timezone, "
+        "account, role, segment)",
     ]
     parsed = parse_contacts(FIXTURES / "no_id_column.csv", shown_as="f.csv")
     assert str(parsed.problems[0]) == (
-        "f.csv:1: no id column: add bale_id, telegram_id, whatsapp_id (the person's chat id "
-        "on that channel) or external_id (your own customer id)")
+        "f.csv:1: no id column: add bale_id, telegram_id, web_id, whatsapp_id (the person's "
+        "chat id on that channel) or external_id (your own customer id)")
 
 
 def test_semicolons_and_external_ids() -> None:

@@ -361,7 +361,7 @@ async def test_contacts_listed_in_a_file(database: Database, store: Store,
     nothing = tmp_path / "nothing.csv"
     nothing.write_text("name\nSara\n", encoding="utf-8")
     with pytest.raises(ValueError,
-                       match="no contact_id, bale_id, telegram_id, whatsapp_id or "
+                       match="no contact_id, bale_id, telegram_id, web_id, whatsapp_id or "
                        "external_id column"):
         await contacts_from_file(database, nothing)
     # ids no database holds, and a superscript that is not a digit: unknown, not a crash
