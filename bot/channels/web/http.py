@@ -343,7 +343,9 @@ class WebChat:
             start = token if token is not None else flow
             self._submit(Typed(None, visitor_id, self._sender(visitor_id, found.language),
                                f"/start {start}"))
-        language = lang or found.language or "en"
+        contact = None if lang or found.language else \
+            await self.store.find_contact(CHANNEL.name, visitor_id)
+        language = lang or found.language or (contact.language if contact else None) or "en"
         return web.json_response({"visitor": visitor_id, "lang": language,
                                   "dir": direction_of(language), "messages": shown,
                                   "last": last})
