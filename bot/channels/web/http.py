@@ -30,6 +30,7 @@ from bot.channels.web.limits import Buckets
 from bot.channels.web.page import SECURITY_HEADERS, accepted_language, chat_page, direction_of
 from bot.channels.web.settings import WebSettings, origin_of
 from bot.channels.web.transport import WebTransport, press_id
+from bot.channels.web.words import with_words
 from bot.conversation.events import Pressed, Sender, Typed
 from bot.conversation.lanes import ChatLanes
 from bot.engine.normalize import without_controls
@@ -296,7 +297,7 @@ class WebChat:
         if content is None:
             return web.Response(status=404, text="// the web chat's widget is not installed\n",
                                 content_type="application/javascript")
-        response = web.Response(body=content, content_type="application/javascript",
+        response = web.Response(body=with_words(content), content_type="application/javascript",
                                 charset="utf-8",
                                 headers={"Cache-Control": "public, max-age=300",
                                          "X-Content-Type-Options": "nosniff",

@@ -1,6 +1,7 @@
 /* Sada web chat widget: one file, no build step, no third-party requests, no cookies.
- * Size: 24.6 kB, 8.7 kB gzipped (limit: 30 kB gzipped; tests/browser checks).
- * Contract with the server: /tmp/sada/web-protocol.md, as built in bot/channels/web/.
+ * Size as served: 24.7 kB, 8.7 kB gzipped, with the words of ar, fa, en (limit: 30 kB
+ * gzipped; tests/browser checks).
+ * Contract with the server: docs/web-chat.md ("The API"), built in bot/channels/web/.
  *
  *   <script src="https://cx.example.com/web/sada.js" data-flow="b2b-supplier"
  *           data-mode="bubble|inline" data-target="#sada" data-lang="fa" async></script>
@@ -20,20 +21,9 @@
   const RTL = /^(ar|fa)\b/i;
   const STRONG = /[A-Za-z\u00C0-\u024F\u0370-\u03FF\u0400-\u04FF\u0590-\u08FF\uFB1D-\uFDFF\uFE70-\uFEFC\u200E\u200F]/;
 
-  // The widget's own words (the bot's words come from the server, translated there).
-  const WORDS = {
-    en: ["Survey", "Conversation", "Your answer", "Type your answer…", "Send", "Menu",
-      "Stop the survey", "Change language", "Help", "Open the survey chat", "Close",
-      "Connection lost. Trying again…"],
-    fa: ["نظرسنجی", "گفتگو", "پاسخ شما", "پاسخ خود را بنویسید…", "ارسال", "منو",
-      "توقف نظرسنجی", "تغییر زبان", "راهنما", "باز کردن گفتگوی نظرسنجی", "بستن",
-      "اتصال قطع شد. دوباره تلاش می‌کنیم…"],
-    ar: ["استبيان", "المحادثة", "إجابتكم", "اكتبوا إجابتكم…", "إرسال", "القائمة",
-      "إيقاف الاستبيان", "تغيير اللغة", "مساعدة", "فتح محادثة الاستبيان", "إغلاق",
-      "انقطع الاتصال. نحاول مجددًا…"],
-  };
-  const KEYS = ["title", "log", "label", "placeholder", "send", "menu", "stop", "language",
-    "help", "open", "close", "offline"];
+  // The widget's own words in every language, from the server's gettext catalogs: the
+  // server puts them between the marks as it serves this file (bot/channels/web/words.py).
+  const WORDS = /*sada:words*/{"en":{"title":"Survey","log":"Conversation","label":"Your answer","placeholder":"Type your answer…","send":"Send","menu":"Menu","stop":"Stop the survey","language":"Change language","help":"Help","open":"Open the survey chat","close":"Close","offline":"Connection lost. Trying again…"}}/*sada:end*/;
 
   const CSS = `
 :host{all:initial;display:block}
@@ -116,7 +106,7 @@ button:focus-visible,input:focus-visible{outline:3px solid #e8a400;outline-offse
   const backoff = (n) => Math.min(30000, 500 * 2 ** Math.min(n, 6)) * (0.75 + Math.random() / 2);
 
   let lang = (opts.lang || document.documentElement.lang || navigator.language || "en").slice(0, 2).toLowerCase();
-  const words = () => { const w = WORDS[lang] || WORDS.en; return Object.fromEntries(KEYS.map((k, i) => [k, w[i]])); };
+  const words = () => WORDS[lang] || WORDS.en;
   const bubble = (opts.mode || "bubble") !== "inline";
   let visitor = store.get();
   let last = 0;
