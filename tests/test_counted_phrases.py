@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +11,7 @@ from bot.channels import text as render
 from bot.engine import inputs as i
 from bot.engine.prompts import DURATION, QUESTION_COUNT, Say
 from bot.engine.step import new_state, step
+from bot.flow.loader import load_flow
 from bot.flow.model import Flow
 from bot.i18n import Translator
 from tests.engine.flowdata import FLOW
@@ -60,3 +62,28 @@ def test_an_intro_with_duration_renders_through_the_engine(lang: str) -> None:
     shown = render.prompt(say, t, typed=False)
     phrase = t.ngettext("about {n} minute", "about {n} minutes", say.minutes)
     assert shown == t.line(intro[lang].replace("{duration}", phrase))
+
+
+UP_TO = {"ar": {3: "ما يصل إلى ٣ أسئلة", 11: "ما يصل إلى ١١ سؤالًا"},
+         "fa": {3: "حداکثر ۳ سؤال", 11: "حداکثر ۱۱ سؤال"},
+         "en": {3: "up to 3 questions", 11: "up to 11 questions"}}
+
+
+@pytest.mark.parametrize("lang", ["ar", "fa", "en"])
+@pytest.mark.parametrize("n", [3, 11])
+def test_a_count_that_depends_on_answers_says_up_to(lang: str, n: int) -> None:
+    """The progress line will say "1 of 2–n": the intro must not promise exactly n."""
+    say = Say(f"[{QUESTION_COUNT}]", questions=n, fewest=2)
+    assert UP_TO[lang][n] in render.prompt(say, Translator(lang), typed=False)
+
+
+def test_the_intro_counts_up_to_when_conditions_may_skip_questions() -> None:
+    """The B2B survey asks 7 to 9 questions: its intro says "up to 9", as its first
+    question's "Question 1 of 7–9" does."""
+    flow = load_flow(Path(__file__).parent.parent / "flows" / "b2b_supplier.yaml").flow
+    for lang, shown in (("en", "up to 9 questions"), ("fa", "حداکثر ۹ سؤال"),
+                        ("ar", "ما يصل إلى ٩ أسئلة")):
+        _, prompts = step(flow, new_state(flow, language=lang), i.Start())
+        say = prompts[0]
+        assert isinstance(say, Say) and (say.fewest, say.questions) == (7, 9)
+        assert shown in render.prompt(say, Translator(lang), typed=False)

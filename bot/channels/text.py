@@ -6,6 +6,8 @@ text-only channels (console, SMS-like) number the choices so they can be typed.
 
 from __future__ import annotations
 
+import math
+
 from bot.engine.prompts import DURATION, QUESTION_COUNT, Ask, AskConsent, Notice, Prompt, Say
 from bot.i18n import N_, Translator
 
@@ -117,12 +119,15 @@ def progress(ask: Ask, t: Translator) -> str:
                          least=ask.least, total=ask.total)
     else:
         step = t.gettext("Question {index} of {total}", index=ask.index, total=ask.total)
-    minutes = round(ask.seconds_left / 60)
-    if minutes < 1:
+    if ask.seconds_left < 60:
         left = t.gettext("less than a minute left")
     else:
+        # rounded up, as the intro's duration is: "about 4 minutes" then "3 minutes left"
+        # on the first question would read as a contradiction
+        minutes = math.ceil(ask.seconds_left / 60)
         left = t.ngettext("about {n} minute left", "about {n} minutes left", minutes)
-    return f"{step} · {left}"
+    # "·" reads as a zero (۰) in Persian and Arabic text: they take their own comma
+    return t.join([step, left]) if t.rtl else f"{step} · {left}"
 
 
 def question(ask: Ask, t: Translator, *, typed: bool) -> str:
@@ -171,7 +176,10 @@ def counted(say: Say, t: Translator) -> str:
     if say.minutes is not None:
         text = text.replace(DURATION, t.ngettext("about {n} minute", "about {n} minutes",
                                                  say.minutes))
-    if say.questions is not None:
+    if say.questions is not None and say.fewest is not None:
+        text = text.replace(QUESTION_COUNT, t.ngettext("up to {n} question",
+                                                       "up to {n} questions", say.questions))
+    elif say.questions is not None:
         text = text.replace(QUESTION_COUNT, t.ngettext("{n} question", "{n} questions",
                                                        say.questions))
     return text.replace(DURATION, "").replace(QUESTION_COUNT, "")

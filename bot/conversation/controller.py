@@ -38,7 +38,7 @@ from bot.conversation.events import (
 )
 from bot.conversation.lanes import ChatLanes, wait_out
 from bot.engine import inputs as i
-from bot.engine.normalize import BIDI_CONTROLS
+from bot.engine.normalize import BIDI_CONTROLS, local_digits
 from bot.engine.prompts import Ask, AskConsent, Notice, Prompt
 from bot.engine.step import ask, step
 from bot.engine.words import is_stop
@@ -75,6 +75,7 @@ from storage.outbox import enqueue
 from storage.repo import DuplicateUpdate, Store
 
 log = logging.getLogger(__name__)
+_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 COMMANDS = ("start", "help", "language", "back", "skip", "stop", "export", "forget",
             *staff.COMMANDS)
 LANGUAGE_LABELS = {"ar": "العربية", "fa": "فارسی", "en": "English"}
@@ -610,6 +611,9 @@ class Controller:
             before.current != after.current)
         if old_message is not None and (answered or after.status != before.status):
             label = after.answers[before.current].raw if answered and before.current else None
+            if label is not None and _NUMBER.fullmatch(label):
+                # a pressed score is stored as its value: shown in the reader's digits
+                label = local_digits(label, after.language)
             reply.edit(old_message, keyboard=chosen(label) if label else None)
         elif old_message is not None and isinstance(event, i.Back | i.SetLanguage):
             reply.edit(old_message, keyboard=None)

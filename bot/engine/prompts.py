@@ -23,6 +23,9 @@ class Say:
     text: str
     minutes: int | None = None
     questions: int | None = None
+    # the fewest questions this person can be asked, when fewer than `questions`: then the
+    # count reads "up to 9", as the progress line's "1 of 7–9" will
+    fewest: int | None = None
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,8 @@ def _start(flow: Flow, state: SessionState) -> Result:
     if first is None:  # every question is conditional and none applies
         return _finish(flow, state.evolve(status="active"))
     state = state.evolve(status="active", current=first, picks=())
-    total = len(_ahead(flow, state)[0])
+    possible, certain = _ahead(flow, state)
+    total = len(possible)
     if flow.consent is not None:
         state = state.evolve(status="consent")
     est = estimate(flow).seconds_by_language.get(state.language, 0.0)
@@ -145,7 +146,9 @@ def _start(flow: Flow, state: SessionState) -> Result:
     intro = _text(flow.intro, state.language)
     text = render(intro, values)
     prompts: list[Prompt] = [Say(text, minutes=minutes if DURATION in text else None,
-                                 questions=total if QUESTION_COUNT in text else None)]
+                                 questions=total if QUESTION_COUNT in text else None,
+                                 fewest=certain if QUESTION_COUNT in text and certain < total
+                                 else None)]
     if not _mentions_builtin(intro):
         prompts.append(Notice("intro_summary", {"questions": total, "minutes": minutes}))
     prompts.append(_consent_prompt(flow, state) if state.status == "consent" else ask(flow, state))
