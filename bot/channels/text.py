@@ -143,7 +143,7 @@ def question(ask: Ask, t: Translator, *, typed: bool) -> str:
             ends.append(f"{t.number(ask.low)} = {ask.low_label}")
         if ask.high_label:
             ends.append(f"{t.number(ask.high)} = {ask.high_label}")
-        lines.append(" · ".join(ends))
+        lines.append(t.join(ends) if t.rtl else " · ".join(ends))
     if typed:
         lines += _typed_choices(ask, t)
     if ask.previous:
