@@ -123,6 +123,9 @@ def _configure_logging() -> None:
     # httpx (PTB's HTTP client) logs every request URL at INFO, and the URL holds the token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)  # "Context impl SQLiteImpl" …
+    # a line per job added and per run ("Adding job tentatively"): the follow-ups' own
+    # log says what they do
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 # --- sada run ---------------------------------------------------------------------------------
