@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from openapi_spec_validator import validate
 from sqlmodel import select
 
 from bot.api import Api
@@ -217,3 +218,4 @@ async def test_openapi_document_lists_every_path(database: Database) -> None:
     assert status == 200 and body["openapi"].startswith("3.1")
     served = {path for _, path in Api(database, flows_dir=FLOWS).routes}
     assert served | {"/api/v1/openapi.json"} == set(body["paths"])
+    validate(body)  # raises, saying where, unless the document is valid OpenAPI 3.1
