@@ -132,6 +132,33 @@ async def enqueue(
     return (await s.exec(stmt)).first() is not None
 
 
+async def record_handed_over(
+    s: AsyncSession,
+    *,
+    key: str,
+    kind: str,
+    channel: str,
+    address: str,
+    contact_id: int | None,
+    invitation_id: int | None,
+    now: datetime,
+) -> bool:
+    """Record, inside the caller's transaction, a message staff send themselves (a reminder
+    link exported for e-mail or SMS) as already sent under ``key``; False when the key exists
+    (queued or sent another way): then it is not handed over again. No dispatcher claims it
+    (only queued rows are claimed), and the planners read it as a step that went out."""
+    insert = pg_insert if _dialect(s) == "postgresql" else sqlite_insert
+    stmt = (
+        insert(Outbox)
+        .values(key=key, kind=kind, status="sent", channel=channel, address=as_address(address),
+                contact_id=contact_id, due_at=now, sent_at=now, attempts=0,
+                invitation_id=invitation_id, created_at=now)
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(col(Outbox.id))
+    )
+    return (await s.exec(stmt)).first() is not None
+
+
 async def cancel_pending(
     s: AsyncSession,
     *,

@@ -19,6 +19,7 @@ from bot.cli import (
     flows,
     invite,
     preview,
+    remind,
     report,
     run,
     status,
@@ -52,6 +53,7 @@ app.add_typer(flows.app, name="flows")
 app.add_typer(db.app, name="db")
 app.add_typer(contacts.app, name="contacts")
 app.command("invite")(invite.invite)
+app.command("remind")(remind.remind)
 app.command("status")(status.status)
 app.command("report")(report.report)
 app.command("answers")(report.answers)

@@ -271,17 +271,40 @@ async def plan_reminders(
     return report
 
 
-async def _plan_one(
-    s: AsyncSession, candidate: _Candidate, flow: Flow, session: SurveySession | None, *,
-    now: datetime, lookahead: timedelta, grace: timedelta, report: ReminderReport,
-) -> None:
+@dataclass(frozen=True)
+class DueStep:
+    """The reminder step an invitation is due for: `step`, sent at `due_at` (its slot, or
+    the next slot from now when that has passed), replacing `dropped` earlier missed ones."""
+
+    step: int
+    due_at: datetime
+    dropped: int
+
+
+@dataclass(frozen=True)
+class ReminderPlan:
+    """Where an invitation stands in its flow's reminder steps (chat or link alike)."""
+
+    slots: list[datetime]  # step k's local slot: sent_at + after[k] in window and days
+    done: int  # steps already queued, sent or exported (the next one is this)
+    pending: bool  # a step is queued or being sent
+    sent: list[datetime]  # when each step went out (or was exported)
+    due: DueStep | None  # the step due within the lookahead, if any
+
+    def expires_at(self, sent_at: datetime, grace: timedelta) -> datetime:
+        """A reminder sent late (catch-up after downtime, a link exported late) gets its
+        full grace period too."""
+        return max([self.slots[-1] if self.slots else sent_at, *self.sent]) + grace
+
+
+def reminder_plan(
+    candidate: _Candidate, flow: Flow, lang: str, *, now: datetime, lookahead: timedelta
+) -> ReminderPlan:
+    """The steps of `candidate`'s (sent) invitation: the one planner both the chat
+    reminders and the exported link reminders (bot.followups.link_reminders) use."""
     invitation, contact = candidate.invitation, candidate.contact
+    assert invitation.sent_at is not None
     sent = [when for _, status, when in candidate.steps if status == "sent" and when]
-    invitation.reminders_sent = len(sent)
-    invitation.last_reminder_at = max(sent) if sent else None
-    if invitation.sent_at is None:
-        return
-    lang = session.language if session is not None else language_for(flow, contact)
     rules = flow.reminders
     after = [duration(a) for a in rules.after] if rules else []
 
@@ -293,29 +316,53 @@ async def _plan_one(
     slots = [slot(invitation.sent_at + delay) for delay in after]
     done = max((step for step, _, _ in candidate.steps), default=-1) + 1
     pending = any(status in _PENDING for _, status, _ in candidate.steps)
+    due_steps = [k for k in range(done, len(slots)) if slots[k] - lookahead <= now]
+    due = None
+    if due_steps and not pending:
+        step = due_steps[-1]
+        due = DueStep(step, slots[step] if slots[step] >= now else slot(now),
+                      len(due_steps) - 1)
+    return ReminderPlan(slots, done, pending, sent, due)
+
+
+async def _plan_one(
+    s: AsyncSession, candidate: _Candidate, flow: Flow, session: SurveySession | None, *,
+    now: datetime, lookahead: timedelta, grace: timedelta, report: ReminderReport,
+) -> None:
+    invitation, contact = candidate.invitation, candidate.contact
+    sent = [when for _, status, when in candidate.steps if status == "sent" and when]
+    invitation.reminders_sent = len(sent)
+    invitation.last_reminder_at = max(sent) if sent else None
+    if invitation.sent_at is None:
+        return
+    lang = session.language if session is not None else language_for(flow, contact)
+    plan = reminder_plan(candidate, flow, lang, now=now, lookahead=lookahead)
     # each reminder goes where an invitation would go now (a block since moves it on)
     target = pick_identity(candidate.identities, contact.preferred_channel)
-    due_steps = [k for k in range(done, len(slots)) if slots[k] - lookahead <= now]
-    if due_steps and not pending and target is not None and invitation.token:
-        step = due_steps[-1]
-        due_at = slots[step] if slots[step] >= now else slot(now)
+    if plan.due is not None and target is not None and invitation.token:
         # written when sent (bot.followups.render): resume or start is decided then
-        queued = await enqueue(s, key=f"reminder:{invitation.id}:{step}", kind="reminder",
-                               channel=target.channel, address=target.address,
-                               contact_id=contact.id, due_at=due_at, now=now,
-                               invitation_id=invitation.id)
+        queued = await enqueue(s, key=reminder_key(invitation.id, plan.due.step),
+                               kind="reminder", channel=target.channel,
+                               address=target.address, contact_id=contact.id,
+                               due_at=plan.due.due_at, now=now, invitation_id=invitation.id)
         if queued:
             report.planned += 1
-            report.dropped += len(due_steps) - 1
+            report.dropped += plan.due.dropped
             return
-    if pending or (target is not None and invitation.token and done < len(slots)):
+    if plan.pending or (target is not None and invitation.token
+                        and plan.done < len(plan.slots)):
         return  # a reminder is still to come (or on its way): not expired yet
-    # A reminder sent late (catch-up after downtime) gets its full grace period too.
-    last = max([slots[-1] if slots else invitation.sent_at, *sent])
-    if now >= last + grace:
+    # Without a chat, steps are exported for staff to send (bot.followups.link_reminders):
+    # an exported step counts as sent, so expiry waits its grace after it.
+    if now >= plan.expires_at(invitation.sent_at, grace):
         invitation.status = "expired"
         invitation.reason = "unfinished" if session is not None else "no_answer"
         report.expired += 1
+
+
+def reminder_key(invitation_id: int | None, step: int) -> str:
+    """The outbox key of step `step`: one row per invitation and step, however it goes."""
+    return f"reminder:{invitation_id}:{step}"
 
 
 async def silent_by_role(
