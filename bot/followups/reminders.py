@@ -13,6 +13,10 @@ inside the window); the earlier missed steps are dropped: one nudge, not a burst
 
 An invitation still unanswered `grace` (2 days by default) after its last reminder's slot
 is marked expired; a late answer still completes it.
+
+Invitations of contacts without a chat (a personal link) get no message from here: their
+due steps are exported for staff by `sada remind` (bot.followups.link_reminders, with the
+same `reminder_plan`) and recorded under the same keys, as sent on the channel ``link``.
 """
 
 from __future__ import annotations
