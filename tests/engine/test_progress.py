@@ -188,8 +188,9 @@ def test_the_range_reads_in_each_language() -> None:
     _, prompts = start(flow, "fa")
     ask = last_ask(prompts)
     assert ask is not None
-    assert progress(ask, Translator("fa")).startswith("سؤال ۱ از ۷ تا ۹، ")
-    assert progress(ask, Translator("ar")).startswith("السؤال ١ من ٧ إلى ٩، ")
+    # "از ۷ تا ۹" / "من ٧ إلى ٩" alone read as "from 7 to 9": "out of" says what the range is
+    assert progress(ask, Translator("fa")).startswith("سؤال ۱ از مجموع ۷ تا ۹، ")
+    assert progress(ask, Translator("ar")).startswith("السؤال ١ من أصل ٧ إلى ٩، ")
     # "·" would read as a zero (۰) between Persian or Arabic digits and words
     assert "·" not in progress(ask, Translator("fa")) + progress(ask, Translator("ar"))
     assert " · about " in progress(ask, Translator("en"))
