@@ -389,11 +389,13 @@ async def on_unreachable(
 
 
 async def adopt_chat(
-    s: AsyncSession, *, contact_id: int, chat_contact_id: int, now: datetime
+    s: AsyncSession, *, contact_id: int, chat_contact_id: int, now: datetime,
+    several: frozenset[str] = frozenset(),
 ) -> bool:
     """An invited contact opened their personal link in a chat: from now on that chat is
     one of the contact's identities. Returns False (nothing changed) unless `contact_id` has
-    no identity on the chat's channel(s).
+    no identity on the chat's channel(s), but for the channels in `several`, where one
+    person has an identity per browser (the web chat's visitors).
 
     The contact the bot created for the chat on its first update (`chat_contact_id`) is
     merged into the invited one, whose id the invitations, links and reports hold: its
@@ -408,7 +410,7 @@ async def adopt_chat(
         return False
     found = await identities_of(s, [contact_id, chat_contact_id])
     theirs = {i.channel for i in found.get(chat_contact_id, [])}
-    if not theirs or theirs & {i.channel for i in found.get(contact_id, [])}:
+    if not theirs or (theirs - several) & {i.channel for i in found.get(contact_id, [])}:
         return False
     # Every table that names a contact, found in the metadata so tables added later move
     # too (all are plain contact_id foreign keys); identities are one of them.

@@ -203,12 +203,15 @@ class Store:
             mine = (await identities_of(s, [contact_id])).get(contact_id, [])
             return pick_identity(mine, contact.preferred_channel, channels)
 
-    async def adoptable(self, contact_id: int, channel: str) -> bool:
+    async def adoptable(self, contact_id: int, channel: str, *, several: bool = False) -> bool:
         """Whether a chat on `channel` could still become this contact: it exists and has no
-        identity on that channel (`adopt_chat` takes only such contacts)."""
+        identity on that channel (`adopt_chat` takes only such contacts), or the channel is
+        one where a person has `several` (a browser each)."""
         async with self.database.session() as s, s.begin():
             if await s.get(Contact, contact_id) is None:
                 return False
+            if several:
+                return True
             taken = (await s.exec(select(ContactIdentity.id).where(
                 ContactIdentity.contact_id == contact_id,
                 ContactIdentity.channel == channel))).first()

@@ -667,6 +667,13 @@ class Controller:
             return None
         return await self.service.resume(session)
 
+    @property
+    def _several(self) -> bool:
+        """One person may be several chats here: a visitor id per browser on a page that
+        only shows messages while open (the web chat), so their personal link opened in a
+        second browser is still theirs."""
+        return not self.capabilities.reaches_absent
+
     def _chat(self, address: str) -> str:
         """The chat as one name across channels (a Telegram and a Bale chat may share ids)."""
         return f"{self.channel}:{address}"
@@ -682,14 +689,16 @@ class Controller:
         """Whether this chat could still become that contact (adopt_chat takes only contacts
         without an identity on this channel): else its link is someone else's, and no code
         is asked for."""
-        return await self.store.adoptable(invited_id, self.channel)
+        return await self.store.adoptable(invited_id, self.channel, several=self._several)
 
     async def _adopt(self, invited_id: int, chat_contact: Contact) -> Contact | None:
         """An invited contact without a chat opens their personal link: this chat is them."""
         assert chat_contact.id is not None
         async with self.store.database.session() as s, s.begin():
             adopted = await adopt_chat(s, contact_id=invited_id, chat_contact_id=chat_contact.id,
-                                       now=self.service.clock())
+                                       now=self.service.clock(),
+                                       several=frozenset({self.channel} if self._several
+                                                         else ()))
         if not adopted:
             return None
         return await self.store.get_contact(invited_id)

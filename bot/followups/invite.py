@@ -37,7 +37,7 @@ from bot.followups.dates import parse_moment
 from bot.followups.timing import DEFAULT_WINDOW, next_slot
 from bot.i18n import Translator
 from bot.messaging.links import link_url, new_token, parse_context, start_press
-from bot.messaging.registry import Registry
+from bot.messaging.registry import CHANNELS, Registry
 from bot.messaging.transport import Button, Keyboard
 from bot.staff_text import write_csv
 from bot.survey import contact_fields
@@ -362,7 +362,10 @@ async def decide(
     ids = [c.id for c in contacts if c.id is not None]
     last = await last_surveyed(s, flow_id=flow.id, contact_ids=ids)
     identities = await identities_of(s, ids)
-    targets = {c.id: pick_identity(identities.get(c.id or 0, []), c.preferred_channel)
+    # a chat that only shows what was sent when its page is open does not count: they get a link
+    reaching = CHANNELS.reaching_absent()
+    targets = {c.id: pick_identity(identities.get(c.id or 0, []), c.preferred_channel,
+                                   reaching)
                for c in contacts}
     tired_since = at - duration(flow.fatigue)
     reasons: dict[int, str | None] = {}

@@ -42,6 +42,7 @@ from bot.followups.reminders import (
     reminder_plan,
 )
 from bot.messaging.links import link_url
+from bot.messaging.registry import CHANNELS
 from bot.staff_text import write_csv
 from storage.db import Database
 from storage.identities import is_unreachable, pick_identity
@@ -154,7 +155,8 @@ async def _export_one(
         return
     if contact.opted_out or is_unreachable(candidate.identities):
         return  # the planner cancels it on its next pass
-    if pick_identity(candidate.identities, contact.preferred_channel) is not None:
+    if pick_identity(candidate.identities, contact.preferred_channel,
+                     CHANNELS.reaching_absent()) is not None:
         report.by_chat += 1  # has a chat now: `plan_reminders` reminds them there
         return
     lang = session.language if session is not None else language_for(flow, contact)

@@ -36,6 +36,7 @@ from bot.flow.model import Flow, duration
 from bot.followups.invite import flow_title, language_for
 from bot.followups.timing import next_slot
 from bot.i18n import Translator
+from bot.messaging.registry import CHANNELS
 from bot.survey import contact_fields
 from storage.db import Database
 from storage.identities import identities_of, is_unreachable, pick_identity
@@ -342,7 +343,8 @@ async def _plan_one(
     lang = session.language if session is not None else language_for(flow, contact)
     plan = reminder_plan(candidate, flow, lang, now=now, lookahead=lookahead)
     # each reminder goes where an invitation would go now (a block since moves it on)
-    target = pick_identity(candidate.identities, contact.preferred_channel)
+    target = pick_identity(candidate.identities, contact.preferred_channel,
+                           CHANNELS.reaching_absent())
     if plan.due is not None and target is not None and invitation.token:
         # written when sent (bot.followups.render): resume or start is decided then
         queued = await enqueue(s, key=reminder_key(invitation.id, plan.due.step),

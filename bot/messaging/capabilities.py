@@ -60,6 +60,11 @@ class Capabilities:
     # outside it only the channel's approved templates go (bot.messaging.transport.Templated).
     # None: no window, a message may go any time.
     window: timedelta | None = None
+    # Whether a message sent while the person is away reaches them (a notification on their
+    # phone). A web page does not: it shows what was sent only when reopened, so invitations
+    # and reminders go to such a contact as a link for staff to send (e-mail, SMS), and one
+    # person may open their link in several browsers (a visitor id each).
+    reaches_absent: bool = True
 
     def __post_init__(self) -> None:
         if self.messages_per_second <= 0 or self.messages_per_chat_per_second <= 0:

@@ -144,6 +144,11 @@ class Registry:
             raise NoLinks(channel)
         return channel.links
 
+    def reaching_absent(self) -> frozenset[str]:
+        """The channels whose messages reach a person who is not looking (not the web page):
+        where invitations and reminders may go."""
+        return frozenset(c.name for c in self if c.capabilities.reaches_absent)
+
     def __iter__(self) -> Iterator[Channel]:
         """The channels, by name (a stable order for lint's messages)."""
         self._discovered()

@@ -37,6 +37,7 @@ CAPABILITIES = Capabilities(
     # (transport.py), far above what a conversation or the dispatcher sends.
     messages_per_second=500.0,
     messages_per_chat_per_second=5.0,
+    reaches_absent=False,
 )
 
 CHANNEL = Channel(
