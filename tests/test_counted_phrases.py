@@ -9,7 +9,7 @@ import pytest
 
 from bot.channels import text as render
 from bot.engine import inputs as i
-from bot.engine.prompts import DURATION, QUESTION_COUNT, Say
+from bot.engine.prompts import DURATION, QUESTION_COUNT, Ask, Say
 from bot.engine.step import new_state, step
 from bot.flow.loader import load_flow
 from bot.flow.model import Flow
@@ -87,3 +87,18 @@ def test_the_intro_counts_up_to_when_conditions_may_skip_questions() -> None:
         say = prompts[0]
         assert isinstance(say, Say) and (say.fewest, say.questions) == (7, 9)
         assert shown in render.prompt(say, Translator(lang), typed=False)
+
+
+def test_the_intro_and_the_first_question_say_the_same_minutes() -> None:
+    """Shown one line apart, "about 4 minutes" then "about 3 minutes left" would read as a
+    contradiction: both count the questions' time, rounded up alike."""
+    flow = load_flow(Path(__file__).parent.parent / "flows" / "b2b_supplier.yaml").flow
+    for lang in ("ar", "fa", "en"):
+        _, prompts = step(flow, new_state(flow, language=lang), i.Start())
+        say, ask = prompts[0], prompts[-1]
+        assert isinstance(say, Say) and isinstance(ask, Ask) and say.minutes is not None
+        t = Translator(lang)
+        said = t.ngettext("about {n} minute", "about {n} minutes", say.minutes)
+        left = t.ngettext("about {n} minute left", "about {n} minutes left", say.minutes)
+        assert said in render.prompt(say, t, typed=False)
+        assert left in render.progress(ask, t), (lang, render.progress(ask, t))

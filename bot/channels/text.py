@@ -16,7 +16,9 @@ def notice(n: Notice, t: Translator) -> str:
     p = n.params
     match n.key:
         case "intro_summary":
-            questions = t.ngettext("{n} question", "{n} questions", p["questions"])
+            questions = t.ngettext("up to {n} question", "up to {n} questions",
+                                   p["questions"]) if p.get("fewest") is not None else \
+                t.ngettext("{n} question", "{n} questions", p["questions"])
             minutes = t.ngettext("about {n} minute", "about {n} minutes", p["minutes"])
             text = t.gettext("This survey has {questions} and takes {duration}.",
                              questions=questions, duration=minutes)

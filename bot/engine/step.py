@@ -26,7 +26,7 @@ from bot.engine.prompts import (
 from bot.engine.state import Answered, SessionState, Value
 from bot.engine.words import YESNO_WORDS, is_stop, yes_or_no
 from bot.flow.conditions import parse as parse_condition
-from bot.flow.estimate import estimate, question_seconds
+from bot.flow.estimate import question_seconds
 from bot.flow.model import (
     RTL_LANGUAGES,
     SCORED_TYPES,
@@ -138,8 +138,10 @@ def _start(flow: Flow, state: SessionState) -> Result:
     total = len(possible)
     if flow.consent is not None:
         state = state.evolve(status="consent")
-    est = estimate(flow).seconds_by_language.get(state.language, 0.0)
-    minutes = max(1, math.ceil(est / 60))
+    # The questions' time, as the first question's "about 3 minutes left" counts it: said
+    # one line apart, the two numbers must agree (reading the intro is not counted twice).
+    seconds = round(sum(question_seconds(q, state.language) for q in possible))
+    minutes = max(1, math.ceil(seconds / 60))
     values = {**_values(flow, state), "questions": _num(total, state.language),
               "minutes": _num(minutes, state.language), "duration": DURATION,
               "question_count": QUESTION_COUNT}
@@ -150,7 +152,8 @@ def _start(flow: Flow, state: SessionState) -> Result:
                                  fewest=certain if QUESTION_COUNT in text and certain < total
                                  else None)]
     if not _mentions_builtin(intro):
-        prompts.append(Notice("intro_summary", {"questions": total, "minutes": minutes}))
+        prompts.append(Notice("intro_summary", {"questions": total, "minutes": minutes,
+                                                "fewest": certain if certain < total else None}))
     prompts.append(_consent_prompt(flow, state) if state.status == "consent" else ask(flow, state))
     return state, prompts
 

@@ -245,6 +245,15 @@ def test_persian_layout_is_right_to_left(context: Any, server: Server, artifacts
     page.screenshot(path=artifacts / "page-fa-nps.png", animations="disabled")
     # on the screenshot: the focus ring of ۰, the scale's first answer, is at the right
     assert focus_ring_at(artifacts / "page-fa-nps.png") > 0.8
+    # the empty text box's placeholder starts at the right too
+    box = page.locator("form input")
+    assert box.evaluate("e => getComputedStyle(e).textAlign") == "right"
+    # a score answered in Persian digits ("✓ ۹") keeps the message's right-to-left order
+    type_answer(page, "۹")
+    bot_says(page, text("nps_why", "fa"))
+    score = page.locator(".msg.bot").filter(has_text=text("nps", "fa")).get_by_role("button")
+    assert score.text_content() == "✓ ۹"
+    assert score.evaluate("e => getComputedStyle(e).direction") == "rtl"
 
 
 def focus_ring_at(png: Path) -> float:

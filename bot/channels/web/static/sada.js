@@ -1,5 +1,5 @@
 /* Sada web chat widget: one file, no build step, no third-party requests, no cookies.
- * Size as served: 24.7 kB, 8.7 kB gzipped, with the words of ar, fa, en (limit: 30 kB
+ * Size as served: 25.1 kB, 8.9 kB gzipped, with the words of ar, fa, en (limit: 30 kB
  * gzipped; tests/browser checks).
  * Contract with the server: docs/web-chat.md ("The API"), built in bot/channels/web/.
  *
@@ -19,7 +19,9 @@
   const base = new URL(me.src, location.href).origin;
   const API = base + "/web/v1/";
   const RTL = /^(ar|fa)\b/i;
-  const STRONG = /[A-Za-z\u00C0-\u024F\u0370-\u03FF\u0400-\u04FF\u0590-\u08FF\uFB1D-\uFDFF\uFE70-\uFEFC\u200E\u200F]/;
+  // Letters that set a line's direction; Arabic-Indic and Persian digits and their separators
+  // (U+0660-066C, U+06F0-06F9) are not letters: "✓ ۹" takes the message's direction.
+  const STRONG = /[A-Za-z\u00C0-\u024F\u0370-\u03FF\u0400-\u04FF\u0590-\u065F\u066D-\u06EF\u06FA-\u08FF\uFB1D-\uFDFF\uFE70-\uFEFC\u200E\u200F]/;
 
   // The widget's own words in every language, from the server's gettext catalogs: the
   // server puts them between the marks as it serves this file (bot/channels/web/words.py).
@@ -70,6 +72,7 @@ header h2{flex:1;margin:0;font-size:1.05rem;font-weight:600}
 form{display:flex;gap:.5rem;padding:.5rem;border-block-start:1px solid #d0d7de;background:#fafbfc}
 form input{flex:1;min-inline-size:0;font:inherit;padding:.5rem .75rem;border:1.5px solid #8c959f;border-radius:10px;
  background:#fff;color:#1f2328}
+[dir=rtl] form input:placeholder-shown{direction:rtl;text-align:right}
 .send{font:inherit;padding-inline:1rem;border:0;border-radius:10px;background:#1a5fb4;color:#fff;cursor:pointer;
  min-block-size:2.75rem}
 .status{padding:.25rem .75rem;font-size:.875rem;background:#fff8c5;color:#3b2f00}
