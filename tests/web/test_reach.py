@@ -71,7 +71,7 @@ async def test_a_visitor_is_invited_and_reminded_by_link_not_on_the_page(
     await served.settled()
     visitor = await store.find_contact("web", opened["visitor"])
     assert visitor is not None and visitor.id is not None
-    before, last = await served.poll(opened["visitor"], 0)
+    _, last = await served.poll(opened["visitor"], 0)
 
     now = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)  # a Sunday morning
     links = tmp_path / "links.csv"
