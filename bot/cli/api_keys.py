@@ -6,7 +6,6 @@ line: exit 2 for input that names nothing or cannot make a key, 1 for the rest.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, TypeVar
@@ -18,9 +17,10 @@ from bot.cli.common import (
     Column,
     FormatOption,
     check_format,
-    database_url,
     fail,
     print_table,
+    stamp,
+    with_database,
     write_records,
 )
 
@@ -50,24 +50,8 @@ def clock() -> datetime:
 
 def _with_database(work: Callable[[Database], Awaitable[T]]) -> T:
     from storage.api_keys import BadKeyInput
-    from storage.db import Database, NotFound, StorageError
 
-    url = database_url()
-
-    async def run() -> T:
-        async with await Database.open(url) as db:
-            return await work(db)
-
-    try:
-        return asyncio.run(run())
-    except (NotFound, BadKeyInput) as exc:
-        fail(str(exc), 2)
-    except StorageError as exc:
-        fail(str(exc))
-
-
-def _stamp(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M") if moment else ""
+    return with_database(work, refused=(BadKeyInput,))
 
 
 @app.command("create")
@@ -123,8 +107,8 @@ def list_command(
                       markup=False)
         return
     print_table(console, _COLUMNS, [
-        [k.name, k.prefix, ",".join(k.scopes), _stamp(k.created_at),
-         _stamp(k.last_used_at) or "never", _stamp(k.revoked_at)] for k in keys])
+        [k.name, k.prefix, ",".join(k.scopes), stamp(k.created_at),
+         stamp(k.last_used_at) or "never", stamp(k.revoked_at)] for k in keys])
 
 
 @app.command("revoke")

@@ -10,12 +10,13 @@ This module stays light (no storage, no Telegram): `sada --help` imports it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -34,6 +35,11 @@ from bot.settings import (
     variable_name,
 )
 from bot.staff_text import staff_line
+
+if TYPE_CHECKING:  # storage loads SQLAlchemy: only commands that open a database
+    from storage.db import Database
+
+T = TypeVar("T")
 
 # Set by the root callback on every invocation (None when `sada --database-url` is absent).
 root_database_url: str | None = None
@@ -147,6 +153,33 @@ def database_url(option: str | None = None) -> str:
     except ValueError as exc:
         fail(f"{source}: {exc}", 2)
     return url
+
+
+def with_database(work: Callable[[Database], Awaitable[T]],
+                  refused: tuple[type[Exception], ...] = ()) -> T:
+    """Run `work` on the command's database: a NotFound or one of `refused` (bad input,
+    said in one line) exits 2, any other StorageError 1."""
+    from storage.db import Database, NotFound, StorageError
+
+    url = database_url()
+
+    async def run() -> T:
+        async with await Database.open(url) as db:
+            return await work(db)
+
+    try:
+        return asyncio.run(run())
+    except Exception as exc:
+        if isinstance(exc, (NotFound, *refused)):
+            fail(str(exc), 2)
+        if isinstance(exc, StorageError):
+            fail(str(exc))
+        raise
+
+
+def stamp(moment: datetime | None) -> str:
+    """A time in a list: to the minute, blank when there is none."""
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else ""
 
 
 # --- lists: a table that fits the terminal, or CSV / JSON for a pipe ----------------------

@@ -20,10 +20,11 @@ from bot.cli.common import (
     Column,
     FormatOption,
     check_format,
-    database_url,
     fail,
     id_parser,
     print_table,
+    stamp,
+    with_database,
     write_records,
 )
 
@@ -53,25 +54,9 @@ def clock() -> datetime:
 
 
 def _with_database(work: Callable[[Database], Awaitable[T]]) -> T:
-    from storage.db import Database, NotFound, StorageError
     from storage.webhooks import BadWebhookInput
 
-    url = database_url()
-
-    async def run() -> T:
-        async with await Database.open(url) as db:
-            return await work(db)
-
-    try:
-        return asyncio.run(run())
-    except (NotFound, BadWebhookInput) as exc:
-        fail(str(exc), 2)
-    except StorageError as exc:
-        fail(str(exc))
-
-
-def _stamp(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M") if moment else ""
+    return with_database(work, refused=(BadWebhookInput,))
 
 
 @app.command("add")
@@ -113,7 +98,7 @@ _FIELDS = ("id", "url", "events", "active", "pending", "failures", "failing_sinc
 
 def _state(row: SubscriptionRow) -> str:
     sub = row.subscription
-    return "active" if sub.active else f"disabled {_stamp(sub.disabled_at)}"
+    return "active" if sub.active else f"disabled {stamp(sub.disabled_at)}"
 
 
 @app.command("list")
@@ -141,7 +126,7 @@ def list_command(fmt: FormatOption = "table") -> None:
     print_table(console, _COLUMNS, [
         [str(r.subscription.id), r.subscription.url, ", ".join(r.subscription.events),
          _state(r), str(r.pending), str(r.subscription.failures),
-         _stamp(r.subscription.last_success_at) or "never", r.subscription.last_error or ""]
+         stamp(r.subscription.last_success_at) or "never", r.subscription.last_error or ""]
         for r in rows])
 
 
