@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import (
@@ -31,12 +31,14 @@ from bot.channels.settings import ChannelSettings
 from bot.channels.telegram.settings import TelegramSettings
 from bot.channels.web.settings import WebSettings
 from bot.channels.whatsapp.settings import WhatsAppSettings
+from bot.metrics_settings import MetricsSettings
 
 DEFAULT_DATA_DIR = Path("data")
 PREFIX = "SADA_"
 NESTED = "__"
 # The type of a settings error whose message is already the whole line (names included).
 WHOLE_LINE = "sada_settings"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 class Settings(BaseSettings):
@@ -82,6 +84,30 @@ class Settings(BaseSettings):
         default_factory=WebSettings,
         description='the web chat: SADA_WEB__PUBLIC_URL=… and so on, or a JSON object',
     )
+    # Groups that are not channels (is_channel False): read the same way.
+    metrics: MetricsSettings = Field(
+        default_factory=MetricsSettings,
+        description='the Prometheus endpoint: SADA_METRICS__ENABLED=… and so on, or a JSON '
+        'object',
+    )
+    log_level: str = Field(
+        default="INFO",
+        description="what `sada run` logs: DEBUG, INFO, WARNING or ERROR (--log-level); "
+        "personal data (names, answers, typed text, numbers) only at DEBUG",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="text (a line per record) or json (an object per line, for log "
+        "collectors) (--log-format)",
+    )
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}, not {value!r}")
+        return level
 
     @classmethod
     def settings_customise_sources(
@@ -114,6 +140,14 @@ def channel_groups(
 ) -> dict[str, type[ChannelSettings]]:
     """The channels' settings groups by field name: {"telegram": TelegramSettings}. A field
     whose type is a ChannelSettings is a group: declaring it is all a channel needs here."""
+    return {name: model for name, model in setting_groups(settings_cls).items()
+            if getattr(model, "is_channel", True)}
+
+
+def setting_groups(
+    settings_cls: type[BaseSettings] = Settings,
+) -> dict[str, type[ChannelSettings]]:
+    """Every settings group, the channels' and the others' (metrics), by field name."""
     return {name: field.annotation for name, field in settings_cls.model_fields.items()
             if isinstance(field.annotation, type)
             and issubclass(field.annotation, ChannelSettings)}
@@ -130,7 +164,7 @@ class Variable:
 
 def variables() -> Iterator[Variable]:
     """Every setting in the order the README table lists them."""
-    groups = channel_groups()
+    groups = setting_groups()
     for name, field in Settings.model_fields.items():
         if name not in groups:
             yield Variable(f"{PREFIX}{name.upper()}", None, field)
@@ -144,7 +178,7 @@ def variable_name(*loc: str | int) -> str:
     """The variable behind a value (("telegram", "token") → SADA_TELEGRAM__TOKEN), or its
     older flat name when only that one is set, so a message names what the user wrote."""
     head = str(loc[0])
-    model = channel_groups().get(head)
+    model = setting_groups().get(head)
     if model is None or len(loc) < 2:
         return f"{PREFIX}{head.upper()}"
     key = str(loc[1])
@@ -159,7 +193,7 @@ def variable_name(*loc: str | int) -> str:
 
 def field_at(*loc: str | int) -> FieldInfo | None:
     """The field behind a value: ("telegram", "token") or ("data_dir",)."""
-    model = channel_groups().get(str(loc[0]))
+    model = setting_groups().get(str(loc[0]))
     if model is not None and len(loc) > 1:
         return model.model_fields.get(str(loc[1]))
     return Settings.model_fields.get(str(loc[0]))
@@ -192,7 +226,8 @@ class _ChannelNames(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         written = self.source.env_vars  # lower-case names (case_sensitive is off)
-        groups = channel_groups(self.settings_cls)
+        groups = setting_groups(self.settings_cls)
+        channels = channel_groups(self.settings_cls)
         prefix = PREFIX.lower()
         problems = []
         for name in written:
@@ -200,7 +235,7 @@ class _ChannelNames(PydanticBaseSettingsSource):
             if name.startswith(prefix) and nested and head not in groups:
                 problems.append(_line(
                     f"{name.upper()}: there is no channel {head!r}; the channels are "
-                    f"{', '.join(groups)} ({PREFIX}<CHANNEL>{NESTED}<KEY>)", head))
+                    f"{', '.join(channels)} ({PREFIX}<CHANNEL>{NESTED}<KEY>)", head))
         for group in groups:
             whole = written.get(prefix + group)
             if whole is not None:

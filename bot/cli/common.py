@@ -29,9 +29,9 @@ from rich.text import Text
 from bot.settings import (
     WHOLE_LINE,
     Settings,
-    channel_groups,
     field_at,
     get_settings,
+    setting_groups,
     variable_name,
 )
 from bot.staff_text import staff_line
@@ -118,7 +118,7 @@ def settings_problems(exc: ValidationError) -> list[str]:
         if error["type"] == "extra_forbidden" and len(loc) > 1:
             group = str(loc[0]).upper()
             known = ", ".join(f"SADA_{group}__{key.upper()}"
-                              for key in channel_groups()[str(loc[0])].model_fields)
+                              for key in setting_groups()[str(loc[0])].model_fields)
             message = f"not a {group.title()} setting; the settings are {known}"
         elif error["type"] != "value_error":  # our validators say what they expect
             field = field_at(*loc[:2])
