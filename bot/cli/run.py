@@ -29,7 +29,6 @@ __all__ = ["Framework", "channels_or_exit", "link", "parse_listen", "register", 
 
 TOKEN_FORMAT = re.compile(r"\d+:[A-Za-z0-9_-]{30,}")
 LOOSE_TOKEN_FORMAT = re.compile(r"\d+:[A-Za-z0-9_-]+")
-_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class _BadInput(ValueError):
@@ -118,8 +117,10 @@ def _catalogs_or_exit() -> None:
         _fail(str(exc))
 
 
-def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format=_LOG_FORMAT)
+def _configure_logging(level: str = "INFO", fmt: str = "text") -> None:
+    from bot.logs import configure
+
+    configure(level, fmt)  # the context fields (channel, update, contact, session) on each
     # httpx (PTB's HTTP client) logs every request URL at INFO, and the URL holds the token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)  # "Context impl SQLiteImpl" …
@@ -157,6 +158,16 @@ def run(
         str | None,
         typer.Option("--flow", metavar="ID", help="With --web-only: the flow its link opens "
                      "(default: b2b-supplier if served, else the first flow)."),
+    ] = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING or ERROR "
+                     "(default: SADA_LOG_LEVEL, else INFO). Personal data only at DEBUG."),
+    ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option("--log-format", metavar="FORMAT", help="text, or json: an object per "
+                     "line for log collectors (default: SADA_LOG_FORMAT, else text)."),
     ] = None,
 ) -> None:
     """Run the Telegram bot, the Bale bot, WhatsApp and the web chat, any of them, in one
@@ -201,7 +212,7 @@ def run(
     _catalogs_or_exit()
     served = _served_flow(flow or _demo_flow(settings.flows_dir), settings.flows_dir) \
         if web_only else None
-    _configure_logging()
+    _configure_logging(*_log_options(settings, log_level, log_format))
     try:
         if served is not None:
             asyncio.run(_web_only(settings, served, address))
@@ -212,6 +223,20 @@ def run(
         _fail(str(exc))
     except KeyboardInterrupt:  # a second Ctrl-C while stopping
         _fail("stopped before the shutdown finished", 130)
+
+
+def _log_options(settings: Settings, level: str | None, fmt: str | None) -> tuple[str, str]:
+    """--log-level and --log-format, else their settings; one line (exit 2) when bad."""
+    from bot.logs import FORMATS
+    from bot.settings import LOG_LEVELS
+
+    level = (level or settings.log_level).strip().upper()
+    fmt = (fmt or settings.log_format).strip().lower()
+    if level not in LOG_LEVELS:
+        _fail(f"--log-level must be one of {', '.join(LOG_LEVELS)}, not {level!r}", 2)
+    if fmt not in FORMATS:
+        _fail(f"--log-format must be text or json, not {fmt!r}", 2)
+    return level, fmt
 
 
 # The flow `sada run --web-only` links to unless --flow names another: the README's demo.
