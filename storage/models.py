@@ -404,3 +404,15 @@ class WebMessage(SQLModel, table=True):
     kind: str  # message, edit, notice, visitor
     body: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType, nullable=False)
     created_at: datetime
+
+
+class SendRate(SQLModel, table=True):
+    """The shared pacing of sends (bot/followups/shared_rate.py): for a channel ("telegram")
+    or one chat of it ("telegram:12345"), the earliest time, in epoch seconds of the
+    database's clock, its next message may go (GCRA's theoretical arrival time). Disposable:
+    a lost row only lets one message go early."""
+
+    __tablename__ = "send_rate"
+
+    key: str = Field(primary_key=True)
+    tat: float

@@ -1,0 +1,180 @@
+"""Send limits shared by every process of one bot, kept in PostgreSQL.
+
+One process paces its sends in memory (bot.followups.ratelimit.RateLimiter). N processes on
+one database would each keep their own budget and together send N times too fast, so with
+PostgreSQL every send reserves its time in the table ``send_rate`` instead: one row per
+channel (the overall rate) and one per chat (the per-chat rate), each holding the GCRA
+"theoretical arrival time" of the next message in seconds of the *database's* clock (the
+processes' clocks never need to agree). A booking is one short transaction:
+
+1. the chat's row is created if new and locked (two processes sending to one chat queue
+   here, briefly);
+2. if the chat is not free yet, nothing is booked: the caller waits until it is and asks
+   again (booking the channel's slot that far ahead would hold back every other chat);
+3. else the channel's row moves on by one interval from the later of itself and now
+   (INSERT … ON CONFLICT DO UPDATE … RETURNING): the send's time; and the chat's row is set
+   one per-chat interval after it.
+
+The caller then sleeps until its time, wherever it is (a lane gives its place to another
+chat meanwhile: bot.conversation.lanes.wait_out). There is no leader to elect and nothing
+to fail over: a process that dies holds no lock past its transaction, and a reservation it
+made but never used only leaves one slot unused. A 429 moves the channel's row to
+now + retry_after, so every process waits it out.
+
+SQLite means one process (one writer): it keeps the in-memory limiter. :func:`install` is
+called by `sada run` on PostgreSQL; the dispatcher (invitations, reminders, alerts,
+follow-ups) and the replies (Controller's delivery) then pace through :func:`installed`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy import text
+
+from bot.followups.ratelimit import HEADROOM, Chat, RateLimiter
+from bot.messaging.capabilities import Capabilities
+from storage.db import Database
+
+__all__ = ["SharedRateLimiter", "install", "installed", "uninstall"]
+
+log = logging.getLogger(__name__)
+
+# Chats' rows older than this are deleted now and then: their next message may go at once.
+_PRUNE_AFTER = 60.0
+_PRUNE_EVERY = 60.0
+
+_NOW = "extract(epoch from clock_timestamp())"
+_CREATE_CHAT = text("INSERT INTO send_rate (key, tat) VALUES (:chat, 0) "
+                    "ON CONFLICT (key) DO NOTHING")
+_RESERVE = text(f"""
+WITH c AS (
+    SELECT tat AS chat_tat, {_NOW} AS now FROM send_rate WHERE key = :chat FOR UPDATE
+), g AS (
+    INSERT INTO send_rate (key, tat) SELECT :channel, c.now + :interval FROM c
+    WHERE c.chat_tat <= c.now
+    ON CONFLICT (key) DO UPDATE
+        SET tat = GREATEST(send_rate.tat, (SELECT now FROM c)) + :interval
+    RETURNING tat - :interval AS slot
+), u AS (
+    UPDATE send_rate SET tat = (SELECT slot FROM g) + :per_chat
+    WHERE key = :chat AND EXISTS (SELECT 1 FROM g)
+)
+SELECT (SELECT slot FROM g) AS slot, c.chat_tat - c.now AS chat_wait, c.now FROM c
+""")
+_PAUSE = text(f"""
+INSERT INTO send_rate (key, tat) VALUES (:channel, {_NOW} + :seconds)
+ON CONFLICT (key) DO UPDATE SET tat = GREATEST(send_rate.tat, EXCLUDED.tat)
+""")
+_PRUNE = text(f"DELETE FROM send_rate WHERE key LIKE :chats AND tat < {_NOW} - :age")
+
+
+class SharedRateLimiter(RateLimiter):
+    """A RateLimiter whose budget lives in PostgreSQL, shared with the other processes.
+
+    ``rate`` and ``per_chat`` as RateLimiter's (messages a second overall; seconds between
+    two messages to one chat). :meth:`book` tries to book a send; :meth:`acquire` books and
+    sleeps until its time."""
+
+    def __init__(self, database: Database, channel: str, *, rate: float, per_chat: float,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        super().__init__(rate=rate, per_chat=per_chat, sleep=sleep)
+        self.database = database
+        self.channel = channel
+        self._last_prune = time.monotonic()
+
+    @classmethod
+    def for_capabilities(cls, database: Database, channel: str,
+                         capabilities: Capabilities) -> SharedRateLimiter:
+        return cls(database, channel,
+                   rate=capabilities.messages_per_second * HEADROOM,
+                   # the same margin per chat: the server counts our spacing after jitter
+                   per_chat=1.0 / (capabilities.messages_per_chat_per_second * HEADROOM))
+
+    def _chat_key(self, chat: Chat) -> str:
+        return f"{self.channel}:{chat}"
+
+    async def book(self, chat: Chat) -> tuple[float | None, float]:
+        """Try to book the next send to `chat`. Its chat free now: the send's time on the
+        database's clock (epoch seconds) and the seconds until it. Else (None, the seconds
+        until the chat is free): nothing is booked, ask again then."""
+        key = self._chat_key(chat)
+        async with self.database.engine.begin() as conn:
+            await conn.execute(_CREATE_CHAT, {"chat": key})
+            slot, chat_wait, now = (await conn.execute(_RESERVE, {
+                "chat": key, "channel": self.channel, "interval": self._interval,
+                "per_chat": self.per_chat})).one()
+        await self._prune()
+        if slot is None:
+            return None, max(float(chat_wait), 0.001)
+        wait = max(float(slot) - float(now), 0.0)
+        # What chat_wait() answers the dispatcher's pick of the next row (this process's view).
+        self._chat_last[chat] = self.clock() + wait
+        return float(slot), wait
+
+    async def acquire(self, chat_id: Chat,
+                      sleep: Callable[[float], Awaitable[object]] | None = None) -> None:
+        """Wait until one more message to `chat_id` is within the limits of all processes
+        (`sleep`: how to wait, by default this limiter's)."""
+        nap = sleep or self.sleep
+        while True:
+            slot, wait = await self.book(chat_id)
+            if wait > 0:
+                await nap(wait)
+            if slot is not None:
+                return
+
+    def chat_wait(self, chat_id: Chat) -> float:
+        last = self._chat_last.get(chat_id)
+        return 0.0 if last is None else max(0.0, last + self.per_chat - self.clock())
+
+    def pause(self, seconds: float) -> None:
+        """Every process waits `seconds` (a 429): written to the database in the background,
+        and kept here at once."""
+        super().pause(seconds)
+        task = asyncio.get_running_loop().create_task(self.pause_all(seconds))
+        _BACKGROUND.add(task)
+        task.add_done_callback(_BACKGROUND.discard)
+
+    async def pause_all(self, seconds: float) -> None:
+        try:
+            async with self.database.engine.begin() as conn:
+                await conn.execute(_PAUSE, {"channel": self.channel, "seconds": seconds})
+        except Exception as exc:  # the pause is an optimisation; the next 429 says it again
+            log.warning("could not share a %gs pause of %s: %s", seconds, self.channel, exc)
+
+    async def _prune(self) -> None:
+        now = time.monotonic()
+        if now - self._last_prune < _PRUNE_EVERY:
+            return
+        self._last_prune = now
+        self._forget_idle()
+        async with self.database.engine.begin() as conn:
+            await conn.execute(_PRUNE, {"chats": f"{self.channel}:%", "age": _PRUNE_AFTER})
+
+
+_BACKGROUND: set[asyncio.Task[None]] = set()
+_INSTALLED: dict[str, SharedRateLimiter] = {}
+
+
+def install(database: Database, channels: dict[str, Capabilities]) -> bool:
+    """Pace every send of these channels through the database, when it is PostgreSQL (on
+    SQLite nothing changes: one process, its own limiter). True when installed."""
+    if database.engine.dialect.name != "postgresql":
+        return False
+    for channel, capabilities in channels.items():
+        _INSTALLED[channel] = SharedRateLimiter.for_capabilities(database, channel,
+                                                                 capabilities)
+    return True
+
+
+def installed(channel: str) -> SharedRateLimiter | None:
+    """The shared limiter of `channel` in this process, if `sada run` installed one."""
+    return _INSTALLED.get(channel)
+
+
+def uninstall() -> None:
+    _INSTALLED.clear()

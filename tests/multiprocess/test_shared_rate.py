@@ -1,0 +1,71 @@
+"""The send limits shared through PostgreSQL (bot/followups/shared_rate.py): limiters of
+three "processes" (each its own engine on one database) book sends that together keep the
+channel's overall and per-chat spacing, and a 429 told to one holds back all of them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import pytest
+
+from bot.followups.shared_rate import SharedRateLimiter
+from storage.db import Database
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+async def url(database: Database) -> str:
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("shared limits live in PostgreSQL; SQLite is one process")
+    return database.url
+
+
+async def _limiters(url: str, rate: float, per_chat: float) -> list[SharedRateLimiter]:
+    return [SharedRateLimiter(await Database.open(url), "telegram", rate=rate, per_chat=per_chat)
+            for _ in range(3)]
+
+
+async def _close(limiters: list[SharedRateLimiter]) -> None:
+    for limiter in limiters:
+        await limiter.database.close()
+
+
+async def test_three_processes_share_the_overall_rate(url: str) -> None:
+    limiters = await _limiters(url, rate=50, per_chat=1.0)
+    try:
+        booked = await asyncio.gather(*(limiters[i % 3].book(1000 + i) for i in range(30)))
+        times = sorted(slot for slot, _ in booked)
+    finally:
+        await _close(limiters)
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert min(gaps) == pytest.approx(0.02), gaps  # on the database's clock
+    assert max(gaps) < 0.05  # no slot left unused between them
+
+
+async def test_one_chat_gets_its_spacing_from_all(url: str) -> None:
+    limiters = await _limiters(url, rate=1000, per_chat=0.1)
+    booked: list[float] = []
+    try:
+        async def send(limiter: SharedRateLimiter) -> None:
+            await limiter.acquire(7)
+            booked.append(time.monotonic())
+
+        await asyncio.gather(*(send(limiters[i % 3]) for i in range(4)))
+        slot, wait = await limiters[0].book(8)
+    finally:
+        await _close(limiters)
+    booked.sort()
+    gaps = [b - a for a, b in zip(booked, booked[1:], strict=False)]
+    assert min(gaps) >= 0.09, gaps
+    assert slot is not None and wait < 0.05  # another chat is not held back
+
+
+async def test_a_429_pauses_every_process(url: str) -> None:
+    limiters = await _limiters(url, rate=1000, per_chat=0.001)
+    try:
+        await limiters[0].pause_all(2.0)
+        slot, wait = await limiters[2].book(9)
+    finally:
+        await _close(limiters)
+    assert slot is not None and 1.8 < wait <= 2.01
