@@ -5,7 +5,9 @@ channel's overall and per-chat spacing, and a 429 told to one holds back all of 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
+
 import pytest
 
 from bot.followups.shared_rate import SharedRateLimiter
@@ -38,7 +40,7 @@ async def test_three_processes_share_the_overall_rate(url: str) -> None:
         times = sorted(slot for slot, _ in booked)
     finally:
         await _close(limiters)
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) == pytest.approx(0.02), gaps  # on the database's clock
     assert max(gaps) < 0.05  # no slot left unused between them
 
@@ -56,7 +58,7 @@ async def test_one_chat_gets_its_spacing_from_all(url: str) -> None:
     finally:
         await _close(limiters)
     booked.sort()
-    gaps = [b - a for a, b in zip(booked, booked[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(booked)]
     assert min(gaps) >= 0.09, gaps
     assert slot is not None and wait < 0.05  # another chat is not held back
 
