@@ -45,8 +45,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import DBAPIError
 
+from bot import logs, metrics
 from bot.followups.ratelimit import RateLimiter
 from bot.followups.render import Fail, Flows, Message, Skip, TemplateMessage, render
+from bot.followups.shared_rate import installed
 from bot.messaging.registry import CHANNELS, Registry
 from bot.messaging.transport import (
     Blocked,
@@ -162,9 +164,11 @@ class Dispatcher:
         self.clock = clock
         self.sleep = sleep
         given = limiters or {}
+        # With PostgreSQL, `sada run` installs limiters shared by all its processes.
         self.limiters = {
             name: given[name] if name in given
-            else RateLimiter.for_channel(registry.get(name).capabilities, sleep=sleep)
+            else installed(name) or RateLimiter.for_channel(registry.get(name).capabilities,
+                                                            sleep=sleep)
             for name in self.transports
         }
         self.lease = lease
@@ -345,7 +349,10 @@ class Dispatcher:
         deadline = asyncio.get_running_loop().time() + self.send_timeout.total_seconds()
         return deadline if self._stop_at is None else min(deadline, self._stop_at)
 
+    @logs.scoped
     async def _deliver(self, row: Outbox, report: DispatchReport) -> None:
+        logs.bind(channel=row.channel, update_id=None, contact_id=row.contact_id,
+                  session_id=row.session_id)
         if self.channel_paused_until(row.channel) is not None:
             await self._release([row], report, "paused by a rate limit")
             return
@@ -403,6 +410,7 @@ class Dispatcher:
                 log.warning("outbox message %s was sent but its lease had passed to another "
                             "worker: it may be delivered twice", row.id)
 
+    @metrics.counts_sends("outbox", lambda self, row, message: row.channel)
     async def _send(self, row: Outbox, message: Message) -> int:
         """Send the row's message: as its template when the person is outside the channel's
         window, else free-form, and once more as the template when the channel refuses it as
@@ -417,8 +425,8 @@ class Dispatcher:
                 if message.no_template is not None:
                     raise Refused(message.no_template) from exc
                 raise
-            log.info("outbox message %s (%s to %s %s) was outside the window: sending its "
-                     "template", row.id, row.kind, row.channel, row.address)
+            log.info("outbox message %s (%s on %s) was outside the window: sending its "
+                     "template", row.id, row.kind, row.channel)
             return await self._send_template(row, message.template)
 
     async def _send_template(self, row: Outbox, template: TemplateMessage) -> int:
@@ -462,8 +470,8 @@ class Dispatcher:
             if await outbox.mark_cancelled(self.database, _id(row), rendered.reason,
                                            claimed_until=row.locked_until):
                 report.skipped += 1
-                log.info("outbox message %s (%s to %s %s) cancelled: %s", row.id, row.kind,
-                         row.channel, row.address, rendered.reason)
+                log.info("outbox message %s (%s on %s) cancelled: %s", row.id, row.kind,
+                         row.channel, rendered.reason)
             else:
                 report.lost_lease += 1
             return None
@@ -517,8 +525,8 @@ class Dispatcher:
         if await outbox.mark_failed(self.database, _id(row), error, self.clock(),
                                     claimed_until=row.locked_until):
             report.failed += 1
-            log.warning("outbox message %s (%s to %s %s) failed: %s", row.id, row.kind,
-                        row.channel, row.address, error)
+            log.warning("outbox message %s (%s on %s) failed: %s", row.id, row.kind,
+                        row.channel, error)
         else:
             report.lost_lease += 1
 
