@@ -46,6 +46,7 @@ from bot.flow.loader import FlowError, LoadedFlow, load_flow
 from bot.flow.model import LANGUAGES
 from bot.followups.actions import record_feedback
 from bot.followups.hooks import survey_hooks
+from bot.followups.shared_rate import installed as shared_limiter
 from bot.i18n import Translator
 from bot.messaging import links
 from bot.messaging.capabilities import Capabilities
@@ -70,6 +71,7 @@ from bot.messaging.transport import (
 from bot.staff_text import staff_line
 from bot.survey import Conversation, SurveyService
 from storage.invitations import adopt_chat, mark_started, on_opt_out, on_unreachable
+from storage.locks import lock_address
 from storage.models import Contact, SurveySession
 from storage.outbox import enqueue
 from storage.repo import DuplicateUpdate, Store
@@ -242,6 +244,9 @@ class Controller:
         event = cleaned(event)
         try:
             async with self.store.transaction() as tx:
+                # First: an update of this person in another process is applied before or
+                # after this one, never interleaved with it (PostgreSQL; see storage/locks).
+                await lock_address(tx.database, self.channel, event.chat_id)
                 if event.update_id is not None:
                     await tx.claim_update(self.source, event.update_id,
                                           now=self.service.clock())
@@ -855,6 +860,7 @@ class Controller:
         delay = 0.5
         for attempt in range(6):
             try:
+                await self._pace(out)
                 return await _send(out, transport)
             except RetryAfter as exc:
                 if exc.seconds > LONGEST_WAIT:
@@ -868,6 +874,21 @@ class Controller:
                     raise
                 delay = min(delay * 2, 30)
         raise Transient("gave up after repeated rate limits")
+
+    async def _pace(self, out: Out) -> None:
+        """With several processes on PostgreSQL, a message waits for its turn within the
+        channel's limits, shared by all of them (bot/followups/shared_rate.py); in the lane,
+        so other people's updates go on meanwhile. A press's answer is no message."""
+        limiter = shared_limiter(self.channel)
+        chat = getattr(out, "chat_id", None)
+        if limiter is None or chat is None or isinstance(out, AnswerPress):
+            return
+
+        async def nap(seconds: float) -> None:
+            if not await wait_out(seconds, self._sleep):
+                raise Transient("stopping: not waiting for the send limits")
+
+        await limiter.acquire(chat, nap)
 
     async def _unreachable(self, chat_id: str | None) -> None:
         if chat_id is None:

@@ -1,0 +1,36 @@
+"""Locks that keep several processes of one bot apart, on PostgreSQL.
+
+One person's updates may reach two processes at once (a load balancer in front of N `sada
+run`). Each update is one transaction (Controller.handle); taking :func:`lock_address` first
+in it makes a second update of the same (channel, address) wait until the first has
+committed, so the two are applied one after the other, never interleaved, and the second
+reads what the first wrote. It is a transaction-level advisory lock: released at commit or
+rollback, and by the server when a process dies (kill -9 included), so nothing is left to
+clean up. Different people never wait for each other (but for a 64-bit hash collision).
+
+SQLite has one writer at a time anyway (BEGIN IMMEDIATE): nothing to take there.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from storage.db import Database
+
+__all__ = ["lock_address"]
+
+# hashtextextended's seed: any fixed number, so these keys are apart from other uses.
+_SEED = 0x5ADA_0001
+_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, :seed))")
+
+
+async def lock_address(database: Database, channel: str, address: str) -> None:
+    """Hold (channel, address) until the end of `database`'s transaction: the Database of
+    Store.transaction(), whose connection is the event's."""
+    if database.engine.dialect.name != "postgresql":
+        return
+    connection = getattr(database, "connection", None)
+    if connection is None:
+        raise RuntimeError("lock_address needs the Database of an open transaction "
+                           "(Store.transaction())")
+    await connection.execute(_LOCK, {"key": f"{channel}:{address}", "seed": _SEED})
