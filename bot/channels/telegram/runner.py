@@ -352,6 +352,12 @@ async def run_bot(
     ):
         shared = _Shared(Store(database), stopping, len(names) + len(hooks), listen)
         from bot.api.mount import mount_api
+        from bot.followups.shared_rate import install
+
+        # Several processes on one PostgreSQL send within one budget per channel and chat.
+        install(database, {name: CHANNELS.get(name).capabilities
+                           for name in [*names, *(h.CHANNEL_NAME for h in hooks)]
+                           if name in CHANNELS})
 
         try:
             await mount_api(shared, settings)  # listens now when an API key is in use
