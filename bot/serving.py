@@ -13,6 +13,7 @@ are run by bot/channels/telegram/runner.py, which owns the process and calls the
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import logging
 import pkgutil
@@ -30,6 +31,7 @@ from sqlalchemy import Connection
 
 from bot.conversation.events import Inbound
 from bot.messaging.transport import Transport
+from bot.metrics_settings import MetricsSettings
 from bot.settings import Settings
 from storage.db import head_revision
 from storage.repo import Store
@@ -67,6 +69,7 @@ class CoreFactory(Protocol):
 
 
 HEALTH_PATH = "/healthz"
+METRICS_PATH = "/metrics"  # Prometheus; no key (docs/operations.md: keep it private)
 API_PREFIX = "/api/"  # bot.api's; not imported from there, so serving stays light
 READY_PATH = "/readyz"
 
@@ -81,8 +84,12 @@ class Shared:
     the webhook server (one --listen address, a path per channel)."""
 
     def __init__(self, store: Store, stop: asyncio.Event, channels: int,
-                 listen: tuple[str, int]) -> None:
+                 listen: tuple[str, int], metrics: MetricsSettings | None = None) -> None:
         self.store = store
+        self.metrics = metrics or MetricsSettings()
+        self._metrics_server: web.AppRunner | None = None
+        # bot.metrics.OutboxDepth and a registry holding it, made on the first scrape
+        self._outbox_depth: tuple[Any, Any] | None = None
         self.stop = stop
         self.channels = channels
         self.listen = listen
@@ -172,6 +179,48 @@ class Shared:
                 # For a load balancer in front of the webhooks: alive, and able to serve.
                 self._routes["GET", HEALTH_PATH] = self._health
                 self._routes["GET", READY_PATH] = self._ready
+                if self.metrics.enabled and self.metrics.address is None:
+                    self._routes["GET", METRICS_PATH] = self._scrape
+
+    async def serve_metrics(self) -> None:
+        """With SADA_METRICS__LISTEN: /metrics alone on a server of its own (a private
+        address), started now whatever the channels do."""
+        address = self.metrics.address
+        if not self.metrics.enabled or address is None or self._metrics_server is not None:
+            return
+        app = web.Application()
+        app.router.add_get(METRICS_PATH, self._scrape)
+        runner = web.AppRunner(app, handle_signals=False)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, *address).start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise StartError(f"cannot listen on {address[0]}:{address[1]} for metrics "
+                             f"(SADA_METRICS__LISTEN): {exc.strerror or exc}") from None
+        self._metrics_server = runner
+        log.info("metrics: http://%s:%d%s", *address, METRICS_PATH)
+
+    async def _scrape(self, request: web.Request) -> web.StreamResponse:
+        """Prometheus's text format: the process's counters, and the outbox's depth read
+        from the database (cached a few seconds)."""
+        from prometheus_client import CollectorRegistry
+
+        from bot import metrics
+
+        if self._outbox_depth is None:
+            depth = metrics.OutboxDepth(functools.partial(metrics.outbox_depths,
+                                                          self.store.database))
+            registry = CollectorRegistry(auto_describe=False)
+            registry.register(depth)
+            self._outbox_depth = depth, registry
+        depth, registry = self._outbox_depth
+        try:
+            await depth.refresh()
+        except Exception as exc:  # the counters still count: serve them, say why not this
+            log.warning("metrics: could not read the outbox depth: %s", exc)
+        return web.Response(body=metrics.exposition(registry),
+                            headers={"Content-Type": metrics.CONTENT_TYPE})
 
     async def _health(self, request: web.Request) -> web.StreamResponse:
         """Alive: the process answers. 503 once stopping, so no new traffic comes."""
@@ -213,6 +262,9 @@ class Shared:
         return await receive(request)
 
     async def close(self) -> None:
+        if self._metrics_server is not None:
+            metrics_server, self._metrics_server = self._metrics_server, None
+            await metrics_server.cleanup()
         if self._server is not None:
             server, self._server = self._server, None
             await server.cleanup()

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot import metrics
 from bot.engine import inputs
 from bot.engine.prompts import Prompt
 from bot.engine.state import SessionState
@@ -179,5 +180,8 @@ class SurveyService:
                 if consented else None,
                 within=run_hooks if self.hooks else None,
             )
+            metrics.ANSWERS.labels(conversation.flow.id).inc(sum(
+                1 for q, a in state.answers.items()
+                if not a.skipped and conversation.state.answers.get(q) != a))
             conversation.state = state
         return prompts

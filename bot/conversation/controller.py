@@ -16,11 +16,13 @@ import functools
 import json
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot import logs, metrics
 from bot.channels import text as render
 from bot.conversation import staff
 from bot.conversation.events import (
@@ -221,19 +223,23 @@ class Controller:
 
     # --- one update ----------------------------------------------------------------------
 
+    @logs.scoped
     async def process(self, event: Inbound, transport: Transport) -> None:
         """Handle and deliver; errors are logged, never raised into the framework. An update
         that failed still gets an answer (a button stops spinning, a message says to try
         again), so nobody waits on a bot that went quiet."""
+        started, outcome = time.perf_counter(), "ok"
         try:
             outs = await self.handle(event)
         except Exception:
             log.exception("update %s failed", event.update_id)
-            outs = _apology(event)
+            outs, outcome = _apology(event), "failed"
         try:
             await self.deliver(outs, transport)
         except Exception:
             log.exception("update %s: delivery failed", event.update_id)
+            outcome = "failed"
+        metrics.handled(self.channel, outcome, started)
 
     async def handle(self, event: Inbound) -> list[Out]:
         """Apply one update in one transaction (its de-duplication, the contact, the
@@ -242,6 +248,7 @@ class Controller:
         nothing and gets nothing; one that fails leaves nothing behind, so its
         redelivery is applied in full."""
         event = cleaned(event)
+        logs.bind_event(self.channel, event.update_id)
         try:
             async with self.store.transaction() as tx:
                 # First: an update of this person in another process is applied before or
@@ -252,6 +259,7 @@ class Controller:
                                           now=self.service.clock())
                 return await self._within(tx)._apply(event)
         except DuplicateUpdate:
+            metrics.UPDATES_REDELIVERED.labels(self.channel).inc()
             return []  # a redelivery: already applied, already answered
 
     def _within(self, tx: Store) -> Controller:
@@ -262,6 +270,7 @@ class Controller:
 
     async def _apply(self, event: Inbound) -> list[Out]:
         contact = await self._contact(event)
+        logs.bind(contact_id=contact.id)
         reply = Reply(event.chat_id, contact.language or "en", self.capabilities)
         if isinstance(event, Pressed):
             await self._press(event, contact, reply)
@@ -604,6 +613,7 @@ class Controller:
         *,
         message_id: int | None = None,
     ) -> None:
+        logs.bind(session_id=conversation.session_id)
         before = conversation.state
         prompts = await self.service.handle(conversation, event)
         after = conversation.state
@@ -670,6 +680,7 @@ class Controller:
         session = await self.store.latest_open_session(contact.id)
         if session is None:
             return None
+        logs.bind(session_id=session.id)
         return await self.service.resume(session)
 
     @property
@@ -789,8 +800,7 @@ class Controller:
                     if await self._question_refused(out, exc, transport):
                         reached.add(out.chat_id)
                 elif isinstance(out, SendText | SendPhoto | SendDocument):
-                    log.error("%s refused a %s to chat %s: %s", self.title,
-                              type(out).__name__, out.chat_id, exc)
+                    log.error("%s refused a %s: %s", self.title, type(out).__name__, exc)
                     unanswered.add(out.chat_id)
                 else:  # an edit or a button's answer: the message itself is there
                     log.warning("could not deliver %s: %s", type(out).__name__, exc)
@@ -821,9 +831,9 @@ class Controller:
         assert out.session_id is not None
         session = await self.store.get_session(out.session_id)
         flow = session.flow_id if session else "?"
-        log.error("%s refused question %s of flow %s (session %s, chat %s): %s; the "
-                  "respondent was told it could not be shown: shorten it (sada flows lint)",
-                  self.title, out.question_id, flow, out.session_id, out.chat_id, exc)
+        log.error("%s refused question %s of flow %s (session %s): %s; the respondent was "
+                  "told it could not be shown: shorten it (sada flows lint)",
+                  self.title, out.question_id, flow, out.session_id, exc)
         await self.store.mark_shown(out.session_id, out.question_id, None)
         await self._tell_staff(
             f"{flow}:{out.question_id}",
@@ -849,7 +859,7 @@ class Controller:
         try:
             await self._with_retries(SendText(chat, text), transport)
         except (Blocked, Refused, Transient) as exc:
-            log.warning("could not send the apology to chat %s: %s", chat, exc)
+            log.warning("could not send the apology: %s", exc)  # the chat: in the context
             return False
         return True
 
@@ -919,6 +929,7 @@ class Controller:
         await self.deliver(reply.outs, transport)
 
 
+@metrics.counts_sends("reply", lambda out, transport: transport.channel)
 async def _send(out: Out, transport: Transport) -> int | None:
     if isinstance(out, SendText):
         return await transport.send_text(out.chat_id, out.text, out.keyboard)

@@ -22,6 +22,7 @@ from typing import Literal
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot import metrics
 from bot.engine.state import Value
 from bot.flow.loader import FlowError, load_flow_text
 from bot.flow.model import (
@@ -303,6 +304,7 @@ async def open_cases(
                           due_at=now + ALERT_GRACE, now=now, case_id=case.id)
         await emit_case(s, "case.opened", case, now=now)  # webhooks, in this transaction
         opened.append(case.id)
+        metrics.CASES_OPENED.labels(flow.id).inc()
     return opened
 
 

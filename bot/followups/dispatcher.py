@@ -352,7 +352,7 @@ class Dispatcher:
     @logs.scoped
     async def _deliver(self, row: Outbox, report: DispatchReport) -> None:
         logs.bind(channel=row.channel, update_id=None, contact_id=row.contact_id,
-                  session_id=row.session_id)
+                  session_id=None)
         if self.channel_paused_until(row.channel) is not None:
             await self._release([row], report, "paused by a rate limit")
             return

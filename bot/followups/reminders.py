@@ -31,6 +31,7 @@ from sqlalchemy import and_, false, or_, text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot import metrics
 from bot.flow.loader import LoadedFlow
 from bot.flow.model import Flow, duration
 from bot.followups.invite import flow_title, language_for
@@ -273,6 +274,7 @@ async def plan_reminders(
                 continue
             await _plan_one(s, candidate, plain[invitation.flow_id], session, now=now,
                             lookahead=lookahead, grace=grace, report=report)
+    metrics.REMINDERS_PLANNED.inc(report.planned)  # committed
     return report
 
 

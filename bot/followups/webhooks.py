@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot import metrics
 from bot.flow.model import CesQuestion, CsatQuestion, NpsQuestion
 from bot.followups.dispatcher import Clock, utc_now
 from bot.survey import Step
@@ -213,6 +214,7 @@ class WebhookSender:
             if await webhooks.mark_delivered(self.database, row, status=outcome.status or 200,
                                              now=now):
                 report.delivered += 1
+                metrics.WEBHOOK_DELIVERIES.labels("ok").inc()
             else:
                 report.lost_lease += 1
             return
@@ -223,6 +225,7 @@ class WebhookSender:
             report.lost_lease += 1
             return
         report.retried += 1
+        metrics.WEBHOOK_DELIVERIES.labels("failed").inc()
         if failure.disabled:
             report.disabled += 1
             log.warning("webhook %d disabled after %d failed attempts of event %s: %s",

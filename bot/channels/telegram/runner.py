@@ -350,7 +350,8 @@ async def run_bot(
         _stop_event(stop) as stopping,
         await Database.open(settings.effective_database_url) as database,
     ):
-        shared = _Shared(Store(database), stopping, len(names) + len(hooks), listen)
+        shared = _Shared(Store(database), stopping, len(names) + len(hooks), listen,
+                         metrics=settings.metrics)
         from bot.api.mount import mount_api
         from bot.followups.shared_rate import install
 
@@ -361,6 +362,7 @@ async def run_bot(
 
         try:
             await mount_api(shared, settings)  # listens now when an API key is in use
+            await shared.serve_metrics()  # its own address, with SADA_METRICS__LISTEN
         except BaseException:
             await shared.close()
             raise
