@@ -41,7 +41,8 @@ def parse_each(raw: Any, parse: Callable[[dict[str, Any]], U]) -> list[U | Rejec
     for data in batch:
         update_id = data.get("update_id") if isinstance(data, dict) else None
         if not isinstance(update_id, int) or isinstance(update_id, bool):
-            log.warning("an update without an update_id skipped: %.200r", data)
+            log.warning("an update without an update_id skipped")
+            log.debug("the update without an update_id: %.200r", data)  # may hold text
             continue
         try:
             parsed.append(parse(data))

@@ -205,7 +205,8 @@ async def _status(shared: Shared, change: StatusChange) -> None:
         address=change.recipient or None,
     )
     if outcome.unreachable:
-        log.info("WhatsApp: %s is unreachable (error %s)", change.recipient, change.error_code)
+        log.info("WhatsApp: a contact is unreachable (error %s)", change.error_code)
+        log.debug("WhatsApp: %s is unreachable", change.recipient)  # a phone number: DEBUG
     if change.status == "failed" and change.error_code == SPAM_RATE:
         followups = shared.followups
         if followups is not None:
