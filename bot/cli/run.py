@@ -127,6 +127,10 @@ def _configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     # a line per job added and per run ("Adding job tentatively"): the follow-ups' own
     # log says what they do
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # a line per request, whose path may hold a personal link's token (/s/<token>) and
+    # whose client is a person's IP address: only at DEBUG
+    if level != "DEBUG":
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
 # --- sada run ---------------------------------------------------------------------------------
