@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
@@ -51,7 +51,7 @@ def current() -> dict[str, Any]:
     return {name: value for name, var in _VARS.items() if (value := var.get()) is not None}
 
 
-def scoped(function: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+def scoped(function: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
     """Fields bound while `function` runs are undone when it returns: a loop handling one
     event after another in one task (a console, the dispatcher) leaks none to the next."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, ParamSpec, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -80,11 +80,11 @@ def _outcome(exc: BaseException) -> str:
 
 def counts_sends(
     source: str, channel_of: Callable[..., str],
-) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], Callable[P, Coroutine[Any, Any, R]]]:
     """Count each call of the decorated send in SENDS, by the channel `channel_of(*args)`
     names and its outcome (the exception it raised, if any)."""
 
-    def decorate(send: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    def decorate(send: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
         @functools.wraps(send)
         async def counted(*args: P.args, **kwargs: P.kwargs) -> R:
             try:
