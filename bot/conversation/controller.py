@@ -19,6 +19,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -912,13 +913,46 @@ class Controller:
 
         Chats side by side in lanes, as updates are: a rate limit for one chat delays only
         that chat, not the start for everyone."""
+        found = await self.store.undelivered_sessions(self.channel)
+        if self.store.database.engine.dialect.name == "postgresql":
+            # Other processes may run beside this one: a question committed moments ago may
+            # still be on its way from one of them (its delivery waits out at most
+            # LONGEST_WAIT). Those are looked at again once that time has passed.
+            settled = self.service.clock() - timedelta(seconds=SETTLE_SECONDS)
+            recent = [(s, a) for s, a in found if _aware(s.last_activity_at) > settled]
+            found = [(s, a) for s, a in found if _aware(s.last_activity_at) <= settled]
+            if recent:
+                task = asyncio.get_running_loop().create_task(self._resume_settled(
+                    transport, {s.id for s, _ in recent}))
+                _SETTLING.add(task)
+                task.add_done_callback(_SETTLING.discard)
+        return await self._show_all(found, transport)
+
+    async def _show_all(
+        self, found: list[tuple[SurveySession, str]], transport: Transport
+    ) -> int:
         lanes = ChatLanes()
         shown = [
             lanes.submit(address,
                          functools.partial(self._show_again, session, address, transport))
-            for session, address in await self.store.undelivered_sessions(self.channel)
+            for session, address in found
         ]
         return sum(await asyncio.gather(*shown))
+
+    async def _resume_settled(self, transport: Transport, ids: set[int | None]) -> None:
+        """Show the questions of sessions `ids` still undelivered once no other process
+        can be delivering them any more."""
+        await asyncio.sleep(SETTLE_SECONDS)
+        try:
+            found = [(s, a) for s, a in await self.store.undelivered_sessions(self.channel)
+                     if s.id in ids]
+            shown = await self._show_all(found, transport)
+        except Exception:
+            log.exception("could not re-send the questions committed before the start")
+            return
+        if shown:
+            log.info("%s: re-sent %d question(s) committed before the start but never shown",
+                     self.title, shown)
 
     async def _show_again(
         self, session: SurveySession, address: str, transport: Transport
@@ -950,6 +984,15 @@ Address = tuple[str, str]
 # The longest rate-limit wait sat out inside a chat's lane, in seconds; beyond it the send
 # is given up as Transient.
 LONGEST_WAIT = 30.0
+# How old a committed question must be before a starting process re-sends it, when other
+# processes may be delivering it (PostgreSQL).
+SETTLE_SECONDS = LONGEST_WAIT + 5.0
+# re-sendings, once settled, of what was committed just before the start
+_SETTLING: set[asyncio.Task[None]] = set()
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def menu_label(t: Translator) -> str:
