@@ -71,6 +71,7 @@ from rich.table import Table
 from sqlalchemy import text as sql
 from sqlalchemy.engine import make_url
 
+from bench.over_http import FakeBotApi, make_http_feed, rss_mb, run_echo, run_sada
 from bot.channels.telegram.aiogram_shell import survey_router
 from bot.conversation.controller import Controller, load_flows
 from bot.flow.model import Flow
@@ -414,6 +415,8 @@ class BackendResult:
     problems: list[str]
     logged: list[str]
     calls: Counter[str]  # Bot API calls Sada made, by method
+    mode: str = "in-process"
+    rss: tuple[float, float] | None = None  # MB after the warm-up and after the run
 
 
 class LogCollector(logging.Handler):
@@ -530,13 +533,119 @@ async def bench_backend(name: str, url: str, respondents: int, concurrency: int)
         await database.close()
 
 
-async def bench_sqlite(respondents: int, concurrency: int) -> BackendResult:
+async def _until_done(work: Awaitable[Any], bot: asyncio.Task[None], who: str) -> None:
+    """`work`, unless the bot stops first (it failed to start: its error is raised)."""
+    job = asyncio.ensure_future(work)
+    await asyncio.wait({job, bot}, return_when=asyncio.FIRST_COMPLETED)
+    if not job.done():
+        job.cancel()
+        await bot  # raises the bot's error
+        raise RuntimeError(f"{who} stopped before the respondents were done")
+    job.result()
+
+
+async def bench_backend_http(
+    name: str, url: str, respondents: int, concurrency: int
+) -> BackendResult:
+    """Over HTTP: `sada run`'s runner and a bare aiogram echo bot, long polling a local fake
+    Bot API (bench/over_http.py). Above 1,000 respondents only Sada runs (the RSS run) and a
+    finished respondent's messages are forgotten, so the harness itself stays flat."""
+    collector = LogCollector()
+    logging.getLogger().addHandler(collector)
+    store = InProcessSession()
+    api = FakeBotApi(BOT_TOKEN, BOT_USER, store)
+    await api.start()
+    keep = respondents <= 1000
+    try:
+        flow = load_flows(ROOT / "flows")[FLOW_ID].flow
+        feed = make_http_feed(api)
+        stop = asyncio.Event()
+        bot = asyncio.create_task(run_sada(api, url, ROOT / "flows", stop))
+        warm = Respondent(respondents, flow, store)
+        await _until_done(warm.run(feed), bot, "Sada")
+        database = await Database.open(url)
+        try:
+            answers_before = await count(database, "SELECT count(*) FROM answer")
+            completed_before = await count(
+                database, "SELECT count(*) FROM survey_session WHERE status = 'completed'")
+        finally:
+            await database.close()
+        people = [Respondent(i, flow, store) for i in range(respondents)]
+        calls_before = store.calls.copy()
+        api.latencies, api.unanswered = [], 0
+        rss_before = rss_mb()
+
+        async def one(person: Respondent) -> None:
+            await person.run(feed)
+            if not keep:
+                store.chats.pop(person.chat_id, None)
+                person.payloads.clear()
+
+        run = gather_limited([lambda p=p: one(p) for p in people], concurrency)
+        start = time.perf_counter()
+        await _until_done(run, bot, "Sada")
+        wall = time.perf_counter() - start
+        rss_after = rss_mb()
+        sada_stats = Stats(latencies=api.latencies)
+        sada_stats.unhandled = api.unanswered
+        updates = sum(len(p.payloads) for p in people) if keep else len(api.latencies)
+        await api.stopped(stop, bot)
+        calls = store.calls - calls_before
+        database = await Database.open(url)
+        try:
+            answers = await count(database, "SELECT count(*) FROM answer") - answers_before
+            completed = await count(
+                database, "SELECT count(*) FROM survey_session WHERE status = 'completed'"
+            ) - completed_before
+        finally:
+            await database.close()
+        sada = RunResult(updates, wall, sada_stats)
+
+        echo_stats = Stats()
+        echo = RunResult(0, float("nan"), echo_stats)
+        if keep:
+            # The baseline: the same updates, through a bare aiogram bot on the same server.
+            stop = asyncio.Event()
+            bot = asyncio.create_task(run_echo(api, echo_router, stop))
+
+            async def replay(payloads: list[JSON]) -> None:
+                for payload in payloads:
+                    await feed(payload)
+
+            await _until_done(replay(warm.payloads), bot, "echo")
+            api.latencies, api.unanswered = [], 0
+            start = time.perf_counter()
+            await _until_done(gather_limited(
+                [lambda p=p: replay(p.payloads) for p in people], concurrency), bot, "echo")
+            echo_wall = time.perf_counter() - start
+            echo_stats.latencies, echo_stats.unhandled = api.latencies, api.unanswered
+            await api.stopped(stop, bot)
+            echo = RunResult(len(echo_stats.latencies), echo_wall, echo_stats)
+
+        problems = [f"respondent {p.index}: {p.problem}" for p in people if p.problem]
+        return BackendResult(
+            name, sada, echo, answers, sum(p.plan.expected_answers(flow) for p in people),
+            completed, respondents, problems, collector.records, calls,
+            mode="over HTTP", rss=(rss_before, rss_after),
+        )
+    finally:
+        logging.getLogger().removeHandler(collector)
+        await api.stop()
+
+
+Bench = Callable[[str, str, int, int], Awaitable[BackendResult]]
+
+
+async def bench_sqlite(respondents: int, concurrency: int,
+                       bench: Bench = bench_backend) -> BackendResult:
     with tempfile.TemporaryDirectory(prefix="sada-bench-") as folder:
         url = f"sqlite:///{Path(folder) / 'sada.db'}"
-        return await bench_backend("SQLite", url, respondents, concurrency)
+        await upgrade(url)
+        return await bench("SQLite", url, respondents, concurrency)
 
 
-async def bench_postgres(server: str, respondents: int, concurrency: int) -> BackendResult | str:
+async def bench_postgres(server: str, respondents: int, concurrency: int,
+                         bench: Bench = bench_backend) -> BackendResult | str:
     """The result, or why PostgreSQL was skipped."""
     name = f"bench_{secrets.token_hex(6)}"
     plain = server.replace("+asyncpg", "")
@@ -553,7 +662,7 @@ async def bench_postgres(server: str, respondents: int, concurrency: int) -> Bac
     url = make_url(server).set(database=name).render_as_string(hide_password=False)
     try:
         await upgrade(url)
-        return await bench_backend("PostgreSQL", url, respondents, concurrency)
+        return await bench("PostgreSQL", url, respondents, concurrency)
     finally:
         admin = await asyncpg.connect(plain, timeout=10)
         try:
@@ -567,7 +676,8 @@ async def bench_postgres(server: str, respondents: int, concurrency: int) -> Bac
 
 def report(result: BackendResult) -> None:
     sada, echo = result.sada, result.echo
-    table = Table(title=f"{result.name}: {result.respondents} respondents", title_justify="left")
+    table = Table(title=f"{result.name}, {result.mode}: {result.respondents} respondents",
+                  title_justify="left")
     table.add_column("")
     table.add_column("Sada", justify="right")
     table.add_column("echo baseline", justify="right")
@@ -582,16 +692,26 @@ def report(result: BackendResult) -> None:
     table.add_row("unhandled updates", str(sada.stats.unhandled), str(echo.stats.unhandled), "")
     table.add_row("answers stored", answers, "", "")
     table.add_row("surveys completed", completed, "", "")
-    table.add_row("wall time (s)", f"{sada.wall:.2f}", f"{echo.wall:.2f}",
-                  f"{sada.wall / echo.wall:.1f}×")
-    table.add_row("answers/s", f"{result.answers / sada.wall:.0f}", "", "")
-    table.add_row("updates/s", f"{sada.per_second:.0f}", f"{echo.per_second:.0f}",
-                  f"{sada.per_second / echo.per_second:.3f}")
-    table.add_row("latency p50 (ms)", f"{sada.p50:.1f}", f"{echo.p50:.2f}",
-                  f"{sada.p50 / echo.p50:.0f}×")
-    table.add_row("latency p99 (ms)", f"{sada.p99:.1f}", f"{echo.p99:.2f}",
-                  f"{sada.p99 / echo.p99:.0f}×")
+    have_echo = bool(echo.updates)
+
+    def row(what: str, mine: float, base: float, digits: int, ratio: str) -> None:
+        table.add_row(what, f"{mine:.{digits}f}", f"{base:.{digits}f}" if have_echo else "",
+                      ratio.format(mine / base) if have_echo and base else "")
+
+    row("wall time (s)", sada.wall, echo.wall, 2, "{:.1f}×")
+    row("answers/s", result.answers / sada.wall, result.answers / echo.wall, 0, "{:.3f}")
+    row("updates/s", sada.per_second, echo.per_second, 0, "{:.3f}")
+    if have_echo:
+        row("latency p50 (ms)", sada.p50, echo.p50, 2, "{:.1f}×")
+        row("latency p99 (ms)", sada.p99, echo.p99, 2, "{:.1f}×")
+    else:
+        table.add_row("latency p50 (ms)", f"{sada.p50:.2f}", "", "")
+        table.add_row("latency p99 (ms)", f"{sada.p99:.2f}", "", "")
     console.print(table)
+    if result.rss is not None:
+        before, after = result.rss
+        console.print(f"RSS of the process: {before:.0f} MB after the warm-up, {after:.0f} MB "
+                      f"after the run ({after - before:+.0f} MB)", highlight=False)
     console.print("Bot API calls by Sada: " + ", ".join(
         f"{name} {n}" for name, n in result.calls.most_common()), highlight=False)
     if result.problems:
@@ -608,21 +728,30 @@ def report(result: BackendResult) -> None:
 
 async def main(args: argparse.Namespace) -> int:
     console.print(
-        f"Sada Telegram throughput · {args.respondents} respondents · concurrency "
-        f"{args.concurrency} · Python {platform.python_version()} · aiogram "
-        f"{aiogram.__version__} · {os.cpu_count()} CPU(s)")
+        f"Sada Telegram throughput · {args.respondents} respondents · mode {args.mode} · "
+        f"Python {platform.python_version()} · aiogram {aiogram.__version__} · "
+        f"{os.cpu_count()} CPU(s) · load average {os.getloadavg()[0]:.1f}")
     ok = True
-    if args.backend in ("sqlite", "both"):
-        result = await bench_sqlite(args.respondents, args.concurrency)
-        report(result)
-        ok &= _clean(result)
-    if args.backend in ("postgres", "both"):
-        outcome = await bench_postgres(args.postgres_url, args.respondents, args.concurrency)
-        if isinstance(outcome, str):
-            console.print(f"[yellow]PostgreSQL skipped: {outcome}[/]", highlight=False)
-        else:
-            report(outcome)
-            ok &= _clean(outcome)
+    modes: list[tuple[Bench, int]] = []
+    if args.mode in ("inprocess", "both"):
+        modes.append((bench_backend, args.concurrency or 32))
+    if args.mode in ("http", "both"):
+        # over HTTP every respondent talks at once, up to 500
+        modes.append((bench_backend_http, args.concurrency or min(args.respondents, 500)))
+    for bench, concurrency in modes:
+        if args.backend in ("sqlite", "both"):
+            result = await bench_sqlite(args.respondents, concurrency, bench)
+            report(result)
+            ok &= _clean(result)
+        if args.backend in ("postgres", "both"):
+            outcome = await bench_postgres(args.postgres_url, args.respondents, concurrency,
+                                           bench)
+            if isinstance(outcome, str):
+                console.print(f"[yellow]PostgreSQL skipped: {outcome}[/]", highlight=False)
+            else:
+                report(outcome)
+                ok &= _clean(outcome)
+    console.print(f"load average at the end {os.getloadavg()[0]:.1f}", highlight=False)
     return 0 if ok else 1
 
 
@@ -637,10 +766,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test",
                         help="a server where this user may CREATE and DROP databases")
-    parser.add_argument("--concurrency", type=int, default=32,
-                        help="respondents talking at the same time (default 32)")
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="respondents talking at the same time (default 32 in-process, "
+                             "every respondent up to 500 over HTTP)")
+    parser.add_argument("--mode", choices=("inprocess", "http", "both"), default="inprocess",
+                        help="the bot fed in-process, over HTTP long polling against a local "
+                             "fake Bot API (as `sada run`), or both")
     args = parser.parse_args(argv)
-    if args.respondents < 1 or args.concurrency < 1:
+    if args.respondents < 1 or (args.concurrency is not None and args.concurrency < 1):
         parser.error("--respondents and --concurrency must be at least 1")
     return args
 

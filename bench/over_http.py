@@ -1,0 +1,248 @@
+"""The over-HTTP mode of telegram_throughput.py: the bot as `sada run` runs it, against a
+local fake Bot API server, by long polling.
+
+* **Bot API**: ``FakeBotApi`` here, a lean aiohttp server on 127.0.0.1 (the tests' fake in
+  tests/fakebot records and deep-copies every request, which would weigh on a 10,000-person
+  run). It answers ``getUpdates`` as Telegram does (updates from the offset on, at most
+  ``limit``, a long poll that returns as soon as one is there; an offset confirms what is
+  below it) and keeps the messages the bot sent, with edits applied, through the in-process
+  mode's ``InProcessSession`` bookkeeping, so the same scripted respondents read them.
+* **Sada**: ``run_bot(settings, framework="aiogram", webhook_url=None)`` — the runner of
+  `sada run`: a real aiohttp session, long polling, the per-chat lanes, one database.
+* **Echo**: a bare aiogram bot (``Dispatcher.start_polling``, its own aiohttp session) with
+  the in-process mode's echo router, fed the same updates the respondents sent Sada.
+* **Respondents**: an update is made available (queued, long polls woken), the respondent
+  waits until the bot has *handled* it (Sada: the runner's feed returned; echo: aiogram's
+  update handler returned), then sends its next one. **Reply latency** is from the moment the
+  update was available to the bot's first reply call for that chat (sendMessage,
+  editMessageText/ReplyMarkup, answerCallbackQuery) reaching the server.
+
+Everything runs in one process and one event loop (server, respondents and bot), the same for
+Sada and echo: the harness's own cost is in both figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.types import Update
+from aiohttp import web
+
+JSON = dict[str, Any]
+REPLIES = frozenset({"sendMessage", "editMessageText", "editMessageReplyMarkup",
+                     "answerCallbackQuery", "sendDocument"})
+
+
+@dataclass
+class _Waiting:
+    available: float
+    handled: asyncio.Future[None]
+    replied: bool = False
+
+
+@dataclass
+class FakeBotApi:
+    """A Bot API on 127.0.0.1 that hands out queued updates by getUpdates."""
+
+    token: str
+    me: JSON
+    store: Any  # an InProcessSession: its _result, chats, calls
+    latencies: list[float] = field(default_factory=list)
+    unanswered: int = 0
+    _queue: list[JSON] = field(default_factory=list)
+    _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    _waiting: dict[int, _Waiting] = field(default_factory=dict)  # by update_id
+    _chat_update: dict[int, int] = field(default_factory=dict)  # chat -> its update in flight
+    _runner: web.AppRunner | None = None
+    _last_id: int = 0
+    releasing: bool = False  # long polls answer at once (a bot is being stopped)
+    base_url: str = ""
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/bot{token}/{method}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self.base_url = f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        self._arrived.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # --- the respondents' side ---------------------------------------------------------------
+
+    async def deliver(self, payload: JSON, chat_id: int) -> None:
+        """Make the update available and wait until the bot has handled it. The server
+        numbers updates in the order they arrive, as Telegram does (the echo baseline replays
+        Sada's updates, whose ids would otherwise be behind its offset)."""
+        self._last_id += 1
+        update_id = self._last_id
+        payload = {**payload, "update_id": update_id}
+        waiting = _Waiting(time.perf_counter(), asyncio.get_running_loop().create_future())
+        self._waiting[update_id] = waiting
+        self._chat_update[chat_id] = update_id
+        self._queue.append(payload)
+        self._arrived.set()
+        try:
+            await waiting.handled
+        finally:
+            self._waiting.pop(update_id, None)
+            if self._chat_update.get(chat_id) == update_id:
+                del self._chat_update[chat_id]
+            if not waiting.replied:
+                self.unanswered += 1
+
+    async def stopped(self, stop: asyncio.Event, bot: Awaitable[None]) -> None:
+        """Stop a bot: long polls answer at once while it winds down."""
+        self.releasing = True
+        self._arrived.set()
+        stop.set()
+        try:
+            await bot
+        finally:
+            self.releasing = False
+
+    def handled(self, update_id: int) -> None:
+        """The bot is done with the update (called from the bot's side)."""
+        waiting = self._waiting.get(update_id)
+        if waiting is not None and not waiting.handled.done():
+            waiting.handled.set_result(None)
+
+    # --- the bot's side ----------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        name = request.match_info["method"]
+        if request.match_info["token"] != self.token:
+            return web.json_response({"ok": False, "error_code": 401,
+                                      "description": "Unauthorized"}, status=401)
+        form: dict[str, Any] = dict(await request.post())
+        if not form and request.can_read_body:
+            form = await request.json()
+        if name == "getUpdates":
+            result: Any = await self._get_updates(form)
+        elif name == "getMe":
+            result = self.me
+        elif name == "getWebhookInfo":
+            result = {"url": "", "has_custom_certificate": False, "pending_update_count": 0}
+        else:
+            if name in REPLIES:
+                self._replied(name, form)
+            self.store.calls[name] += 1
+            result = self.store._result(name, form)
+        return web.json_response({"ok": True, "result": result})
+
+    def _replied(self, name: str, form: dict[str, Any]) -> None:
+        if name == "answerCallbackQuery":  # the bench's query ids are "<chat>-<n>"
+            chat = int(str(form.get("callback_query_id", "0")).split("-")[0])
+        else:
+            chat = int(form.get("chat_id", 0))
+        update_id = self._chat_update.get(chat)
+        waiting = self._waiting.get(update_id) if update_id is not None else None
+        if waiting is not None and not waiting.replied:
+            waiting.replied = True
+            self.latencies.append(time.perf_counter() - waiting.available)
+
+    async def _get_updates(self, form: dict[str, Any]) -> list[JSON]:
+        offset = int(form.get("offset") or 0)
+        limit = int(form.get("limit") or 100)
+        timeout = float(form.get("timeout") or 0)
+        if offset:  # confirmed: Telegram forgets them
+            self._queue = [u for u in self._queue if u["update_id"] >= offset]
+        deadline = time.monotonic() + timeout
+        while True:
+            batch = [u for u in self._queue if u["update_id"] >= offset][:limit]
+            remaining = deadline - time.monotonic()
+            if batch or remaining <= 0 or self.releasing:
+                return batch
+            self._arrived.clear()
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._arrived.wait()
+            except TimeoutError:
+                return []
+
+
+# --- the two bots ---------------------------------------------------------------------------
+
+
+async def run_sada(api: FakeBotApi, database_url: str, flows_dir: Path,
+                   stop: asyncio.Event) -> None:
+    """`sada run` (aiogram, long polling) with each handled update reported to the fake."""
+    from bot.channels.telegram import aiogram_shell
+    from bot.channels.telegram.runner import run_bot
+    from bot.settings import Settings
+
+    original = aiogram_shell.AiogramIntake.feed
+
+    async def feed(self: aiogram_shell.AiogramIntake, update: Any) -> None:
+        try:
+            await original(self, update)
+        finally:
+            api.handled(update.update_id)
+
+    settings = Settings(
+        telegram={"token": api.token, "api_url": api.base_url},  # type: ignore[arg-type]
+        database_url=database_url, flows_dir=flows_dir,
+    )
+    aiogram_shell.AiogramIntake.feed = feed  # type: ignore[method-assign]
+    try:
+        await run_bot(settings, framework="aiogram", webhook_url=None, stop=stop,
+                      polling_timeout=25)
+    finally:
+        aiogram_shell.AiogramIntake.feed = original  # type: ignore[method-assign]
+
+
+async def run_echo(api: FakeBotApi, router_factory: Callable[[], Any],
+                   stop: asyncio.Event) -> None:
+    """A bare aiogram echo bot polling the fake, each handled update reported to it."""
+    bot = Bot(api.token, session=AiohttpSession(api=TelegramAPIServer.from_base(api.base_url)))
+    dp = Dispatcher()
+    dp.include_router(router_factory())
+
+    async def signal(handler: Callable[[Update, dict[str, Any]], Awaitable[Any]],
+                     event: Update, data: dict[str, Any]) -> Any:
+        try:
+            return await handler(event, data)
+        finally:
+            api.handled(event.update_id)
+
+    dp.update.outer_middleware(signal)  # type: ignore[arg-type]
+    polling = asyncio.create_task(dp.start_polling(bot, polling_timeout=25,
+                                                   handle_signals=False,
+                                                   close_bot_session=True))
+    await stop.wait()
+    await dp.stop_polling()
+    await polling
+
+
+def make_http_feed(api: FakeBotApi) -> Callable[[JSON], Awaitable[None]]:
+    async def feed(payload: JSON) -> None:
+        body = payload.get("message") or payload["callback_query"]["message"]
+        await api.deliver(payload, int(body["chat"]["id"]))
+
+    return feed
+
+
+def rss_mb() -> float:
+    """This process's resident set size in MB (Linux /proc)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+__all__ = ["FakeBotApi", "make_http_feed", "rss_mb", "run_echo", "run_sada"]
