@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import cast
 
 import pytest
 
 from bot.conversation.controller import Controller, load_flows
 from bot.conversation.events import Typed
+from bot.messaging.transport import Transport
 from storage.db import Database
 from storage.locks import lock_address
 from storage.repo import Store
@@ -52,7 +54,8 @@ async def test_one_update_at_two_processes_at_once_is_applied_once(
     await chat.press("Supplier relationship review")
     sent = len(tr.sent)
     event = Typed(777001, chat.chat_id, chat.user, "1")
-    await asyncio.gather(first.process(event, tr), second.process(event, tr))
+    await asyncio.gather(first.process(event, cast(Transport, tr)),
+                         second.process(event, cast(Transport, tr)))
     assert len(tr.sent) == sent + 1  # one next question, from one of them
     assert await _answers(first.store, "51") == ["stakeholder"]
 
@@ -70,8 +73,8 @@ async def test_one_persons_updates_wait_for_each_other_not_for_others(
     async with first.store.transaction() as tx:
         await lock_address(tx.database, "telegram", sara.chat_id)
         hers = asyncio.ensure_future(second.process(
-            Typed(777101, sara.chat_id, sara.user, "1"), tr))
-        await second.process(Typed(777102, omid.chat_id, omid.user, "1"), tr)
+            Typed(777101, sara.chat_id, sara.user, "1"), cast(Transport, tr)))
+        await second.process(Typed(777102, omid.chat_id, omid.user, "1"), cast(Transport, tr))
         await asyncio.sleep(0.1)
         assert not hers.done()  # waits for process 1's update of hers
         assert await _answers(second.store, "53") == ["stakeholder"]  # Omid's went on
