@@ -24,6 +24,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -100,7 +101,9 @@ def _sqlite_path(async_url: str) -> Path | None:
     return Path(database)
 
 
-def _create_engine(async_url: str, *, foreign_keys: bool = True) -> AsyncEngine:
+def _create_engine(
+    async_url: str, *, foreign_keys: bool = True, one_writer: bool = False
+) -> AsyncEngine:
     if not async_url.startswith("sqlite"):
         return create_async_engine(
             async_url,
@@ -108,7 +111,13 @@ def _create_engine(async_url: str, *, foreign_keys: bool = True) -> AsyncEngine:
             pool_pre_ping=True,  # survive server restarts between quiet hours
             connect_args={"timeout": 10},  # asyncpg waits 60 s by default
         )
-    engine = create_async_engine(async_url, json_serializer=_json_dumps)
+    # one_writer (a file database): one connection, so writers queue for it in order inside
+    # the process instead of polling SQLite's lock in its busy handler, whose sleeps (up to
+    # 100 ms each) made p99 seconds and, under load, "database is locked" after busy_timeout.
+    # Readers (Database.reader) get their own engine and still run beside the writer.
+    sizing: dict[str, Any] = ({"pool_size": 1, "max_overflow": 0}
+                              if one_writer and _sqlite_path(async_url) is not None else {})
+    engine = create_async_engine(async_url, json_serializer=_json_dumps, **sizing)
     pragmas = (*_SQLITE_PRAGMAS, f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -248,6 +257,7 @@ class Database:
     def __init__(self, engine: AsyncEngine, url: str) -> None:
         self.engine = engine
         self.url = url
+        self._reader_engine: AsyncEngine | None = None
 
     @classmethod
     async def open(cls, url: str, *, auto_upgrade: bool | None = None) -> Database:
@@ -256,7 +266,7 @@ class Database:
         is_sqlite = async_url.startswith("sqlite")
         if auto_upgrade is None:
             auto_upgrade = is_sqlite
-        engine = _create_engine(async_url)
+        engine = _create_engine(async_url, one_writer=True)
         try:
             if is_sqlite:
                 _prepare_sqlite(async_url)
@@ -280,10 +290,23 @@ class Database:
 
     def reader(self) -> AsyncConnection:
         """A connection for reads only (reports): on SQLite it takes no write lock."""
-        return self.engine.execution_options(**{READ_ONLY: True}).connect()
+        return self._readers().execution_options(**{READ_ONLY: True}).connect()
+
+    def _readers(self) -> AsyncEngine:
+        # SQLite's writers share one connection (one_writer); readers must not queue for it
+        pool = self.engine.pool
+        if self.engine.dialect.name != "sqlite" or not (
+                isinstance(pool, AsyncAdaptedQueuePool) and pool.size() == 1):
+            return self.engine
+        if self._reader_engine is None:
+            self._reader_engine = _create_engine(
+                self.engine.url.render_as_string(hide_password=False))
+        return self._reader_engine
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._reader_engine is not None:
+            await self._reader_engine.dispose()
 
     async def __aenter__(self) -> Self:
         return self
