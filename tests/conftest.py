@@ -4,11 +4,17 @@ PostgreSQL runs when SADA_TEST_POSTGRES_URL names a server; without it those tes
 skipped, except on CI, where a missing server is a failure rather than a silently smaller
 test run.
 
-`db_url` is an empty database of the test's own (CREATE DATABASE on PostgreSQL): for tests
-of migrations and of commands given a URL. `database` is an open database at head with no
-rows. Creating and migrating a PostgreSQL database costs about 0.7 s, so `database` reuses
-one migrated database per test process and empties its tables after each test; on SQLite
-it copies a file migrated once.
+Migrating costs about 0.6 s on PostgreSQL and 0.4 s on SQLite, so each test process
+migrates once: a SQLite file it copies, and a PostgreSQL template database it copies with
+CREATE DATABASE ... TEMPLATE (about 0.1 s).
+
+- `db_url` is an empty database of the test's own: for tests of migrations and of
+  commands that migrate.
+- `head_url` is a database at head with no rows, of the test's own: for commands given a
+  URL.
+- `database` is an open database at head with no rows. On PostgreSQL it is one database
+  per test process, emptied after each test (DELETE, which is 30 times faster than
+  TRUNCATE on tables this small); on SQLite a copy of the migrated file.
 """
 
 from __future__ import annotations
@@ -50,9 +56,10 @@ async def _admin(server: str) -> asyncpg.Connection:
         pytest.fail(f"{PG_ENV} is set but its server is unusable: {exc}")
 
 
-@pytest.fixture(
-    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-)
+DB_PARAMS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=DB_PARAMS)
 async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """The URL of an empty database that exists only for this test."""
     if request.param == "sqlite":
@@ -67,10 +74,28 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         await _drop(server, name)
 
 
-async def _create(server: str, name: str) -> str:
+@pytest.fixture(params=DB_PARAMS)
+async def head_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The URL of a database at head with no rows that exists only for this test."""
+    if request.param == "sqlite":
+        path = tmp_path / "sada.db"
+        shutil.copyfile(request.getfixturevalue("_sqlite_at_head"), path)
+        yield f"sqlite:///{path}"
+        return
+    server = _pg_server()
+    name = f"sada_t_{secrets.token_hex(6)}"
+    url = await _create(server, name, template=request.getfixturevalue("_postgres_template"))
+    try:
+        yield url
+    finally:
+        await _drop(server, name)
+
+
+async def _create(server: str, name: str, *, template: str | None = None) -> str:
     admin = await _admin(server)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        copied = f' TEMPLATE "{template}"' if template else ""
+        await admin.execute(f'CREATE DATABASE "{name}"{copied}')
     finally:
         await admin.close()
     return make_url(server).set(database=name).render_as_string(hide_password=False)
@@ -89,6 +114,25 @@ async def _at_head(url: str) -> None:
         pass
 
 
+# Empties every table but alembic_version and sets every id counter back to its start, in
+# one round trip. Replica mode skips the foreign keys' triggers, so the order of the
+# deletes does not matter; it needs a superuser, and _empty_tables falls back to TRUNCATE.
+_DELETE_ALL = """
+DO $$
+DECLARE
+    name text;
+BEGIN
+    PERFORM set_config('session_replication_role', 'replica', true);
+    FOR name IN SELECT format('%I.%I', schemaname, tablename) FROM pg_tables
+                WHERE schemaname = 'public' AND tablename <> 'alembic_version' LOOP
+        EXECUTE 'DELETE FROM ' || name;
+    END LOOP;
+    PERFORM setval(format('%I.%I', schemaname, sequencename), start_value, false)
+        FROM pg_sequences WHERE schemaname = 'public';
+END $$
+"""
+
+
 async def _empty_tables(url: str) -> None:
     """Every row gone and every id counter back at 1; the schema stays. Connections a test
     left open are ended first, so a forgotten one cannot block the next test."""
@@ -96,12 +140,15 @@ async def _empty_tables(url: str) -> None:
     try:
         await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                            "WHERE datname = current_database() AND pid <> pg_backend_pid()")
-        tables = [row["tablename"] for row in await conn.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-            "AND tablename <> 'alembic_version'")]
-        if tables:
-            listed = ", ".join(f'"{table}"' for table in tables)
-            await conn.execute(f"TRUNCATE {listed} RESTART IDENTITY CASCADE")
+        try:
+            await conn.execute(_DELETE_ALL)
+        except asyncpg.InsufficientPrivilegeError:
+            tables = [row["tablename"] for row in await conn.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename <> 'alembic_version'")]
+            if tables:
+                listed = ", ".join(f'"{table}"' for table in tables)
+                await conn.execute(f"TRUNCATE {listed} RESTART IDENTITY CASCADE")
     finally:
         await conn.close()
 
@@ -120,22 +167,46 @@ def _sqlite_at_head(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+async def _seal(server: str, name: str) -> None:
+    """No connections to `name` from now on: PostgreSQL copies only a database nobody is
+    connected to, and a stray connection would fail the next copy."""
+    admin = await _admin(server)
+    try:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = $1", name)
+    finally:
+        await admin.close()
+
+
 @pytest.fixture(scope="session")
-def _postgres_at_head() -> Iterator[str]:
-    """One migrated database for this test process (each xdist worker has its own)."""
+def _postgres_template() -> Iterator[str]:
+    """The name of a database migrated to head once for this test process (each xdist
+    worker has its own, so no worker copies while another migrates), only ever copied."""
     server = _pg_server()
-    name = f"sada_t_head_{os.getpid()}_{secrets.token_hex(3)}"
+    name = f"sada_t_tmpl_{os.getpid()}_{secrets.token_hex(3)}"
     url = _run_apart(_create(server, name))
     try:
         _run_apart(_at_head(url))
+        _run_apart(_seal(server, name))
+        yield name
+    finally:
+        _run_apart(_drop(server, name))
+
+
+@pytest.fixture(scope="session")
+def _postgres_at_head(_postgres_template: str) -> Iterator[str]:
+    """One database at head for this test process, reused by `database` test after test."""
+    server = _pg_server()
+    name = f"sada_t_head_{os.getpid()}_{secrets.token_hex(3)}"
+    url = _run_apart(_create(server, name, template=_postgres_template))
+    try:
         yield url
     finally:
         _run_apart(_drop(server, name))
 
 
-@pytest.fixture(
-    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-)
+@pytest.fixture(params=DB_PARAMS)
 async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     """An open database with the schema at head and no rows, for this test only."""
     if request.param == "sqlite":

@@ -199,9 +199,9 @@ async def test_names_scopes_and_revoking(database: Database) -> None:
 
 
 @pytest.fixture
-def cli(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def cli(head_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setattr(api_keys_cli, "clock", lambda: T0)
-    yield from cli_database(db_url, monkeypatch)
+    yield from cli_database(head_url, monkeypatch)
 
 
 def _ok(*args: str) -> tuple[str, str]:

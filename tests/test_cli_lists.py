@@ -22,8 +22,8 @@ LONG = ("We moved deliveries to the morning slot and added a second driver for t
 
 
 @pytest.fixture
-def cli(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    yield from cli_database(db_url, monkeypatch)
+def cli(head_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    yield from cli_database(head_url, monkeypatch)
 
 
 def _at(monkeypatch: pytest.MonkeyPatch, columns: int, *args: str) -> str:

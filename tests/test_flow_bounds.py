@@ -164,10 +164,10 @@ def test_sada_run_skips_a_bomb_with_one_log_line_and_serves_the_rest(
 
 
 @pytest.fixture
-def cli_env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def cli_env(head_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     from tests.followups.test_alerts import cli_database
 
-    yield from cli_database(db_url, monkeypatch)
+    yield from cli_database(head_url, monkeypatch)
 
 
 def test_actions_add_file_refuses_a_bomb_in_one_line(cli_env: str, tmp_path: Path) -> None:

@@ -332,8 +332,8 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def cli_env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    yield from cli_database(db_url, monkeypatch)
+def cli_env(head_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    yield from cli_database(head_url, monkeypatch)
 
 
 def sada(*args: str) -> tuple[int, str]:

@@ -26,7 +26,7 @@ from bot.followups.alerts import (
     open_cases,
 )
 from storage.cases import AlreadyResolved, EmptyNote, list_cases, resolve_case
-from storage.db import Database, NotFound, upgrade
+from storage.db import Database, NotFound
 from storage.models import Case, Contact, Outbox
 from storage.repo import Store
 from tests.followups.outbox_fakes import rendered_text
@@ -343,24 +343,23 @@ def on_database(url: str, work: Callable[[Store], Awaitable[T]]) -> T:
     return asyncio.run(run())
 
 
-def cli_database(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """`sada` commands on this test's database (brought to head), with a fixed clock."""
+def cli_database(head_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """`sada` commands on this test's database (`head_url`: at head), with a fixed clock."""
     from bot.cli import cases as cases_cli
     from bot.settings import get_settings
 
-    asyncio.run(upgrade(db_url))
-    monkeypatch.setenv("SADA_DATABASE_URL", db_url)
+    monkeypatch.setenv("SADA_DATABASE_URL", head_url)
     monkeypatch.setenv("SADA_FLOWS_DIR", str(ROOT / "flows"))
     monkeypatch.setenv("COLUMNS", "200")  # rich tables on one line each, as in a wide terminal
     monkeypatch.setattr(cases_cli, "clock", lambda: T0 + timedelta(hours=3, minutes=5))
     get_settings.cache_clear()
-    yield db_url
+    yield head_url
     get_settings.cache_clear()
 
 
 @pytest.fixture
-def cli_env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    yield from cli_database(db_url, monkeypatch)
+def cli_env(head_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    yield from cli_database(head_url, monkeypatch)
 
 
 def test_cli_list_and_resolve(cli_env: str) -> None:

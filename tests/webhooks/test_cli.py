@@ -27,9 +27,9 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def cli_env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def cli_env(head_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setattr(webhooks_cli, "clock", lambda: T0)
-    yield from cli_database(db_url, monkeypatch)
+    yield from cli_database(head_url, monkeypatch)
 
 
 def sada(*args: str) -> tuple[int, str, str]:
