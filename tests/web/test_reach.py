@@ -7,8 +7,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlmodel import select
 
+from bot.channels.web import http
 from bot.flow.loader import load_flow
 from bot.followups.invite import Audience, invite_contacts
 from bot.followups.reminders import plan_reminders
@@ -66,7 +68,11 @@ async def test_a_personal_link_opened_in_a_second_browser_is_still_theirs(
 
 async def test_a_visitor_is_invited_and_reminded_by_link_not_on_the_page(
     served: Served, store: Store, database: Database, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # The last poll looks at what is stored at once, and nothing runs here that could write
+    # later: it need not be held open its full 25 s (POLL_SECONDS) before answering empty.
+    monkeypatch.setattr(http, "POLL_SECONDS", 0.2)
     opened = await served.open(flow=PUBLIC_FLOW, lang="fa")
     await served.settled()
     visitor = await store.find_contact("web", opened["visitor"])
