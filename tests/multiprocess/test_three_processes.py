@@ -245,7 +245,8 @@ async def test_three_processes_behave_as_one_bot(pg_url: str, tmp_path: Path) ->
                 # come due, and its start plans them at once).
                 await api.wait_for(lambda: len({m["chat"]["id"] for m in api.sent()
                                                 if m["chat"]["id"] >= 5_000_000})
-                                   >= INVITED // 2, timeout=90, what="half the invitations")
+                                   >= INVITED // 2, timeout=90 + INVITED / 10,
+                                   what="half the invitations")
                 mark("killed")
                 processes[0].proc.send_signal(signal.SIGKILL)
                 await processes[0].proc.wait()
@@ -272,7 +273,7 @@ async def test_three_processes_behave_as_one_bot(pg_url: str, tmp_path: Path) ->
             # and a process plans their reminders (a restart plans at once)
             await api.wait_for(lambda: len({m["chat"]["id"] for m in api.sent()
                                             if m["chat"]["id"] >= 5_000_000}) >= INVITED,
-                               timeout=90, what="every invitation")
+                               timeout=90 + INVITED / 10, what="every invitation")
             mark("surveys and invitations")
             conn = await pg(pg_url)
             try:
@@ -287,7 +288,7 @@ async def test_three_processes_behave_as_one_bot(pg_url: str, tmp_path: Path) ->
             await ready(session, processes[1], ports[1])
             await api.wait_for(lambda: sum(1 for m in api.sent()
                                            if m["chat"]["id"] >= 5_000_000) >= 2 * INVITED,
-                               timeout=120, what="every reminder")
+                               timeout=120 + INVITED / 10, what="every reminder")
             mark("reminders")
             await asyncio.sleep(0.2)  # nothing more comes
         finally:
