@@ -123,13 +123,15 @@ def _delivered(api: FakeBotApi) -> Counter[str]:
     return Counter(api.texts())
 
 
-@pytest.mark.parametrize("db_url", ["postgres", "sqlite"], indirect=True)
+@pytest.mark.parametrize("head_url", ["postgres", "sqlite"], indirect=True)
 async def test_two_processes_deliver_every_message_exactly_once(
-    db_url: str, tmp_path: Path
+    head_url: str, tmp_path: Path
 ) -> None:
-    await _fill(db_url, 500)
+    await _fill(head_url, 500)
     async with FakeBotApi() as api:
-        workers = [await Worker.start(f"w{n}", db_url, api, tmp_path) for n in (1, 2)]
+        # started side by side: each takes seconds to import, and waits for "go" when ready
+        workers = await asyncio.gather(
+            *(Worker.start(f"w{n}", head_url, api, tmp_path) for n in (1, 2)))
         for worker in workers:
             worker.go()
         reports = [await worker.finish() for worker in workers]
@@ -139,34 +141,34 @@ async def test_two_processes_deliver_every_message_exactly_once(
     assert all(r["sent"] > 0 for r in reports), reports  # both really took part
     assert all(r["failed"] == 0 and r["lost_lease"] == 0 for r in reports), reports
     sent_ids = {(m["chat"]["id"], m["message_id"]) for m in api.sent()}
-    rows = await _rows(db_url)
+    rows = await _rows(head_url)
     assert {r.status for r in rows} == {"sent"}
     assert {(int(r.address), r.message_id) for r in rows} == sent_ids  # each outcome recorded
 
 
-@pytest.mark.parametrize("db_url", ["postgres", "sqlite"], indirect=True)
+@pytest.mark.parametrize("head_url", ["postgres", "sqlite"], indirect=True)
 async def test_kill_9_mid_send_loses_nothing_and_duplicates_only_the_message_in_flight(
-    db_url: str, tmp_path: Path
+    head_url: str, tmp_path: Path
 ) -> None:
-    await _fill(db_url, 200)
+    await _fill(head_url, 200)
     async with HoldingApi(hold="m080") as api:
-        first = await Worker.start("doomed", db_url, api, tmp_path, lease=3, batch=25)
+        first = await Worker.start("doomed", head_url, api, tmp_path, lease=3, batch=25)
         first.go()
         await asyncio.wait_for(api.held.wait(), WAIT)
         # m080 reached "Telegram"; its row is "sending" and the answer never comes back.
         await first.kill()
         api.release.set()
-        rows = {r.text: r for r in await _rows(db_url)}
+        rows = {r.text: r for r in await _rows(head_url)}
         assert rows["m080"].status == "sending"
         assert all(rows[f"m{i:03d}"].status == "sent" for i in range(80))
-        second = await Worker.start("successor", db_url, api, tmp_path, lease=3, batch=25)
+        second = await Worker.start("successor", head_url, api, tmp_path, lease=3, batch=25)
         second.go()
         report = await second.finish()
     delivered = _delivered(api)
     assert len(delivered) == 200  # nothing lost
     assert {text: n for text, n in delivered.items() if n > 1} == {"m080": 2}
     assert report["sent"] == 120  # m080 again, and m081 … m199
-    rows = {r.text: r for r in await _rows(db_url)}
+    rows = {r.text: r for r in await _rows(head_url)}
     assert {r.status for r in rows.values()} == {"sent"}
     assert rows["m080"].attempts == 2  # the send cut off by the kill counts
     # the batch the dead worker had claimed but not sent went out once, after its lease,
@@ -174,20 +176,20 @@ async def test_kill_9_mid_send_loses_nothing_and_duplicates_only_the_message_in_
     assert all(rows[f"m{i:03d}"].attempts == 1 for i in range(81, 200))
 
 
-@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+@pytest.mark.parametrize("head_url", ["postgres"], indirect=True)
 async def test_kill_9_at_an_arbitrary_moment_duplicates_at_most_one_message(
-    db_url: str, tmp_path: Path
+    head_url: str, tmp_path: Path
 ) -> None:
-    await _fill(db_url, 200)
+    await _fill(head_url, 200)
     async with FakeBotApi() as api:
-        first = await Worker.start("doomed", db_url, api, tmp_path, lease=2, rate=100)
+        first = await Worker.start("doomed", head_url, api, tmp_path, lease=2, rate=100)
         first.go()
         await api.wait_for(lambda: len(api.sent()) >= 57, WAIT, "57 messages sent")
         await first.kill()
-        second = await Worker.start("successor", db_url, api, tmp_path, lease=2, rate=100)
+        second = await Worker.start("successor", head_url, api, tmp_path, lease=2, rate=100)
         second.go()
         await second.finish()
     delivered = _delivered(api)
     assert len(delivered) == 200
     assert sum(delivered.values()) - 200 <= 1, delivered.most_common(3)
-    assert {r.status for r in await _rows(db_url)} == {"sent"}
+    assert {r.status for r in await _rows(head_url)} == {"sent"}
