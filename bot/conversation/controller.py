@@ -899,7 +899,7 @@ class Controller:
             if not await wait_out(seconds, self._sleep):
                 raise Transient("stopping: not waiting for the send limits")
 
-        await limiter.acquire(chat, nap)
+        await limiter.acquire_reply(chat, nap)
 
     async def _unreachable(self, chat_id: str | None) -> None:
         if chat_id is None:

@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 SHARED_HEADROOM = 0.9
 CHAT_MARGIN = 0.25
 
+# The longest per-chat spacing replies keep (with CHAT_MARGIN): see acquire_reply.
+REPLY_CHAT_SPACING = 1.0 + CHAT_MARGIN
+
 # Chats' rows older than this are deleted now and then: their next message may go at once.
 _PRUNE_AFTER = 60.0
 _PRUNE_EVERY = 60.0
@@ -71,6 +74,11 @@ WITH c AS (
     WHERE key = :chat AND EXISTS (SELECT 1 FROM g)
 )
 SELECT (SELECT slot FROM g) AS slot, c.chat_tat - c.now AS chat_wait, c.now FROM c
+""")
+_RESERVE_OVERALL = text(f"""
+INSERT INTO send_rate (key, tat) VALUES (:channel, {_NOW} + :interval)
+ON CONFLICT (key) DO UPDATE SET tat = GREATEST(send_rate.tat, {_NOW}) + :interval
+RETURNING tat - :interval - {_NOW} AS wait
 """)
 _PAUSE = text(f"""
 INSERT INTO send_rate (key, tat) VALUES (:channel, {_NOW} + :seconds)
@@ -132,6 +140,21 @@ class SharedRateLimiter(RateLimiter):
                 await nap(wait)
             if slot is not None:
                 return
+
+    async def acquire_reply(self, chat_id: Chat,
+                            sleep: Callable[[float], Awaitable[object]] | None = None) -> None:
+        """Wait for a reply's turn: within the chat's spacing where the channel asks a second
+        or less between messages to one chat (Telegram, Bale); where it asks more
+        (WhatsApp's six seconds, which it lets a conversation's bursts exceed), within the
+        overall rate only, or every step of a survey would wait that long."""
+        if self.per_chat <= REPLY_CHAT_SPACING:
+            await self.acquire(chat_id, sleep)
+            return
+        async with self.database.engine.begin() as conn:
+            wait = (await conn.execute(_RESERVE_OVERALL, {
+                "channel": self.channel, "interval": self._interval})).scalar_one()
+        if float(wait) > 0:
+            await (sleep or self.sleep)(float(wait))
 
     def chat_wait(self, chat_id: Chat) -> float:
         last = self._chat_last.get(chat_id)
