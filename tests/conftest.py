@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import secrets
 import shutil
 from collections.abc import AsyncIterator, Coroutine, Iterator
@@ -66,7 +67,7 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         yield f"sqlite:///{tmp_path / 'sada.db'}"
         return
     server = _pg_server()
-    name = f"sada_t_{secrets.token_hex(6)}"
+    name = f"sada_t_{os.getpid()}_{secrets.token_hex(4)}"
     url = await _create(server, name)
     try:
         yield url
@@ -83,7 +84,7 @@ async def head_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
         yield f"sqlite:///{path}"
         return
     server = _pg_server()
-    name = f"sada_t_{secrets.token_hex(6)}"
+    name = f"sada_t_{os.getpid()}_{secrets.token_hex(4)}"
     url = await _create(server, name, template=request.getfixturevalue("_postgres_template"))
     try:
         yield url
@@ -179,11 +180,43 @@ async def _seal(server: str, name: str) -> None:
         await admin.close()
 
 
+# The databases these fixtures name after the test process: sada_t_[tmpl_|head_]PID_...
+_OURS = re.compile(r"sada_t_(?:tmpl_|head_)?(\d+)_[0-9a-f]+")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
+
+
+async def _drop_orphans(server: str) -> None:
+    """Drop what killed test runs left behind: databases named after a process that no
+    longer exists. Only for a server on this machine, where those process ids mean
+    something."""
+    if make_url(server).host not in ("127.0.0.1", "localhost", "::1", None):
+        return
+    admin = await _admin(server)
+    try:
+        for row in await admin.fetch("SELECT datname FROM pg_database "
+                                     "WHERE datname LIKE 'sada\\_t\\_%'"):
+            found = _OURS.fullmatch(row["datname"])
+            if found and not _alive(int(found[1])):
+                await admin.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
 @pytest.fixture(scope="session")
 def _postgres_template() -> Iterator[str]:
     """The name of a database migrated to head once for this test process (each xdist
     worker has its own, so no worker copies while another migrates), only ever copied."""
     server = _pg_server()
+    _run_apart(_drop_orphans(server))
     name = f"sada_t_tmpl_{os.getpid()}_{secrets.token_hex(3)}"
     url = _run_apart(_create(server, name))
     try:
@@ -238,3 +271,17 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         reasons[reason] = reasons.get(reason, 0) + 1
     for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
         terminalreporter.write_line(f"{count} skipped: {reason}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under xdist, hand tests out two at a time (--maxschedchunk 2) unless told otherwise:
+    by default a worker takes a quarter of its share at once, so the end-to-end tests
+    sorted first below would pile up on one worker while the other runs out of work."""
+    if getattr(config.option, "maxschedchunk", False) is None:
+        config.option.maxschedchunk = 2
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow end-to-end tests (seconds to a minute each) first, so that with several
+    workers none of them starts last while the other workers sit idle."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
