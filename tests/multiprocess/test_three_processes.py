@@ -8,8 +8,11 @@ no message went twice, and no message met a second 429.
 
 Sizes: at Telegram's 30 messages a second, 200 respondents (about 18 messages each) and
 1,000 invitations with 1,000 reminders are about 5,600 messages: over three minutes of
-sending at the limit alone, whatever the bot does. The test keeps the real limits and
-scales the counts to fit about a minute (RESPONDENTS, INVITED).
+sending at the limit alone, whatever the bot does (run at that size, the replies to 200
+people answering at once take the whole budget, and half the invitations were still
+waiting after three minutes). The test keeps the real limits and scales the counts down
+(SADA_TEST_RESPONDENTS, SADA_TEST_INVITED: 40 and 200 by default); on two cores it takes
+about 150 s, of which 60 s are the lease of the outbox rows the killed process had claimed.
 """
 
 from __future__ import annotations
