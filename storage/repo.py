@@ -72,15 +72,23 @@ class DuplicateUpdate(StorageError):
 
 
 class _InTransaction(Database):
-    """The Database of one open transaction: each session it hands out joins it (as a
-    savepoint, so a helper's failed step rolls back alone), and only the owner commits."""
+    """The Database of one open transaction: each session it hands out joins it, and only
+    the owner commits.
+
+    A helper's session joins without a savepoint of its own ("conditional_savepoint"): a
+    failed step rolls the whole transaction back, which is what every caller does anyway
+    (the update fails, or is a redelivery). Savepoints cost two round trips a helper — 11 of
+    the 25 statements of a survey step. A helper that recovers from its own failure says so
+    with `begin_nested()` (_create_contact's race, claim_update's duplicate), which still
+    makes one."""
 
     def __init__(self, database: Database, connection: AsyncConnection) -> None:
         super().__init__(database.engine, database.url)
         self.connection = connection
 
     def session(self) -> AsyncSession:
-        return AsyncSession(bind=self.connection, join_transaction_mode="create_savepoint",
+        return AsyncSession(bind=self.connection,
+                            join_transaction_mode="conditional_savepoint",
                             expire_on_commit=False)
 
 
@@ -439,12 +447,18 @@ class Store:
         a redelivery finds it and changes nothing, a crash before the commit leaves no trace
         of it and the redelivery is applied in full."""
         row = ProcessedUpdate(source=source, update_id=update_id, processed_at=self._now(now))
-        try:
-            async with self.database.session() as s, s.begin():
-                s.add(row)
-                await s.flush()
-        except IntegrityError:
-            raise DuplicateUpdate(f"update {update_id} from {source} was already applied") from None
+        duplicate = False
+        async with self.database.session() as s, s.begin():
+            try:
+                # its own savepoint: a caller may catch the duplicate and go on in the
+                # transaction (helpers join it without one, see _InTransaction)
+                async with s.begin_nested():
+                    s.add(row)
+                    await s.flush()
+            except IntegrityError:
+                duplicate = True
+        if duplicate:
+            raise DuplicateUpdate(f"update {update_id} from {source} was already applied")
 
     async def mark_shown(
         self, session_id: int, question_id: str | None, message_id: int | None
