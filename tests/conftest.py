@@ -272,16 +272,3 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
         terminalreporter.write_line(f"{count} skipped: {reason}")
 
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Under xdist, hand tests out two at a time (--maxschedchunk 2) unless told otherwise:
-    by default a worker takes a quarter of its share at once, so the end-to-end tests
-    sorted first below would pile up on one worker while the other runs out of work."""
-    if getattr(config.option, "maxschedchunk", False) is None:
-        config.option.maxschedchunk = 2
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow end-to-end tests (seconds to a minute each) first, so that with several
-    workers none of them starts last while the other workers sit idle."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
