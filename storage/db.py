@@ -101,6 +101,11 @@ def _sqlite_path(async_url: str) -> Path | None:
     return Path(database)
 
 
+# What this process's PostgreSQL connections are called (pg_stat_activity): `sada run` names
+# itself per process (storage.locks.name_this_run) so a process can see the others.
+APPLICATION_NAME = "sada"
+
+
 def _create_engine(
     async_url: str, *, foreign_keys: bool = True, one_writer: bool = False
 ) -> AsyncEngine:
@@ -109,7 +114,9 @@ def _create_engine(
             async_url,
             json_serializer=_json_dumps,
             pool_pre_ping=True,  # survive server restarts between quiet hours
-            connect_args={"timeout": 10},  # asyncpg waits 60 s by default
+            # asyncpg waits 60 s by default; the name tells the processes of one bot apart
+            connect_args={"timeout": 10,
+                          "server_settings": {"application_name": APPLICATION_NAME}},
         )
     # one_writer (a file database): one connection, so writers queue for it in order inside
     # the process instead of polling SQLite's lock in its busy handler, whose sleeps (up to

@@ -13,11 +13,15 @@ SQLite has one writer at a time anyway (BEGIN IMMEDIATE): nothing to take there.
 
 from __future__ import annotations
 
+import os
+import socket
+
 from sqlalchemy import text
 
+import storage.db
 from storage.db import Database
 
-__all__ = ["lock_address"]
+__all__ = ["lock_address", "name_this_run", "other_runs"]
 
 # hashtextextended's seed: any fixed number, so these keys are apart from other uses.
 _SEED = 0x5ADA_0001
@@ -34,3 +38,28 @@ async def lock_address(database: Database, channel: str, address: str) -> None:
         raise RuntimeError("lock_address needs the Database of an open transaction "
                            "(Store.transaction())")
     await connection.execute(_LOCK, {"key": f"{channel}:{address}", "seed": _SEED})
+
+
+RUN_PREFIX = "sada run "
+
+
+def name_this_run() -> str:
+    """Name this process's connections "sada run <host>:<pid>" (before its database opens),
+    so another process of the bot can tell it is there (`other_runs`)."""
+    name = f"{RUN_PREFIX}{socket.gethostname()}:{os.getpid()}"[:63]  # PostgreSQL's limit
+    storage.db.APPLICATION_NAME = name
+    return name
+
+
+async def other_runs(database: Database) -> int:
+    """How many other `sada run` processes are connected to this PostgreSQL database now (a
+    process killed with -9 has its connections ended by the server at once)."""
+    if database.engine.dialect.name != "postgresql":
+        return 0
+    async with database.engine.connect() as conn:
+        found = await conn.execute(text(
+            "SELECT count(DISTINCT application_name) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name LIKE :prefix "
+            "AND application_name <> :mine"),
+            {"prefix": RUN_PREFIX + "%", "mine": storage.db.APPLICATION_NAME})
+        return int(found.scalar_one())

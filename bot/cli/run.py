@@ -217,6 +217,9 @@ def run(
     served = _served_flow(flow or _demo_flow(settings.flows_dir), settings.flows_dir) \
         if web_only else None
     _configure_logging(*_log_options(settings, log_level, log_format))
+    from storage.locks import name_this_run
+
+    name_this_run()  # the bot's other processes see this one (controller.resume_pending)
     try:
         if served is not None:
             asyncio.run(_web_only(settings, served, address))

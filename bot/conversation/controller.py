@@ -74,7 +74,7 @@ from bot.messaging.transport import (
 from bot.staff_text import staff_line
 from bot.survey import Conversation, SurveyService
 from storage.invitations import adopt_chat, mark_started, on_opt_out, on_unreachable
-from storage.locks import lock_address
+from storage.locks import lock_address, other_runs
 from storage.models import Contact, SurveySession
 from storage.outbox import enqueue
 from storage.repo import DuplicateUpdate, Store
@@ -914,7 +914,8 @@ class Controller:
         Chats side by side in lanes, as updates are: a rate limit for one chat delays only
         that chat, not the start for everyone."""
         found = await self.store.undelivered_sessions(self.channel)
-        if self.store.database.engine.dialect.name == "postgresql":
+        if self.store.database.engine.dialect.name == "postgresql" and \
+                await other_runs(self.store.database):
             # Other processes may run beside this one: a question committed moments ago may
             # still be on its way from one of them (its delivery waits out at most
             # LONGEST_WAIT). Those are looked at again once that time has passed.
