@@ -16,7 +16,6 @@ from datetime import datetime
 
 from bot.flow.loader import LoadedFlow
 from bot.i18n import Translator, rounded_hours
-from bot.reports.charts import trend_chart
 from bot.reports.metrics import build_report
 from bot.reports.tables import summary_text
 from bot.staff_text import staff_line
@@ -102,6 +101,9 @@ async def _flow_report(
         shown = flow_id if len(flow_id) <= _ECHO else flow_id[:_ECHO] + "…"
         return [Text(t.gettext("No flow {flow}. Flows: {flows}.", flow=staff_line(shown),
                                flows=", ".join(sorted(flows))))]
+    # matplotlib costs every process that starts a controller ~0.6 s: loaded when a chart is
+    from bot.reports.charts import trend_chart
+
     report = await build_report(store.database, loaded.flow, by="role")
     outs: list[Outbound] = [Text(summary_text(report))]
     chart = trend_chart(report, flow=loaded.flow,
