@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_
+from sqlalchemy import delete, func, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -463,10 +463,11 @@ class Store:
     async def mark_shown(
         self, session_id: int, question_id: str | None, message_id: int | None
     ) -> None:
+        # one UPDATE, no read first: this runs after every question sent
         async with self.database.session() as s, s.begin():
-            row = await s.get(SurveySession, session_id, with_for_update=True)
-            if row is not None:
-                row.shown, row.prompt_message_id = question_id, message_id
+            await s.execute(update(SurveySession)
+                            .where(col(SurveySession.id) == session_id)
+                            .values(shown=question_id, prompt_message_id=message_id))
 
     async def undelivered_sessions(self, channel: str) -> list[tuple[SurveySession, str]]:
         """Open sessions whose current question was committed but never shown, with the

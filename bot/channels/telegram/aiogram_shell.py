@@ -48,7 +48,7 @@ from aiogram.types import (
 from aiogram.types import User as AiogramUser
 
 from bot.channels.telegram.channel import CHANNEL as TELEGRAM
-from bot.channels.telegram.intake import Rejected, parse_each
+from bot.channels.telegram.intake import Rejected
 from bot.channels.telegram.settings import TELEGRAM_API_URL
 from bot.channels.telegram.transport import BotApiTransport
 from bot.conversation.events import Inbound, Media, Pressed, Sender, Typed, media_kind
@@ -185,7 +185,7 @@ class AiogramIntake:
 
     async def fetch(
         self, offset: int | None, timeout: int, allowed: list[str], limit: int = 100
-    ) -> list[Update | Rejected]:
+    ) -> list[Any]:
         with telegram_errors():
             # the HTTP timeout must outlast the long poll, or every quiet poll is an error
             raw = await self.bot(
@@ -193,7 +193,7 @@ class AiogramIntake:
                             allowed_updates=allowed),
                 request_timeout=int(self.bot.session.timeout + timeout),
             )
-        return parse_each(raw, self.parse)
+        return raw if isinstance(raw, list) else []
 
     def parse(self, data: dict[str, Any]) -> Update:
         """A webhook body as an Update; ValueError (pydantic's) when it is none."""

@@ -33,9 +33,14 @@ class Rejected:
                     self.update_id, self.reason)
 
 
-def parse_each(raw: Any, parse: Callable[[dict[str, Any]], U]) -> list[U | Rejected]:
-    """Each update of a raw getUpdates result parsed alone. One without an update_id cannot
-    be confirmed or told apart: it is logged and left out."""
+def parse_each(
+    raw: Any, parse: Callable[[dict[str, Any]], U],
+    wanted: Callable[[int], bool] = lambda _: True,
+) -> list[U | Rejected]:
+    """Each update of a raw getUpdates result parsed alone, those `wanted` only: getUpdates
+    hands out again every update not yet confirmed, and parsing one is most of what taking
+    it costs. One without an update_id cannot be confirmed or told apart: it is logged and
+    left out."""
     batch: Iterable[Any] = raw if isinstance(raw, list) else []
     parsed: list[U | Rejected] = []
     for data in batch:
@@ -43,6 +48,8 @@ def parse_each(raw: Any, parse: Callable[[dict[str, Any]], U]) -> list[U | Rejec
         if not isinstance(update_id, int) or isinstance(update_id, bool):
             log.warning("an update without an update_id skipped")
             log.debug("the update without an update_id: %.200r", data)  # may hold text
+            continue
+        if not wanted(update_id):
             continue
         try:
             parsed.append(parse(data))

@@ -99,8 +99,9 @@ class Intake(Protocol[U]):
 
     async def fetch(
         self, offset: int | None, timeout: int, allowed: list[str], limit: int = 100
-    ) -> Sequence[U]:
-        """getUpdates, raising events.py's errors."""
+    ) -> list[Any]:
+        """getUpdates's raw JSON array (parsed by the runner, intake.parse_each, only the
+        updates it has not taken yet), raising events.py's errors."""
         ...
 
     def parse(self, data: dict[str, Any]) -> U:
@@ -570,12 +571,9 @@ async def _poll(run: _Run, intake: Intake[Any], lanes: ChatLanes) -> None:
         if updates is None:
             break
         backoff = 0.0
-        fresh = 0
-        for update in updates:
+        fresh = parse_each(updates, intake.parse, offset.take)
+        for update in fresh:
             update_id, chat = intake.identify(update)
-            if not offset.take(update_id):
-                continue
-            fresh += 1
             done = lanes.submit(chat, functools.partial(intake.feed, update))
             done.add_done_callback(functools.partial(finished, update_id))
         if updates and not fresh:
