@@ -387,6 +387,7 @@ class RunResult:
     updates: int
     wall: float
     stats: Stats
+    cpu: float = float("nan")  # the process's CPU seconds (every thread) over the run
 
     @property
     def p50(self) -> float:
@@ -582,9 +583,9 @@ async def bench_backend_http(
                 person.payloads.clear()
 
         run = gather_limited([lambda p=p: one(p) for p in people], concurrency)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         await _until_done(run, bot, "Sada")
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         rss_after = rss_mb()
         sada_stats = Stats(latencies=api.latencies)
         sada_stats.unhandled = api.unanswered
@@ -599,7 +600,7 @@ async def bench_backend_http(
             ) - completed_before
         finally:
             await database.close()
-        sada = RunResult(updates, wall, sada_stats)
+        sada = RunResult(updates, wall, sada_stats, cpu)
 
         echo_stats = Stats()
         echo = RunResult(0, float("nan"), echo_stats)
@@ -614,13 +615,14 @@ async def bench_backend_http(
 
             await _until_done(replay(warm.payloads), bot, "echo")
             api.latencies, api.unanswered = [], 0
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             await _until_done(gather_limited(
                 [lambda p=p: replay(p.payloads) for p in people], concurrency), bot, "echo")
             echo_wall = time.perf_counter() - start
+            echo_cpu = time.process_time() - cpu_start
             echo_stats.latencies, echo_stats.unhandled = api.latencies, api.unanswered
             await api.stopped(stop, bot)
-            echo = RunResult(len(echo_stats.latencies), echo_wall, echo_stats)
+            echo = RunResult(len(echo_stats.latencies), echo_wall, echo_stats, echo_cpu)
 
         problems = [f"respondent {p.index}: {p.problem}" for p in people if p.problem]
         return BackendResult(
@@ -701,6 +703,11 @@ def report(result: BackendResult) -> None:
     row("wall time (s)", sada.wall, echo.wall, 2, "{:.1f}×")
     row("answers/s", result.answers / sada.wall, result.answers / echo.wall, 0, "{:.3f}")
     row("updates/s", sada.per_second, echo.per_second, 0, "{:.3f}")
+    if sada.cpu == sada.cpu:  # measured (over HTTP): harness, fake server and bot together
+        row("CPU per update (ms)", sada.cpu / sada.updates * 1000,
+            echo.cpu / echo.updates * 1000 if have_echo else 0.0, 2, "{:.1f}×")
+        row("CPU busy (% of one core)", sada.cpu / sada.wall * 100,
+            echo.cpu / echo.wall * 100 if have_echo else 0.0, 0, "{:.2f}")
     if have_echo:
         row("latency p50 (ms)", sada.p50, echo.p50, 2, "{:.1f}×")
         row("latency p99 (ms)", sada.p99, echo.p99, 2, "{:.1f}×")

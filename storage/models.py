@@ -416,3 +416,17 @@ class SendRate(SQLModel, table=True):
 
     key: str = Field(primary_key=True)
     tat: float
+
+
+class InboundUpdate(SQLModel, table=True):
+    """An update taken by long polling and not handled yet (storage/inbox.py): kept before
+    Telegram is told it arrived, deleted once handled. What a stop or a crash left here is
+    handled first on the next start."""
+
+    __tablename__ = "inbound_update"
+
+    source: str = Field(primary_key=True)  # the bot: "telegram:<username>"
+    update_id: int = Field(primary_key=True, sa_type=BigInteger, sa_column_kwargs={
+        "autoincrement": False})
+    payload: dict[str, Any] = Field(sa_type=JSONType, nullable=False)
+    received_at: datetime

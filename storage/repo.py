@@ -465,7 +465,7 @@ class Store:
     ) -> None:
         # one UPDATE, no read first: this runs after every question sent
         async with self.database.session() as s, s.begin():
-            await s.execute(update(SurveySession)
+            await s.exec(update(SurveySession)
                             .where(col(SurveySession.id) == session_id)
                             .values(shown=question_id, prompt_message_id=message_id))
 

@@ -46,6 +46,8 @@ from bot.conversation.events import Inbound, Pressed, Sender, Typed
 from bot.conversation.lanes import DEFAULT_CONCURRENCY, ChatLanes, wait_out
 from bot.messaging.transport import Button, Keyboard, Transport
 from bot.settings import Settings, get_settings
+from storage.db import Database
+from storage.inbox import Inbox
 from storage.repo import Store
 from tests.fakebot import FakeBotApi
 
@@ -464,7 +466,7 @@ async def test_many_chats_run_side_by_side_each_in_order(
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-async def test_a_stop_finishes_updates_in_hand_and_leaves_the_waiting_ones_to_telegram(
+async def test_a_stop_finishes_updates_in_hand_and_keeps_the_waiting_ones_for_the_next_start(
     api: FakeBotApi, tmp_path: Path, framework: str
 ) -> None:
     core = GatedCore()
@@ -487,17 +489,26 @@ async def test_a_stop_finishes_updates_in_hand_and_leaves_the_waiting_ones_to_te
     core.gates[1301].set()
     await asyncio.wait_for(task, 10)
     assert api.texts(1301) == ["got /first"]
-    # Never handled, so never confirmed: Telegram still holds them for the next start. The
-    # offset confirms only what lies below them, so the other person's handled /start comes
-    # again too (Controller recognises it and does nothing).
-    assert [u["update_id"] for u in api.pending_updates] == [
-        u["update_id"] for u in [*waiting, handled]]
+    # Taken and kept, so confirmed to Telegram; never handled, so still in the inbox for the
+    # next start. The handled ones are gone from it.
+    assert api.pending_updates == []
+    inbox = await _inbox(settings, api)
+    assert [u["update_id"] for u in inbox] == [u["update_id"] for u in waiting]
+    assert handled["update_id"] not in [u["update_id"] for u in inbox]
 
     again = GatedCore()
     async with bot_running(api, settings, framework, again):
         await api.wait_sent(1301, 4)
     assert api.texts(1301) == ["got /first", "got /then0", "got /then1", "got /then2"]
+    assert api.texts(1302) == ["got /start"]
     assert api.pending_updates == []
+    assert await _inbox(settings, api) == []
+
+
+async def _inbox(settings: Settings, api: FakeBotApi) -> list[dict[str, Any]]:
+    """What the runner keeps of `api`'s bot, not handled yet (storage/inbox.py)."""
+    async with await Database.open(settings.effective_database_url) as database:
+        return await Inbox(database, f"telegram:{api.me['username']}").waiting()
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

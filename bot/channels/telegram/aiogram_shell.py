@@ -69,11 +69,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 # How long shutdown waits for updates still being handled before the session closes.
 DRAIN_SECONDS = 30.0
-# aiogram builds `Response[T]` for every call and pydantic caches those generic models only
-# weakly, so each garbage collection throws them away and the next call rebuilds one (a few
-# ms). Holding the ones our calls return keeps them built: 10–15% of an update's time
-# (bench/telegram_throughput.py).
-_RESPONSE_MODELS = (Response[Message], Response[bool], Response[Message | bool])
 _EVENT_KEY = "sada_event"  # what the filter hands the handler, so the update is converted once
 
 
@@ -173,6 +168,14 @@ class _RawUpdates(GetUpdates):
     """getUpdates answered as JSON objects, parsed one by one (intake.py)."""
 
     __returning__ = list[dict[str, Any]]
+
+
+# aiogram builds `Response[T]` for every call and pydantic caches those generic models only
+# weakly, so each garbage collection throws them away and the next call rebuilds one (5 ms).
+# Holding the ones our calls return keeps them built: 10–15% of an update's time
+# (bench/README.md).
+_RESPONSE_MODELS = (Response[Message], Response[bool], Response[Message | bool],
+                    Response[_RawUpdates.__returning__])
 
 
 class AiogramIntake:

@@ -15,17 +15,16 @@ bounded number at once. So a rate limit (429) waited out for one chat, or one pe
 delays only that person. Each update is still one transaction, committed with its
 processed-update row, so a redelivered update is recognised and skipped.
 
-Nothing confirmed is lost: getUpdates confirms every update below its offset, so the offset
-stays at the oldest update not yet handled; what Telegram hands out again from there while a
-busy chat catches up is skipped by id. A webhook request is answered only after its update
-was handled (a stop answers those still waiting 503). A crash therefore means redelivery,
-never loss. The price: getUpdates hands out at most 100 updates from the offset, so a chat
-with 100 updates still waiting holds newer ones back until it has caught up a little.
+Nothing confirmed is lost. Long polling keeps each batch in the database (storage/inbox.py)
+before the next getUpdates confirms it, and deletes an update's row once it is handled; what
+a stop or a crash left there is handled first at the next start. A webhook request is
+answered only after its update was handled (a stop answers those still waiting 503). A crash
+therefore means redelivery, never loss, and a redelivered update changes nothing.
 
 Stopping (the `stop` event, or SIGINT/SIGTERM when none is given): no new updates are taken,
 the updates being handled are finished (without sitting out rate limits), those still waiting
-in a lane are left to Telegram to deliver again, the handled ones are confirmed, then the
-connections close. A second Ctrl-C aborts.
+in a lane stay in the inbox (polling) or are left to Telegram to deliver again (webhook), the
+taken ones are confirmed, then the connections close. A second Ctrl-C aborts.
 """
 
 from __future__ import annotations
@@ -56,6 +55,7 @@ from bot.serving import stop_event as _stop_event
 from bot.serving import together as _together
 from bot.settings import Settings, channel_groups, variable_name
 from storage.db import Database
+from storage.inbox import Inbox
 from storage.repo import Store
 
 if TYPE_CHECKING:  # each framework is imported only when it runs
@@ -87,9 +87,6 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # How long a stop waits for the updates being handled (they no longer sit out rate limits,
 # so this bounds only a stuck database or network call).
 STOP_GRACE_SECONDS = 10.0
-# While a busy chat holds the getUpdates offset back, Telegram answers at once with updates
-# already in hand: ask again when one of them is done, or after this long for new ones.
-RECHECK_SECONDS = 0.3
 MAX_BACKOFF_SECONDS = 30.0
 
 
@@ -481,7 +478,8 @@ async def _take_updates(
     try:
         if run.webhook_url is None:
             run.started(framework, username)
-            await _poll(run, intake, lanes)
+            await _poll(run, intake, lanes,
+                        Inbox(run.shared.store.database, f"{run.channel}:{username}"))
         else:
             await _serve_webhook(run, intake, lanes, set_webhook, framework, username)
     finally:
@@ -490,19 +488,17 @@ async def _take_updates(
 
 @dataclass
 class _Offset:
-    """getUpdates's offset, kept at the oldest update not yet handled.
+    """getUpdates's offset: one past the newest update kept in the inbox.
 
-    Telegram may hand out again every update from the offset on: `take` recognises those
-    already in a lane or done. Ids below the offset never come back and are forgotten."""
+    An update Telegram hands out again (kept, but the poll confirming it never came: a stop
+    or a crash in between) is recognised by `take`. Ids below what the last poll confirmed
+    never come back and are forgotten."""
 
     taken: set[int] = field(default_factory=set)
-    unfinished: set[int] = field(default_factory=set)
     top: int | None = None
 
     @property
     def value(self) -> int | None:
-        if self.unfinished:
-            return min(self.unfinished)
         return None if self.top is None else self.top + 1
 
     def take(self, update_id: int) -> bool:
@@ -510,17 +506,12 @@ class _Offset:
         if update_id in self.taken:
             return False
         self.taken.add(update_id)
-        self.unfinished.add(update_id)
         self.top = update_id if self.top is None else max(self.top, update_id)
         return True
 
-    def finished(self, update_id: int) -> None:
-        self.unfinished.discard(update_id)
-
-    def forget_confirmed(self) -> None:
-        floor = self.value
-        if floor is not None:
-            self.taken = {i for i in self.taken if i >= floor}
+    def confirmed(self, below: int | None) -> None:
+        if below is not None:
+            self.taken = {i for i in self.taken if i >= below}
 
 
 async def _until_stopped(run: _Run, work: Awaitable[U], timeout: float | None = None) -> U | None:
@@ -540,24 +531,35 @@ async def _until_stopped(run: _Run, work: Awaitable[U], timeout: float | None = 
     return None if task.cancelled() else task.result()
 
 
-async def _poll(run: _Run, intake: Intake[Any], lanes: ChatLanes) -> None:
-    """Long polling into the lanes until the stop; then confirm what was handled."""
+async def _poll(run: _Run, intake: Intake[Any], lanes: ChatLanes, inbox: Inbox) -> None:
+    """Long polling into the lanes until the stop. Each batch is kept in the inbox before the
+    next getUpdates confirms it (storage/inbox.py); what a stop or a crash left there is
+    handled first."""
     offset = _Offset()
-    progress = asyncio.Event()  # an update finished: the offset may move on
     backoff = 0.0
 
     def finished(update_id: int, done: asyncio.Future[bool]) -> None:
-        # False: never handled (the stop came first); Telegram delivers it again
+        # False: never handled (the stop came first); the next start handles it
         if not done.cancelled() and done.result():
-            offset.finished(update_id)
-        progress.set()
+            inbox.handled(update_id)
 
+    def submit(raw: list[Any]) -> None:
+        for update in parse_each(raw, intake.parse, offset.take):
+            update_id, chat = intake.identify(update)
+            done = lanes.submit(chat, functools.partial(intake.feed, update))
+            done.add_done_callback(functools.partial(finished, update_id))
+
+    submit(await inbox.waiting())
     while not run.stop.is_set():
-        offset.forget_confirmed()
-        progress.clear()
+        try:
+            await inbox.forget_handled()
+        except Exception as exc:  # the database is away: kept rows only come again
+            log.warning("%s", run.one_line(f"{run.title}: could not clear handled updates "
+                                           f"from the inbox: {exc}"))
+        asked = offset.value
         try:
             updates = await _until_stopped(run, intake.fetch(
-                offset.value, run.polling_timeout, ALLOWED_UPDATES))
+                asked, run.polling_timeout, ALLOWED_UPDATES))
         except RetryAfter as exc:
             await _until_stopped(run, asyncio.sleep(exc.seconds))
             continue
@@ -571,24 +573,34 @@ async def _poll(run: _Run, intake: Intake[Any], lanes: ChatLanes) -> None:
         if updates is None:
             break
         backoff = 0.0
-        fresh = parse_each(updates, intake.parse, offset.take)
-        for update in fresh:
-            update_id, chat = intake.identify(update)
-            done = lanes.submit(chat, functools.partial(intake.feed, update))
-            done.add_done_callback(functools.partial(finished, update_id))
-        if updates and not fresh:
-            # All of them are still in a lane: poll again when one is done, or soon for
-            # other people's new updates.
-            await _until_stopped(run, progress.wait(), RECHECK_SECONDS)
+        offset.confirmed(asked)
+        numbered = [u for u in updates if isinstance(u, dict) and _update_id(u) is not None]
+        try:
+            await inbox.keep(numbered)
+        except Exception as exc:
+            # Not kept, so not confirmed: Telegram hands them out again.
+            backoff = min(max(backoff * 2, 1.0), MAX_BACKOFF_SECONDS)
+            log.warning("%s; trying again in %gs", run.one_line(
+                f"{run.title}: could not keep the updates taken: {exc}"), backoff)
+            await _until_stopped(run, asyncio.sleep(backoff))
+            continue
+        submit(updates)
     await lanes.close(STOP_GRACE_SECONDS)
+    with suppress(Exception):
+        await inbox.forget_handled()
     if offset.value is not None:
         try:
-            # confirms the handled updates; what the lanes left is delivered again
+            # confirms what the inbox holds: Telegram need not hand it out again
             await intake.fetch(offset.value, 0, ALLOWED_UPDATES, limit=1)
         except (Transient, Refused, Blocked, RetryAfter) as exc:
-            log.warning("%s", run.one_line(f"could not confirm the handled updates to "
+            log.warning("%s", run.one_line(f"could not confirm the updates taken to "
                                            f"{run.title} ({exc}): they come again and are "
                                            "skipped"))
+
+
+def _update_id(update: dict[str, Any]) -> int | None:
+    found = update.get("update_id")
+    return found if isinstance(found, int) and not isinstance(found, bool) else None
 
 
 async def _serve_webhook(
