@@ -9,7 +9,8 @@ meets a send that Telegram refused before it took effect (a 502).
 What must hold, and is measured (the figures print as one line per database):
 - tried: the answers typed, and the kills;
 - lost: answers missing from the database at the end: none. An update is confirmed to
-  Telegram only once handled, and its answer commits with its processed-update row.
+  Telegram only once kept in the inbox (storage/inbox.py), the inbox's updates are handled
+  first at the next start, and an answer commits with its processed-update row.
 - duplicated: questions a person was shown twice. Allowed only for a question whose send
   was in flight at a kill: after the kill, the fake Bot API holds the message while the
   database does not say it was shown (the process died between Telegram's answer and its
