@@ -101,6 +101,21 @@ async def contact_at(s: AsyncSession, channel: str, address: str) -> Contact | N
     return (await s.exec(query)).one_or_none()
 
 
+async def contact_and_identity_at(
+    s: AsyncSession, channel: str, address: str
+) -> tuple[Contact, ContactIdentity | None] | None:
+    """`contact_at` with the address's identity (None on "external"), in one query."""
+    address = as_address(address)
+    if channel == EXTERNAL:
+        contact = await contact_at(s, channel, address)
+        return None if contact is None else (contact, None)
+    query = (select(Contact, ContactIdentity)
+             .join(ContactIdentity, col(ContactIdentity.contact_id) == col(Contact.id))
+             .where(ContactIdentity.channel == channel, ContactIdentity.address == address))
+    found = (await s.exec(query)).one_or_none()
+    return None if found is None else (found[0], found[1])
+
+
 async def mark_identity(
     s: AsyncSession, channel: str, address: str, *, unreachable: bool
 ) -> int | None:

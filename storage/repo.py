@@ -16,7 +16,7 @@ import hashlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, or_, update
@@ -32,6 +32,7 @@ from storage.db import Database, NotFound, StorageError
 from storage.identities import (
     EXTERNAL,
     as_address,
+    contact_and_identity_at,
     contact_at,
     find_identity,
     identities_of,
@@ -79,7 +80,7 @@ class _InTransaction(Database):
     failed step rolls the whole transaction back, which is what every caller does anyway
     (the update fails, or is a redelivery). Savepoints cost two round trips a helper — 11 of
     the 25 statements of a survey step. A helper that recovers from its own failure says so
-    with `begin_nested()` (_create_contact's race, claim_update's duplicate), which still
+    with `begin_nested()` (_create_contact's race), which still
     makes one."""
 
     def __init__(self, database: Database, connection: AsyncConnection) -> None:
@@ -90,6 +91,21 @@ class _InTransaction(Database):
         return AsyncSession(bind=self.connection,
                             join_transaction_mode="conditional_savepoint",
                             expire_on_commit=False)
+
+
+# An identity's last_inbound_at is written again only when this much older than a new
+# inbound event: not on every answer. Never later than the truth by more than this, so a
+# channel's messaging window is judged closed a little early, never late (render.py keeps a
+# minute's margin too).
+SEEN_GRANULARITY = timedelta(seconds=30)
+
+
+def _stale(seen: datetime | None, now: datetime) -> bool:
+    if seen is None:
+        return True
+    if seen.tzinfo is None:
+        seen = seen.replace(tzinfo=UTC)
+    return now - seen >= SEEN_GRANULARITY
 
 
 class Store:
@@ -123,35 +139,41 @@ class Store:
 
     async def upsert_contact(
         self, channel: str, address: str, *, now: datetime | None = None,
-        seen_at: datetime | None = None, unreachable: bool | None = None, **fields: Any
+        seen_at: datetime | None = None, unreachable: bool | None = None,
+        defaults: Mapping[str, Any] | None = None, **fields: Any
     ) -> Contact:
         """The contact at (channel, address), created (with that identity) when new, updated
-        with the given non-None fields. ``seen_at``: they wrote from that address then (an
-        inbound event), so the identity is reachable again and the last one they used.
-        ``unreachable`` sets that identity's reachability. On channel "external" the address
-        is the company's own id (Contact.external_id) and there is no identity."""
-        unknown = fields.keys() - CONTACT_FIELDS
+        with the given non-None fields. ``defaults``: more fields, for a new contact only.
+        ``seen_at``: they wrote from that address then (an inbound event), so the identity
+        is reachable again and the last one they used. ``unreachable`` sets that identity's
+        reachability. On channel "external" the address is the company's own id
+        (Contact.external_id) and there is no identity."""
+        unknown = (fields.keys() | (defaults or {}).keys()) - CONTACT_FIELDS
         if unknown:
             raise TypeError(f"unknown contact field(s): {', '.join(sorted(unknown))}")
         changes = {k: v for k, v in fields.items() if v is not None}
         ts = self._now(now)
         address = as_address(address)
         async with self.database.session() as s, s.begin():
-            contact = await contact_at(s, channel, address)
-            if contact is None:
-                contact = await self._create_contact(s, channel, address, ts, changes)
-            elif any(not _same_json(getattr(contact, k), v) for k, v in changes.items()):
-                # Leave updated_at alone when nothing actually changed.
-                contact.sqlmodel_update({**changes, "updated_at": ts})
-                await s.flush()
-            if channel != EXTERNAL and (seen_at is not None or unreachable is not None):
-                identity = await find_identity(s, channel, address)
-                if identity is not None:
-                    if seen_at is not None:
-                        identity.unreachable, identity.last_inbound_at = False, seen_at
-                    if unreachable is not None:
-                        identity.unreachable = unreachable
-                    await s.flush()
+            found = await contact_and_identity_at(s, channel, address)
+            if found is None:
+                fresh = {**{k: v for k, v in (defaults or {}).items() if v is not None},
+                         **changes}
+                contact = await self._create_contact(s, channel, address, ts, fresh)
+                identity = await find_identity(s, channel, address) if channel != EXTERNAL \
+                    and (seen_at is not None or unreachable is not None) else None
+            else:
+                contact, identity = found
+                if any(not _same_json(getattr(contact, k), v) for k, v in changes.items()):
+                    # Leave updated_at alone when nothing actually changed.
+                    contact.sqlmodel_update({**changes, "updated_at": ts})
+            if identity is not None:
+                if seen_at is not None and (identity.unreachable or _stale(
+                        identity.last_inbound_at, seen_at)):
+                    identity.unreachable, identity.last_inbound_at = False, seen_at
+                if unreachable is not None:
+                    identity.unreachable = unreachable
+            await s.flush()  # nothing changed, nothing written
             return contact
 
     async def _create_contact(
@@ -446,18 +468,15 @@ class Store:
         the event's transaction (`transaction()`), it commits with all the event changed:
         a redelivery finds it and changes nothing, a crash before the commit leaves no trace
         of it and the redelivery is applied in full."""
-        row = ProcessedUpdate(source=source, update_id=update_id, processed_at=self._now(now))
-        duplicate = False
+        # ON CONFLICT rather than a failed INSERT: no savepoint (two more round trips on
+        # every update) is needed for the transaction to go on after a duplicate.
+        claim = (self._insert(ProcessedUpdate)
+                 .values(source=source, update_id=update_id, processed_at=self._now(now))
+                 .on_conflict_do_nothing()
+                 .returning(col(ProcessedUpdate.id)))
         async with self.database.session() as s, s.begin():
-            try:
-                # its own savepoint: a caller may catch the duplicate and go on in the
-                # transaction (helpers join it without one, see _InTransaction)
-                async with s.begin_nested():
-                    s.add(row)
-                    await s.flush()
-            except IntegrityError:
-                duplicate = True
-        if duplicate:
+            claimed = (await s.exec(claim)).first()
+        if claimed is None:
             raise DuplicateUpdate(f"update {update_id} from {source} was already applied")
 
     async def mark_shown(

@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from bot import logs, metrics
 from bot.channels import text as render
@@ -284,15 +283,14 @@ class Controller:
     async def _contact(self, event: Inbound) -> Contact:
         user = event.user
         name = " ".join(p for p in (user.first_name, user.last_name) if p) or None
-        found = await self.store.find_contact(self.channel, event.chat_id)
-        fields: dict[str, Any] = {"name": name, "first_name": user.first_name or None}
-        if found is None:
-            # The app's language is the phone's: a first guess, never over an explicit choice.
-            code = (user.language_code or "").split("-")[0]
-            fields["language"] = code if code in LANGUAGES else None
+        # The app's language is the phone's: a first guess for a new contact, never over an
+        # explicit choice.
+        code = (user.language_code or "").split("-")[0]
         # seen_at: they wrote from this address, so it is reachable, and the one they use now
-        return await self.store.upsert_contact(self.channel, event.chat_id,
-                                               seen_at=self.service.clock(), **fields)
+        return await self.store.upsert_contact(
+            self.channel, event.chat_id, seen_at=self.service.clock(),
+            defaults={"language": code if code in LANGUAGES else None},
+            name=name, first_name=user.first_name or None)
 
     # --- typed text and commands ---------------------------------------------------------
 
@@ -871,7 +869,7 @@ class Controller:
         delay = 0.5
         for attempt in range(6):
             try:
-                await self._pace(out)
+                self._pace(out)
                 return await _send(out, transport)
             except RetryAfter as exc:
                 if exc.seconds > LONGEST_WAIT:
@@ -886,20 +884,13 @@ class Controller:
                 delay = min(delay * 2, 30)
         raise Transient("gave up after repeated rate limits")
 
-    async def _pace(self, out: Out) -> None:
-        """With several processes on PostgreSQL, a message waits for its turn within the
-        channel's limits, shared by all of them (bot/followups/shared_rate.py); in the lane,
-        so other people's updates go on meanwhile. A press's answer is no message."""
+    def _pace(self, out: Out) -> None:
+        """With several processes on PostgreSQL, a message counts against the channel's
+        overall rate, shared by all of them (bot/followups/shared_rate.py), without waiting:
+        a reply goes at once. A press's answer is no message."""
         limiter = shared_limiter(self.channel)
-        chat = getattr(out, "chat_id", None)
-        if limiter is None or chat is None or isinstance(out, AnswerPress):
-            return
-
-        async def nap(seconds: float) -> None:
-            if not await wait_out(seconds, self._sleep):
-                raise Transient("stopping: not waiting for the send limits")
-
-        await limiter.acquire_reply(chat, nap)
+        if limiter is not None and not isinstance(out, AnswerPress):
+            limiter.count_reply()
 
     async def _unreachable(self, chat_id: str | None) -> None:
         if chat_id is None:

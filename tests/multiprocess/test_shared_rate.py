@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from bot.followups.shared_rate import SharedRateLimiter
+from bot.followups.shared_rate import REPLY_DEBT_CAP, SharedRateLimiter
 from storage.db import Database
 
 pytestmark = pytest.mark.postgres
@@ -75,14 +75,29 @@ async def test_a_429_pauses_every_process(url: str) -> None:
     assert slot is not None and 1.8 < wait <= 2.01
 
 
-async def test_replies_keep_a_long_chat_spacing_out_of_a_conversation(url: str) -> None:
-    # WhatsApp asks six seconds between messages to one person, and lets a conversation's
-    # bursts exceed it: replies keep the overall rate only
-    limiters = await _limiters(url, rate=1000, per_chat=6.25)
-    began = time.monotonic()
+async def test_replies_go_at_once_and_make_the_outbox_wait(url: str) -> None:
+    # A reply waits for nobody; counted against the channel's budget, it holds back the
+    # next booked send (an invitation) of every process, at most REPLY_DEBT_CAP ahead.
+    limiters = await _limiters(url, rate=10, per_chat=0.001)
     try:
+        began = time.monotonic()
         for limiter in limiters:
-            await limiter.acquire_reply(11)
+            for _ in range(10):
+                limiter.count_reply()
+        assert time.monotonic() - began < 0.05
+        await asyncio.gather(*(settle_one(limiter) for limiter in limiters))
+        _, wait = await limiters[0].book(5)
+        assert 2.5 < wait <= 3.01  # 30 replies at 10 a second
+        for _ in range(200):
+            limiters[1].count_reply()
+        await settle_one(limiters[1])
+        _, wait = await limiters[2].book(6)
+        assert wait <= REPLY_DEBT_CAP + 0.11
     finally:
         await _close(limiters)
-    assert time.monotonic() - began < 1
+
+
+async def settle_one(limiter: SharedRateLimiter) -> None:
+    if limiter._flushing is not None:
+        await limiter._flushing
+
