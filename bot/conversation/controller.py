@@ -869,7 +869,7 @@ class Controller:
         delay = 0.5
         for attempt in range(6):
             try:
-                self._pace(out)
+                await self._pace(out)
                 return await _send(out, transport)
             except RetryAfter as exc:
                 if exc.seconds > LONGEST_WAIT:
@@ -884,13 +884,19 @@ class Controller:
                 delay = min(delay * 2, 30)
         raise Transient("gave up after repeated rate limits")
 
-    def _pace(self, out: Out) -> None:
-        """With several processes on PostgreSQL, a message counts against the channel's
-        overall rate, shared by all of them (bot/followups/shared_rate.py), without waiting:
-        a reply goes at once. A press's answer is no message."""
+    async def _pace(self, out: Out) -> None:
+        """With several processes on PostgreSQL, a message waits for its turn within the
+        channel's overall rate, shared by all of them (bot/followups/shared_rate.py); in the
+        lane, so other people's updates go on meanwhile. A press's answer is no message."""
         limiter = shared_limiter(self.channel)
-        if limiter is not None and not isinstance(out, AnswerPress):
-            limiter.count_reply()
+        if limiter is None or isinstance(out, AnswerPress):
+            return
+
+        async def nap(seconds: float) -> None:
+            if not await wait_out(seconds, self._sleep):
+                raise Transient("stopping: not waiting for the send limits")
+
+        await limiter.acquire_reply(nap)
 
     async def _unreachable(self, chat_id: str | None) -> None:
         if chat_id is None:

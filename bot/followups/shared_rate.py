@@ -23,8 +23,8 @@ now + retry_after, so every process waits it out.
 
 SQLite means one process (one writer): it keeps the in-memory limiter. :func:`install` is
 called by `sada run` on PostgreSQL; the dispatcher (invitations, reminders, alerts,
-follow-ups) then pace through :func:`installed`; the replies (Controller's delivery) go at once
-and are counted against the channel's budget (:meth:`SharedRateLimiter.count_reply`).
+follow-ups) then pace through :func:`installed`, and the replies (Controller's delivery) within
+the channel's overall rate (:meth:`SharedRateLimiter.acquire_reply`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from bot.followups.ratelimit import Chat, RateLimiter
 from bot.messaging.capabilities import Capabilities
 from storage.db import Database
 
-__all__ = ["SharedRateLimiter", "install", "installed", "settle", "uninstall"]
+__all__ = ["SharedRateLimiter", "install", "installed", "uninstall"]
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +51,6 @@ log = logging.getLogger(__name__)
 SHARED_HEADROOM = 0.9
 CHAT_MARGIN = 0.25
 
-# Replies are counted against the channel's overall budget in batches this often (see
-# count_reply), and run it ahead of now by at most REPLY_DEBT_CAP seconds: a flood of
-# conversations holds invitations back, not for longer than that at a time.
-REPLY_FLUSH_SECONDS = 0.2
-REPLY_DEBT_CAP = 5.0
 
 # Chats' rows older than this are deleted now and then: their next message may go at once.
 _PRUNE_AFTER = 60.0
@@ -79,10 +74,10 @@ WITH c AS (
 )
 SELECT (SELECT slot FROM g) AS slot, c.chat_tat - c.now AS chat_wait, c.now FROM c
 """)
-_DEBIT = text(f"""
-INSERT INTO send_rate (key, tat) VALUES (:channel, {_NOW} + :spent)
-ON CONFLICT (key) DO UPDATE SET tat = LEAST(
-    GREATEST(send_rate.tat, {_NOW}) + :spent, {_NOW} + :cap)
+_RESERVE_OVERALL = text(f"""
+INSERT INTO send_rate (key, tat) VALUES (:channel, {_NOW} + :interval)
+ON CONFLICT (key) DO UPDATE SET tat = GREATEST(send_rate.tat, {_NOW}) + :interval
+RETURNING tat - :interval - {_NOW} AS wait
 """)
 _PAUSE = text(f"""
 INSERT INTO send_rate (key, tat) VALUES (:channel, {_NOW} + :seconds)
@@ -104,8 +99,6 @@ class SharedRateLimiter(RateLimiter):
         self.database = database
         self.channel = channel
         self._last_prune = time.monotonic()
-        self._replies = 0
-        self._flushing: asyncio.Task[None] | None = None
 
     @classmethod
     def for_capabilities(cls, database: Database, channel: str,
@@ -147,28 +140,17 @@ class SharedRateLimiter(RateLimiter):
             if slot is not None:
                 return
 
-    def count_reply(self) -> None:
-        """A reply (to a person's own message or press) goes now: it waits for nobody, as with
-        one process, since a person answering sets its pace; the per-chat limits are about
-        bursts beyond that, and a 429 is still waited out. It is counted against the
-        channel's overall budget all the same, so every process's invitations and reminders
-        make room for conversations. Counted in batches, in the background: a reply costs no
-        round trip to the database."""
-        self._replies += 1
-        if self._flushing is None or self._flushing.done():
-            self._flushing = asyncio.get_running_loop().create_task(self._flush_replies())
-
-    async def _flush_replies(self) -> None:
-        await asyncio.sleep(REPLY_FLUSH_SECONDS)
-        spent, self._replies = self._replies, 0
-        try:
-            async with self.database.engine.begin() as conn:
-                await conn.execute(_DEBIT, {"channel": self.channel,
-                                            "spent": spent * self._interval,
-                                            "cap": REPLY_DEBT_CAP})
-        except Exception as exc:  # the count is an optimisation: the outbox paces anyway
-            log.warning("could not count %d repl(ies) of %s against the shared send rate: "
-                        "%s", spent, self.channel, exc)
+    async def acquire_reply(self, sleep: Callable[[float], Awaitable[object]] | None = None
+                            ) -> None:
+        """Wait for a reply's turn within the channel's overall rate, shared by every process.
+        Not within the chat's spacing: a person answering sets a reply's pace, and a survey
+        step's two messages (the answered question's edit, the next question) go together,
+        as Telegram's short bursts allow; a 429 is still waited out."""
+        async with self.database.engine.begin() as conn:
+            wait = (await conn.execute(_RESERVE_OVERALL, {
+                "channel": self.channel, "interval": self._interval})).scalar_one()
+        if float(wait) > 0:
+            await (sleep or self.sleep)(float(wait))
 
     def chat_wait(self, chat_id: Chat) -> float:
         last = self._chat_last.get(chat_id)
@@ -217,13 +199,6 @@ def install(database: Database, channels: dict[str, Capabilities]) -> bool:
 def installed(channel: str) -> SharedRateLimiter | None:
     """The shared limiter of `channel` in this process, if `sada run` installed one."""
     return _INSTALLED.get(channel)
-
-
-async def settle() -> None:
-    """Count the replies not counted yet (before the database closes at a stop)."""
-    for limiter in _INSTALLED.values():
-        if limiter._flushing is not None and not limiter._flushing.done():
-            await limiter._flushing
 
 
 def uninstall() -> None:

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from bot.followups.shared_rate import REPLY_DEBT_CAP, SharedRateLimiter
+from bot.followups.shared_rate import SharedRateLimiter
 from storage.db import Database
 
 pytestmark = pytest.mark.postgres
@@ -75,29 +75,15 @@ async def test_a_429_pauses_every_process(url: str) -> None:
     assert slot is not None and 1.8 < wait <= 2.01
 
 
-async def test_replies_go_at_once_and_make_the_outbox_wait(url: str) -> None:
-    # A reply waits for nobody; counted against the channel's budget, it holds back the
-    # next booked send (an invitation) of every process, at most REPLY_DEBT_CAP ahead.
-    limiters = await _limiters(url, rate=10, per_chat=0.001)
+async def test_replies_keep_the_overall_rate_not_the_chat_spacing(url: str) -> None:
+    # A survey step's edit and next question go together (Telegram allows short bursts in a
+    # chat), while every process's replies together keep the channel's overall rate.
+    limiters = await _limiters(url, rate=10, per_chat=6.25)
+    began = time.monotonic()
     try:
-        began = time.monotonic()
         for limiter in limiters:
-            for _ in range(10):
-                limiter.count_reply()
-        assert time.monotonic() - began < 0.05
-        await asyncio.gather(*(settle_one(limiter) for limiter in limiters))
-        _, wait = await limiters[0].book(5)
-        assert 2.5 < wait <= 3.01  # 30 replies at 10 a second
-        for _ in range(200):
-            limiters[1].count_reply()
-        await settle_one(limiters[1])
-        _, wait = await limiters[2].book(6)
-        assert wait <= REPLY_DEBT_CAP + 0.11
+            await limiter.acquire_reply()
+            await limiter.acquire_reply()
     finally:
         await _close(limiters)
-
-
-async def settle_one(limiter: SharedRateLimiter) -> None:
-    if limiter._flushing is not None:
-        await limiter._flushing
-
+    assert 0.45 < time.monotonic() - began < 1.5  # six replies at ten a second

@@ -351,7 +351,7 @@ async def run_bot(
         shared = _Shared(Store(database), stopping, len(names) + len(hooks), listen,
                          metrics=settings.metrics)
         from bot.api.mount import mount_api
-        from bot.followups.shared_rate import install, settle
+        from bot.followups.shared_rate import install
 
         # Several processes on one PostgreSQL send within one budget per channel and chat.
         install(database, {name: CHANNELS.get(name).capabilities
@@ -377,7 +377,6 @@ async def run_bot(
             await _together(stopping, serving)
         finally:
             await shared.stop_followups()
-            await settle()
             await shared.close()
 
 
