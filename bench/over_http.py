@@ -24,6 +24,7 @@ Sada and echo: the harness's own cost is in both figures.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,9 @@ from aiogram.types import Update
 from aiohttp import web
 
 JSON = dict[str, Any]
+# Messages a second Sada is told Telegram allows (the shared limits on PostgreSQL); None:
+# Telegram's own 30 (bench option --rate).
+CHANNEL_RATE: float | None = None
 REPLIES = frozenset({"sendMessage", "editMessageText", "editMessageReplyMarkup",
                      "answerCallbackQuery", "sendDocument"})
 
@@ -198,12 +202,24 @@ async def run_sada(api: FakeBotApi, database_url: str, flows_dir: Path,
         telegram={"token": api.token, "api_url": api.base_url},  # type: ignore[arg-type]
         database_url=database_url, flows_dir=flows_dir,
     )
+    from bot.followups import shared_rate
+
+    install = shared_rate.install
+
+    def install_at_rate(database: Any, channels: dict[str, Any]) -> bool:
+        # The fake enforces no limits: with PostgreSQL, Sada may be told the same (--rate).
+        return install(database, {name: dataclasses.replace(
+            capabilities, messages_per_second=CHANNEL_RATE or capabilities.messages_per_second)
+            for name, capabilities in channels.items()})
+
     aiogram_shell.AiogramIntake.feed = feed  # type: ignore[method-assign]
+    shared_rate.install = install_at_rate
     try:
         await run_bot(settings, framework="aiogram", webhook_url=None, stop=stop,
                       polling_timeout=25)
     finally:
         aiogram_shell.AiogramIntake.feed = original  # type: ignore[method-assign]
+        shared_rate.install = install
 
 
 async def run_echo(api: FakeBotApi, router_factory: Callable[[], Any],

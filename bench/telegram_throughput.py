@@ -71,6 +71,7 @@ from rich.table import Table
 from sqlalchemy import text as sql
 from sqlalchemy.engine import make_url
 
+from bench import over_http
 from bench.over_http import FakeBotApi, make_http_feed, rss_mb, run_echo, run_sada
 from bot.channels.telegram.aiogram_shell import survey_router
 from bot.conversation.controller import Controller, load_flows
@@ -738,6 +739,7 @@ async def main(args: argparse.Namespace) -> int:
         f"Sada Telegram throughput · {args.respondents} respondents · mode {args.mode} · "
         f"Python {platform.python_version()} · aiogram {aiogram.__version__} · "
         f"{os.cpu_count()} CPU(s) · load average {os.getloadavg()[0]:.1f}")
+    over_http.CHANNEL_RATE = args.rate
     ok = True
     modes: list[tuple[Bench, int]] = []
     if args.mode in ("inprocess", "both"):
@@ -779,7 +781,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mode", choices=("inprocess", "http", "both"), default="inprocess",
                         help="the bot fed in-process, over HTTP long polling against a local "
                              "fake Bot API (as `sada run`), or both")
+    parser.add_argument("--rate", type=float, default=None, metavar="PER_SECOND",
+                        help="over HTTP on PostgreSQL: the messages a second Sada's shared "
+                             "limits allow (default Telegram's 30; the fake enforces none)")
     args = parser.parse_args(argv)
+    if args.rate is not None and args.rate <= 0:
+        parser.error("--rate must be above 0")
     if args.respondents < 1 or (args.concurrency is not None and args.concurrency < 1):
         parser.error("--respondents and --concurrency must be at least 1")
     return args
