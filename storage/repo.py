@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, update
+from sqlalchemy import delete, func, literal, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm.attributes import flag_modified
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 from storage.db import Database, NotFound, StorageError
 from storage.identities import (
@@ -392,31 +393,32 @@ class Store:
         """
         ts = self._now(now)
         async with self.database.session() as s, s.begin():
-            # Row lock so two saves of one session cannot both insert the same new answer.
-            row = await s.get(SurveySession, session_id, with_for_update=True)
-            if row is None:
+            # Written first, in one UPDATE without a read: its row lock keeps two saves of one
+            # session from both inserting the same new answer.
+            saved = (await s.exec(
+                update(SurveySession)
+                .where(col(SurveySession.id) == session_id)
+                .values(state=state, status=status, position=position, language=language,
+                        last_activity_at=ts,
+                        # Keep the first completion time when a completed session is saved
+                        # again.
+                        completed_at=func.coalesce(col(SurveySession.completed_at),
+                                                   literal(ts, type_=UTCDateTime()))
+                        if status == "completed" else None)
+                .returning(col(SurveySession.contact_id), col(SurveySession.flow_id))
+                .execution_options(synchronize_session=False)
+            )).first()
+            if saved is None:
                 raise NotFound(f"no survey session with id {session_id}")
+            contact_id, flow_id = saved
             if consent is not None:  # (language, text) agreed to, recorded with the step
-                s.add(Consent(contact_id=row.contact_id, session_id=session_id,
-                              flow_id=row.flow_id, language=consent[0], text=consent[1],
+                s.add(Consent(contact_id=contact_id, session_id=session_id,
+                              flow_id=flow_id, language=consent[0], text=consent[1],
                               given_at=ts))
             if contact:
-                person = await s.get(Contact, row.contact_id)
+                person = await s.get(Contact, contact_id)
                 if person is not None:
                     person.sqlmodel_update({**contact, "updated_at": ts})
-            row.sqlmodel_update(
-                {
-                    "state": state,
-                    "status": status,
-                    "position": position,
-                    "language": language,
-                    "last_activity_at": ts,
-                    # Keep the first completion time when a completed session is saved again.
-                    "completed_at": (row.completed_at or ts) if status == "completed" else None,
-                }
-            )
-            # The ORM skips JSON writes that compare equal in Python ({"a": 1} == {"a": True}).
-            flag_modified(row, "state")
             stored = await s.exec(select(Answer).where(Answer.session_id == session_id))
             existing = {a.question_id: a for a in stored}
             for question_id, (raw_text, value, skipped) in answers.items():
@@ -485,8 +487,9 @@ class Store:
         # one UPDATE, no read first: this runs after every question sent
         async with self.database.session() as s, s.begin():
             await s.exec(update(SurveySession)
-                            .where(col(SurveySession.id) == session_id)
-                            .values(shown=question_id, prompt_message_id=message_id))
+                         .where(col(SurveySession.id) == session_id)
+                         .values(shown=question_id, prompt_message_id=message_id)
+                         .execution_options(synchronize_session=False))
 
     async def undelivered_sessions(self, channel: str) -> list[tuple[SurveySession, str]]:
         """Open sessions whose current question was committed but never shown, with the
