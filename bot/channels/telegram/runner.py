@@ -394,7 +394,9 @@ async def _serve_aiogram(run: _Run) -> None:
             me = await bot.me()
         core = await run.core(me.username)
         await run.resume(core, shell.AiogramTransport(bot, run.channel))
-        dp = Dispatcher()
+        # Sada keeps each conversation in its database: aiogram's FSM would only look up (and,
+        # in its memory storage, keep) a record per person on every update.
+        dp = Dispatcher(disable_fsm=True)
         dp.include_router(shell.survey_router(core))
         if run.webhook_url is None:
             # getUpdates answers 409 while a webhook is set
