@@ -551,7 +551,11 @@ async def _poll(run: _Run, intake: Intake[Any], lanes: ChatLanes, inbox: Inbox) 
             done = lanes.submit(chat, functools.partial(intake.feed, update))
             done.add_done_callback(functools.partial(finished, update_id))
 
-    submit(await inbox.waiting())
+    kept = await inbox.waiting()
+    if kept:
+        log.info("%s: %d update(s) taken before the last stop and not handled; handling them "
+                 "first", run.title, len(kept))
+    submit(kept)
     while not run.stop.is_set():
         try:
             await inbox.forget_handled()
