@@ -90,7 +90,9 @@ class SurveySession(SQLModel, table=True):
     """One run of one flow with one contact, with the engine's state as JSON."""
 
     __tablename__ = "survey_session"
-    __table_args__ = (Index(None, "contact_id", "flow_id", "status"),)
+    # The second: the API's responses, read in (last_activity_at, id) order by helpdesks.
+    __table_args__ = (Index(None, "contact_id", "flow_id", "status"),
+                      Index(None, "last_activity_at", "id"))
 
     id: int | None = Field(default=None, primary_key=True)
     contact_id: int = Field(foreign_key="contact.id", ondelete="CASCADE")

@@ -1,4 +1,4 @@
-"""inbound update: long polling's updates kept until handled
+"""inbound update: long polling's updates kept until handled; responses by time
 
 Revision ID: 0015
 Revises: 0014
@@ -8,6 +8,9 @@ Create Date: 2026-11-30 16:30:00.000000
 committed before the next getUpdates confirms the update to Telegram, so the offset moves
 on at once (a long poll is a real long poll again) and a crash loses nothing: the next
 start handles what is left here first (storage/inbox.py). Rows are deleted once handled.
+
+``survey_session`` gets an index on (last_activity_at, id): the API's responses endpoint
+pages through sessions in that order, and without it every page read the whole table.
 """
 from collections.abc import Sequence
 
@@ -32,7 +35,10 @@ def upgrade() -> None:
         sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint('source', 'update_id', name=op.f('pk_inbound_update')),
     )
+    op.create_index(op.f('ix_survey_session_last_activity_at_id'), 'survey_session',
+                    ['last_activity_at', 'id'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f('ix_survey_session_last_activity_at_id'), table_name='survey_session')
     op.drop_table('inbound_update')
