@@ -261,6 +261,21 @@ def store(database: Database) -> Store:
     return Store(database)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test marked `slow(seconds=N)` starts first, the longest first; the rest keep their
+    order. The run cannot end before its longest test, and one collected half-way starts
+    half-way and holds up the end. Mark only a test that is a large part of a worker's
+    share: with --dist worksteal (Makefile) the first worker is handed the front of the
+    list, so the marked tests run one after another there, while a worker left idle takes
+    the unmarked ones still queued behind them."""
+
+    def seconds(item: pytest.Item) -> float:
+        slow = item.get_closest_marker("slow")
+        return 0.0 if slow is None else float(slow.kwargs.get("seconds", 0))
+
+    items.sort(key=seconds, reverse=True)  # stable: the rest keep their order
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """One line for the skipped tests, by reason, instead of one line per test."""
     reasons: dict[str, int] = {}

@@ -41,7 +41,7 @@ from tests.bale.test_run import B2B, ROOT, TELEGRAM_TOKEN, Person, Process, free
 from tests.conftest import _create, _drop, _pg_server
 from tests.fakebot import FakeBotApi
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [pytest.mark.postgres, pytest.mark.slow(seconds=150)]
 
 RESPONDENTS = int(os.environ.get("SADA_TEST_RESPONDENTS", "40"))
 INVITED = int(os.environ.get("SADA_TEST_INVITED", "200"))
