@@ -38,8 +38,8 @@ from aiogram.types import Update
 from aiohttp import web
 
 JSON = dict[str, Any]
-# Messages a second Sada is told Telegram allows (the shared limits on PostgreSQL); None:
-# Telegram's own 30 (bench option --rate).
+# Messages a second Sada is told Telegram allows, overall and per chat (the shared limits on
+# PostgreSQL); None: Telegram's own, 30 and 1 (bench option --rate).
 CHANNEL_RATE: float | None = None
 REPLIES = frozenset({"sendMessage", "editMessageText", "editMessageReplyMarkup",
                      "answerCallbackQuery", "sendDocument"})
@@ -208,9 +208,11 @@ async def run_sada(api: FakeBotApi, database_url: str, flows_dir: Path,
 
     def install_at_rate(database: Any, channels: dict[str, Any]) -> bool:
         # The fake enforces no limits: with PostgreSQL, Sada may be told the same (--rate).
+        if CHANNEL_RATE is None:
+            return install(database, channels)
         return install(database, {name: dataclasses.replace(
-            capabilities, messages_per_second=CHANNEL_RATE or capabilities.messages_per_second)
-            for name, capabilities in channels.items()})
+            capabilities, messages_per_second=CHANNEL_RATE,
+            messages_per_chat_per_second=CHANNEL_RATE) for name, capabilities in channels.items()})
 
     aiogram_shell.AiogramIntake.feed = feed  # type: ignore[method-assign]
     shared_rate.install = install_at_rate

@@ -783,7 +783,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "fake Bot API (as `sada run`), or both")
     parser.add_argument("--rate", type=float, default=None, metavar="PER_SECOND",
                         help="over HTTP on PostgreSQL: the messages a second Sada's shared "
-                             "limits allow (default Telegram's 30; the fake enforces none)")
+                             "limits allow, overall and per chat (default Telegram's 30 and "
+                             "1; the fake enforces none)")
     args = parser.parse_args(argv)
     if args.rate is not None and args.rate <= 0:
         parser.error("--rate must be above 0")

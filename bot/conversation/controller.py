@@ -886,17 +886,18 @@ class Controller:
 
     async def _pace(self, out: Out) -> None:
         """With several processes on PostgreSQL, a message waits for its turn within the
-        channel's overall rate, shared by all of them (bot/followups/shared_rate.py); in the
-        lane, so other people's updates go on meanwhile. A press's answer is no message."""
+        channel's limits, shared by all of them (bot/followups/shared_rate.py); in the lane,
+        so other people's updates go on meanwhile. A press's answer is no message."""
         limiter = shared_limiter(self.channel)
-        if limiter is None or isinstance(out, AnswerPress):
+        chat = getattr(out, "chat_id", None)
+        if limiter is None or chat is None or isinstance(out, AnswerPress):
             return
 
         async def nap(seconds: float) -> None:
             if not await wait_out(seconds, self._sleep):
                 raise Transient("stopping: not waiting for the send limits")
 
-        await limiter.acquire_reply(nap)
+        await limiter.acquire_reply(chat, nap)
 
     async def _unreachable(self, chat_id: str | None) -> None:
         if chat_id is None:

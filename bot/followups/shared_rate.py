@@ -23,8 +23,7 @@ now + retry_after, so every process waits it out.
 
 SQLite means one process (one writer): it keeps the in-memory limiter. :func:`install` is
 called by `sada run` on PostgreSQL; the dispatcher (invitations, reminders, alerts,
-follow-ups) then pace through :func:`installed`, and the replies (Controller's delivery) within
-the channel's overall rate (:meth:`SharedRateLimiter.acquire_reply`).
+follow-ups) and the replies (Controller's delivery) then pace through :func:`installed`.
 """
 
 from __future__ import annotations
@@ -51,6 +50,8 @@ log = logging.getLogger(__name__)
 SHARED_HEADROOM = 0.9
 CHAT_MARGIN = 0.25
 
+# The longest per-chat spacing replies keep (with CHAT_MARGIN): see acquire_reply.
+REPLY_CHAT_SPACING = 1.0 + CHAT_MARGIN
 
 # Chats' rows older than this are deleted now and then: their next message may go at once.
 _PRUNE_AFTER = 60.0
@@ -140,12 +141,15 @@ class SharedRateLimiter(RateLimiter):
             if slot is not None:
                 return
 
-    async def acquire_reply(self, sleep: Callable[[float], Awaitable[object]] | None = None
-                            ) -> None:
-        """Wait for a reply's turn within the channel's overall rate, shared by every process.
-        Not within the chat's spacing: a person answering sets a reply's pace, and a survey
-        step's two messages (the answered question's edit, the next question) go together,
-        as Telegram's short bursts allow; a 429 is still waited out."""
+    async def acquire_reply(self, chat_id: Chat,
+                            sleep: Callable[[float], Awaitable[object]] | None = None) -> None:
+        """Wait for a reply's turn: within the chat's spacing where the channel asks a second
+        or less between messages to one chat (Telegram, Bale); where it asks more
+        (WhatsApp's six seconds, which it lets a conversation's bursts exceed), within the
+        overall rate only, or every step of a survey would wait that long."""
+        if self.per_chat <= REPLY_CHAT_SPACING:
+            await self.acquire(chat_id, sleep)
+            return
         async with self.database.engine.begin() as conn:
             wait = (await conn.execute(_RESERVE_OVERALL, {
                 "channel": self.channel, "interval": self._interval})).scalar_one()
