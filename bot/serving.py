@@ -20,6 +20,7 @@ import pkgutil
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
+from datetime import timedelta
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -84,8 +85,10 @@ class Shared:
     the webhook server (one --listen address, a path per channel)."""
 
     def __init__(self, store: Store, stop: asyncio.Event, channels: int,
-                 listen: tuple[str, int], metrics: MetricsSettings | None = None) -> None:
+                 listen: tuple[str, int], metrics: MetricsSettings | None = None,
+                 lease: timedelta = timedelta(seconds=60)) -> None:
         self.store = store
+        self.lease = lease  # the outbox's (Dispatcher's)
         self.metrics = metrics or MetricsSettings()
         self._metrics_server: web.AppRunner | None = None
         # bot.metrics.OutboxDepth and a registry holding it, made on the first scrape
@@ -116,7 +119,7 @@ class Shared:
         from bot.followups.scheduler import FollowupService
 
         self.followups = FollowupService(self.store.database, dict(self.transports),
-                                         flows=flows)
+                                         flows=flows, lease=self.lease)
         self.followups.start()
         # The dispatcher stops when the stop comes, side by side with the updates in hand:
         # one after the other, the two graces would add up past a service manager's patience.

@@ -90,6 +90,12 @@ class Settings(BaseSettings):
         description='the Prometheus endpoint: SADA_METRICS__ENABLED=… and so on, or a JSON '
         'object',
     )
+    outbox_lease_seconds: float = Field(
+        default=60.0, ge=10.0, le=3600.0,
+        description="how long a process holds an invitation, reminder or alert it took to "
+        "send: when a process dies, the messages it held go out from another once this has "
+        "passed; a send may take half of it",
+    )
     log_level: str = Field(
         default="INFO",
         description="what `sada run` logs: DEBUG, INFO, WARNING or ERROR (--log-level); "

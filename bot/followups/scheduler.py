@@ -30,7 +30,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
@@ -211,12 +211,14 @@ class FollowupService:
         bot_usernames: Mapping[str, str] | None = None,
         webhooks: WebhookSender | None = None,
         webhook_every: float = 5.0,
+        lease: timedelta = timedelta(seconds=60),
     ) -> None:
         self.database = database
         self.clock = clock
         self.dispatcher = dispatcher or Dispatcher(
             database, transports, clock=clock,
-            flows=flows if isinstance(flows, Mapping) else None, bot_usernames=bot_usernames)
+            flows=flows if isinstance(flows, Mapping) else None, bot_usernames=bot_usernames,
+            lease=lease)
         self.planners = list(planners) if planners is not None else default_planners(
             database, flows=flows
         )

@@ -38,6 +38,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit
 
@@ -349,7 +350,8 @@ async def run_bot(
         await Database.open(settings.effective_database_url) as database,
     ):
         shared = _Shared(Store(database), stopping, len(names) + len(hooks), listen,
-                         metrics=settings.metrics)
+                         metrics=settings.metrics,
+                         lease=timedelta(seconds=settings.outbox_lease_seconds))
         from bot.api.mount import mount_api
         from bot.followups.shared_rate import install
 
