@@ -8,7 +8,7 @@ so staff can see later why someone was never asked.
 
 from __future__ import annotations
 
-import os
+import contextlib
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -34,12 +34,12 @@ from bot.followups.contacts_csv import (
     read_text,
 )
 from bot.followups.dates import parse_moment
+from bot.followups.links_file import LinksFile
 from bot.followups.timing import DEFAULT_WINDOW, next_slot
 from bot.i18n import Translator
 from bot.messaging.links import link_url, new_token, parse_context, start_press
 from bot.messaging.registry import CHANNELS, Registry
 from bot.messaging.transport import Button, Keyboard
-from bot.staff_text import write_csv
 from bot.survey import contact_fields
 from storage.cases import storable_id
 from storage.db import Database
@@ -404,18 +404,7 @@ def default_links_file(data_dir: Path, flow_id: str, now: datetime) -> Path:
     return data_dir / f"invite-links-{flow_id}-{now:%Y%m%d-%H%M%S}.csv"
 
 
-def _write_links(path: Path, rows: Sequence[LinkRow]) -> Path:
-    """Write to a temporary file next to `path` (renamed once the database commits)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    # utf-8-sig: Excel opens Arabic and Persian names correctly only with the BOM. Names
-    # come from a CRM: a formula-like one is written as text (bot.staff_text.csv_cell).
-    with tmp.open("w", encoding="utf-8-sig", newline="") as fh:
-        write_csv(fh, ["contact_id", "external_id", "name", "account", "role", "language",
-                       "link"],
-                  [[row.contact_id, row.external_id, row.name, row.account, row.role,
-                    row.language, row.link] for row in rows])
-    return tmp
+LINK_COLUMNS = ("contact_id", "external_id", "name", "account", "role", "language", "link")
 
 
 async def invite_contacts(
@@ -440,43 +429,36 @@ async def invite_contacts(
     window = flow.reminders.window if flow.reminders else DEFAULT_WINDOW
     days = flow.reminders.days if flow.reminders else None
     username = (bot_username or "").lstrip("@")
-    tmp: Path | None = None
-    async with db.session() as s:
-        try:
-            async with s.begin():
-                contacts = await find_contacts(
-                    s, segment=audience.segment, account=audience.account,
-                    role=audience.role, ids=audience.contact_ids)
-                # Without the bot's username the others are still invited: the ones
-                # without a chat are counted as skipped, and a later run reaches them.
-                decisions = await decide(s, flow, contacts, at=at, can_link=bool(username))
-                planned = [_prepare(d, flow, report, at=at, now=now, window=window,
-                                    days=days, context=context, username=username,
-                                    links_channel=links_channel)
-                           for d in decisions]
-                # One batched INSERT for the lot: a 10,000-contact run holds SQLite's
-                # single write lock for seconds, not for ten thousand round trips.
-                await insert_invitations(s, [p.invitation for p in planned],
-                                         [p.link for p in planned if p.link is not None])
-                if not dry_run:
-                    report.invitation_ids = {p.invitation.contact_id: p.invitation.id
-                                             for p in planned if p.invitation.id is not None}
-                for p in planned:
-                    if p.message is not None:
-                        await _enqueue(s, p, now=now)
-                if dry_run:
-                    raise _DryRun
-                if report.links and links_out is not None:
-                    tmp = _write_links(links_out, report.links)
-            if tmp is not None and links_out is not None:
-                tmp.replace(links_out)
-                report.links_file = links_out
-                tmp = None
-        except _DryRun:
-            pass  # the transaction rolled back: nothing was written
-        finally:
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
+    with LinksFile(links_out) as links_file, contextlib.suppress(_DryRun):
+        async with db.session() as s, s.begin():
+            contacts = await find_contacts(
+                s, segment=audience.segment, account=audience.account,
+                role=audience.role, ids=audience.contact_ids)
+            # Without the bot's username the others are still invited: the ones
+            # without a chat are counted as skipped, and a later run reaches them.
+            decisions = await decide(s, flow, contacts, at=at, can_link=bool(username))
+            planned = [_prepare(d, flow, report, at=at, now=now, window=window,
+                                days=days, context=context, username=username,
+                                links_channel=links_channel)
+                       for d in decisions]
+            # One batched INSERT for the lot: a 10,000-contact run holds SQLite's
+            # single write lock for seconds, not for ten thousand round trips.
+            await insert_invitations(s, [p.invitation for p in planned],
+                                     [p.link for p in planned if p.link is not None])
+            if not dry_run:
+                report.invitation_ids = {p.invitation.contact_id: p.invitation.id
+                                         for p in planned if p.invitation.id is not None}
+            for p in planned:
+                if p.message is not None:
+                    await _enqueue(s, p, now=now)
+            if dry_run:
+                raise _DryRun
+            if report.links:
+                links_file.stage(LINK_COLUMNS, [
+                    [row.contact_id, row.external_id, row.name, row.account, row.role,
+                     row.language, row.link] for row in report.links])
+        # committed (a dry run rolled back: nothing staged, nothing written)
+        report.links_file = links_file.publish()
     return report
 
 

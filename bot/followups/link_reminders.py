@@ -18,7 +18,7 @@ first and put in place only once the steps are committed: a failed run changes n
 
 from __future__ import annotations
 
-import os
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,7 +28,8 @@ from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.flow.model import Flow
-from bot.followups.invite import LinkRow, language_for
+from bot.followups.invite import LINK_COLUMNS, LinkRow, language_for
+from bot.followups.links_file import LinksFile
 from bot.followups.reminders import (
     _PG_PLANNER_LOCK,
     EXPIRY_GRACE,
@@ -43,7 +44,6 @@ from bot.followups.reminders import (
 )
 from bot.messaging.links import link_url
 from bot.messaging.registry import CHANNELS
-from bot.staff_text import write_csv
 from storage.db import Database
 from storage.identities import is_unreachable, pick_identity
 from storage.models import SurveySession
@@ -51,8 +51,8 @@ from storage.outbox import record_handed_over
 
 # The outbox channel of a step handed to staff: no process runs it, so nothing claims it.
 LINK_CHANNEL = "link"
-COLUMNS = ("contact_id", "external_id", "name", "account", "role", "language", "link",
-           "reminder", "started")
+# The invitation links file's columns, then which reminder step and whether they started.
+COLUMNS = (*LINK_COLUMNS, "reminder", "started")
 
 
 class _DryRun(Exception):
@@ -83,19 +83,6 @@ def default_reminder_links_file(data_dir: Path, flow_id: str | None, now: dateti
     return data_dir / f"reminder-links-{flow_id or 'all'}-{now:%Y%m%d-%H%M%S}.csv"
 
 
-def _write(path: Path, rows: Sequence[ReminderLinkRow]) -> Path:
-    """Write to a temporary file next to `path` (renamed once the database commits)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    # utf-8-sig and formula-safe cells, as the invitation links file (bot.followups.invite)
-    with tmp.open("w", encoding="utf-8-sig", newline="") as fh:
-        write_csv(fh, list(COLUMNS),
-                  [[row.contact_id, row.external_id, row.name, row.account, row.role,
-                    row.language, row.link, row.step, "yes" if row.started else "no"]
-                   for row in rows])
-    return tmp
-
-
 async def export_link_reminders(
     db: Database,
     *,
@@ -111,32 +98,26 @@ async def export_link_reminders(
     `links_out` (links to `bot_username` on `links_channel`, as `sada invite` made them)
     and record them, in one transaction; a dry run reports the same and changes nothing."""
     report = LinkRemindersReport(dry_run=dry_run)
-    tmp: Path | None = None
-    async with db.session() as s:
-        try:
-            async with s.begin():
-                if db.engine.dialect.name == "postgresql":
-                    # Wait for a planner pass in progress rather than skip: staff asked now.
-                    await s.exec(text(f"SELECT pg_advisory_xact_lock({_PG_PLANNER_LOCK})"))  # type: ignore[call-overload]
-                candidates = await _candidates(s, flows, now, timedelta(0), grace)
-                sessions = await _sessions(s, candidates)
-                for candidate in candidates:
-                    await _export_one(s, candidate, flows[candidate.invitation.flow_id],
-                                      sessions, now=now, grace=grace, report=report,
-                                      links_channel=links_channel, bot_username=bot_username)
-                if dry_run:
-                    raise _DryRun
-                if report.rows and links_out is not None:
-                    tmp = _write(links_out, report.rows)
-            if tmp is not None and links_out is not None:
-                tmp.replace(links_out)
-                report.links_file = links_out
-                tmp = None
-        except _DryRun:
-            pass  # the transaction rolled back: nothing was recorded
-        finally:
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
+    with LinksFile(links_out) as links_file, contextlib.suppress(_DryRun):
+        async with db.session() as s, s.begin():
+            if db.engine.dialect.name == "postgresql":
+                # Wait for a planner pass in progress rather than skip: staff asked now.
+                await s.exec(text(f"SELECT pg_advisory_xact_lock({_PG_PLANNER_LOCK})"))  # type: ignore[call-overload]
+            candidates = await _candidates(s, flows, now, timedelta(0), grace)
+            sessions = await _sessions(s, candidates)
+            for candidate in candidates:
+                await _export_one(s, candidate, flows[candidate.invitation.flow_id],
+                                  sessions, now=now, grace=grace, report=report,
+                                  links_channel=links_channel, bot_username=bot_username)
+            if dry_run:
+                raise _DryRun
+            if report.rows:
+                links_file.stage(COLUMNS, [
+                    [row.contact_id, row.external_id, row.name, row.account, row.role,
+                     row.language, row.link, row.step, "yes" if row.started else "no"]
+                    for row in report.rows])
+        # committed (a dry run rolled back: nothing staged, nothing recorded)
+        report.links_file = links_file.publish()
     return report
 
 
