@@ -53,6 +53,45 @@ ContextOption = Annotated[
                  "for more. Every declared key needs one."),
 ]
 
+# --- personal links: whose, on which channel (sada invite, sada remind) ----------------------
+
+BotUsernameOption = Annotated[str | None, typer.Option(
+    "--bot-username", help="Whom the links open: the bot's @username (default: "
+    "SADA_<CHANNEL>__BOT_USERNAME).")]
+
+
+@dataclass(frozen=True)
+class LinkTarget:
+    """The channel personal links are made for, and the name they open (None: not set)."""
+
+    channel: str
+    name: str | None
+
+    @property
+    def needed(self) -> str:
+        """The setting the links need when `name` is None."""
+        if self.channel == "web":
+            return f"{variable_name('web', 'public_url')} (the web chat's public address)"
+        return f"{variable_name(self.channel, 'bot_username')} (the bot's @username)"
+
+
+def link_target(settings: Settings, channel: str | None, bot_username: str | None
+                ) -> LinkTarget:
+    """--links-channel (default: web when the web chat has a public address, which needs no
+    app, else telegram) and --bot-username (default: the channel's setting), or a one-line
+    exit when the channel makes no links."""
+    from bot.messaging.registry import CHANNELS, NoLinks, UnknownChannel
+
+    chosen = channel or ("web" if settings.web.public_url else "telegram")
+    try:
+        CHANNELS.links(chosen)
+    except (UnknownChannel, NoLinks) as exc:
+        fail(f"--links-channel: {exc}", 2)
+    group = getattr(settings, chosen, None)
+    name = (bot_username or (group.link_name if group is not None else None) or "").strip()
+    return LinkTarget(chosen, name or None)
+
+
 # --- database ids as options and arguments -----------------------------------------------
 
 _DIGITS = re.compile(r"\d+")  # \d: decimal digits of any script (9, ٩, ۹, ९ …)

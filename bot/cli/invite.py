@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from bot.cli.common import ContextOption, database_url, fail, settings_or_exit
+from bot.cli.common import (
+    BotUsernameOption,
+    ContextOption,
+    database_url,
+    fail,
+    link_target,
+    settings_or_exit,
+)
 
 if TYPE_CHECKING:
     from bot.flow.model import Flow
@@ -72,9 +79,7 @@ def invite(
         "--links-channel", metavar="CHANNEL", help="The channel whose links go to contacts "
         "without a reachable chat: telegram, bale, web … (default: web when "
         "SADA_WEB__PUBLIC_URL is set, else telegram)")] = None,
-    bot_username: Annotated[str | None, typer.Option("--bot-username", help="Whom the links "
-                                                     "open: the bot's @username (default: "
-                                                     "SADA_<CHANNEL>__BOT_USERNAME).")] = None,
+    bot_username: BotUsernameOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show who would be invited and "
                                           "skipped; change nothing.")] = False,
 ) -> None:
@@ -110,17 +115,7 @@ def invite(
 
     settings = settings_or_exit()
     now = datetime.now(UTC)
-    from bot.messaging.registry import CHANNELS, NoLinks, UnknownChannel
-    from bot.settings import variable_name
-
-    if links_channel is None:  # the web chat needs no app: its links open for anyone
-        links_channel = "web" if settings.web.public_url else "telegram"
-    try:
-        CHANNELS.links(links_channel)
-    except (UnknownChannel, NoLinks) as exc:
-        fail(f"--links-channel: {exc}", 2)
-    group = getattr(settings, links_channel, None)
-    configured = group.link_name if group is not None else None
+    links = link_target(settings, links_channel, bot_username)
     try:
         loaded = resolve_flow(flow, settings.flows_dir)
         when = parse_at(at, now)
@@ -133,8 +128,7 @@ def invite(
     try:
         report = asyncio.run(_run(url, loaded.flow, audience,
                                   contacts, when, values,
-                                  bot_username or configured, target, dry_run, now,
-                                  links_channel))
+                                  links.name, target, dry_run, now, links.channel))
     except InviteError as exc:
         fail(str(exc), 2)
     except ContactsFileError as exc:
@@ -160,11 +154,8 @@ def invite(
             console.print(f"  {report.by_link} without a reachable chat would get a personal "
                           "link", markup=False)
     if report.skipped["no_link"]:
-        needed = (f"{variable_name('web', 'public_url')} (the web chat's public address)"
-                  if links_channel == "web" else
-                  f"{variable_name(links_channel, 'bot_username')} (the bot's @username)")
         console.print(f"  {report.skipped['no_link']} without a reachable chat not invited: set "
-                      f"{needed} or pass --bot-username, then run the same command again for "
+                      f"{links.needed} or pass --bot-username, then run the same command again for "
                       "their personal links", markup=False)
     if report.skipped["account_limit"] and report.account_limit is not None:
         limit = report.account_limit

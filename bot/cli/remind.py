@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from bot.cli.common import database_url, fail, settings_or_exit
+from bot.cli.common import (
+    BotUsernameOption,
+    database_url,
+    fail,
+    link_target,
+    settings_or_exit,
+)
 
 if TYPE_CHECKING:
     from bot.flow.model import Flow
@@ -50,9 +56,7 @@ def remind(
         "--links-channel", metavar="CHANNEL", help="The channel the invitations' links were "
         "made for, as given to `sada invite` (default: web when SADA_WEB__PUBLIC_URL is set, "
         "else telegram)")] = None,
-    bot_username: Annotated[str | None, typer.Option("--bot-username", help="Whom the links "
-                                                     "open: the bot's @username (default: "
-                                                     "SADA_<CHANNEL>__BOT_USERNAME).")] = None,
+    bot_username: BotUsernameOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show how many reminders are due; "
                                           "change nothing.")] = False,
 ) -> None:
@@ -71,25 +75,14 @@ def remind(
     """
     from bot.followups.invite import InviteError, _flow_ids, resolve_flow
     from bot.followups.link_reminders import default_reminder_links_file
-    from bot.messaging.registry import CHANNELS, NoLinks, UnknownChannel
-    from bot.settings import variable_name
     from storage.db import StorageError
 
     settings = settings_or_exit()
     now = datetime.now(UTC)
-    if links_channel is None:  # as `sada invite` chooses it, so the links are the same
-        links_channel = "web" if settings.web.public_url else "telegram"
-    try:
-        CHANNELS.links(links_channel)
-    except (UnknownChannel, NoLinks) as exc:
-        fail(f"--links-channel: {exc}", 2)
-    group = getattr(settings, links_channel, None)
-    name = (bot_username or (group.link_name if group is not None else None) or "").strip()
-    if not name:
-        needed = (f"{variable_name('web', 'public_url')} (the web chat's public address)"
-                  if links_channel == "web" else
-                  f"{variable_name(links_channel, 'bot_username')} (the bot's @username)")
-        fail(f"the links need {needed}: set it or pass --bot-username", 2)
+    # as `sada invite` chooses them, so the links are the same
+    links = link_target(settings, links_channel, bot_username)
+    if links.name is None:
+        fail(f"the links need {links.needed}: set it or pass --bot-username", 2)
     names = [flow] if flow is not None else list(_flow_ids(settings.flows_dir))
     if not names:
         fail(f"no flows in {settings.flows_dir} (SADA_FLOWS_DIR): put the flows there or pass "
@@ -111,7 +104,7 @@ def remind(
     target = links_out or default_reminder_links_file(
         settings.data_dir, next(iter(flows)) if flow is not None else None, now)
     try:
-        report = asyncio.run(_run(database_url(), flows, now, links_channel, name, target,
+        report = asyncio.run(_run(database_url(), flows, now, links.channel, links.name, target,
                                   dry_run))
     except (StorageError, OSError) as exc:
         fail(f"nothing was exported: {exc}")
