@@ -872,6 +872,11 @@ class Controller:
                 await self._pace(out)
                 return await _send(out, transport)
             except RetryAfter as exc:
+                limiter = shared_limiter(self.channel)
+                if limiter is not None:
+                    # Every process waits it out, as for the outbox's 429s: the others'
+                    # sends would otherwise fill the window again before this retry.
+                    limiter.pause(exc.seconds)
                 if exc.seconds > LONGEST_WAIT:
                     # A channel paused for long (WhatsApp's spam limit: an hour) must not hold
                     # the person's lane: unsent, so a question is shown on their next message.
