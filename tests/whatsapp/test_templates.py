@@ -33,6 +33,11 @@ from storage.repo import Store
 from tests.fakegraph import FakeGraphApi
 from tests.followups.outbox_fakes import FakeClock, unpaced
 
+# A Tuesday noon in UTC (the contacts here have no time zone): inside the default sending
+# window (09:00-18:00) whatever the hour the tests run at, so each invitation is due at once.
+# With the clock's time they failed from 18:00 to 09:00 UTC.
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
 ROOT = Path(__file__).resolve().parents[2]
 B2B = ROOT / "flows" / "b2b_supplier.yaml"
 AMAL = "971501234567"
@@ -99,7 +104,7 @@ async def outbox_rows(database: Database) -> list[Outbox]:
 async def test_outside_the_window_the_invitation_goes_as_its_template_and_its_button_opens_the_survey(  # noqa: E501
     database: Database, store: Store, graph: FakeGraphApi, client: GraphClient, b2b: Flow
 ) -> None:
-    now = datetime.now(UTC)
+    now = NOW
     graph.wrote(AMAL, seconds_ago=2 * DAY)
     invitation = await invite(database, store, b2b, AMAL, lang="ar",
                               wrote=now - timedelta(days=2), now=now)
@@ -152,7 +157,7 @@ async def test_outside_the_window_the_invitation_goes_as_its_template_and_its_bu
 async def test_inside_the_window_the_invitation_is_free_text_with_its_start_button(
     database: Database, store: Store, graph: FakeGraphApi, client: GraphClient, b2b: Flow
 ) -> None:
-    now = datetime.now(UTC)
+    now = NOW
     graph.wrote(AMAL, seconds_ago=3600)
     invitation = await invite(database, store, b2b, AMAL, lang="en",
                               wrote=now - timedelta(hours=1), now=now)
@@ -169,7 +174,7 @@ async def test_inside_the_window_the_invitation_is_free_text_with_its_start_butt
 async def test_without_a_template_for_the_kind_the_row_fails_with_the_setting_to_add(
     database: Database, store: Store, graph: FakeGraphApi, client: GraphClient, b2b: Flow
 ) -> None:
-    now = datetime.now(UTC)
+    now = NOW
     await invite(database, store, b2b, AMAL, lang="ar", wrote=None, now=now)
     transport = transport_of(client, templates={"reminder": INVITATION})
     report = await dispatch_until_idle(dispatcher(database, transport, FakeClock(now), b2b))
@@ -186,7 +191,7 @@ async def test_without_a_template_for_the_kind_the_row_fails_with_the_setting_to
 async def test_an_english_template_stands_in_for_a_language_without_its_own(
     database: Database, store: Store, graph: FakeGraphApi, client: GraphClient, b2b: Flow
 ) -> None:
-    now = datetime.now(UTC)
+    now = NOW
     await invite(database, store, b2b, AMAL, lang="fa", wrote=None, now=now)
     report = await dispatch_until_idle(dispatcher(database, transport_of(client),
                                                   FakeClock(now), b2b))
@@ -200,7 +205,7 @@ async def test_an_english_template_stands_in_for_a_language_without_its_own(
 async def test_a_free_text_refused_as_outside_the_window_is_sent_again_as_the_template(
     database: Database, store: Store, graph: FakeGraphApi, client: GraphClient, b2b: Flow
 ) -> None:
-    now = datetime.now(UTC)
+    now = NOW
     # Sada saw them write an hour ago; WhatsApp counts otherwise (clock skew, a lost webhook)
     graph.wrote(AMAL, seconds_ago=DAY + 600)
     await invite(database, store, b2b, AMAL, lang="en", wrote=now - timedelta(hours=1),
@@ -219,7 +224,7 @@ async def test_a_free_text_refused_as_outside_the_window_is_sent_again_as_the_te
 async def test_a_pair_rate_limit_delays_only_its_row(
     database: Database, store: Store, graph: FakeGraphApi, client: GraphClient, b2b: Flow
 ) -> None:
-    now = datetime.now(UTC)
+    now = NOW
     for number in (AMAL, OMID):
         graph.wrote(number, seconds_ago=60)
         await invite(database, store, b2b, number, lang="en", wrote=now - timedelta(minutes=1),
@@ -242,7 +247,7 @@ async def test_a_pair_rate_limit_delays_only_its_row(
 async def test_a_spam_rate_limit_pauses_the_channel(
     database: Database, store: Store, graph: FakeGraphApi, client: GraphClient, b2b: Flow
 ) -> None:
-    now = datetime.now(UTC)
+    now = NOW
     for number in (AMAL, OMID):
         graph.wrote(number, seconds_ago=60)
         await invite(database, store, b2b, number, lang="en", wrote=now - timedelta(minutes=1),
@@ -259,7 +264,7 @@ async def test_a_spam_rate_limit_pauses_the_channel(
 async def test_a_spam_pause_is_not_sat_out_in_the_chat_and_the_question_comes_back_next_time(
     database: Database, store: Store, graph: FakeGraphApi, client: GraphClient, b2b: Flow
 ) -> None:
-    now = datetime.now(UTC)
+    now = NOW
     invitation = await invite(database, store, b2b, AMAL, lang="en", wrote=None, now=now)
     transport = transport_of(client)
     controller = await Controller.create(store, channel="whatsapp", flows_dir=ROOT / "flows",
@@ -285,7 +290,7 @@ async def test_a_spam_pause_is_not_sat_out_in_the_chat_and_the_question_comes_ba
 async def test_a_detractor_alert_to_a_staff_number_goes_as_the_alert_template(
     database: Database, store: Store, graph: FakeGraphApi, client: GraphClient, b2b: Flow
 ) -> None:
-    now = datetime.now(UTC)
+    now = NOW
     staff = "971509998877"  # never wrote to the bot: outside the window
     invitation = await invite(database, store, b2b, AMAL, lang="en", wrote=None, now=now)
     alert = Template(name="sada_staff_alert", language="en",
