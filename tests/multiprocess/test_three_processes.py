@@ -281,6 +281,10 @@ async def test_three_processes_behave_as_one_bot(pg_url: str, tmp_path: Path) ->
                 try:
                     await conn.execute("UPDATE invitation SET sent_at = sent_at - "
                                        "interval '2 minutes' WHERE sent_at IS NOT NULL")
+                    # the planner copies an invitation's sent_at from its outbox row
+                    await conn.execute("UPDATE outbox SET sent_at = sent_at - interval "
+                                       "'2 minutes' WHERE kind = 'invitation' AND "
+                                       "sent_at IS NOT NULL")
                 finally:
                     await conn.close()
                 processes[0] = await start_sada(env, tmp_path / "run0.log", ports[0], webhook)
@@ -300,6 +304,10 @@ async def test_three_processes_behave_as_one_bot(pg_url: str, tmp_path: Path) ->
                 await conn.execute("UPDATE invitation SET sent_at = sent_at - "
                                    "interval '2 minutes' WHERE sent_at > now() - "
                                    "interval '90 seconds'")
+                # not synced yet: the planner copies sent_at from the outbox row
+                await conn.execute("UPDATE outbox SET sent_at = sent_at - interval "
+                                   "'2 minutes' WHERE kind = 'invitation' AND sent_at > "
+                                   "now() - interval '90 seconds'")
             finally:
                 await conn.close()
             processes[1].proc.send_signal(signal.SIGTERM)
