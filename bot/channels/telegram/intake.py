@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-__all__ = ["Rejected", "parse_each"]
+__all__ = ["Rejected", "parse_each", "update_id_of"]
 
 log = logging.getLogger(__name__)
 U = TypeVar("U")
@@ -33,6 +33,12 @@ class Rejected:
                     self.update_id, self.reason)
 
 
+def update_id_of(data: Any) -> int | None:
+    """A raw update's update_id; None when it has none (or not an integer)."""
+    found = data.get("update_id") if isinstance(data, dict) else None
+    return found if isinstance(found, int) and not isinstance(found, bool) else None
+
+
 def parse_each(
     raw: Any, parse: Callable[[dict[str, Any]], U],
     wanted: Callable[[int], bool] = lambda _: True,
@@ -44,8 +50,8 @@ def parse_each(
     batch: Iterable[Any] = raw if isinstance(raw, list) else []
     parsed: list[U | Rejected] = []
     for data in batch:
-        update_id = data.get("update_id") if isinstance(data, dict) else None
-        if not isinstance(update_id, int) or isinstance(update_id, bool):
+        update_id = update_id_of(data)
+        if update_id is None:
             log.warning("an update without an update_id skipped")
             log.debug("the update without an update_id: %.200r", data)  # may hold text
             continue

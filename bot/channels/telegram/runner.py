@@ -45,7 +45,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from bot.channels.telegram import DEFAULT_LISTEN
-from bot.channels.telegram.intake import Rejected, parse_each
+from bot.channels.telegram.intake import Rejected, parse_each, update_id_of
 from bot.channels.telegram.settings import BotApiSettings
 from bot.conversation.lanes import ChatLanes
 from bot.messaging.registry import CHANNELS
@@ -582,7 +582,7 @@ async def _poll(run: _Run, intake: Intake[Any], lanes: ChatLanes, inbox: Inbox) 
             break
         backoff = 0.0
         offset.confirmed(asked)
-        numbered = [u for u in updates if isinstance(u, dict) and _update_id(u) is not None]
+        numbered = [u for u in updates if update_id_of(u) is not None]
         try:
             await inbox.keep(numbered)
         except Exception as exc:
@@ -604,11 +604,6 @@ async def _poll(run: _Run, intake: Intake[Any], lanes: ChatLanes, inbox: Inbox) 
             log.warning("%s", run.one_line(f"could not confirm the updates taken to "
                                            f"{run.title} ({exc}): they come again and are "
                                            "skipped"))
-
-
-def _update_id(update: dict[str, Any]) -> int | None:
-    found = update.get("update_id")
-    return found if isinstance(found, int) and not isinstance(found, bool) else None
 
 
 async def _serve_webhook(
