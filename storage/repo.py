@@ -87,11 +87,61 @@ class _InTransaction(Database):
     def __init__(self, database: Database, connection: AsyncConnection) -> None:
         super().__init__(database.engine, database.url)
         self.connection = connection
+        self._shared: _JoinedSession | None = None
 
     def session(self) -> AsyncSession:
-        return AsyncSession(bind=self.connection,
-                            join_transaction_mode="conditional_savepoint",
-                            expire_on_commit=False)
+        # One session for the whole transaction: building and closing one per helper was
+        # a third of a statement's CPU (about 0.35 ms, five times an update).
+        if self._shared is None:
+            self._shared = _JoinedSession(bind=self.connection,
+                                          join_transaction_mode="conditional_savepoint",
+                                          expire_on_commit=False)
+        return self._shared
+
+    async def close(self) -> None:
+        if self._shared is not None:
+            shared, self._shared = self._shared, None
+            await shared.really_close()
+
+
+class _JoinedSession(AsyncSession):
+    """The session every helper of one transaction gets. A helper's `async with
+    database.session() as s, s.begin():` neither opens nor closes it: the block's end
+    flushes, and (outermost block only) empties the identity map, so each helper reads
+    fresh rows and hands back detached objects, as a session of its own did."""
+
+    _depth = 0
+
+    async def __aenter__(self) -> _JoinedSession:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    def begin(self) -> _HelperBlock:  # type: ignore[override]
+        return _HelperBlock(self)
+
+    async def really_close(self) -> None:
+        await super().close()
+
+
+class _HelperBlock:
+    def __init__(self, session: _JoinedSession) -> None:
+        self.session = session
+
+    async def __aenter__(self) -> _HelperBlock:
+        self.session._depth += 1
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        self.session._depth -= 1
+        if kind is None:
+            await self.session.flush()
+        else:
+            # As a helper's own session did: a failure rolls the whole transaction back.
+            await self.session.rollback()
+        if self.session._depth == 0:
+            self.session.expunge_all()
 
 
 # An identity's last_inbound_at is written again only when this much older than a new
@@ -124,7 +174,11 @@ class Store:
             yield self
             return
         async with self.database.engine.connect() as conn, conn.begin():
-            yield Store(_InTransaction(self.database, conn))
+            bound = _InTransaction(self.database, conn)
+            try:
+                yield Store(bound)
+            finally:
+                await bound.close()
 
     @staticmethod
     def _now(now: datetime | None) -> datetime:
