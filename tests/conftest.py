@@ -24,6 +24,7 @@ import os
 import re
 import secrets
 import shutil
+import sys
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -38,6 +39,14 @@ from storage.repo import Store
 
 PG_ENV = "SADA_TEST_POSTGRES_URL"
 T = TypeVar("T")
+
+# An environment with PYTHONDONTWRITEBYTECODE=1 (some containers set it) makes every Python
+# the suite starts compile Sada's modules from source again: about 0.65 s of CPU for each
+# `sada` subprocess, and the suite starts well over a hundred. The run keeps bytecode
+# (__pycache__ is in .gitignore): for this process, and, since this file is loaded before
+# pytest-xdist starts its workers, for the workers and every subprocess they start.
+if os.environ.pop("PYTHONDONTWRITEBYTECODE", None) is not None:
+    sys.dont_write_bytecode = False
 
 
 def _pg_server() -> str:

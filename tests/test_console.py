@@ -1,4 +1,8 @@
-"""`sada preview` end to end, as a subprocess fed through a pipe, on a real SQLite file."""
+"""`sada preview` end to end, fed its answers on stdin, on a real SQLite file.
+
+The first test runs the installed `sada` as a subprocess fed through a pipe; the others run
+the same `main()` in this process (tests/sada_cli.py), which costs a tenth of the CPU.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.sada_cli import run_sada
+
 ROOT = Path(__file__).resolve().parent.parent
 SADA = str(Path(sys.executable).parent / "sada")
 B2B = "flows/b2b_supplier.yaml"
@@ -18,11 +24,22 @@ B2B = "flows/b2b_supplier.yaml"
 pytestmark = pytest.mark.slow
 
 
-def sada(args: list[str], stdin: str, db: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+def _env(db: Path, extra: dict[str, str]) -> dict[str, str]:
+    return {"SADA_DATABASE_URL": f"sqlite:///{db}", "NO_COLOR": "1", "COLUMNS": "200", **extra}
+
+
+def sada_process(args: list[str], stdin: str, db: Path, **extra: str
+                 ) -> subprocess.CompletedProcess[str]:
+    """The installed `sada`, a process of its own, its stdin a pipe."""
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("SADA_")},
-           "SADA_DATABASE_URL": f"sqlite:///{db}", "NO_COLOR": "1", "COLUMNS": "200", **extra}
+           **_env(db, extra)}
     return subprocess.run([SADA, *args], input=stdin, capture_output=True, text=True, cwd=ROOT,
                           env=env, timeout=60, check=False)
+
+
+def sada(args: list[str], stdin: str, db: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    """The same command run in this process."""
+    return run_sada(args, stdin=stdin, env=_env(db, extra), cwd=ROOT)
 
 
 def rows(db: Path, sql: str) -> list[tuple[object, ...]]:
@@ -33,7 +50,8 @@ def rows(db: Path, sql: str) -> list[tuple[object, ...]]:
 def test_piped_persian_run_reprompts_completes_and_stores(tmp_path: Path) -> None:
     db = tmp_path / "sub" / "sada.db"  # the folder does not exist yet
     answers = ["۱", "۱۱", "۹", "تحویل به‌موقع", "۴", "۱، ۲", "۱", "۲"]
-    result = sada(["preview", B2B, "--lang", "fa", "--as", "Sara"], "\n".join(answers) + "\n", db)
+    result = sada_process(["preview", B2B, "--lang", "fa", "--as", "Sara"],
+                          "\n".join(answers) + "\n", db)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "لطفاً یک عدد صحیح از ۰ تا ۱۰ بفرستید." in out  # the Persian re-prompt for ۱۱
@@ -85,17 +103,15 @@ def test_bad_invocations_are_one_line_errors(tmp_path: Path) -> None:
     assert missing.returncode != 0 and "Traceback" not in missing.stderr
     wrong_lang = sada(["preview", B2B, "--lang", "de"], "", db)
     assert wrong_lang.returncode == 2 and "ar, fa or en" in wrong_lang.stderr
-    bad_url = subprocess.run([SADA, "preview", B2B], input="", capture_output=True, text=True,
-                             cwd=ROOT, env={**os.environ, "SADA_DATABASE_URL": "mysql://x"},
-                             timeout=60, check=False)
+    bad_url = run_sada(["preview", B2B], env={"SADA_DATABASE_URL": "mysql://x"},
+                       keep_sada_env=True, cwd=ROOT)
     assert bad_url.returncode == 2 and "Traceback" not in bad_url.stderr  # a bad setting
 
 
 def test_every_subcommand_has_help() -> None:
     for args in (["--help"], ["flows", "--help"], ["flows", "lint", "--help"],
                  ["preview", "--help"], ["db", "--help"], ["db", "upgrade", "--help"]):
-        result = subprocess.run([SADA, *args], capture_output=True, text=True, cwd=ROOT,
-                                timeout=60, check=False)
+        result = run_sada(args, keep_sada_env=True, cwd=ROOT)
         assert result.returncode == 0 and "Usage" in result.stdout, (args, result.stderr)
 
 
