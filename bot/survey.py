@@ -179,6 +179,9 @@ class SurveyService:
                 consent=(state.language, consent_text.get(state.language, ""))  # type: ignore[call-overload]
                 if consented else None,
                 within=run_hooks if self.hooks else None,
+                # what the loaded state holds is what its rows hold: they are saved together
+                stored={q: (a.raw, a.value, a.skipped)
+                        for q, a in conversation.state.answers.items()},
             )
             metrics.ANSWERS.labels(conversation.flow.id).inc(sum(
                 1 for q, a in state.answers.items()

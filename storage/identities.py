@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, not_, update
+from sqlalchemy import and_, bindparam, exists, not_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -109,11 +109,17 @@ async def contact_and_identity_at(
     if channel == EXTERNAL:
         contact = await contact_at(s, channel, address)
         return None if contact is None else (contact, None)
-    query = (select(Contact, ContactIdentity)
-             .join(ContactIdentity, col(ContactIdentity.contact_id) == col(Contact.id))
-             .where(ContactIdentity.channel == channel, ContactIdentity.address == address))
-    found = (await s.exec(query)).one_or_none()
+    found = (await s.exec(_CONTACT_AND_IDENTITY,
+                          params={"channel": channel, "address": address})).one_or_none()
     return None if found is None else (found[0], found[1])
+
+
+# Built once (read on every inbound event): building it cost about as much as running it.
+_CONTACT_AND_IDENTITY = (
+    select(Contact, ContactIdentity)
+    .join(ContactIdentity, col(ContactIdentity.contact_id) == col(Contact.id))
+    .where(col(ContactIdentity.channel) == bindparam("channel"),
+           col(ContactIdentity.address) == bindparam("address")))
 
 
 async def mark_identity(

@@ -17,9 +17,10 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import delete, func, literal, or_, update
+from sqlalchemy import bindparam, delete, func, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm.attributes import flag_modified
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 from storage.db import Database, NotFound, StorageError
@@ -67,6 +69,63 @@ def _same_json(a: object, b: object) -> bool:
 
 def _column(name: str) -> Any:
     return col(getattr(Contact, name))
+
+
+# The hot path's statements are built once, with bound parameters: building a SELECT
+# with SQLAlchemy's operators cost as much CPU as running it.
+@cache
+def _latest_query(newest: str, by_flow: bool) -> SelectOfScalar[SurveySession]:
+    query = select(SurveySession).where(
+        col(SurveySession.contact_id) == bindparam("contact_id"),
+        col(SurveySession.status).in_(bindparam("statuses", expanding=True)))
+    if by_flow:
+        query = query.where(col(SurveySession.flow_id) == bindparam("flow_id"))
+    return query.order_by(col(getattr(SurveySession, newest)).desc(),
+                          col(SurveySession.id).desc()).limit(1)
+
+
+@cache
+def _save_state_query(completed: bool) -> Any:
+    return (
+        update(SurveySession)
+        .where(col(SurveySession.id) == bindparam("p_id"))
+        .values(state=bindparam("p_state"), status=bindparam("p_status"),
+                position=bindparam("p_position"), language=bindparam("p_language"),
+                last_activity_at=bindparam("p_now"),
+                # Keep the first completion time when a completed session is saved again.
+                completed_at=func.coalesce(col(SurveySession.completed_at),
+                                           bindparam("p_now", type_=UTCDateTime()))
+                if completed else None)
+        .returning(col(SurveySession.contact_id), col(SurveySession.flow_id))
+        .execution_options(synchronize_session=False))
+
+
+@cache
+def _upsert_answer(dialect: str) -> Any:
+    insert = pg_insert(Answer) if dialect == "postgresql" else sqlite_insert(Answer)
+    return insert.on_conflict_do_update(
+        index_elements=["session_id", "question_id"],
+        set_={name: getattr(insert.excluded, name)
+              for name in ("raw_text", "value", "skipped", "answered_at")})
+
+
+@cache
+def _claim_query(dialect: str) -> Any:
+    insert = pg_insert(ProcessedUpdate) if dialect == "postgresql" \
+        else sqlite_insert(ProcessedUpdate)
+    return (insert.values(source=bindparam("source"), update_id=bindparam("update_id"),
+                          processed_at=bindparam("processed_at"))
+            .on_conflict_do_nothing().returning(col(ProcessedUpdate.id)))
+
+
+_MARK_SHOWN = (update(SurveySession)
+               .where(col(SurveySession.id) == bindparam("p_id"))
+               .values(shown=bindparam("p_shown"), prompt_message_id=bindparam("p_message"))
+               .execution_options(synchronize_session=False))
+
+
+def _differs(old: tuple[str, object, bool], new: tuple[str, object, bool]) -> bool:
+    return old[0] != new[0] or old[2] != new[2] or not _same_json(old[1], new[1])
 
 
 class DuplicateUpdate(StorageError):
@@ -404,20 +463,18 @@ class Store:
     async def resumable_session(self, contact_id: int, flow_id: str) -> SurveySession | None:
         """The contact's latest unfinished session of this flow (latest started), if any."""
         return await self._latest_session(contact_id, RESUMABLE_STATUSES, flow_id=flow_id,
-                                          newest=SurveySession.started_at)
+                                          newest="started_at")
 
     async def _latest_session(
         self, contact_id: int, statuses: tuple[str, ...], *, flow_id: str | None,
-        newest: Any,
+        newest: str,
     ) -> SurveySession | None:
-        query = select(SurveySession).where(
-            SurveySession.contact_id == contact_id, col(SurveySession.status).in_(statuses)
-        )
+        params: dict[str, Any] = {"contact_id": contact_id, "statuses": list(statuses)}
         if flow_id is not None:
-            query = query.where(SurveySession.flow_id == flow_id)
-        query = query.order_by(col(newest).desc(), col(SurveySession.id).desc()).limit(1)
+            params["flow_id"] = flow_id
         async with self.database.session() as s, s.begin():
-            return (await s.exec(query)).first()
+            return (await s.exec(_latest_query(newest, flow_id is not None),
+                                 params=params)).first()
 
     async def get_session(self, session_id: int) -> SurveySession | None:
         async with self.database.session() as s, s.begin():
@@ -436,12 +493,15 @@ class Store:
         contact: Mapping[str, Any] | None = None,
         consent: tuple[str, str] | None = None,
         within: Callable[[AsyncSession], Awaitable[None]] | None = None,
+        stored: Mapping[str, tuple[str, object, bool]] | None = None,
     ) -> None:
         """Store the session's full state and its complete set of answers, atomically.
 
         ``answers`` maps question id to (raw text, value, skipped) and is the whole set:
         missing questions are deleted, so repeating a call after a crash changes nothing.
-        ``contact`` fields
+        ``stored``: the answers the session's stored state already holds, when the caller
+        read them with it (a survey step); only the difference is written, without reading
+        the rows back. ``contact`` fields
         (opted_out …) are set on the session's contact in it too; ``within`` runs last inside
         the same transaction, for work that must commit with the step (cases, invitations).
         """
@@ -450,17 +510,9 @@ class Store:
             # Written first, in one UPDATE without a read: its row lock keeps two saves of one
             # session from both inserting the same new answer.
             saved = (await s.exec(
-                update(SurveySession)
-                .where(col(SurveySession.id) == session_id)
-                .values(state=state, status=status, position=position, language=language,
-                        last_activity_at=ts,
-                        # Keep the first completion time when a completed session is saved
-                        # again.
-                        completed_at=func.coalesce(col(SurveySession.completed_at),
-                                                   literal(ts, type_=UTCDateTime()))
-                        if status == "completed" else None)
-                .returning(col(SurveySession.contact_id), col(SurveySession.flow_id))
-                .execution_options(synchronize_session=False)
+                _save_state_query(status == "completed"),
+                params={"p_id": session_id, "p_state": state, "p_status": status,
+                        "p_position": position, "p_language": language, "p_now": ts},
             )).first()
             if saved is None:
                 raise NotFound(f"no survey session with id {session_id}")
@@ -473,8 +525,14 @@ class Store:
                 person = await s.get(Contact, contact_id)
                 if person is not None:
                     person.sqlmodel_update({**contact, "updated_at": ts})
-            stored = await s.exec(select(Answer).where(Answer.session_id == session_id))
-            existing = {a.question_id: a for a in stored}
+            if stored is not None:
+                await self._write_answers(s, session_id, stored, answers, ts)
+                if within is not None:
+                    await s.flush()
+                    await within(s)
+                return
+            rows = await s.exec(select(Answer).where(Answer.session_id == session_id))
+            existing = {a.question_id: a for a in rows}
             for question_id, (raw_text, value, skipped) in answers.items():
                 old = existing.pop(question_id, None)
                 if old is None:
@@ -508,6 +566,27 @@ class Store:
                 await s.flush()
                 await within(s)
 
+    async def _write_answers(
+        self, s: AsyncSession, session_id: int,
+        stored: Mapping[str, tuple[str, object, bool]],
+        answers: Mapping[str, tuple[str, object, bool]], ts: datetime,
+    ) -> None:
+        changed = [
+            {"session_id": session_id, "question_id": question_id, "raw_text": raw_text,
+             "value": value, "skipped": skipped, "answered_at": ts}
+            for question_id, (raw_text, value, skipped) in answers.items()
+            if question_id not in stored
+            or _differs(stored[question_id], (raw_text, value, skipped))]
+        dropped = [question_id for question_id in stored if question_id not in answers]
+        connection = await s.connection()
+        if changed:
+            # An upsert: a row the state did not know of is overwritten, never doubled.
+            await connection.execute(_upsert_answer(self.database.engine.dialect.name),
+                                     changed)
+        if dropped:
+            await connection.execute(delete(Answer).where(
+                col(Answer.session_id) == session_id, col(Answer.question_id).in_(dropped)))
+
     async def answers(self, session_id: int) -> list[Answer]:
         async with self.database.session() as s, s.begin():
             found = await s.exec(
@@ -526,12 +605,11 @@ class Store:
         of it and the redelivery is applied in full."""
         # ON CONFLICT rather than a failed INSERT: no savepoint (two more round trips on
         # every update) is needed for the transaction to go on after a duplicate.
-        claim = (self._insert(ProcessedUpdate)
-                 .values(source=source, update_id=update_id, processed_at=self._now(now))
-                 .on_conflict_do_nothing()
-                 .returning(col(ProcessedUpdate.id)))
         async with self.database.session() as s, s.begin():
-            claimed = (await s.exec(claim)).first()
+            claimed = (await s.exec(
+                _claim_query(self.database.engine.dialect.name),
+                params={"source": source, "update_id": update_id,
+                        "processed_at": self._now(now)})).first()
         if claimed is None:
             raise DuplicateUpdate(f"update {update_id} from {source} was already applied")
 
@@ -540,10 +618,8 @@ class Store:
     ) -> None:
         # one UPDATE, no read first: this runs after every question sent
         async with self.database.session() as s, s.begin():
-            await s.exec(update(SurveySession)
-                         .where(col(SurveySession.id) == session_id)
-                         .values(shown=question_id, prompt_message_id=message_id)
-                         .execution_options(synchronize_session=False))
+            await s.exec(_MARK_SHOWN, params={
+                "p_id": session_id, "p_shown": question_id, "p_message": message_id})
 
     async def undelivered_sessions(self, channel: str) -> list[tuple[SurveySession, str]]:
         """Open sessions whose current question was committed but never shown, with the
@@ -581,7 +657,7 @@ class Store:
     ) -> SurveySession | None:
         """The contact's most recently active session in one of these statuses, any flow."""
         return await self._latest_session(contact_id, statuses, flow_id=None,
-                                          newest=SurveySession.last_activity_at)
+                                          newest="last_activity_at")
 
     async def create_link(
         self,
