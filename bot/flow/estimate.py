@@ -10,6 +10,7 @@ their sources are in docs/flows.md ("How long a flow takes").
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -68,8 +69,22 @@ def text_seconds(text: str, lang: str) -> float:
     return words(text) * 60.0 / _wpm(lang)
 
 
+# Asked for every question ahead on every step: kept per loaded question object (flows are
+# immutable), forgotten with it.
+_SECONDS: dict[tuple[int, str], float] = {}
+
+
 def question_seconds(question: Question, lang: str) -> float:
     """Seconds to read `question` (with its labels) and answer it, in `lang`."""
+    key = (id(question), lang)
+    seconds = _SECONDS.get(key)
+    if seconds is None:
+        seconds = _SECONDS[key] = _question_seconds(question, lang)
+        weakref.finalize(question, _SECONDS.pop, key, None)
+    return seconds
+
+
+def _question_seconds(question: Question, lang: str) -> float:
     shown = [_in(question.text, lang)]
     options = getattr(question, "options", None) or []
     shown.extend(_in(option.label, lang) for option in options)
