@@ -40,6 +40,7 @@ from bot.flow.loader import load_flow
 from bot.i18n import translator
 from tests.browser.conftest import OPEN_LINE, ROOT, free_port
 from tests.browser.test_widget import bot_says, click, live_button, type_answer
+from tests.sada_cli import run_sada
 from tests.webhooks.receiver import Receiver, receiving
 
 pytestmark = pytest.mark.slow
@@ -86,10 +87,10 @@ class Sada:
 
 
 def sada(env: dict[str, str], *args: str) -> str:
-    """One `sada` command; its stdout (what it prints once: a key, a secret)."""
-    done = subprocess.run([sys.executable, "-c", "from bot.cli import main; main()", *args],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
-                          check=False)
+    """One `sada` command, run in this process with `env`'s SADA_* settings; its stdout (what
+    it prints once: a key, a secret)."""
+    settings = {name: value for name, value in env.items() if name.startswith("SADA_")}
+    done = run_sada(args, env=settings, cwd=ROOT)
     assert done.returncode == 0, (args, done.stdout, done.stderr)
     return done.stdout.strip()
 

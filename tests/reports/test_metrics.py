@@ -12,7 +12,9 @@ December 2025: a1 6 3 5, a2 10 5 1 (both Acme buyers). February 2026: g1 Globex 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from datetime import date
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -32,15 +34,17 @@ from bot.reports.periods import BadDate, previous_window
 from bot.reports.tables import answers_json_text, answers_view
 from storage.db import Database
 from storage.reports import Grouping, Scope, ScoreIds, text_answers
+from tests.conftest import DB_PARAMS, open_built
 from tests.reports.fixtures import FLOW, FLOW_NO_ROLE, NOW, Builder, at, build_fixed
 
 JAN = {"since": date(2026, 1, 1), "until": date(2026, 1, 31)}
 
 
-@pytest.fixture
-async def data(database: Database) -> Database:
-    await build_fixed(database)
-    return database
+@pytest.fixture(params=DB_PARAMS)
+async def data(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """A database holding build_fixed's rows (built once per test process, then copied)."""
+    async for database in open_built(request, tmp_path, build_fixed):
+        yield database
 
 
 async def report(db: Database, **options: object) -> Report:

@@ -26,6 +26,7 @@ from bot.reports.metrics import Report, build_report
 from bot.reports.tables import summary_text
 from bot.settings import get_settings
 from storage.db import Database
+from tests.conftest import DB_PARAMS, open_built
 from tests.reports.fixtures import FLOW, NOW, build_fixed
 
 runner = CliRunner()
@@ -36,10 +37,12 @@ app.command("answers")(answers)
 JAN = ["--since", "2026-01-01", "--until", "2026-01-31"]
 
 
-@pytest.fixture
-async def filled(database: Database) -> AsyncIterator[str]:
-    await build_fixed(database)
-    yield database.url
+@pytest.fixture(params=DB_PARAMS)
+async def filled(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The URL of a database holding build_fixed's rows (built once per test process, then
+    copied)."""
+    async for database in open_built(request, tmp_path, build_fixed):
+        yield database.url
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from bot.messaging.transport import Keyboard
 from bot.settings import Settings
 from storage.db import Database
 from storage.repo import Store
+from tests.conftest import sqlite_at_head
 from tests.fakebot.server import Call, FakeBotApi, FakeUser, _ApiError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,7 +108,7 @@ async def bot(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[B
     async with RefusingApi(token="123456:TEST-token-for-sada-e2e-tests-0123456789") as api:
         settings = Settings(
             telegram={"token": api.token, "api_url": api.base_url, "admin_ids": [ADMIN]},
-            database_url=f"sqlite:///{db}", flows_dir=ROOT / "flows",
+            database_url=sqlite_at_head(db), flows_dir=ROOT / "flows",
             _env_file=None,  # type: ignore[call-arg]
         )
         stop = asyncio.Event()

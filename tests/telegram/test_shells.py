@@ -49,6 +49,7 @@ from bot.settings import Settings, get_settings
 from storage.db import Database
 from storage.inbox import Inbox
 from storage.repo import Store
+from tests.conftest import sqlite_at_head
 from tests.fakebot import FakeBotApi
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,7 +121,7 @@ def settings_for(
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
         telegram={"token": api.token, "api_url": api.base_url, **telegram},
-        database_url=f"sqlite:///{tmp_path / 'sada.db'}", flows_dir=flows_dir or tmp_path,
+        database_url=sqlite_at_head(tmp_path / "sada.db"), flows_dir=flows_dir or tmp_path,
     )
 
 
