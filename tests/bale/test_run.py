@@ -27,6 +27,7 @@ from bot.settings import Settings
 from storage.db import Database
 from storage.outbox import enqueue
 from storage.repo import Store
+from tests.conftest import sqlite_at_head
 from tests.fakebot import FakeBotApi, FakeUser
 from tests.fakebot.bale import FakeBaleApi
 from tests.sada_cli import run_sada
@@ -227,7 +228,7 @@ async def test_webhooks_of_both_channels_share_one_listen_address(
             _env_file=None,  # type: ignore[call-arg]
             telegram={"token": telegram.token, "api_url": telegram.base_url},
             bale={"token": bale.token, "api_url": bale.base_url},
-            database_url=f"sqlite:///{tmp_path / 'sada.db'}", flows_dir=ROOT / "flows",
+            database_url=sqlite_at_head(tmp_path / "sada.db"), flows_dir=ROOT / "flows",
         )
         stop = asyncio.Event()
         task = asyncio.create_task(run_bot(settings, framework=framework, webhook_url=url,
@@ -264,7 +265,7 @@ def two_channels(telegram: FakeBotApi, bale: FakeBaleApi, db: Path) -> Settings:
         _env_file=None,  # type: ignore[call-arg]
         telegram={"token": telegram.token, "api_url": telegram.base_url, "admin_ids": [7]},
         bale={"token": bale.token, "api_url": bale.base_url, "admin_ids": [8]},
-        database_url=f"sqlite:///{db}", flows_dir=ROOT / "flows",
+        database_url=sqlite_at_head(db), flows_dir=ROOT / "flows",
     )
 
 

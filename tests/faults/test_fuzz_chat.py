@@ -429,12 +429,13 @@ async def test_sada_run_answers_what_it_cannot_read_on_both_frameworks(
     answer; before, the shells dropped all of them."""
     from bot.channels.telegram.runner import run_bot
     from bot.settings import Settings
+    from tests.conftest import sqlite_at_head
     from tests.fakebot.server import FakeBotApi
 
     async with FakeBotApi(token="123456:TEST-token-for-sada-fuzz-tests-0123456789") as api:
         settings = Settings(
             telegram={"token": api.token, "api_url": api.base_url},
-            database_url=f"sqlite:///{tmp_path / 'sada.db'}", flows_dir=ROOT / "flows",
+            database_url=sqlite_at_head(tmp_path / "sada.db"), flows_dir=ROOT / "flows",
             _env_file=None,  # type: ignore[call-arg]
         )
         stop = asyncio.Event()

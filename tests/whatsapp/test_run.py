@@ -33,6 +33,7 @@ from tests.bale.test_run import (
     sada_run,
     stop,
 )
+from tests.conftest import sqlite_at_head
 from tests.fakebot import FakeBotApi
 from tests.fakegraph import FakeGraphApi
 from tests.sada_cli import run_sada
@@ -296,7 +297,7 @@ async def test_telegram_and_whatsapp_in_one_process_on_one_address(tmp_path: Pat
                 {"phone_number_id": graph.phone_number_id, "access_token": graph.access_token,
                  "app_secret": graph.app_secret, "verify_token": VERIFY_TOKEN,
                  "api_url": graph.base_url}),
-            database_url=f"sqlite:///{db}", flows_dir=ROOT / "flows",
+            database_url=sqlite_at_head(db), flows_dir=ROOT / "flows",
         )
         stop = asyncio.Event()
         task = asyncio.create_task(run_bot(settings, framework="aiogram", webhook_url=url,
