@@ -37,7 +37,6 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -135,16 +134,6 @@ class Zygote:
             self.proc.stdin.write(b'{"quit": true}\n')
             self.proc.stdin.close()
             self.proc.wait(WAIT)
-
-
-@pytest.fixture(scope="module")
-def zygote() -> Iterator[Zygote]:
-    forks = Zygote()
-    try:
-        forks.ready()
-        yield forks
-    finally:
-        forks.close()
 
 
 class Person:

@@ -46,7 +46,6 @@ from storage.repo import Store
 from tests.conversation.test_controller import Recorder
 from tests.fakebot.server import Call, FakeBotApi, _ApiError
 from tests.faults.test_answer_faults import FLOW, TOKEN, WAIT, Zygote
-from tests.faults.test_answer_faults import zygote as zygote  # the forking `sada run`
 from tests.faults.test_fuzz_chat import on_loop
 
 ROOT = Path(__file__).resolve().parents[2]
