@@ -30,7 +30,7 @@ import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 import pytest
@@ -272,6 +272,13 @@ def _postgres_at_head(_postgres_template: str) -> Iterator[str]:
 @pytest.fixture(params=DB_PARAMS)
 async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     """An open database with the schema at head and no rows, for this test only."""
+    async for db in open_database(request, tmp_path):
+        yield db
+
+
+async def open_database(request: pytest.FixtureRequest, tmp_path: Path
+                        ) -> AsyncIterator[Database]:
+    """`database`'s own work, for a module that overrides it (request.param: the backend)."""
     if request.param == "sqlite":
         path = tmp_path / "sada.db"
         shutil.copyfile(request.getfixturevalue("_sqlite_at_head"), path)
@@ -293,23 +300,24 @@ def store(database: Database) -> Store:
 
 # --- a data set built once per test process, then copied ---------------------------------
 
-Build = Callable[[Database], Awaitable[object]]
+Build = Callable[[Database], Awaitable[Any]]
 
 
 @pytest.fixture(scope="session")
-def _built() -> Iterator[dict[tuple[str, Build], str]]:
+def _built() -> Iterator[dict[tuple[str, Build], tuple[str, Any]]]:
     """Per backend and builder: where its data set was built once for this test process (a
-    SQLite file; a PostgreSQL database nobody connects to, only copied)."""
-    built: dict[tuple[str, Build], str] = {}
+    SQLite file; a PostgreSQL database nobody connects to, only copied), and what the
+    builder returned."""
+    built: dict[tuple[str, Build], tuple[str, Any]] = {}
     yield built
-    for (backend, _), name in built.items():
+    for (backend, _), (name, _) in built.items():
         if backend == "postgres":
             _run_apart(_drop(_pg_server(), name))
 
 
-async def _build_at(url: str, build: Build) -> None:
+async def _build_at(url: str, build: Build) -> Any:
     async with await Database.open(url) as db:
-        await build(db)
+        return await build(db)
 
 
 async def open_built(request: pytest.FixtureRequest, tmp_path: Path, build: Build
@@ -325,10 +333,9 @@ async def open_built(request: pytest.FixtureRequest, tmp_path: Path, build: Buil
             factory: pytest.TempPathFactory = request.getfixturevalue("tmp_path_factory")
             source = factory.mktemp("built") / "sada.db"
             shutil.copyfile(request.getfixturevalue("_sqlite_at_head"), source)
-            _run_apart(_build_at(f"sqlite:///{source}", build))
-            built[key] = str(source)
+            built[key] = (str(source), _run_apart(_build_at(f"sqlite:///{source}", build)))
         path = tmp_path / "sada.db"
-        shutil.copyfile(built[key], path)
+        shutil.copyfile(built[key][0], path)
         async with await Database.open(f"sqlite:///{path}") as db:
             yield db
         return
@@ -338,19 +345,25 @@ async def open_built(request: pytest.FixtureRequest, tmp_path: Path, build: Buil
         url = _run_apart(_create(server, name, template=request.getfixturevalue(
             "_postgres_template")))
         try:
-            _run_apart(_build_at(url, build))
+            result = _run_apart(_build_at(url, build))
             _run_apart(_seal(server, name))
         except BaseException:
             _run_apart(_drop(server, name))
             raise
-        built[key] = name
+        built[key] = (name, result)
     name = f"sada_t_{os.getpid()}_{secrets.token_hex(4)}"
-    url = await _create(server, name, template=built[key])
+    url = await _create(server, name, template=built[key][0])
     try:
         async with await Database.open(url) as db:
             yield db
     finally:
         await _drop(server, name)
+
+
+def built_value(request: pytest.FixtureRequest, backend: str, build: Build) -> Any:
+    """What `build` returned when it built, on `backend` ("sqlite" or "postgres"), the data
+    set open_built copied for this test (ids, say; its objects are not this test's)."""
+    return request.getfixturevalue("_built")[(backend, build)][1]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -5,7 +5,7 @@ feedback on the right action; and the `sada actions` CLI, including every kind o
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -31,6 +31,7 @@ from storage.db import Database
 from storage.models import Action, Answer, Case, Feedback, Outbox, SurveySession
 from storage.outbox import claim_due, mark_sent
 from storage.repo import Store
+from tests.conftest import DB_PARAMS, built_value, open_built, open_database
 from tests.followups.outbox_fakes import rendered_text
 from tests.followups.test_alerts import T0, answered, cli_database, on_database, outbox
 
@@ -106,9 +107,27 @@ async def population(store: Store) -> People:
     return ids
 
 
+async def _population(database: Database) -> People:
+    return await population(Store(database))
+
+
+@pytest.fixture(params=DB_PARAMS)
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """tests/conftest.py's `database`, except that a test taking `people` finds the
+    population in it already: built once per test process, then copied."""
+    if "people" in request.fixturenames:
+        opened = open_built(request, tmp_path, _population)
+    else:
+        opened = open_database(request, tmp_path)
+    async for db in opened:
+        yield db
+
+
 @pytest.fixture
-async def people(store: Store) -> People:
-    return await population(store)
+def people(request: pytest.FixtureRequest, database: Database) -> People:
+    """The population's ids in `database`."""
+    backend = request.node.callspec.params["database"]
+    return built_value(request, backend, _population)  # type: ignore[no-any-return]
 
 
 def spec(**fields: object) -> ActionSpec:
