@@ -24,6 +24,12 @@ stdin, each answered by one JSON line on stdout:
 - ``{"op": "run", "log": PATH, "database_url": …, "api_url": …, "token": …,
   "flows_dir": …}``: ``run_bot`` (python-telegram-bot, long polling) as ``sada run`` runs
   it, stopping on SIGTERM. Answer: ``{"pid": N}``.
+- ``{"op": "worker", "log": PATH, "ready": PATH, "go": PATH, "report": PATH,
+  "database_url": …, "api_url": …, "token": …, "worker": NAME, <options>}``: the worker
+  above (the aiogram transport) in a forked child; it creates ``ready`` once its database
+  is open, starts when ``go`` exists, and writes its report to ``report``. Answer:
+  ``{"pid": N}``. The first such command imports aiogram in the server (seconds), so the
+  other uses of the server do not pay for it.
 - ``{"op": "wait", "pid": N}``: waits for that child to end. Answer: ``{"pid": N,
   "status": S}``, S the exit code or minus the signal that killed it.
 
@@ -36,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import importlib
 import json
 import logging
 import os
@@ -156,6 +163,27 @@ async def _dispatch_child(command: dict[str, Any]) -> None:
     Path(command["report"]).write_text(json.dumps(result))
 
 
+async def _worker_child(command: dict[str, Any]) -> None:
+    """`main`, with files for its ready, go and report lines."""
+    from bot.channels.telegram.aiogram_shell import AiogramTransport, build_bot
+
+    bot = build_bot(command["token"], command["api_url"])
+    try:
+        async with await Database.open(command["database_url"]) as db:
+            Path(command["ready"]).touch()
+            go = Path(command["go"])
+            while not go.exists():
+                await asyncio.sleep(0.005)
+            result = await dispatch_all(
+                db, AiogramTransport(bot), worker=command["worker"],
+                lease=command.get("lease", 3.0), rate=command.get("rate", 200.0),
+                batch=command.get("batch", 20), concurrency=command.get("concurrency", 1),
+            )
+    finally:
+        await bot.session.close()
+    Path(command["report"]).write_text(json.dumps(result))
+
+
 async def _run_child(command: dict[str, Any]) -> None:
     from bot.channels.telegram.runner import run_bot
     from bot.settings import Settings
@@ -168,7 +196,7 @@ async def _run_child(command: dict[str, Any]) -> None:
     await run_bot(settings, framework="ptb", webhook_url=None)
 
 
-_CHILDREN = {"dispatch": _dispatch_child, "run": _run_child}
+_CHILDREN = {"dispatch": _dispatch_child, "run": _run_child, "worker": _worker_child}
 
 
 def _child(command: dict[str, Any]) -> None:
@@ -221,6 +249,8 @@ def fork_server() -> None:
         elif op in _CHILDREN:
             if op == "dispatch":
                 _application(command["token"], command["api_url"])
+            if op == "worker":  # before the fork: each child would import it again
+                importlib.import_module("bot.channels.telegram.aiogram_shell")
             pid = os.fork()
             if pid == 0:
                 _child(command)

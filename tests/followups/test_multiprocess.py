@@ -1,5 +1,8 @@
 """Real OS processes dispatching one outbox through the fake Telegram Bot API over HTTP.
 
+The processes are forked by tests/followups/outbox_worker.py's fork server, which imports
+the bot and aiogram once: a fresh interpreter spends about 6 s of CPU importing aiogram.
+
 - Two workers on one PostgreSQL database (and, with the same code, one SQLite file) deliver
   500 messages: every one exactly once.
 - ``kill -9`` during dispatch, then a new worker: nothing is lost, and nothing is sent twice
@@ -17,10 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import sys
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ from storage import outbox
 from storage.db import Database
 from storage.models import Outbox
 from tests.fakebot.server import FakeBotApi
+from tests.faults.test_dispatch_faults import ForkServer
 
 pytestmark = pytest.mark.slow
 
@@ -72,51 +75,66 @@ async def _rows(url: str) -> list[Outbox]:
 
 
 class Worker:
-    """tests/followups/outbox_worker.py in a subprocess."""
+    """tests/followups/outbox_worker.py's worker in a process of its own, forked by its fork
+    server: a fresh interpreter would spend seconds importing aiogram each time."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, name: str, log: Path) -> None:
-        self.proc = proc
+    def __init__(self, forks: ForkServer, pid: int, name: str, files: dict[str, Path]) -> None:
+        self.forks = forks
+        self.pid = pid
         self.name = name
-        self.log = log
+        self.files = files
 
     @classmethod
-    async def start(cls, name: str, url: str, api: FakeBotApi, tmp: Path,
+    async def start(cls, forks: ForkServer, name: str, url: str, api: FakeBotApi, tmp: Path,
                     **options: float) -> Worker:
-        args = ["--database-url", url, "--api-url", api.base_url, "--token", api.token,
-                "--worker", name]
-        for key, value in options.items():
-            args += [f"--{key}", str(value)]
-        log = tmp / f"{name}.stderr"
-        with log.open("wb") as stderr:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "tests.followups.outbox_worker", *args, cwd=ROOT,
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=stderr,
-            )
-        worker = cls(proc, name, log)
-        assert await worker._line() == "ready", worker.errors()
+        files = {key: tmp / f"{name}.{key}" for key in ("log", "ready", "go", "report")}
+        pid = await forks.start("worker", files["log"], **{
+            key: str(path) for key, path in files.items() if key != "log"},
+            database_url=url, api_url=api.base_url, token=api.token, worker=name, **options)
+        worker = cls(forks, pid, name, files)
+        deadline = asyncio.get_running_loop().time() + WAIT
+        while not files["ready"].exists():  # its database open
+            assert not _ended(pid), worker.errors()
+            assert asyncio.get_running_loop().time() < deadline, worker.errors()
+            await asyncio.sleep(0.01)
         return worker
 
     def errors(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:]
-
-    async def _line(self) -> str:
-        assert self.proc.stdout is not None
-        line = await asyncio.wait_for(self.proc.stdout.readline(), WAIT)
-        return line.decode().strip()
+        log = self.files["log"]
+        return log.read_text(errors="replace")[-3000:] if log.exists() else ""
 
     def go(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(b"go\n")
+        self.files["go"].touch()
 
     async def finish(self) -> dict[str, Any]:
-        line = await self._line()
-        assert await asyncio.wait_for(self.proc.wait(), WAIT) == 0, self.errors()
-        assert line, f"{self.name} printed no report: {self.errors()}"
-        return json.loads(line)
+        deadline = asyncio.get_running_loop().time() + WAIT
+        while not _ended(self.pid):  # the server's `wait` would hold up every other question
+            assert asyncio.get_running_loop().time() < deadline, self.errors()
+            await asyncio.sleep(0.01)
+        assert await self.forks.wait(self.pid) == 0, self.errors()
+        report = self.files["report"]
+        assert report.exists(), f"{self.name} wrote no report: {self.errors()}"
+        return json.loads(report.read_text())  # type: ignore[no-any-return]
 
     async def kill(self) -> None:
-        os.kill(self.proc.pid, signal.SIGKILL)
-        assert await asyncio.wait_for(self.proc.wait(), WAIT) == -signal.SIGKILL
+        assert await self.forks.kill(self.pid) == -signal.SIGKILL
+
+
+def _ended(pid: int) -> bool:
+    """Whether the fork server's child `pid` has ended (a zombie until the server waits)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX"
+    except (FileNotFoundError, IndexError):
+        return True
+
+
+@pytest.fixture(scope="module")
+def forks() -> Iterator[ForkServer]:
+    server = ForkServer()
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 def _delivered(api: FakeBotApi) -> Counter[str]:
@@ -125,13 +143,13 @@ def _delivered(api: FakeBotApi) -> Counter[str]:
 
 @pytest.mark.parametrize("head_url", ["postgres", "sqlite"], indirect=True)
 async def test_two_processes_deliver_every_message_exactly_once(
-    head_url: str, tmp_path: Path
+    head_url: str, tmp_path: Path, forks: ForkServer
 ) -> None:
     await _fill(head_url, 500)
     async with FakeBotApi() as api:
-        # started side by side: each takes seconds to import, and waits for "go" when ready
+        # started side by side: each waits for "go" when ready
         workers = await asyncio.gather(
-            *(Worker.start(f"w{n}", head_url, api, tmp_path) for n in (1, 2)))
+            *(Worker.start(forks, f"w{n}", head_url, api, tmp_path) for n in (1, 2)))
         for worker in workers:
             worker.go()
         reports = [await worker.finish() for worker in workers]
@@ -148,11 +166,11 @@ async def test_two_processes_deliver_every_message_exactly_once(
 
 @pytest.mark.parametrize("head_url", ["postgres", "sqlite"], indirect=True)
 async def test_kill_9_mid_send_loses_nothing_and_duplicates_only_the_message_in_flight(
-    head_url: str, tmp_path: Path
+    head_url: str, tmp_path: Path, forks: ForkServer
 ) -> None:
     await _fill(head_url, 200)
     async with HoldingApi(hold="m080") as api:
-        first = await Worker.start("doomed", head_url, api, tmp_path, lease=3, batch=25)
+        first = await Worker.start(forks, "doomed", head_url, api, tmp_path, lease=3, batch=25)
         first.go()
         await asyncio.wait_for(api.held.wait(), WAIT)
         # m080 reached "Telegram"; its row is "sending" and the answer never comes back.
@@ -161,7 +179,7 @@ async def test_kill_9_mid_send_loses_nothing_and_duplicates_only_the_message_in_
         rows = {r.text: r for r in await _rows(head_url)}
         assert rows["m080"].status == "sending"
         assert all(rows[f"m{i:03d}"].status == "sent" for i in range(80))
-        second = await Worker.start("successor", head_url, api, tmp_path, lease=3, batch=25)
+        second = await Worker.start(forks, "successor", head_url, api, tmp_path, lease=3, batch=25)
         second.go()
         report = await second.finish()
     delivered = _delivered(api)
@@ -178,15 +196,15 @@ async def test_kill_9_mid_send_loses_nothing_and_duplicates_only_the_message_in_
 
 @pytest.mark.parametrize("head_url", ["postgres"], indirect=True)
 async def test_kill_9_at_an_arbitrary_moment_duplicates_at_most_one_message(
-    head_url: str, tmp_path: Path
+    head_url: str, tmp_path: Path, forks: ForkServer
 ) -> None:
     await _fill(head_url, 200)
     async with FakeBotApi() as api:
-        first = await Worker.start("doomed", head_url, api, tmp_path, lease=2, rate=100)
+        first = await Worker.start(forks, "doomed", head_url, api, tmp_path, lease=2, rate=100)
         first.go()
         await api.wait_for(lambda: len(api.sent()) >= 57, WAIT, "57 messages sent")
         await first.kill()
-        second = await Worker.start("successor", head_url, api, tmp_path, lease=2, rate=100)
+        second = await Worker.start(forks, "successor", head_url, api, tmp_path, lease=2, rate=100)
         second.go()
         await second.finish()
     delivered = _delivered(api)
