@@ -299,7 +299,13 @@ async def test_flow_version_is_idempotent_and_edits_make_new_versions(store: Sto
 # Sessions and answers
 
 
-async def test_save_state_round_trip_update_delete_and_repeat(store: Store) -> None:
+@pytest.mark.parametrize("diff", [False, True], ids=["read back", "diff of the state"])
+async def test_save_state_round_trip_update_delete_and_repeat(store: Store, diff: bool) -> None:
+    """Both ways of writing the answers leave the same rows: reading them back, or (a
+    survey step) writing the difference from the answers the loaded state held."""
+    def known(answers: dict[str, tuple[str, object, bool]]) -> dict[str, Any]:
+        return {"stored": answers} if diff else {}
+
     session_id = await _open(store, await _contact(store))
     t1, t2, t3 = (T0 + timedelta(minutes=m) for m in (1, 2, 3))
 
@@ -317,6 +323,7 @@ async def test_save_state_round_trip_update_delete_and_repeat(store: Store) -> N
         language="fa",
         answers=first,
         now=t1,
+        **known({}),
     )
     rows = await store.answers(session_id)
     assert [(a.question_id, a.raw_text, a.value, a.skipped) for a in rows] == [
@@ -341,6 +348,7 @@ async def test_save_state_round_trip_update_delete_and_repeat(store: Store) -> N
             language="fa",
             answers=second,
             now=now,
+            **known(first),  # the repeat: the crashed first try's state was rolled back
         )
         rows = await store.answers(session_id)
         by_question = {a.question_id: a for a in rows}
@@ -359,6 +367,7 @@ async def test_save_state_round_trip_update_delete_and_repeat(store: Store) -> N
         language="fa",
         answers=second,
         now=t3,
+        **known(second),
     )
     rows = await store.answers(session_id)
     assert [a.id for a in rows] == ids_before
@@ -513,3 +522,34 @@ async def test_a_reader_does_not_hold_the_writers_back(store: Store) -> None:
         assert contact.id is not None
         rows = (await conn.execute(text("select count(*) from contact"))).scalar_one()
         assert rows in (0, 1)  # snapshot or not, it reads without error
+
+
+async def test_helpers_of_one_transaction_share_it_whatever_their_nesting(store: Store) -> None:
+    """Every helper called in an update's transaction gets the same session: a helper
+    called inside another's block does not detach the outer one's objects, each block's
+    end writes what it changed, and a helper's failure undoes the whole transaction."""
+    contact_id = await _contact(store)
+    async with store.transaction() as tx:
+        async with tx.database.session() as s, s.begin():
+            person = await s.get(Contact, contact_id)
+            assert person is not None
+            inner = await tx.get_session(await _open(tx, contact_id))  # nested helpers
+            assert inner is not None
+            person.company = "Acme"  # still attached: written at the block's end
+        async with tx.database.session() as s, s.begin():
+            found = await s.get(Contact, contact_id)
+            assert found is not None and found is not person  # each helper reads fresh
+    found_after = await store.find_contact("telegram", "42")
+    assert found_after is not None and found_after.company == "Acme"
+
+    with pytest.raises(ZeroDivisionError):
+        async with store.transaction() as tx:
+            await tx.set_contact_flags(contact_id, opted_out=True)  # a helper that ended
+            async with tx.database.session() as s, s.begin():
+                person = await s.get(Contact, contact_id)
+                assert person is not None
+                person.company = "Other"
+                raise ZeroDivisionError
+    found_after = await store.find_contact("telegram", "42")
+    assert found_after is not None
+    assert (found_after.company, found_after.opted_out) == ("Acme", False)
