@@ -48,6 +48,7 @@ from bot.flow.loader import FlowError, LoadedFlow, load_flow
 from bot.flow.model import LANGUAGES
 from bot.followups.actions import record_feedback
 from bot.followups.hooks import survey_hooks
+from bot.followups.shared_rate import CHAT_MARGIN
 from bot.followups.shared_rate import installed as shared_limiter
 from bot.i18n import Translator
 from bot.messaging import links
@@ -873,15 +874,19 @@ class Controller:
                 return await _send(out, transport)
             except RetryAfter as exc:
                 limiter = shared_limiter(self.channel)
+                wait = exc.seconds
                 if limiter is not None:
                     # Every process waits it out, as for the outbox's 429s: the others'
-                    # sends would otherwise fill the window again before this retry.
+                    # sends would otherwise fill the window again before this retry. And the
+                    # retry keeps the bookings' margin: between processes on a busy machine a
+                    # send reaches the channel later than booked, and its window with it.
                     limiter.pause(exc.seconds)
+                    wait += CHAT_MARGIN
                 if exc.seconds > LONGEST_WAIT:
                     # A channel paused for long (WhatsApp's spam limit: an hour) must not hold
                     # the person's lane: unsent, so a question is shown on their next message.
                     raise Transient(f"not waiting {exc.seconds:g}s for a rate limit") from exc
-                if not await wait_out(exc.seconds, self._sleep):
+                if not await wait_out(wait, self._sleep):
                     raise Transient("stopping: not waiting out a rate limit") from exc
             except Transient:
                 if attempt == 5 or not await wait_out(delay, self._sleep):
