@@ -496,13 +496,15 @@ async def bench_backend(name: str, url: str, respondents: int, concurrency: int)
         calls_before = session.calls.copy()
         sada_stats = Stats()
         sada_feed = make_feed(sada_dp, bot, sada_stats)
+        cpu_start = time.process_time()
         wall = await gather_limited([lambda p=p: p.run(sada_feed) for p in people], concurrency)
+        sada_cpu = time.process_time() - cpu_start
         await sada_dp.emit_shutdown(bot=bot)
         answers = await count(database, "SELECT count(*) FROM answer") - answers_before
         completed = await count(
             database, "SELECT count(*) FROM survey_session WHERE status = 'completed'"
         ) - completed_before
-        sada = RunResult(len(sada_stats.latencies), wall, sada_stats)
+        sada = RunResult(len(sada_stats.latencies), wall, sada_stats, sada_cpu)
         calls = session.calls - calls_before
 
         # The baseline: the same updates, replayed in the same order, through a bare echo bot.
@@ -518,9 +520,11 @@ async def bench_backend(name: str, url: str, respondents: int, concurrency: int)
             for payload in payloads:
                 await echo_feed(payload)
 
+        cpu_start = time.process_time()
         echo_wall = await gather_limited(
             [lambda p=p: replay(p.payloads) for p in people], concurrency)
-        echo = RunResult(len(echo_stats.latencies), echo_wall, echo_stats)
+        echo = RunResult(len(echo_stats.latencies), echo_wall, echo_stats,
+                         time.process_time() - cpu_start)
 
         problems = [f"respondent {p.index}: {p.problem}" for p in people if p.problem]
         problems += [f"Sada: {f}" for f in sada_stats.failed]
@@ -704,7 +708,7 @@ def report(result: BackendResult) -> None:
     row("wall time (s)", sada.wall, echo.wall, 2, "{:.1f}×")
     row("answers/s", result.answers / sada.wall, result.answers / echo.wall, 0, "{:.3f}")
     row("updates/s", sada.per_second, echo.per_second, 0, "{:.3f}")
-    if sada.cpu == sada.cpu:  # measured (over HTTP): harness, fake server and bot together
+    if sada.cpu == sada.cpu:  # the whole process: harness (and fake server) and bot together
         row("CPU per update (ms)", sada.cpu / sada.updates * 1000,
             echo.cpu / echo.updates * 1000 if have_echo else 0.0, 2, "{:.1f}×")
         row("CPU busy (% of one core)", sada.cpu / sada.wall * 100,
