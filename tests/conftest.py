@@ -392,3 +392,16 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
         terminalreporter.write_line(f"{count} skipped: {reason}")
 
+
+@pytest.fixture(scope="session")
+def forks() -> Iterator[Any]:
+    """One outbox fork server per test process (tests.faults.test_dispatch_faults.ForkServer),
+    shared by the kill -9 tests of the dispatcher and the multi-process outbox tests: it
+    imports the bot and aiogram once and forks each worker from there."""
+    from tests.faults.test_dispatch_faults import ForkServer
+
+    server = ForkServer()
+    try:
+        yield server
+    finally:
+        server.close()

@@ -21,7 +21,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -99,15 +98,6 @@ class ForkServer:
         assert self.proc.stdin is not None
         self.proc.stdin.close()
         self.proc.wait(WAIT)
-
-
-@pytest.fixture(scope="module")
-def forks() -> Iterator[ForkServer]:
-    server = ForkServer()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 async def _fill(db: Database, count: int) -> None:
