@@ -421,6 +421,7 @@ class FakeBotApi:
         self._users: dict[int, FakeUser] = {}
         self._chats: dict[int, _Chat] = {}
         self._sent: list[JSON] = []
+        self._sent_by_chat: dict[Any, list[JSON]] = {}
         self._edits: list[JSON] = []
         self._answers: list[JSON] = []
         self._deleted: list[tuple[int, int]] = []
@@ -518,7 +519,13 @@ class FakeBotApi:
 
         Each is the Message Telegram returned, with `reply_markup` as the bot sent it, reply
         keyboards included (Telegram itself echoes only inline keyboards)."""
-        return [copy.deepcopy(m) for m in self._sent if chat_id in (None, m["chat"]["id"])]
+        chosen = self._sent if chat_id is None else self._sent_by_chat.get(chat_id, [])
+        return [copy.deepcopy(m) for m in chosen]
+
+    def sent_chats(self) -> list[Any]:
+        """The chat of each message sent, oldest first: `sent()` without copying every
+        message, for a condition re-checked after each request the fake answers."""
+        return [m["chat"]["id"] for m in self._sent]
 
     def texts(self, chat_id: int | None = None) -> list[str]:
         return [m["text"] for m in self.sent(chat_id)]
@@ -1031,6 +1038,7 @@ class FakeBotApi:
         if markup is not None:
             record["reply_markup"] = copy.deepcopy(markup)
         self._sent.append(record)
+        self._sent_by_chat.setdefault(record["chat"]["id"], []).append(record)
         return message
 
     async def _send_document(self, params: JSON, call: Call) -> JSON:

@@ -270,8 +270,8 @@ async def test_three_processes_behave_as_one_bot(pg_url: str, tmp_path: Path) ->
                 # Half-way through the invitations: SIGKILL one process, then start it
                 # again once the invitations sent so far are a minute old (their reminders
                 # come due, and its start plans them at once).
-                await api.wait_for(lambda: len({m["chat"]["id"] for m in api.sent()
-                                                if m["chat"]["id"] >= 5_000_000})
+                await api.wait_for(lambda: len({chat for chat in api.sent_chats()
+                                                if chat >= 5_000_000})
                                    >= INVITED // 2, timeout=90 + INVITED / 10,
                                    what="half the invitations")
                 mark("killed")
@@ -295,8 +295,8 @@ async def test_three_processes_behave_as_one_bot(pg_url: str, tmp_path: Path) ->
             mark("surveys")
             # every invitation out; then a minute passes for those sent after the restart,
             # and a process plans their reminders (a restart plans at once)
-            await api.wait_for(lambda: len({m["chat"]["id"] for m in api.sent()
-                                            if m["chat"]["id"] >= 5_000_000}) >= INVITED,
+            await api.wait_for(lambda: len({chat for chat in api.sent_chats()
+                                            if chat >= 5_000_000}) >= INVITED,
                                timeout=90 + INVITED / 10, what="every invitation")
             mark("surveys and invitations")
             conn = await pg(pg_url)
@@ -314,8 +314,8 @@ async def test_three_processes_behave_as_one_bot(pg_url: str, tmp_path: Path) ->
             assert await processes[1].proc.wait() == 0, processes[1].output()[-3000:]
             processes[1] = await start_sada(env, tmp_path / "run1.log", ports[1], webhook)
             await ready(session, processes[1], ports[1])
-            await api.wait_for(lambda: sum(1 for m in api.sent()
-                                           if m["chat"]["id"] >= 5_000_000) >= 2 * INVITED,
+            await api.wait_for(lambda: sum(1 for chat in api.sent_chats()
+                                           if chat >= 5_000_000) >= 2 * INVITED,
                                timeout=120 + INVITED / 10, what="every reminder")
             mark("reminders")
             await asyncio.sleep(0.2)  # nothing more comes
