@@ -100,9 +100,14 @@ def _save_state_query(completed: bool) -> Any:
         .execution_options(synchronize_session=False))
 
 
+def _dialect_insert(dialect: str, model: type[SQLModel]) -> Any:
+    # Both dialects share the INSERT … ON CONFLICT API; the generic insert lacks it.
+    return pg_insert(model) if dialect == "postgresql" else sqlite_insert(model)
+
+
 @cache
 def _upsert_answer(dialect: str) -> Any:
-    insert = pg_insert(Answer) if dialect == "postgresql" else sqlite_insert(Answer)
+    insert = _dialect_insert(dialect, Answer)
     return insert.on_conflict_do_update(
         index_elements=["session_id", "question_id"],
         set_={name: getattr(insert.excluded, name)
@@ -111,10 +116,9 @@ def _upsert_answer(dialect: str) -> Any:
 
 @cache
 def _claim_query(dialect: str) -> Any:
-    insert = pg_insert(ProcessedUpdate) if dialect == "postgresql" \
-        else sqlite_insert(ProcessedUpdate)
-    return (insert.values(source=bindparam("source"), update_id=bindparam("update_id"),
-                          processed_at=bindparam("processed_at"))
+    return (_dialect_insert(dialect, ProcessedUpdate)
+            .values(source=bindparam("source"), update_id=bindparam("update_id"),
+                    processed_at=bindparam("processed_at"))
             .on_conflict_do_nothing().returning(col(ProcessedUpdate.id)))
 
 
@@ -244,10 +248,7 @@ class Store:
         return now if now is not None else datetime.now(UTC)
 
     def _insert(self, model: type[SQLModel]) -> Any:
-        # Both dialects share the INSERT … ON CONFLICT API; the generic insert lacks it.
-        if self.database.engine.dialect.name == "postgresql":
-            return pg_insert(model)
-        return sqlite_insert(model)
+        return _dialect_insert(self.database.engine.dialect.name, model)
 
     # Contacts
 
