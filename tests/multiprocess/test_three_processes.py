@@ -285,6 +285,10 @@ async def test_three_processes_behave_as_one_bot(pg_url: str, tmp_path: Path) ->
                     await conn.execute("UPDATE outbox SET sent_at = sent_at - interval "
                                        "'2 minutes' WHERE kind = 'invitation' AND "
                                        "sent_at IS NOT NULL")
+                    # and a reminder the planner already queued (it looks ahead) with them
+                    await conn.execute("UPDATE outbox SET due_at = due_at - interval "
+                                       "'2 minutes' WHERE kind = 'reminder' AND "
+                                       "status = 'queued'")
                 finally:
                     await conn.close()
                 processes[0] = await start_sada(env, tmp_path / "run0.log", ports[0], webhook)
@@ -308,6 +312,10 @@ async def test_three_processes_behave_as_one_bot(pg_url: str, tmp_path: Path) ->
                 await conn.execute("UPDATE outbox SET sent_at = sent_at - interval "
                                    "'2 minutes' WHERE kind = 'invitation' AND sent_at > "
                                    "now() - interval '90 seconds'")
+                # the reminders the planner queued ahead of time move with their invitations
+                await conn.execute("UPDATE outbox SET due_at = due_at - interval "
+                                   "'2 minutes' WHERE kind = 'reminder' AND "
+                                   "status = 'queued'")
             finally:
                 await conn.close()
             processes[1].proc.send_signal(signal.SIGTERM)
