@@ -25,7 +25,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.orm.attributes import flag_modified
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
@@ -526,43 +525,10 @@ class Store:
                 person = await s.get(Contact, contact_id)
                 if person is not None:
                     person.sqlmodel_update({**contact, "updated_at": ts})
-            if stored is not None:
-                await self._write_answers(s, session_id, stored, answers, ts)
-                if within is not None:
-                    await s.flush()
-                    await within(s)
-                return
-            rows = await s.exec(select(Answer).where(Answer.session_id == session_id))
-            existing = {a.question_id: a for a in rows}
-            for question_id, (raw_text, value, skipped) in answers.items():
-                old = existing.pop(question_id, None)
-                if old is None:
-                    s.add(
-                        Answer(
-                            session_id=session_id,
-                            question_id=question_id,
-                            raw_text=raw_text,
-                            value=value,
-                            skipped=skipped,
-                            answered_at=ts,
-                        )
-                    )
-                elif (
-                    old.raw_text != raw_text
-                    or old.skipped != skipped
-                    or not _same_json(old.value, value)
-                ):
-                    old.sqlmodel_update(
-                        {
-                            "raw_text": raw_text,
-                            "value": value,
-                            "skipped": skipped,
-                            "answered_at": ts,
-                        }
-                    )
-                    flag_modified(old, "value")
-            for dropped in existing.values():
-                await s.delete(dropped)
+            if stored is None:  # the caller does not know them: read what the rows hold
+                rows = await s.exec(select(Answer).where(Answer.session_id == session_id))
+                stored = {a.question_id: (a.raw_text, a.value, a.skipped) for a in rows}
+            await self._write_answers(s, session_id, stored, answers, ts)
             if within is not None:
                 await s.flush()
                 await within(s)
