@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 import pytest
+from aiogram.client.session.aiohttp import AiohttpSession
 from sqlalchemy.engine import make_url
 
 from storage.db import Database
@@ -49,6 +50,21 @@ T = TypeVar("T")
 # pytest-xdist starts its workers, for the workers and every subprocess they start.
 if os.environ.pop("PYTHONDONTWRITEBYTECODE", None) is not None:
     sys.dont_write_bytecode = False
+
+
+async def _close_without_the_tls_wait(self: AiohttpSession) -> None:
+    """aiogram's AiohttpSession.close, minus its 0.25 s wait for TLS connections to close
+    when the bot speaks plain http (the fakes on 127.0.0.1): there is no TLS connection to
+    wait for, and the suite closes hundreds of bots. An https bot still waits."""
+    if self.api.base.startswith("http://"):
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        return
+    await _aiogram_close(self)
+
+
+_aiogram_close = AiohttpSession.close
+AiohttpSession.close = _close_without_the_tls_wait  # type: ignore[method-assign]
 
 
 def _pg_server() -> str:
