@@ -27,6 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.sqlite_trips import one_trip_dbapi
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 ACCEPTED_URLS = (
@@ -124,7 +126,8 @@ def _create_engine(
     # Readers (Database.reader) get their own engine and still run beside the writer.
     sizing: dict[str, Any] = ({"pool_size": 1, "max_overflow": 0}
                               if one_writer and _sqlite_path(async_url) is not None else {})
-    engine = create_async_engine(async_url, json_serializer=_json_dumps, **sizing)
+    engine = create_async_engine(async_url, json_serializer=_json_dumps,
+                                 module=one_trip_dbapi(), **sizing)
     pragmas = (*_SQLITE_PRAGMAS, f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
 
     @event.listens_for(engine.sync_engine, "connect")

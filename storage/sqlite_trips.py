@@ -1,0 +1,150 @@
+"""SQLAlchemy's aiosqlite driver, making one trip to SQLite's thread per statement.
+
+aiosqlite runs each SQLite connection in a thread of its own; every call crosses to it and
+back (a queue, a future, a wake-up of the event loop). SQLAlchemy's adapter makes four such
+trips for a SELECT (open a cursor, execute, fetch, close) and three for a write, and one more
+when a connection goes back to the pool (a ROLLBACK with nothing to roll back). An answer
+took about 43 trips, a third of its CPU on SQLite (bench/README.md, "Fourth round").
+
+Here a statement is opened, run, fetched and closed in one function on that thread, and the
+pool's rollback is skipped when SQLite says no transaction is open. The driver is otherwise
+SQLAlchemy's own (``module=`` of ``create_async_engine``), so URLs, dialect and errors are
+unchanged.
+"""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import aiosqlite
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
+from sqlalchemy.util import immutabledict
+from sqlalchemy.util.concurrency import await_
+
+
+class _OneTripCursor(AsyncAdapt_aiosqlite_cursor):
+    """A cursor whose statement runs, is fetched and is closed in one call on the thread.
+
+    What the caller reads afterwards (description, rowcount, lastrowid, the rows) is kept
+    here; the SQLite cursor itself never leaves the thread.
+    """
+
+    __slots__ = ("_arraysize", "_description", "_lastrowid", "_rowcount")
+
+    _adapt_connection: OneTripConnection
+
+    def __init__(self, adapt_connection: OneTripConnection) -> None:
+        # The base class opens an aiosqlite cursor here: one trip saved by not calling it.
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = None  # type: ignore[assignment]
+        self._soft_closed_memoized = immutabledict()
+        self._rows = collections.deque()
+        self._description: Any = None
+        self._rowcount = -1
+        self._lastrowid: int | None = None
+        self._arraysize = 1
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> int:
+        return self._lastrowid  # type: ignore[return-value]
+
+    @property
+    def arraysize(self) -> int:
+        return self._arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._arraysize = value
+
+    async def _async_soft_close(self) -> None:
+        return None  # the SQLite cursor was closed on the thread already
+
+    def close(self) -> None:
+        self._rows.clear()
+
+    def execute(self, operation: Any, parameters: Any = None) -> Any:
+        try:
+            return await_(self._connection._execute(self._run, operation, parameters, False))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+
+    def executemany(self, operation: Any, seq_of_parameters: Sequence[Any]) -> Any:
+        try:
+            return await_(self._connection._execute(
+                self._run, operation, seq_of_parameters, True))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+
+    def _run(self, operation: str, parameters: Any, many: bool) -> None:
+        """On aiosqlite's thread: the whole statement, then what the caller will read."""
+        connection: sqlite3.Connection = self._connection._conn
+        cursor = connection.cursor()
+        try:
+            if many:
+                cursor.executemany(operation, parameters)
+            else:
+                cursor.execute(operation, () if parameters is None else parameters)
+            self._description = cursor.description
+            if cursor.description:
+                self._rows = collections.deque(cursor.fetchall())
+            self._rowcount = cursor.rowcount
+            self._lastrowid = cursor.lastrowid
+        finally:
+            cursor.close()
+            self._adapt_connection._in_transaction = connection.in_transaction
+
+
+class OneTripConnection(AsyncAdapt_aiosqlite_connection):
+    """The adapted connection: its cursors are one-trip ones, and it knows (from the thread,
+    after every statement) whether SQLite has a transaction open."""
+
+    __slots__ = ("_in_transaction",)
+    _cursor_cls = _OneTripCursor  # type: ignore[assignment]
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        self._in_transaction = False
+
+    def rollback(self) -> None:
+        # The pool rolls back every connection it gets back; with no transaction open (the
+        # usual case: it was committed) that is a no-op SQLite need not be asked about.
+        if self._in_transaction:
+            super().rollback()
+            self._in_transaction = False
+
+    def commit(self) -> None:
+        if self._in_transaction:
+            super().commit()
+            self._in_transaction = False
+
+
+class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    """SQLAlchemy's aiosqlite DBAPI adapter, handing out OneTripConnections."""
+
+    def connect(self, *arg: Any, **kw: Any) -> OneTripConnection:
+        adapted = super().connect(*arg, **kw)
+        return OneTripConnection(self, adapted._connection)
+
+
+def one_trip_dbapi() -> OneTripDBAPI:
+    """The ``module=`` for ``create_async_engine`` on a ``sqlite+aiosqlite`` URL."""
+    return OneTripDBAPI(aiosqlite, sqlite3)
+
+
+__all__ = ["OneTripConnection", "OneTripDBAPI", "one_trip_dbapi"]
