@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+import time
 from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
@@ -22,7 +23,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -112,14 +113,15 @@ def _create_engine(
     async_url: str, *, foreign_keys: bool = True, one_writer: bool = False
 ) -> AsyncEngine:
     if not async_url.startswith("sqlite"):
-        return create_async_engine(
+        engine = create_async_engine(
             async_url,
             json_serializer=_json_dumps,
-            pool_pre_ping=True,  # survive server restarts between quiet hours
             # asyncpg waits 60 s by default; the name tells the processes of one bot apart
             connect_args={"timeout": 10,
                           "server_settings": {"application_name": APPLICATION_NAME}},
         )
+        _ping_when_idle(engine)
+        return engine
     # one_writer (a file database): one connection, so writers queue for it in order inside
     # the process instead of polling SQLite's lock in its busy handler, whose sleeps (up to
     # 100 ms each) made p99 seconds and, under load, "database is locked" after busy_timeout.
@@ -152,6 +154,42 @@ def _create_engine(
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+# A pooled connection that rested longer than this is pinged before use (HikariCP's
+# "alive bypass window"). SQLAlchemy's pool_pre_ping pings every time, and its asyncpg ping
+# is three round trips (BEGIN, ";", ROLLBACK): a third of an answer's round trips on
+# PostgreSQL, spent on connections used a few milliseconds before.
+IDLE_PING_SECONDS = 1.0
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Survive server restarts between quiet hours at no cost while the bot is busy: a
+    connection idle for IDLE_PING_SECONDS or more is pinged at checkout, and a dead one is
+    replaced (the pool retries the checkout on DisconnectionError)."""
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(engine.sync_engine.pool, "checkin")
+    def _rested_from(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_RESTING_SINCE] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine.pool, "checkout")
+    def _alive(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_RESTING_SINCE)
+        if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
+            return  # new, or back from use a moment ago
+        try:
+            alive = dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as exc:
+            if not dialect.is_disconnect(exc, dbapi_connection, None):
+                raise
+            alive = False
+        if not alive:
+            raise DisconnectionError("the connection was closed while it rested in the pool")
+
+
+_RESTING_SINCE = "sada_resting_since"
 
 
 def _unavailable(url: str, exc: BaseException) -> DatabaseUnavailable:

@@ -1,0 +1,88 @@
+"""The pool's connections: a PostgreSQL connection is pinged only after it rested, and one
+the server closed meanwhile is replaced before anybody uses it; SQLite statements each make
+one trip to the driver's thread."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import pytest
+import sqlalchemy as sa
+
+import storage.db as db_module
+from storage.db import Database
+from storage.sqlite_trips import OneTripConnection
+
+ONLY_POSTGRES = pytest.mark.parametrize(
+    "database", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+ONLY_SQLITE = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+
+
+async def _backend_pid(database: Database) -> int:
+    async with database.engine.connect() as conn:
+        return int((await conn.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one())
+
+
+@ONLY_POSTGRES
+async def test_a_busy_connection_is_not_pinged_and_a_rested_one_is(
+        database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    dialect = database.engine.sync_engine.dialect
+    pings: list[Any] = []
+    ping = dialect.do_ping
+
+    def counted(dbapi_connection: Any) -> bool:
+        pings.append(dbapi_connection)
+        return ping(dbapi_connection)
+
+    monkeypatch.setattr(dialect, "do_ping", counted)
+    monkeypatch.setattr(db_module, "IDLE_PING_SECONDS", 60.0)
+    first = await _backend_pid(database)
+    assert await _backend_pid(database) == first
+    assert await _backend_pid(database) == first
+    assert pings == []  # back in the pool a moment ago: used as it is
+
+    monkeypatch.setattr(db_module, "IDLE_PING_SECONDS", 0.05)
+    await asyncio.sleep(0.1)
+    assert await _backend_pid(database) == first
+    assert len(pings) == 1
+
+
+@ONLY_POSTGRES
+async def test_a_connection_the_server_closed_while_it_rested_is_replaced(
+        database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(db_module, "IDLE_PING_SECONDS", 0.05)
+    before = await _backend_pid(database)
+    admin = await asyncpg.connect(database.url.replace("+asyncpg", ""), timeout=10)
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", before)
+    finally:
+        await admin.close()
+    await asyncio.sleep(0.1)
+    after = await _backend_pid(database)  # no error: the dead connection never surfaced
+    assert after != before
+
+
+@ONLY_SQLITE
+async def test_sqlite_reads_writes_and_rollbacks_through_one_trip_cursors(
+        database: Database) -> None:
+    async with database.engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        assert isinstance(raw.dbapi_connection, OneTripConnection)
+    async with database.engine.begin() as conn:
+        await conn.execute(sa.text("CREATE TABLE trip (n INTEGER)"))
+        inserted = await conn.execute(sa.text("INSERT INTO trip (n) VALUES (1), (2), (3)"))
+        assert inserted.rowcount == 3
+        await conn.execute(sa.text("INSERT INTO trip (n) VALUES (:n)"), [{"n": 4}, {"n": 5}])
+    with pytest.raises(RuntimeError):
+        async with database.engine.begin() as conn:
+            await conn.execute(sa.text("DELETE FROM trip"))
+            raise RuntimeError("rolled back")
+    async with database.engine.connect() as conn:
+        rows = (await conn.execute(sa.text("SELECT n FROM trip ORDER BY n"))).scalars().all()
+        assert rows == [1, 2, 3, 4, 5]
+        updated = await conn.execute(sa.text("UPDATE trip SET n = n + 10 WHERE n > 3"))
+        assert updated.rowcount == 2
+        await conn.rollback()
+        assert (await conn.execute(sa.text("SELECT max(n) FROM trip"))).scalar_one() == 5
