@@ -11,6 +11,13 @@ local fake Bot API server, by long polling.
   `sada run`: a real aiohttp session, long polling, the per-chat lanes, one database.
 * **Echo**: a bare aiogram bot (``Dispatcher.start_polling``, its own aiohttp session) with
   the in-process mode's echo router, fed the same updates the respondents sent Sada.
+* **Floor**: what issue 14 calls the floor of a survey step: for each update, one committed
+  write (an INSERT in its own transaction, on the same database and engine settings as
+  Sada) and then *the Bot API calls Sada made for that update*, the same methods with the
+  same fields in the same order (recorded by the fake during Sada's run), through a bare
+  aiogram bot. No survey logic, no reads. Sada / floor is what Sada's own work costs on top
+  of the calls a survey step cannot avoid; floor / echo is the best ratio a survey bot that
+  makes these calls could reach.
 * **Respondents**: an update is made available (queued, long polls woken), the respondent
   waits until the bot has *handled* it (Sada: the runner's feed returned; echo: aiogram's
   update handler returned), then sends its next one. **Reply latency** is from the moment the
@@ -25,13 +32,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiogram import Bot, Dispatcher
+from aiogram import Bot, Dispatcher, methods
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.types import Update
@@ -50,6 +58,11 @@ class _Waiting:
     available: float
     handled: asyncio.Future[None]
     replied: bool = False
+    source: int = 0  # id() of the respondent's payload: the key of its recorded replies
+
+
+# A Bot API call as the floor bot makes it: the method's name and its fields, decoded.
+Call = tuple[str, JSON]
 
 
 @dataclass
@@ -69,6 +82,9 @@ class FakeBotApi:
     _last_id: int = 0
     releasing: bool = False  # long polls answer at once (a bot is being stopped)
     base_url: str = ""
+    recording: bool = False  # keep each update's reply calls (Sada's measured run)
+    replies: dict[int, list[Call]] = field(default_factory=dict)  # by payload id()
+    _script: dict[int, list[Call]] = field(default_factory=dict)  # by update_id, for the floor
 
     async def start(self) -> None:
         app = web.Application()
@@ -95,9 +111,11 @@ class FakeBotApi:
         Sada's updates, whose ids would otherwise be behind its offset)."""
         self._last_id += 1
         update_id = self._last_id
-        payload = {**payload, "update_id": update_id}
-        waiting = _Waiting(time.perf_counter(), asyncio.get_running_loop().create_future())
+        original, payload = payload, {**payload, "update_id": update_id}
+        waiting = _Waiting(time.perf_counter(), asyncio.get_running_loop().create_future(),
+                           source=id(original))
         self._waiting[update_id] = waiting
+        self._script[update_id] = self.replies.get(id(original), [])
         self._chat_update[chat_id] = update_id
         self._queue.append(payload)
         self._arrived.set()
@@ -105,6 +123,7 @@ class FakeBotApi:
             await waiting.handled
         finally:
             self._waiting.pop(update_id, None)
+            self._script.pop(update_id, None)
             if self._chat_update.get(chat_id) == update_id:
                 del self._chat_update[chat_id]
             if not waiting.replied:
@@ -119,6 +138,10 @@ class FakeBotApi:
             await bot
         finally:
             self.releasing = False
+
+    def script(self, update_id: int) -> list[Call]:
+        """The calls Sada made for the update the floor bot now has (its payload's)."""
+        return self._script.get(update_id, [])
 
     def handled(self, update_id: int) -> None:
         """The bot is done with the update (called from the bot's side)."""
@@ -156,6 +179,8 @@ class FakeBotApi:
             chat = int(form.get("chat_id", 0))
         update_id = self._chat_update.get(chat)
         waiting = self._waiting.get(update_id) if update_id is not None else None
+        if waiting is not None and self.recording:
+            self.replies.setdefault(waiting.source, []).append((name, _decoded(form)))
         if waiting is not None and not waiting.replied:
             waiting.replied = True
             self.latencies.append(time.perf_counter() - waiting.available)
@@ -180,7 +205,13 @@ class FakeBotApi:
                 return []
 
 
-# --- the two bots ---------------------------------------------------------------------------
+def _decoded(form: dict[str, Any]) -> JSON:
+    """A posted form's fields as a method's fields: the JSON ones (keyboards) decoded."""
+    return {key: json.loads(value) if isinstance(value, str) and value[:1] in "[{" else value
+            for key, value in form.items()}
+
+
+# --- the bots --------------------------------------------------------------------------------
 
 
 async def run_sada(api: FakeBotApi, database_url: str, flows_dir: Path,
@@ -247,6 +278,52 @@ async def run_echo(api: FakeBotApi, router_factory: Callable[[], Any],
     await polling
 
 
+async def run_floor(api: FakeBotApi, database_url: str, stop: asyncio.Event) -> None:
+    """The floor of a survey step (see the module's docstring): per update, one committed
+    INSERT, then the calls Sada made for it, through a bare aiogram bot."""
+    from sqlalchemy import text as sql
+
+    from storage.db import Database
+
+    database = await Database.open(database_url)
+    async with database.engine.begin() as conn:
+        await conn.execute(sql("CREATE TABLE IF NOT EXISTS bench_floor "
+                               "(update_id INTEGER NOT NULL, chat_id BIGINT NOT NULL)"))
+    insert = sql("INSERT INTO bench_floor (update_id, chat_id) VALUES (:u, :c)")
+    bot = Bot(api.token, session=AiohttpSession(api=TelegramAPIServer.from_base(api.base_url)))
+    dp = Dispatcher()
+    kinds: dict[str, type[Any]] = {}
+
+    async def step(update: Update) -> None:
+        body = update.message or (update.callback_query.message if update.callback_query
+                                  else None)
+        async with database.engine.begin() as conn:
+            await conn.execute(insert, {"u": update.update_id,
+                                        "c": body.chat.id if body is not None else 0})
+        for name, fields in api.script(update.update_id):
+            kind = kinds.get(name) or kinds.setdefault(
+                name, getattr(methods, name[0].upper() + name[1:]))
+            await bot(kind.model_validate(fields))
+
+    async def signal(handler: Callable[[Update, dict[str, Any]], Awaitable[Any]],
+                     event: Update, data: dict[str, Any]) -> Any:
+        try:
+            return await step(event)
+        finally:
+            api.handled(event.update_id)
+
+    dp.update.outer_middleware(signal)  # type: ignore[arg-type]
+    polling = asyncio.create_task(dp.start_polling(bot, polling_timeout=25,
+                                                   handle_signals=False,
+                                                   close_bot_session=True))
+    try:
+        await stop.wait()
+        await dp.stop_polling()
+        await polling
+    finally:
+        await database.close()
+
+
 def make_http_feed(api: FakeBotApi) -> Callable[[JSON], Awaitable[None]]:
     async def feed(payload: JSON) -> None:
         body = payload.get("message") or payload["callback_query"]["message"]
@@ -263,4 +340,4 @@ def rss_mb() -> float:
     return float("nan")
 
 
-__all__ = ["FakeBotApi", "make_http_feed", "rss_mb", "run_echo", "run_sada"]
+__all__ = ["FakeBotApi", "make_http_feed", "rss_mb", "run_echo", "run_floor", "run_sada"]

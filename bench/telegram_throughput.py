@@ -72,7 +72,7 @@ from sqlalchemy import text as sql
 from sqlalchemy.engine import make_url
 
 from bench import over_http
-from bench.over_http import FakeBotApi, make_http_feed, rss_mb, run_echo, run_sada
+from bench.over_http import FakeBotApi, make_http_feed, rss_mb, run_echo, run_floor, run_sada
 from bot.channels.telegram.aiogram_shell import survey_router
 from bot.conversation.controller import Controller, load_flows
 from bot.flow.model import Flow
@@ -98,7 +98,8 @@ QUESTION_DATA = re.compile(r"^s1:([a-z]):([0-9a-f]+):(\d+):([^:]*):([^:]+)$")
 MAX_STEPS = 60  # a respondent still talking after this many updates is stuck: a bug
 
 JSON = dict[str, Any]
-console = Console()
+# Wide enough for the over-HTTP table (three runs, three ratios) on one line per row.
+console = Console(width=max(Console().width, 112))
 
 
 # --- Telegram, in-process ---------------------------------------------------------------------
@@ -419,6 +420,8 @@ class BackendResult:
     calls: Counter[str]  # Bot API calls Sada made, by method
     mode: str = "in-process"
     rss: tuple[float, float] | None = None  # MB after the warm-up and after the run
+    # Over HTTP: one committed write and Sada's own Bot API calls per update (over_http.py)
+    floor: RunResult | None = None
 
 
 class LogCollector(logging.Handler):
@@ -567,6 +570,7 @@ async def bench_backend_http(
         feed = make_http_feed(api)
         stop = asyncio.Event()
         bot = asyncio.create_task(run_sada(api, url, ROOT / "flows", stop))
+        api.recording = keep  # Sada's calls for each update, which the floor bot will make
         warm = Respondent(respondents, flow, store)
         await _until_done(warm.run(feed), bot, "Sada")
         database = await Database.open(url)
@@ -596,6 +600,7 @@ async def bench_backend_http(
         sada_stats.unhandled = api.unanswered
         updates = sum(len(p.payloads) for p in people) if keep else len(api.latencies)
         await api.stopped(stop, bot)
+        api.recording = False
         calls = store.calls - calls_before
         database = await Database.open(url)
         try:
@@ -607,33 +612,36 @@ async def bench_backend_http(
             await database.close()
         sada = RunResult(updates, wall, sada_stats, cpu)
 
-        echo_stats = Stats()
-        echo = RunResult(0, float("nan"), echo_stats)
+        echo = floor = RunResult(0, float("nan"), Stats())
         if keep:
-            # The baseline: the same updates, through a bare aiogram bot on the same server.
-            stop = asyncio.Event()
-            bot = asyncio.create_task(run_echo(api, echo_router, stop))
-
             async def replay(payloads: list[JSON]) -> None:
                 for payload in payloads:
                     await feed(payload)
 
-            await _until_done(replay(warm.payloads), bot, "echo")
-            api.latencies, api.unanswered = [], 0
-            start, cpu_start = time.perf_counter(), time.process_time()
-            await _until_done(gather_limited(
-                [lambda p=p: replay(p.payloads) for p in people], concurrency), bot, "echo")
-            echo_wall = time.perf_counter() - start
-            echo_cpu = time.process_time() - cpu_start
-            echo_stats.latencies, echo_stats.unhandled = api.latencies, api.unanswered
-            await api.stopped(stop, bot)
-            echo = RunResult(len(echo_stats.latencies), echo_wall, echo_stats, echo_cpu)
+            async def baseline(who: str, run: Callable[[asyncio.Event], Awaitable[None]]
+                               ) -> RunResult:
+                """The same updates, in the same order, through another bot on the server."""
+                stop = asyncio.Event()
+                bot = asyncio.create_task(run(stop))
+                await _until_done(replay(warm.payloads), bot, who)
+                api.latencies, api.unanswered = [], 0
+                start, cpu_start = time.perf_counter(), time.process_time()
+                await _until_done(gather_limited(
+                    [lambda p=p: replay(p.payloads) for p in people], concurrency), bot, who)
+                wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+                stats = Stats(latencies=api.latencies)
+                stats.unhandled = api.unanswered
+                await api.stopped(stop, bot)
+                return RunResult(len(stats.latencies), wall, stats, cpu)
+
+            floor = await baseline("floor", lambda stop: run_floor(api, url, stop))
+            echo = await baseline("echo", lambda stop: run_echo(api, echo_router, stop))
 
         problems = [f"respondent {p.index}: {p.problem}" for p in people if p.problem]
         return BackendResult(
             name, sada, echo, answers, sum(p.plan.expected_answers(flow) for p in people),
             completed, respondents, problems, collector.records, calls,
-            mode="over HTTP", rss=(rss_before, rss_after),
+            mode="over HTTP", rss=(rss_before, rss_after), floor=floor,
         )
     finally:
         logging.getLogger().removeHandler(collector)
@@ -682,43 +690,64 @@ async def bench_postgres(server: str, respondents: int, concurrency: int,
 
 
 def report(result: BackendResult) -> None:
-    sada, echo = result.sada, result.echo
+    sada, echo, floor = result.sada, result.echo, result.floor
+    have_echo = bool(echo.updates)
+    have_floor = floor is not None and bool(floor.updates)
     table = Table(title=f"{result.name}, {result.mode}: {result.respondents} respondents",
                   title_justify="left")
     table.add_column("")
     table.add_column("Sada", justify="right")
-    table.add_column("echo baseline", justify="right")
+    if have_floor:
+        table.add_column("floor", justify="right")
+    table.add_column("echo", justify="right")
     table.add_column("Sada / echo", justify="right")
+    if have_floor:
+        table.add_column("floor / echo", justify="right")
+        table.add_column("Sada / floor", justify="right")
     answers = f"{result.answers}"
     if result.answers != result.expected:
         answers = f"[bold red]{result.answers} MISMATCH (expected {result.expected})[/]"
     completed = f"{result.completed}/{result.respondents}"
     if result.completed != result.respondents:
         completed = f"[bold red]{completed} MISMATCH[/]"
-    table.add_row("updates", str(sada.updates), str(echo.updates), "")
-    table.add_row("unhandled updates", str(sada.stats.unhandled), str(echo.stats.unhandled), "")
-    table.add_row("answers stored", answers, "", "")
-    table.add_row("surveys completed", completed, "", "")
-    have_echo = bool(echo.updates)
 
-    def row(what: str, mine: float, base: float, digits: int, ratio: str) -> None:
-        table.add_row(what, f"{mine:.{digits}f}", f"{base:.{digits}f}" if have_echo else "",
-                      ratio.format(mine / base) if have_echo and base else "")
+    def cells(*values: str) -> None:
+        """A row's cells for Sada, [floor,] echo, then the ratios."""
+        what, sada_cell, floor_cell, echo_cell, *ratios = values
+        table.add_row(*[v for v, shown in (
+            (what, True), (sada_cell, True), (floor_cell, have_floor), (echo_cell, True),
+            *((r, i == 0 or have_floor) for i, r in enumerate(ratios))) if shown])
 
-    row("wall time (s)", sada.wall, echo.wall, 2, "{:.1f}×")
-    row("answers/s", result.answers / sada.wall, result.answers / echo.wall, 0, "{:.3f}")
-    row("updates/s", sada.per_second, echo.per_second, 0, "{:.3f}")
+    cells("updates", str(sada.updates), str(floor.updates) if floor else "",
+          str(echo.updates), "", "", "")
+    cells("unhandled updates", str(sada.stats.unhandled),
+          str(floor.stats.unhandled) if floor else "", str(echo.stats.unhandled), "", "", "")
+    cells("answers stored", answers, "", "", "", "", "")
+    cells("surveys completed", completed, "", "", "", "", "")
+
+    def row(what: str, value: Callable[[RunResult], float], digits: int, ratio: str) -> None:
+        def shown(run: RunResult | None, present: bool) -> str:
+            return f"{value(run):.{digits}f}" if run is not None and present else ""
+
+        def of(a: RunResult | None, b: RunResult | None) -> str:
+            if a is None or b is None or not a.updates or not b.updates or not value(b):
+                return ""
+            return ratio.format(value(a) / value(b))
+
+        cells(what, shown(sada, True), shown(floor, have_floor), shown(echo, have_echo),
+              of(sada, echo), of(floor, echo), of(sada, floor))
+
+    def answers_per_second(run: RunResult) -> float:
+        return result.answers / run.wall
+
+    row("wall time (s)", lambda r: r.wall, 2, "{:.1f}×")
+    row("answers/s", answers_per_second, 0, "{:.3f}")
+    row("updates/s", lambda r: r.per_second, 0, "{:.3f}")
     if sada.cpu == sada.cpu:  # the whole process: harness (and fake server) and bot together
-        row("CPU per update (ms)", sada.cpu / sada.updates * 1000,
-            echo.cpu / echo.updates * 1000 if have_echo else 0.0, 2, "{:.1f}×")
-        row("CPU busy (% of one core)", sada.cpu / sada.wall * 100,
-            echo.cpu / echo.wall * 100 if have_echo else 0.0, 0, "{:.2f}")
-    if have_echo:
-        row("latency p50 (ms)", sada.p50, echo.p50, 2, "{:.1f}×")
-        row("latency p99 (ms)", sada.p99, echo.p99, 2, "{:.1f}×")
-    else:
-        table.add_row("latency p50 (ms)", f"{sada.p50:.2f}", "", "")
-        table.add_row("latency p99 (ms)", f"{sada.p99:.2f}", "", "")
+        row("CPU per update (ms)", lambda r: r.cpu / r.updates * 1000, 2, "{:.1f}×")
+        row("CPU busy (% of one core)", lambda r: r.cpu / r.wall * 100, 0, "{:.2f}")
+    row("latency p50 (ms)", lambda r: r.p50, 2, "{:.1f}×")
+    row("latency p99 (ms)", lambda r: r.p99, 2, "{:.1f}×")
     console.print(table)
     if result.rss is not None:
         before, after = result.rss
