@@ -86,3 +86,22 @@ async def test_sqlite_reads_writes_and_rollbacks_through_one_trip_cursors(
         assert updated.rowcount == 2
         await conn.rollback()
         assert (await conn.execute(sa.text("SELECT max(n) FROM trip"))).scalar_one() == 5
+
+
+@ONLY_POSTGRES
+async def test_a_restart_while_busy_fails_one_use_then_the_pool_starts_afresh(
+        database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What docs/deploy.md promises for a restart while updates flow: the first use of a
+    connection closed under it fails (the bypass window skips the check), the next works."""
+    monkeypatch.setattr(db_module, "IDLE_PING_SECONDS", 60.0)
+    before = await _backend_pid(database)
+    admin = await asyncpg.connect(database.url.replace("+asyncpg", ""), timeout=10)
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", before)
+    finally:
+        await admin.close()
+    await asyncio.sleep(0.1)
+    with pytest.raises(sa.exc.DBAPIError) as failed:
+        await _backend_pid(database)
+    assert failed.value.connection_invalidated
+    assert await _backend_pid(database) != before
