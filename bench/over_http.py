@@ -249,7 +249,7 @@ async def run_sada(api: FakeBotApi, database_url: str, flows_dir: Path,
     shared_rate.install = install_at_rate
     try:
         await run_bot(settings, framework="aiogram", webhook_url=None, stop=stop,
-                      polling_timeout=25)
+                      polling_timeout=25, freeze_when_up=True)
     finally:
         aiogram_shell.AiogramIntake.feed = original  # type: ignore[method-assign]
         shared_rate.install = install

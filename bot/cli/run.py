@@ -225,7 +225,7 @@ def run(
             asyncio.run(_web_only(settings, served, address))
         else:
             asyncio.run(run_bot(settings, framework=framework.value, webhook_url=webhook,
-                                listen=address, channels=channels))
+                                listen=address, channels=channels, freeze_when_up=True))
     except (StartError, StorageError) as exc:
         _fail(str(exc))
     except KeyboardInterrupt:  # a second Ctrl-C while stopping
@@ -286,7 +286,8 @@ async def _web_only(settings: Settings, flow: Flow, listen: tuple[str, int]) -> 
         url = await create_link(Store(database), channel="web", flow_id=flow.id,
                                 contact_id=None, context=context, bot_username=base)
     serving = asyncio.create_task(run_bot(settings, framework="aiogram", webhook_url=None,
-                                          listen=listen, channels=["web"]))
+                                          listen=listen, channels=["web"],
+                                          freeze_when_up=True))
     while not serving.done():  # the line once the page answers, so the link works at once
         try:
             _, writer = await asyncio.open_connection(shown_host, port)

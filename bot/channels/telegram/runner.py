@@ -316,9 +316,13 @@ async def run_bot(
     polling_timeout: int = 25,
     core_factory: CoreFactory | None = None,
     channels: Sequence[str] | None = None,
+    freeze_when_up: bool = False,
 ) -> None:
     """Serve every channel in `channels` (default: each Bot API channel with a token) until
     `stop` is set (or SIGINT/SIGTERM when `stop` is None).
+
+    `freeze_when_up` (`sada run`, a process of its own): once every channel is up, what the
+    start made is left out of Python's garbage collections (Shared.join).
 
     Raises StartError (one line) when a channel's API or the listening port is unusable, and
     the storage layer's StorageError when the database is. A channel that fails to start
@@ -351,7 +355,8 @@ async def run_bot(
     ):
         shared = _Shared(Store(database), stopping, len(names) + len(hooks), listen,
                          metrics=settings.metrics,
-                         lease=timedelta(seconds=settings.outbox_lease_seconds))
+                         lease=timedelta(seconds=settings.outbox_lease_seconds),
+                         freeze_when_up=freeze_when_up)
         from bot.api.mount import mount_api
         from bot.followups.shared_rate import install
 
