@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
 import io
 import os
 import re
@@ -34,7 +35,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Itera
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 import pytest
@@ -43,6 +44,9 @@ from sqlalchemy.engine import make_url
 
 from storage.db import Database
 from storage.repo import Store
+
+if TYPE_CHECKING:
+    from bot.flow.loader import LoadedFlow
 
 PG_ENV = "SADA_TEST_POSTGRES_URL"
 T = TypeVar("T")
@@ -492,6 +496,23 @@ def built_value(request: pytest.FixtureRequest, backend: str, build: Build) -> A
     """What `build` returned when it built, on `backend` ("sqlite" or "postgres"), the data
     set open_built copied for this test (ids, say; its objects are not this test's)."""
     return request.getfixturevalue("_built")[(backend, build)][1]
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@functools.cache
+def _project_flows() -> dict[str, LoadedFlow]:
+    from bot.conversation.controller import load_flows
+
+    return load_flows(ROOT / "flows")
+
+
+def project_flows() -> dict[str, LoadedFlow]:
+    """`load_flows(ROOT / "flows")`, parsed once per test process (0.1 s each time): as
+    `sada run` serves every update from the flows it loaded once. A LoadedFlow and its Flow
+    are frozen; each caller gets a dict of its own."""
+    return dict(_project_flows())
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.conversation.controller import Controller, load_flows
+from bot.conversation.controller import Controller
 from bot.conversation.events import Media, Pressed, Sender, Typed
 from bot.conversation.staff import record_id
 from bot.i18n import Translator
 from bot.messaging.transport import Blocked, Keyboard, RetryAfter
 from storage.repo import Store
+from tests.conftest import project_flows
 
 ROOT = Path(__file__).resolve().parents[2]
 RLM = "\u200f"
@@ -100,7 +101,7 @@ class Chat:
 
 @pytest.fixture
 async def core(store: Store) -> Controller:
-    return Controller(store, load_flows(ROOT / "flows"), channel="telegram",
+    return Controller(store, project_flows(), channel="telegram",
                       bot_username="sada_test_bot",
                         admin_ids=frozenset({"1"}), secret="test-secret", sleep=_no_sleep)
 
@@ -108,7 +109,7 @@ async def core(store: Store) -> Controller:
 @pytest.fixture
 async def solo(store: Store) -> Controller:
     """The core as `sada run` builds it: the bot is Sada alone."""
-    return Controller(store, load_flows(ROOT / "flows"), channel="telegram",
+    return Controller(store, project_flows(), channel="telegram",
                       bot_username="sada_test_bot",
                         admin_ids=frozenset({"1"}), secret="test-secret", sleep=_no_sleep,
                         standalone=True)
@@ -571,7 +572,7 @@ async def test_staff_commands_answer_in_channel_neutral_messages(store: Store) -
 
     from bot.conversation import staff
 
-    flows = load_flows(ROOT / "flows")
+    flows = project_flows()
 
     async def run(command: str, argument: str) -> list[staff.Outbound]:
         return await staff.run(command, argument, staff="console:ops", store=store,

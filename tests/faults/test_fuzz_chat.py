@@ -27,12 +27,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import select
 
-from bot.conversation.controller import Controller, load_flows
+from bot.conversation.controller import Controller
 from bot.conversation.events import MEDIA_KINDS, Inbound, Media, Pressed, Sender, Typed
 from bot.messaging import links
 from bot.messaging.transport import Keyboard, Refused
 from storage.models import Answer, Contact, ContactIdentity, LinkToken, SurveySession
 from storage.repo import Store
+from tests.conftest import project_flows
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -140,7 +141,7 @@ class Figures:
 class Harness:
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.core = Controller(store, load_flows(ROOT / "flows"), channel="telegram",
+        self.core = Controller(store, project_flows(), channel="telegram",
                                bot_username="sada_fuzz_bot",
                                  admin_ids=frozenset({str(ADMIN)}), secret="fuzz", standalone=True,
                                  sleep=_no_sleep)

@@ -11,7 +11,7 @@ import pytest
 from sqlmodel import select
 
 from bot.channels.telegram.aiogram_shell import AiogramTransport, build_bot
-from bot.conversation.controller import Controller, load_flows
+from bot.conversation.controller import Controller
 from bot.conversation.events import Pressed, Sender, Typed
 from bot.followups.actions import ActionSpec, add_action
 from bot.followups.contacts_csv import import_contacts, parse_contacts
@@ -23,6 +23,7 @@ from bot.followups.reminders import plan_reminders
 from bot.survey import SurveyService
 from storage.models import Case, Invitation, Outbox
 from storage.repo import Store
+from tests.conftest import project_flows
 from tests.fakebot.server import FakeBotApi
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +52,7 @@ async def test_invite_remind_alert_and_close_the_loop(store: Store, tmp_path: Pa
     parsed = parse_contacts(ROOT / "docs" / "examples" / "contacts.csv")
     assert not parsed.problems
     await import_contacts(db, parsed.rows, now=clock())
-    flows = load_flows(ROOT / "flows")
+    flows = project_flows()
     flow = flows["b2b-supplier"].flow
     report = await invite_contacts(
         db, flow=flow, audience=Audience(segment="enterprise"), at=clock(), context={},

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from bot.channels.telegram.channel import CHANNEL as TELEGRAM_CHANNEL
 from bot.cli import run as run_cli
-from bot.conversation.controller import Controller, load_flows
+from bot.conversation.controller import Controller
 from bot.conversation.events import Sender, Typed
 from bot.messaging import links
 from bot.messaging.registry import Channel, DeepLinks, NoLinks, Registry, UnknownChannel
@@ -25,6 +25,7 @@ from bot.settings import get_settings
 from storage.db import Database
 from storage.models import Contact, LinkToken
 from storage.repo import Store
+from tests.conftest import project_flows
 from tests.conversation.test_controller import Recorder
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +35,7 @@ TICKET = "T-5521"
 
 @pytest.fixture
 async def core(store: Store) -> Controller:
-    return Controller(store, load_flows(ROOT / "flows"), channel="telegram",
+    return Controller(store, project_flows(), channel="telegram",
                       bot_username="sada_test_bot",
                         admin_ids=frozenset({"1"}), secret="test-secret")
 
@@ -268,7 +269,7 @@ async def test_sada_link_confirm_prints_a_code_that_opens_the_link(
         row = await store.get_link(link.rsplit("=", 1)[1])
         assert row is not None and row.code_hash and typed not in json.dumps(row.model_dump(
             mode="json"))  # only its hash is kept
-        core = Controller(store, load_flows(ROOT / "flows"), channel="telegram",
+        core = Controller(store, project_flows(), channel="telegram",
                           bot_username="sada_test_bot",
                             admin_ids=frozenset(), secret="s")
         opener = Opener(core, 901)
