@@ -74,6 +74,7 @@ class FakeBotApi:
     store: Any  # an InProcessSession: its _result, chats, calls
     latencies: list[float] = field(default_factory=list)
     unanswered: int = 0
+    polls: int = 0  # getUpdates calls
     _queue: list[JSON] = field(default_factory=list)
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
     _waiting: dict[int, _Waiting] = field(default_factory=dict)  # by update_id
@@ -186,6 +187,7 @@ class FakeBotApi:
             self.latencies.append(time.perf_counter() - waiting.available)
 
     async def _get_updates(self, form: dict[str, Any]) -> list[JSON]:
+        self.polls += 1
         offset = int(form.get("offset") or 0)
         limit = int(form.get("limit") or 100)
         timeout = float(form.get("timeout") or 0)
