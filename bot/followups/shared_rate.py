@@ -7,7 +7,7 @@ channel (the overall rate) and one per chat (the per-chat rate), each holding th
 "theoretical arrival time" of the next message in seconds of the *database's* clock (the
 processes' clocks never need to agree). A booking is one short transaction:
 
-1. the chat's row is created if new and locked (two processes sending to one chat queue
+1. the chat's row is locked (created first if it is new) (two processes sending to one chat queue
    here, briefly);
 2. if the chat is not free yet, nothing is booked: the caller waits until it is and asks
    again (booking the channel's slot that far ahead would hold back every other chat);
@@ -116,11 +116,16 @@ class SharedRateLimiter(RateLimiter):
         database's clock (epoch seconds) and the seconds until it. Else (None, the seconds
         until the chat is free): nothing is booked, ask again then."""
         key = self._chat_key(chat)
+        params = {"chat": key, "channel": self.channel, "interval": self._interval,
+                  "per_chat": self.per_chat}
         async with self.database.engine.begin() as conn:
-            await conn.execute(_CREATE_CHAT, {"chat": key})
-            slot, chat_wait, now = (await conn.execute(_RESERVE, {
-                "chat": key, "channel": self.channel, "interval": self._interval,
-                "per_chat": self.per_chat})).one()
+            # A chat spoken to within the last minute has its row (one statement); a new
+            # one gets it first: _RESERVE books nothing and returns no row without it.
+            row = (await conn.execute(_RESERVE, params)).first()
+            if row is None:
+                await conn.execute(_CREATE_CHAT, {"chat": key})
+                row = (await conn.execute(_RESERVE, params)).one()
+            slot, chat_wait, now = row
         await self._prune()
         if slot is None:
             return None, max(float(chat_wait), 0.001)
