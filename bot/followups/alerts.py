@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlmodel import select
+from sqlalchemy import bindparam
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import metrics
@@ -314,12 +315,17 @@ def _alert_key(case_id: int, channel: str, address: str) -> str:
         f"alert:{case_id}:{channel}:{address}"
 
 
+# Built once: it runs after every answer, and building a select cost about as much CPU as
+# running it (bench/README.md, third round).
+_OPEN_CASES = select(Case).where(col(Case.session_id) == bindparam("p_session"),
+                                 col(Case.status) == "open")
+
+
 async def note_comments(s: AsyncSession, session_id: int, *, flow: Flow | None = None) -> int:
     """After a later answer in the same session (the "why"), put the comment into the
     session's open cases; return how many changed. Cheap when the session has no case, so
     it can run on every answer. (Their alerts need nothing: they are written when sent.)"""
-    cases = list(await s.exec(
-        select(Case).where(Case.session_id == session_id, Case.status == "open")))
+    cases = list(await s.exec(_OPEN_CASES, params={"p_session": session_id}))
     if not cases:
         return 0
     if flow is None:
