@@ -257,17 +257,19 @@ async def run_sada(api: FakeBotApi, database_url: str, flows_dir: Path,
         shared_rate.install = install
 
 
-async def run_echo(api: FakeBotApi, router_factory: Callable[[], Any],
-                   stop: asyncio.Event) -> None:
-    """A bare aiogram echo bot polling the fake, each handled update reported to it."""
+async def _poll_until(api: FakeBotApi, stop: asyncio.Event, *, router: Any = None,
+                      step: Callable[[Bot, Update], Awaitable[None]] | None = None) -> None:
+    """A bare aiogram bot polling the fake until `stop`, each handled update reported to
+    it: the router's handlers run, or `step` in their place."""
     bot = Bot(api.token, session=AiohttpSession(api=TelegramAPIServer.from_base(api.base_url)))
     dp = Dispatcher()
-    dp.include_router(router_factory())
+    if router is not None:
+        dp.include_router(router)
 
     async def signal(handler: Callable[[Update, dict[str, Any]], Awaitable[Any]],
                      event: Update, data: dict[str, Any]) -> Any:
         try:
-            return await handler(event, data)
+            return await (step(bot, event) if step is not None else handler(event, data))
         finally:
             api.handled(event.update_id)
 
@@ -278,6 +280,12 @@ async def run_echo(api: FakeBotApi, router_factory: Callable[[], Any],
     await stop.wait()
     await dp.stop_polling()
     await polling
+
+
+async def run_echo(api: FakeBotApi, router_factory: Callable[[], Any],
+                   stop: asyncio.Event) -> None:
+    """A bare aiogram echo bot polling the fake."""
+    await _poll_until(api, stop, router=router_factory())
 
 
 async def run_floor(api: FakeBotApi, database_url: str, stop: asyncio.Event) -> None:
@@ -292,11 +300,9 @@ async def run_floor(api: FakeBotApi, database_url: str, stop: asyncio.Event) -> 
         await conn.execute(sql("CREATE TABLE IF NOT EXISTS bench_floor "
                                "(update_id INTEGER NOT NULL, chat_id BIGINT NOT NULL)"))
     insert = sql("INSERT INTO bench_floor (update_id, chat_id) VALUES (:u, :c)")
-    bot = Bot(api.token, session=AiohttpSession(api=TelegramAPIServer.from_base(api.base_url)))
-    dp = Dispatcher()
     kinds: dict[str, type[Any]] = {}
 
-    async def step(update: Update) -> None:
+    async def step(bot: Bot, update: Update) -> None:
         body = update.message or (update.callback_query.message if update.callback_query
                                   else None)
         async with database.engine.begin() as conn:
@@ -307,21 +313,8 @@ async def run_floor(api: FakeBotApi, database_url: str, stop: asyncio.Event) -> 
                 name, getattr(methods, name[0].upper() + name[1:]))
             await bot(kind.model_validate(fields))
 
-    async def signal(handler: Callable[[Update, dict[str, Any]], Awaitable[Any]],
-                     event: Update, data: dict[str, Any]) -> Any:
-        try:
-            return await step(event)
-        finally:
-            api.handled(event.update_id)
-
-    dp.update.outer_middleware(signal)  # type: ignore[arg-type]
-    polling = asyncio.create_task(dp.start_polling(bot, polling_timeout=25,
-                                                   handle_signals=False,
-                                                   close_bot_session=True))
     try:
-        await stop.wait()
-        await dp.stop_polling()
-        await polling
+        await _poll_until(api, stop, step=step)
     finally:
         await database.close()
 

@@ -25,6 +25,16 @@ async def _backend_pid(database: Database) -> int:
         return int((await conn.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one())
 
 
+async def _closed_by_the_server(database: Database, pid: int) -> None:
+    """The server ends the backend `pid` (as a restart would), and a moment passes."""
+    admin = await asyncpg.connect(database.url.replace("+asyncpg", ""), timeout=10)
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await admin.close()
+    await asyncio.sleep(0.1)
+
+
 @ONLY_POSTGRES
 async def test_a_busy_connection_is_not_pinged_and_a_rested_one_is(
         database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -54,12 +64,7 @@ async def test_a_connection_the_server_closed_while_it_rested_is_replaced(
         database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(db_module, "IDLE_PING_SECONDS", 0.05)
     before = await _backend_pid(database)
-    admin = await asyncpg.connect(database.url.replace("+asyncpg", ""), timeout=10)
-    try:
-        assert await admin.fetchval("SELECT pg_terminate_backend($1)", before)
-    finally:
-        await admin.close()
-    await asyncio.sleep(0.1)
+    await _closed_by_the_server(database, before)
     after = await _backend_pid(database)  # no error: the dead connection never surfaced
     assert after != before
 
@@ -95,12 +100,7 @@ async def test_a_restart_while_busy_fails_one_use_then_the_pool_starts_afresh(
     connection closed under it fails (the bypass window skips the check), the next works."""
     monkeypatch.setattr(db_module, "IDLE_PING_SECONDS", 60.0)
     before = await _backend_pid(database)
-    admin = await asyncpg.connect(database.url.replace("+asyncpg", ""), timeout=10)
-    try:
-        assert await admin.fetchval("SELECT pg_terminate_backend($1)", before)
-    finally:
-        await admin.close()
-    await asyncio.sleep(0.1)
+    await _closed_by_the_server(database, before)
     with pytest.raises(sa.exc.DBAPIError) as failed:
         await _backend_pid(database)
     assert failed.value.connection_invalidated
