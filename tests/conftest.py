@@ -112,7 +112,8 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 
 @pytest.fixture(params=DB_PARAMS)
 async def head_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """The URL of a database at head with no rows that exists only for this test."""
+    """The URL of a database at head with no rows, for this test alone (on PostgreSQL one
+    kept by this test process and put back after each test, see _kept_copy)."""
     if request.param == "sqlite":
         path = tmp_path / "sada.db"
         shutil.copyfile(request.getfixturevalue("_sqlite_at_head"), path)
