@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 import pytest
-from aiogram.client.session.aiohttp import AiohttpSession
 from sqlalchemy.engine import make_url
 
 from storage.db import Database
@@ -60,19 +59,27 @@ if os.environ.pop("PYTHONDONTWRITEBYTECODE", None) is not None:
     sys.dont_write_bytecode = False
 
 
-async def _close_without_the_tls_wait(self: AiohttpSession) -> None:
+@pytest.fixture(scope="session", autouse=True)
+def _aiogram_closes_plain_http_at_once() -> Iterator[None]:
     """aiogram's AiohttpSession.close, minus its 0.25 s wait for TLS connections to close
     when the bot speaks plain http (the fakes on 127.0.0.1): there is no TLS connection to
-    wait for, and the suite closes hundreds of bots. An https bot still waits."""
-    if self.api.base.startswith("http://"):
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        return
-    await _aiogram_close(self)
+    wait for, and the suite closes hundreds of bots. An https bot still waits. A fixture,
+    not an import here: this file is loaded by pytest-xdist's controller too, where
+    importing aiogram would hold up the start of every worker by seconds."""
+    from aiogram.client.session.aiohttp import AiohttpSession
 
+    close = AiohttpSession.close
 
-_aiogram_close = AiohttpSession.close
-AiohttpSession.close = _close_without_the_tls_wait  # type: ignore[method-assign]
+    async def close_plain_at_once(self: AiohttpSession) -> None:
+        if self.api.base.startswith("http://"):
+            if self._session is not None and not self._session.closed:
+                await self._session.close()
+            return
+        await close(self)
+
+    AiohttpSession.close = close_plain_at_once  # type: ignore[method-assign]
+    yield
+    AiohttpSession.close = close  # type: ignore[method-assign]
 
 
 def _pg_server() -> str:
