@@ -39,13 +39,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 
-from storage.db import Database
-from storage.repo import Store
-
+# Sada's modules are imported where used: pytest-xdist's controller loads this file before
+# it starts the workers, and storage alone (SQLAlchemy, alembic) is a second of CPU there.
 if TYPE_CHECKING:
     from bot.flow.loader import LoadedFlow
+    from storage.db import Database
+    from storage.repo import Store
 
 PG_ENV = "SADA_TEST_POSTGRES_URL"
 T = TypeVar("T")
@@ -137,6 +137,8 @@ async def _create(server: str, name: str, *, template: str | None = None) -> str
         await admin.execute(f'CREATE DATABASE "{name}"{copied}')
     finally:
         await admin.close()
+    from sqlalchemy.engine import make_url
+
     return make_url(server).set(database=name).render_as_string(hide_password=False)
 
 
@@ -149,6 +151,8 @@ async def _drop(server: str, name: str) -> None:
 
 
 async def _at_head(url: str) -> None:
+    from storage.db import Database
+
     async with await Database.open(url, auto_upgrade=True):
         pass
 
@@ -255,6 +259,8 @@ async def _drop_orphans(server: str) -> None:
     """Drop what killed test runs left behind: databases named after a process that no
     longer exists. Only for a server on this machine, where those process ids mean
     something."""
+    from sqlalchemy.engine import make_url
+
     if make_url(server).host not in ("127.0.0.1", "localhost", "::1", None):
         return
     admin = await _admin(server)
@@ -306,6 +312,8 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
 async def open_database(request: pytest.FixtureRequest, tmp_path: Path
                         ) -> AsyncIterator[Database]:
     """`database`'s own work, for a module that overrides it (request.param: the backend)."""
+    from storage.db import Database
+
     if request.param == "sqlite":
         path = tmp_path / "sada.db"
         shutil.copyfile(request.getfixturevalue("_sqlite_at_head"), path)
@@ -322,12 +330,14 @@ async def open_database(request: pytest.FixtureRequest, tmp_path: Path
 
 @pytest.fixture
 def store(database: Database) -> Store:
+    from storage.repo import Store
+
     return Store(database)
 
 
 # --- a data set built once per test process, then copied ---------------------------------
 
-Build = Callable[[Database], Awaitable[Any]]
+Build = Callable[["Database"], Awaitable[Any]]
 
 
 @pytest.fixture(scope="session")
@@ -343,6 +353,8 @@ def _built() -> Iterator[dict[tuple[str, Build], tuple[str, Any]]]:
 
 
 async def _build_at(url: str, build: Build) -> Any:
+    from storage.db import Database
+
     async with await Database.open(url) as db:
         return await build(db)
 
@@ -354,6 +366,8 @@ async def open_built(request: pytest.FixtureRequest, tmp_path: Path, build: Buil
     fixture (ids and id counters included). `build` runs once per test process and
     backend; each test gets a copy, which costs a fraction of building the rows again (on
     PostgreSQL a copy kept for the next test and put back, see _kept_copy)."""
+    from storage.db import Database
+
     built = request.getfixturevalue("_built")
     key = (request.param, build)
     if request.param == "sqlite":
