@@ -7,8 +7,8 @@ channel (the overall rate) and one per chat (the per-chat rate), each holding th
 "theoretical arrival time" of the next message in seconds of the *database's* clock (the
 processes' clocks never need to agree). A booking is one short transaction:
 
-1. the chat's row is locked (created first if it is new) (two processes sending to one chat queue
-   here, briefly);
+1. the chat's row is locked, made first if it is new (two processes sending to one chat
+   queue here, briefly);
 2. if the chat is not free yet, nothing is booked: the caller waits until it is and asks
    again (booking the channel's slot that far ahead would hold back every other chat);
 3. else the channel's row moves on by one interval from the later of itself and now
