@@ -3,8 +3,8 @@
 aiosqlite runs each SQLite connection in a thread of its own; every call crosses to it and
 back (a queue, a future, a wake-up of the event loop). SQLAlchemy's adapter makes four such
 trips for a SELECT (open a cursor, execute, fetch, close) and three for a write, and one more
-when a connection goes back to the pool (a ROLLBACK with nothing to roll back). An answer
-took about 43 trips, a third of its CPU on SQLite (bench/README.md, "Fourth round").
+when a connection goes back to the pool (a ROLLBACK with nothing to roll back). An update
+took 42.5 trips; at 13 it takes a fifth less CPU (bench/README.md, "Fourth round").
 
 Here a statement is opened, run, fetched and closed in one function on that thread, and the
 pool's rollback is skipped when SQLite says no transaction is open. The driver is otherwise
