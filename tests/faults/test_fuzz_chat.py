@@ -428,51 +428,33 @@ async def test_sada_run_answers_what_it_cannot_read_on_both_frameworks(
     """Through `sada run` (run_bot, the real frameworks, a fake Bot API): a photo, a
     sticker, an unknown command, a button of another bot and a NUL in a text all get an
     answer; before, the shells dropped all of them."""
-    from bot.channels.telegram.runner import run_bot
-    from bot.settings import Settings
-    from tests.conftest import sqlite_at_head
+    from tests.fakebot.running import polling, settings_for
     from tests.fakebot.server import FakeBotApi
 
-    async with FakeBotApi(token="123456:TEST-token-for-sada-fuzz-tests-0123456789") as api:
-        settings = Settings(
-            telegram={"token": api.token, "api_url": api.base_url},
-            database_url=sqlite_at_head(tmp_path / "sada.db"), flows_dir=ROOT / "flows",
-            _env_file=None,  # type: ignore[call-arg]
-        )
-        stop = asyncio.Event()
-        task = asyncio.create_task(run_bot(settings, framework=framework,  # type: ignore[arg-type]
-                                           webhook_url=None, stop=stop, polling_timeout=1))
-        try:
-            # a cold start (imports, migrations) takes seconds on a busy machine
-            await api.wait_for(lambda: api.calls("getUpdates") or task.done(), timeout=40,
-                               what="polling")
-            if task.done():
-                task.result()
-            user = api.user(300, first_name="Sara", language_code="en")
-            await user.send("/start")
-            await api.wait_for(lambda: len(api.texts(300)) == 1)
-            base = {"from": user.info, "chat": user.chat, "date": 0}
-            photo = {"photo": [{"file_id": "f", "file_unique_id": "u", "width": 1,
-                                "height": 1}]}
-            sticker = {"sticker": {"file_id": "f", "file_unique_id": "u", "type": "regular",
-                                   "width": 1, "height": 1, "is_animated": False,
-                                   "is_video": False}}
-            for n, media in enumerate((photo, sticker), start=1):
-                api.queue_update({"message": {"message_id": 900 + n, **base, **media}})
-                await api.wait_for(lambda n=n: len(api.texts(300)) == 1 + n, what="a reply")
-                assert "only read typed text and buttons" in api.texts(300)[-1]
-            await user.send("/weather")
-            await api.wait_for(lambda: "/weather" in api.texts(300)[-1], what="unknown")
-            await user.forge("menu:open")
-            await api.wait_for(lambda: len(api.callback_answers()) == 1, what="the answer")
-            assert "not part of this survey" in api.callback_answers()[0].get("text", "")
-            replies = len(api.texts(300))
-            await user.send("hello\x00")  # no survey open: it says how to start one
-            await api.wait_for(lambda: len(api.texts(300)) > replies, what="a reply")
-            assert "/start" in api.texts(300)[-1]
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 15)
+    async with FakeBotApi(token="123456:TEST-token-for-sada-fuzz-tests-0123456789") as api, \
+            polling(api, settings_for(api, tmp_path, ROOT / "flows"), framework=framework):
+        user = api.user(300, first_name="Sara", language_code="en")
+        await user.send("/start")
+        await api.wait_for(lambda: len(api.texts(300)) == 1)
+        base = {"from": user.info, "chat": user.chat, "date": 0}
+        photo = {"photo": [{"file_id": "f", "file_unique_id": "u", "width": 1,
+                            "height": 1}]}
+        sticker = {"sticker": {"file_id": "f", "file_unique_id": "u", "type": "regular",
+                               "width": 1, "height": 1, "is_animated": False,
+                               "is_video": False}}
+        for n, media in enumerate((photo, sticker), start=1):
+            api.queue_update({"message": {"message_id": 900 + n, **base, **media}})
+            await api.wait_for(lambda n=n: len(api.texts(300)) == 1 + n, what="a reply")
+            assert "only read typed text and buttons" in api.texts(300)[-1]
+        await user.send("/weather")
+        await api.wait_for(lambda: "/weather" in api.texts(300)[-1], what="unknown")
+        await user.forge("menu:open")
+        await api.wait_for(lambda: len(api.callback_answers()) == 1, what="the answer")
+        assert "not part of this survey" in api.callback_answers()[0].get("text", "")
+        replies = len(api.texts(300))
+        await user.send("hello\x00")  # no survey open: it says how to start one
+        await api.wait_for(lambda: len(api.texts(300)) > replies, what="a reply")
+        assert "/start" in api.texts(300)[-1]
 
 
 async def test_fuzzed_chat_input_on_sqlite_and_postgres(store: Store) -> None:

@@ -49,8 +49,8 @@ from bot.settings import Settings, get_settings
 from storage.db import Database
 from storage.inbox import Inbox
 from storage.repo import Store
-from tests.conftest import sqlite_at_head
 from tests.fakebot import FakeBotApi
+from tests.fakebot.running import settings_for
 
 ROOT = Path(__file__).resolve().parents[2]
 FRAMEWORKS = ["aiogram", "ptb"]
@@ -112,17 +112,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def settings_for(
-    api: FakeBotApi, tmp_path: Path, flows_dir: Path | None = None, **telegram: Any
-) -> Settings:
-    """Settings for the fake server; ``telegram``: other SADA_TELEGRAM__* keys."""
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        telegram={"token": api.token, "api_url": api.base_url, **telegram},
-        database_url=sqlite_at_head(tmp_path / "sada.db"), flows_dir=flows_dir or tmp_path,
-    )
 
 
 # --- each shell inside its framework, next to a host bot's own handlers ------------------------
