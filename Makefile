@@ -29,7 +29,8 @@ demo: $(STAMP)
 	$(BIN)/sada flows lint flows
 	$(BIN)/sada preview $(FLOW) --lang $(LANG_ARG)
 
-# One pytest worker per core: the suite is CPU-bound, and each worker has its own databases.
+# One pytest worker per core, plus one for the three-process test, which mostly waits on
+# Telegram's rate (tests/conftest.py); each worker has its own databases.
 # worksteal: a worker that runs out takes half the tests still queued on another, so the
 # 2-minute test started first (tests/conftest.py) holds up nothing queued behind it.
 test: $(STAMP)

@@ -537,6 +537,14 @@ def project_flows() -> dict[str, LoadedFlow]:
     return dict(_project_flows())
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: one worker per core, and one more. The three-process test
+    (tests/multiprocess) holds its worker for nearly four minutes while it mostly waits on
+    Telegram's 30 messages a second; without the extra worker the rest of the suite would
+    have one core for all that time."""
+    return (os.cpu_count() or 1) + 1
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test marked `slow(seconds=N)` starts first, the longest first; the rest keep their
     order. The run cannot end before its longest test, and one collected half-way starts
