@@ -22,7 +22,8 @@ local fake Bot API server, by long polling.
   waits until the bot has *handled* it (Sada: the runner's feed returned; echo: aiogram's
   update handler returned), then sends its next one. **Reply latency** is from the moment the
   update was available to the bot's first reply call for that chat (sendMessage,
-  editMessageText/ReplyMarkup, answerCallbackQuery) reaching the server.
+  editMessageText/ReplyMarkup, answerCallbackQuery) reaching the server; **next message**
+  to its first sendMessage (what the respondent waits for: the next question, mostly).
 
 Everything runs in one process and one event loop (server, respondents and bot), the same for
 Sada and echo: the harness's own cost is in both figures.
@@ -58,6 +59,7 @@ class _Waiting:
     available: float
     handled: asyncio.Future[None]
     replied: bool = False
+    asked: bool = False  # a sendMessage went back (the next question, mostly)
     source: int = 0  # id() of the respondent's payload: the key of its recorded replies
 
 
@@ -73,6 +75,7 @@ class FakeBotApi:
     me: JSON
     store: Any  # an InProcessSession: its _result, chats, calls
     latencies: list[float] = field(default_factory=list)
+    asked: list[float] = field(default_factory=list)  # to the first sendMessage of an update
     unanswered: int = 0
     polls: int = 0  # getUpdates calls
     _queue: list[JSON] = field(default_factory=list)
@@ -185,6 +188,13 @@ class FakeBotApi:
         if waiting is not None and not waiting.replied:
             waiting.replied = True
             self.latencies.append(time.perf_counter() - waiting.available)
+        if waiting is not None and name == "sendMessage" and not waiting.asked:
+            waiting.asked = True
+            self.asked.append(time.perf_counter() - waiting.available)
+
+    def restart(self) -> None:
+        """Figures from now on (a measured run begins)."""
+        self.latencies, self.asked, self.unanswered, self.polls = [], [], 0, 0
 
     async def _get_updates(self, form: dict[str, Any]) -> list[JSON]:
         self.polls += 1

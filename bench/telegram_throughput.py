@@ -248,6 +248,7 @@ def make_plan(index: int) -> Plan:
 @dataclass
 class Stats:
     latencies: list[float] = field(default_factory=list)
+    asked: list[float] = field(default_factory=list)  # over HTTP: to the first sendMessage
     unhandled: int = 0
     polls: int = 0  # over HTTP: the getUpdates calls the bot made
     failed: list[str] = field(default_factory=list)
@@ -401,6 +402,16 @@ class RunResult:
         if len(self.stats.latencies) < 2:
             return self.p50
         return statistics.quantiles(self.stats.latencies, n=100, method="inclusive")[98] * 1000
+
+    @property
+    def asked_p50(self) -> float:
+        return statistics.median(self.stats.asked) * 1000 if self.stats.asked else float("nan")
+
+    @property
+    def asked_p99(self) -> float:
+        if len(self.stats.asked) < 2:
+            return self.asked_p50
+        return statistics.quantiles(self.stats.asked, n=100, method="inclusive")[98] * 1000
 
     @property
     def per_second(self) -> float:
@@ -583,7 +594,7 @@ async def bench_backend_http(
             await database.close()
         people = [Respondent(i, flow, store) for i in range(respondents)]
         calls_before = store.calls.copy()
-        api.latencies, api.unanswered, api.polls = [], 0, 0
+        api.restart()
         rss_before = rss_mb()
 
         async def one(person: Respondent) -> None:
@@ -597,7 +608,7 @@ async def bench_backend_http(
         await _until_done(run, bot, "Sada")
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         rss_after = rss_mb()
-        sada_stats = Stats(latencies=api.latencies, polls=api.polls)
+        sada_stats = Stats(latencies=api.latencies, asked=api.asked, polls=api.polls)
         sada_stats.unhandled = api.unanswered
         updates = sum(len(p.payloads) for p in people) if keep else len(api.latencies)
         await api.stopped(stop, bot)
@@ -625,12 +636,12 @@ async def bench_backend_http(
                 stop = asyncio.Event()
                 bot = asyncio.create_task(run(stop))
                 await _until_done(replay(warm.payloads), bot, who)
-                api.latencies, api.unanswered, api.polls = [], 0, 0
+                api.restart()
                 start, cpu_start = time.perf_counter(), time.process_time()
                 await _until_done(gather_limited(
                     [lambda p=p: replay(p.payloads) for p in people], concurrency), bot, who)
                 wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-                stats = Stats(latencies=api.latencies, polls=api.polls)
+                stats = Stats(latencies=api.latencies, asked=api.asked, polls=api.polls)
                 stats.unhandled = api.unanswered
                 await api.stopped(stop, bot)
                 return RunResult(len(stats.latencies), wall, stats, cpu)
@@ -753,6 +764,11 @@ def report(result: BackendResult) -> None:
         row("getUpdates per update", lambda r: r.stats.polls / r.updates, 2, "{:.1f}×")
     row("latency p50 (ms)", lambda r: r.p50, 2, "{:.1f}×")
     row("latency p99 (ms)", lambda r: r.p99, 2, "{:.1f}×")
+    if result.mode != "in-process":
+        # what a respondent waits for: the next message (an edit or a press's answer, the
+        # first reply above, may come before it)
+        row("next message p50 (ms)", lambda r: r.asked_p50, 2, "{:.1f}×")
+        row("next message p99 (ms)", lambda r: r.asked_p99, 2, "{:.1f}×")
     console.print(table)
     if result.rss is not None:
         before, after = result.rss

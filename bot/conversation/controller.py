@@ -624,6 +624,7 @@ class Controller:
             old_message = message_id
         answered = before.current is not None and before.current in after.answers and (
             before.current != after.current)
+        tidy = len(reply.outs)
         if old_message is not None and (answered or after.status != before.status):
             label = after.answers[before.current].raw if answered and before.current else None
             if label is not None and _NUMBER.fullmatch(label):
@@ -644,7 +645,14 @@ class Controller:
             if keyboard is not None and reply.edit(
                     old_message, render.question(ask_, t, typed=False), keyboard):
                 return
+        # The old keyboard's tidying goes after what the person waits for: with replies
+        # paced per chat (several processes: bot/followups/shared_rate.py) the edit sent
+        # first held the next question back by the chat's spacing, 1.25 s on Telegram. A
+        # press on the old keyboard meanwhile is refused as stale.
+        edits = reply.outs[tidy:]
+        del reply.outs[tidy:]
         self._show(conversation, prompts, reply)
+        reply.outs.extend(edits)
 
     def _show(self, conversation: Conversation, prompts: list[Prompt], reply: Reply) -> None:
         t = Translator(conversation.state.language)
