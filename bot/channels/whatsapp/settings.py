@@ -27,7 +27,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, f
 from pydantic_settings import NoDecode
 
 from bot.channels.settings import ChannelSettings
-from bot.channels.whatsapp.channel import e164
+from bot.channels.whatsapp.numbers import e164
 from bot.flow.model import LANGUAGES
 
 GRAPH_API_URL = "https://graph.facebook.com"
