@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bot.channels.telegram.runner import run_bot
 from bot.cli import app
 from bot.settings import Settings, get_settings
 from tests.fakebot import FakeBotApi
 from tests.fakebot.bale import FakeBaleApi
+from tests.fakebot.running import polling
 
 ROOT = Path(__file__).resolve().parents[2]
 TELEGRAM_TOKEN = "123456:TEST-token-for-sada-bale-invite-tests-01234"
@@ -68,17 +68,11 @@ async def test_an_invitation_goes_to_the_preferred_bale_chat_and_opens_there(
             bale={"token": bale.token, "api_url": bale.base_url},
             database_url=f"sqlite:///{tmp_path / 'sada.db'}", flows_dir=env,
         )
-        stop = asyncio.Event()
-        task = asyncio.create_task(run_bot(settings, framework="aiogram", webhook_url=None,
-                                           stop=stop, polling_timeout=1))
-        try:
+        async with polling(telegram, settings):
             [invitation] = await bale.wait_sent(sara.id, 1, timeout=60)
             buttons = [b for row in invitation["reply_markup"]["inline_keyboard"] for b in row]
             assert len(buttons) == 1
             await sara.press(invitation, buttons[0]["callback_data"])
             opened = await bale.wait_sent(sara.id, 3, timeout=30)  # the intro, a question
             assert opened[2].get("reply_markup"), opened
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 30)
         assert telegram.sent(sara_tg.id) == []  # nothing on the chat she does not prefer

@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 
-from bot.channels.telegram.runner import run_bot
 from bot.conversation.controller import Controller
 from bot.conversation.events import Pressed, Sender
 from bot.engine.normalize import local_digits
@@ -30,6 +29,7 @@ from bot.settings import Settings
 from storage.db import Database
 from storage.repo import Store
 from tests.conftest import sqlite_at_head
+from tests.fakebot.running import polling
 from tests.fakebot.server import Call, FakeBotApi, FakeUser, _ApiError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,17 +111,8 @@ async def bot(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[B
             database_url=sqlite_at_head(db), flows_dir=ROOT / "flows",
             _env_file=None,  # type: ignore[call-arg]
         )
-        stop = asyncio.Event()
-        task = asyncio.create_task(run_bot(settings, framework=request.param, webhook_url=None,
-                                           stop=stop, polling_timeout=1))
-        # bounds a broken start only: the first start in a process imports the frameworks
-        await api.wait_for(lambda: api.calls("getUpdates") or task.done(), timeout=60,
-                           what="polling")
-        if task.done():
-            task.result()
-        yield Bot(api, db)
-        stop.set()
-        await asyncio.wait_for(task, 15)
+        async with polling(api, settings, framework=request.param):
+            yield Bot(api, db)
 
 
 def label(lang: str, qid: str, option: str) -> str:
