@@ -11,6 +11,8 @@ import json
 import re
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
@@ -306,6 +308,7 @@ class Database:
         self.engine = engine
         self.url = url
         self._reader_engine: AsyncEngine | None = None
+        self._autocommit: AsyncEngine | None = None
 
     @classmethod
     async def open(cls, url: str, *, auto_upgrade: bool | None = None) -> Database:
@@ -335,6 +338,22 @@ class Database:
     def session(self) -> AsyncSession:
         """A new session; objects stay readable after commit (expire_on_commit=False)."""
         return AsyncSession(self.engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def alone(self) -> AsyncIterator[AsyncConnection]:
+        """A connection whose statements each stand alone, committed as they run: on
+        PostgreSQL in autocommit, one round trip a statement instead of three (BEGIN, the
+        statement, COMMIT); on SQLite, where a write takes the one writer's lock anyway, in
+        a transaction committed when the block ends. Statements that must commit together
+        belong in `engine.begin()` or a Store transaction."""
+        if self.engine.dialect.name == "postgresql":
+            if self._autocommit is None:
+                self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            async with self._autocommit.connect() as conn:
+                yield conn
+        else:
+            async with self.engine.begin() as conn:
+                yield conn
 
     def reader(self) -> AsyncConnection:
         """A connection for reads only (reports): on SQLite it takes no write lock."""

@@ -160,6 +160,13 @@ class _InTransaction(Database):
                                           expire_on_commit=False)
         return self._shared
 
+    @asynccontextmanager
+    async def alone(self) -> AsyncIterator[AsyncConnection]:
+        # Within the transaction: what the helpers wrote first, then committed with it.
+        if self._shared is not None:
+            await self._shared.flush()
+        yield self.connection
+
     async def close(self) -> None:
         if self._shared is not None:
             shared, self._shared = self._shared, None
@@ -583,9 +590,9 @@ class Store:
     async def mark_shown(
         self, session_id: int, question_id: str | None, message_id: int | None
     ) -> None:
-        # one UPDATE, no read first: this runs after every question sent
-        async with self.database.session() as s, s.begin():
-            await s.exec(_MARK_SHOWN, params={
+        # one UPDATE, no read first, no ORM session: this runs after every question sent
+        async with self.database.alone() as conn:
+            await conn.execute(_MARK_SHOWN, {
                 "p_id": session_id, "p_shown": question_id, "p_message": message_id})
 
     async def undelivered_sessions(self, channel: str) -> list[tuple[SurveySession, str]]:

@@ -100,10 +100,6 @@ class SharedRateLimiter(RateLimiter):
         self.database = database
         self.channel = channel
         self._last_prune = time.monotonic()
-        # Each statement here is a transaction of its own: in autocommit, one round trip
-        # instead of three (BEGIN, the statement, COMMIT). _RESERVE's row lock lasts for its
-        # one statement, which is all it needs.
-        self._engine = database.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @classmethod
     def for_capabilities(cls, database: Database, channel: str,
@@ -122,9 +118,11 @@ class SharedRateLimiter(RateLimiter):
         key = self._chat_key(chat)
         params = {"chat": key, "channel": self.channel, "interval": self._interval,
                   "per_chat": self.per_chat}
-        async with self._engine.connect() as conn:
-            # A chat spoken to within the last minute has its row (one statement); a new
-            # one gets it first: _RESERVE books nothing and returns no row without it.
+        async with self.database.alone() as conn:
+            # Each statement a transaction of its own (Database.alone): _RESERVE's row lock
+            # lasts for its one statement, which is all it needs. A chat spoken to within
+            # the last minute has its row (one statement); a new one gets it first: _RESERVE
+            # books nothing and returns no row without it.
             row = (await conn.execute(_RESERVE, params)).first()
             if row is None:
                 await conn.execute(_CREATE_CHAT, {"chat": key})
@@ -159,7 +157,7 @@ class SharedRateLimiter(RateLimiter):
         if self.per_chat <= REPLY_CHAT_SPACING:
             await self.acquire(chat_id, sleep)
             return
-        async with self._engine.connect() as conn:
+        async with self.database.alone() as conn:
             wait = (await conn.execute(_RESERVE_OVERALL, {
                 "channel": self.channel, "interval": self._interval})).scalar_one()
         if float(wait) > 0:
@@ -179,7 +177,7 @@ class SharedRateLimiter(RateLimiter):
 
     async def pause_all(self, seconds: float) -> None:
         try:
-            async with self._engine.connect() as conn:
+            async with self.database.alone() as conn:
                 await conn.execute(_PAUSE, {"channel": self.channel, "seconds": seconds})
         except Exception as exc:  # the pause is an optimisation; the next 429 says it again
             log.warning("could not share a %gs pause of %s: %s", seconds, self.channel, exc)
@@ -190,7 +188,7 @@ class SharedRateLimiter(RateLimiter):
             return
         self._last_prune = now
         self._forget_idle()
-        async with self._engine.connect() as conn:
+        async with self.database.alone() as conn:
             await conn.execute(_PRUNE, {"chats": f"{self.channel}:%", "age": _PRUNE_AFTER})
 
 

@@ -258,8 +258,8 @@ async def test_stop_finishes_the_send_in_flight_and_gives_the_rest_back(
     database: Database,
 ) -> None:
     clock = FakeClock()
-    transport = SlowTransport(clock, delay=0.05)
-    await _fill(database, clock, 400)  # 20 s of sending at this pace
+    transport = SlowTransport(clock, delay=0.2)
+    await _fill(database, clock, 400)  # 80 s of sending at this pace, 10 s for a batch of 50
     dispatcher = Dispatcher(database, {"telegram": transport}, limiters={"telegram": unpaced()},
                             clock=clock.now, batch=50)
     service = FollowupService(database, {"telegram": transport}, clock=clock.now,
@@ -268,7 +268,8 @@ async def test_stop_finishes_the_send_in_flight_and_gives_the_rest_back(
     service.start()
     await _until(lambda: len(transport.delivered) >= 5, "five messages sent")
     took = await _stop_timed(service)
-    assert took < 1.0, f"stopping took {took:.1f}s"
+    # far below finishing the batch in hand (10 s), with room for a busy machine
+    assert took < 5.0, f"stopping took {took:.1f}s"
     rows = await _by_status(database)
     assert set(rows) == {"sent", "queued"}  # nothing left "sending", failed or lost
     assert len(rows["sent"]) + len(rows["queued"]) == 400
