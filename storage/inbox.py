@@ -49,8 +49,8 @@ class Inbox:
             return
         insert = pg_insert if self.database.engine.dialect.name == "postgresql" \
             else sqlite_insert
-        async with self.database.session() as s, s.begin():
-            await s.exec(insert(InboundUpdate).values(rows).on_conflict_do_nothing())
+        async with self.database.alone() as conn:
+            await conn.execute(insert(InboundUpdate).values(rows).on_conflict_do_nothing())
 
     async def waiting(self) -> list[JSON]:
         """The updates kept and not handled, oldest first."""
@@ -70,8 +70,8 @@ class Inbox:
             return
         ids, self._handled = self._handled, set()
         try:
-            async with self.database.session() as s, s.begin():
-                await s.exec(delete(InboundUpdate).where(
+            async with self.database.alone() as conn:
+                await conn.execute(delete(InboundUpdate).where(
                     col(InboundUpdate.source) == self.source,
                     col(InboundUpdate.update_id).in_(sorted(ids))))
         except BaseException:
