@@ -83,6 +83,14 @@ def bot_says(page: Any, words: str) -> Any:
     return found
 
 
+def answered(page: Any, words: str, answer: str) -> Any:
+    """The buttons left on the question containing `words`, once its keyboard has been tidied
+    to the answer alone: the tidying follows the next question, so it can arrive after it."""
+    buttons = page.locator(".msg.bot").filter(has_text=words).get_by_role("button")
+    buttons.filter(has_text=answer).wait_for()
+    return buttons
+
+
 def live_button(page: Any, name: str) -> Any:
     return page.get_by_role("button", name=name, exact=True, disabled=False)
 
@@ -232,10 +240,9 @@ def test_persian_layout_is_right_to_left(context: Any, server: Server, artifacts
     low, high = scale_boxes(page, "fa", 0, 10)
     assert high["x"] + high["width"] <= low["x"] + 1, (low, high)
     # the answered question keeps only its answer, which can no longer be pressed
-    answered = page.locator(".msg.bot").filter(has_text=text("stakeholder", "fa")).get_by_role(
-        "button")
-    assert answered.count() == 1 and answered.is_disabled()
-    assert answered.text_content() == "✓ " + label("stakeholder", "buyer", "fa")
+    kept = answered(page, text("stakeholder", "fa"), "✓ " + label("stakeholder", "buyer", "fa"))
+    assert kept.count() == 1 and kept.is_disabled()
+    assert kept.text_content() == "✓ " + label("stakeholder", "buyer", "fa")
     # reading order is Tab order: ۰ comes first, and has the focus
     assert page.evaluate(
         "document.querySelector('[data-sada]').shadowRoot.activeElement.textContent") == "۰"
@@ -251,8 +258,8 @@ def test_persian_layout_is_right_to_left(context: Any, server: Server, artifacts
     # a score answered in Persian digits ("✓ ۹") keeps the message's right-to-left order
     type_answer(page, "۹")
     bot_says(page, text("nps_why", "fa"))
-    score = page.locator(".msg.bot").filter(has_text=text("nps", "fa")).get_by_role("button")
-    assert score.text_content() == "✓ ۹"
+    score = answered(page, text("nps", "fa"), "✓ ۹")
+    assert score.count() == 1 and score.text_content() == "✓ ۹"
     assert score.evaluate("e => getComputedStyle(e).direction") == "rtl"
 
 
