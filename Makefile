@@ -32,7 +32,8 @@ demo: $(STAMP)
 # One pytest worker per core, plus one for the three-process test, which mostly waits on
 # Telegram's rate (tests/conftest.py); each worker has its own databases.
 # worksteal: a worker that runs out takes half the tests still queued on another, so the
-# 2-minute test started first (tests/conftest.py) holds up nothing queued behind it.
+# three-minute three-process test started first (tests/conftest.py) holds up nothing queued
+# behind it.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy

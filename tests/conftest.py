@@ -539,7 +539,7 @@ def project_flows() -> dict[str, LoadedFlow]:
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """`-n auto`: one worker per core, and one more. The three-process test
-    (tests/multiprocess) holds its worker for nearly four minutes while it mostly waits on
+    (tests/multiprocess) holds its worker for nearly three minutes while it mostly waits on
     Telegram's 30 messages a second; without the extra worker the rest of the suite would
     have one core for all that time."""
     return (os.cpu_count() or 1) + 1
