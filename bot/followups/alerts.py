@@ -24,7 +24,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import metrics
-from bot.engine.state import Value
+from bot.engine.state import Answered, Value
 from bot.flow.loader import FlowError, load_flow_text
 from bot.flow.model import (
     CesQuestion,
@@ -131,7 +131,8 @@ async def session_answers(s: AsyncSession, session_id: int) -> dict[str, Answer]
     return {a.question_id: a for a in rows}
 
 
-def comment_of(flow: Flow, answers: Mapping[str, Answer]) -> str | None:
+def comment_of(flow: Flow,
+               answers: Mapping[str, Answer] | Mapping[str, Answered]) -> str | None:
     """The session's text answers so far, in flow order, one per line."""
     texts = []
     for question in flow.questions:

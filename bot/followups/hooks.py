@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.followups.alerts import crossings, note_comments, open_cases
+from bot.followups.alerts import comment_of, crossings, note_comments, open_cases
 from bot.followups.webhooks import webhook_hook
 from bot.survey import Step, StepHook
 from storage.invitations import on_session_status
@@ -23,9 +23,12 @@ def alert_hook(staff: Sequence[tuple[str, str]]) -> StepHook:
             await open_cases(s, session_id=step.session_id, contact_id=step.contact_id,
                              flow=step.flow, crossings=found, now=step.now,
                              staff=staff)
-        elif path_after != path_before:
+        elif path_after != path_before and (comment_of(step.flow, step.before.answers)
+                                            != comment_of(step.flow, step.after.answers)):
             # a comment typed after the score belongs to its case (the alert quotes it
-            # anyway: it is written when sent)
+            # anyway: it is written when sent). A case's comment is what comment_of said
+            # when it last changed, so a step that changes no text answer leaves it as it
+            # is, and the session's cases are not read (one query less on most steps).
             await note_comments(s, step.session_id, flow=step.flow)
 
     return on_step

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from typer.testing import CliRunner
 
+from bot.engine import inputs as i
 from bot.engine.state import Value
 from bot.flow.loader import LoadedFlow, load_flow, load_flow_text
 from bot.flow.model import Flow
@@ -25,6 +27,8 @@ from bot.followups.alerts import (
     note_comments,
     open_cases,
 )
+from bot.followups.hooks import alert_hook
+from bot.survey import SurveyService
 from storage.cases import AlreadyResolved, EmptyNote, list_cases, resolve_case
 from storage.db import Database, NotFound
 from storage.models import Case, Contact, Outbox
@@ -292,6 +296,48 @@ async def test_noting_comments_without_a_case_changes_nothing(
     session = await answered(store, reza, loaded, {"nps": 9, "why": "great"}, lang="en")
     async with database.session() as s, s.begin():
         assert await note_comments(s, session) == 0
+
+
+async def test_only_a_step_that_changes_a_text_answer_reads_the_cases(
+    store: Store, database: Database
+) -> None:
+    """A case's comment is the session's text answers (comment_of): a step that changes one
+    brings the open cases up to date, and a step that changes none leaves them unread."""
+    loaded = load_flow_text(FLOW.format(alerts=""))
+    clock = iter(T0 + timedelta(seconds=7 * n) for n in range(1, 100))
+    service = SurveyService(store, lambda: next(clock), hooks=[alert_hook(STAFF)])
+    contact = await store.upsert_contact("telegram", "505", now=T0)
+    conversation = await service.open(contact, loaded)
+    await service.handle(conversation, i.Start())
+    await service.handle(conversation, i.Reply("2"))  # a detractor: a case, no comment yet
+    [case] = await cases(database)
+    assert case.comment is None
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    def read_cases() -> bool:
+        return any(q.lstrip().startswith("SELECT") and 'FROM "case"' in q for q in statements)
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        await service.handle(conversation, i.Reply("late deliveries"))  # the "why"
+        assert read_cases()
+        [case] = await cases(database)
+        assert case.comment == "late deliveries"
+        statements.clear()
+        await service.handle(conversation, i.Reply("4"))  # csat: no text changes
+        assert statements and not read_cases()
+        await service.handle(conversation, i.Back())  # back to csat: nothing answered
+        await service.handle(conversation, i.Back())  # back to the "why"
+        statements.clear()
+        await service.handle(conversation, i.Reply("late and damaged"))  # a new comment
+        assert read_cases()
+    finally:
+        event.remove(database.engine.sync_engine, "before_cursor_execute", seen)
+    [case] = await cases(database)
+    assert case.comment == "late and damaged"
 
 
 # --- resolving ----------------------------------------------------------------------------
