@@ -141,6 +141,13 @@ class SharedRateLimiter(RateLimiter):
         """Wait until one more message to `chat_id` is within the limits of all processes
         (`sleep`: how to wait, by default this limiter's)."""
         nap = sleep or self.sleep
+        # This process's own last booking for the chat says when the database would let the
+        # next one go: waiting that out here first spares the booking that could only say
+        # "not yet" (a step's edit follows its question by the chat's spacing). Another
+        # process's booking meanwhile is still seen, by the database, below.
+        mine = self.chat_wait(chat_id)
+        if mine > 0:
+            await nap(mine)
         while True:
             slot, wait = await self.book(chat_id)
             if wait > 0:

@@ -65,6 +65,35 @@ async def test_one_chat_gets_its_spacing_from_all(url: str) -> None:
     assert slot is not None and wait < 0.05  # another chat is not held back
 
 
+async def test_a_chat_this_process_just_booked_is_waited_out_before_asking_again(
+        url: str) -> None:
+    # a step's edit follows its question by the chat's spacing: one booking each, not a
+    # booking that can only answer "not yet" and then another
+    [limiter, other, third] = await _limiters(url, rate=1000, per_chat=0.2)
+    asked = 0
+    book = limiter.book
+
+    async def counted(chat: int) -> tuple[float | None, float]:
+        nonlocal asked
+        asked += 1
+        return await book(chat)
+
+    limiter.book = counted  # type: ignore[method-assign]
+    try:
+        started = time.monotonic()
+        await limiter.acquire(11)
+        await limiter.acquire(11)
+        second = time.monotonic() - started
+        assert asked == 2 and second >= 0.19, (asked, second)
+        # another process's booking for the chat is still heard of, from the database
+        await other.acquire(11)
+        started = time.monotonic()
+        await limiter.acquire(11)
+        assert time.monotonic() - started >= 0.19
+    finally:
+        await _close([limiter, other, third])
+
+
 async def test_a_429_pauses_every_process(url: str) -> None:
     limiters = await _limiters(url, rate=1000, per_chat=0.001)
     try:
