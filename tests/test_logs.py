@@ -202,6 +202,15 @@ def test_sada_run_refuses_an_unknown_level_or_format(
 
 
 @pytest.mark.usefixtures("clean_settings")
+def test_a_mistyped_log_level_is_told_before_a_missing_token() -> None:
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(app, ["run", "--log-level", "loud"])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().startswith("--log-level must be one of"), result.output
+
+
+@pytest.mark.usefixtures("clean_settings")
 def test_a_bad_sada_log_level_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 

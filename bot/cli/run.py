@@ -196,6 +196,7 @@ def run(
     from storage.db import StorageError, to_async_url
 
     settings = settings_or_exit()
+    logging_options = _log_options(settings, log_level, log_format)  # a typo first
     if flow is not None and not web_only:
         _fail("--flow goes with --web-only: the link it prints opens that flow", 2)
     if web_only:
@@ -216,7 +217,7 @@ def run(
     _catalogs_or_exit()
     served = _served_flow(flow or _demo_flow(settings.flows_dir), settings.flows_dir) \
         if web_only else None
-    _configure_logging(*_log_options(settings, log_level, log_format))
+    _configure_logging(*logging_options)
     from storage.locks import name_this_run
 
     name_this_run()  # the bot's other processes see this one (controller.resume_pending)
