@@ -386,6 +386,15 @@ class Respondent:
 # --- one backend ------------------------------------------------------------------------------
 
 
+def _ms(seconds: list[float], percentile: int) -> float:
+    """A percentile of `seconds`, in milliseconds (the median when too few for more)."""
+    if not seconds:
+        return float("nan")
+    if percentile == 50 or len(seconds) < 2:
+        return statistics.median(seconds) * 1000
+    return statistics.quantiles(seconds, n=100, method="inclusive")[percentile - 1] * 1000
+
+
 @dataclass
 class RunResult:
     updates: int
@@ -395,23 +404,19 @@ class RunResult:
 
     @property
     def p50(self) -> float:
-        return statistics.median(self.stats.latencies) * 1000
+        return _ms(self.stats.latencies, 50)
 
     @property
     def p99(self) -> float:
-        if len(self.stats.latencies) < 2:
-            return self.p50
-        return statistics.quantiles(self.stats.latencies, n=100, method="inclusive")[98] * 1000
+        return _ms(self.stats.latencies, 99)
 
     @property
     def asked_p50(self) -> float:
-        return statistics.median(self.stats.asked) * 1000 if self.stats.asked else float("nan")
+        return _ms(self.stats.asked, 50)
 
     @property
     def asked_p99(self) -> float:
-        if len(self.stats.asked) < 2:
-            return self.asked_p50
-        return statistics.quantiles(self.stats.asked, n=100, method="inclusive")[98] * 1000
+        return _ms(self.stats.asked, 99)
 
     @property
     def per_second(self) -> float:
