@@ -25,11 +25,9 @@ from bot.engine.normalize import local_digits
 from bot.flow.loader import load_flow
 from bot.messaging.keyboards import PREFIX
 from bot.messaging.transport import Keyboard
-from bot.settings import Settings
 from storage.db import Database
 from storage.repo import Store
-from tests.conftest import sqlite_at_head
-from tests.fakebot.running import polling
+from tests.fakebot.running import polling, settings_for
 from tests.fakebot.server import Call, FakeBotApi, FakeUser, _ApiError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,11 +104,7 @@ class Bot:
 async def bot(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Bot]:
     db = tmp_path / "sada.db"
     async with RefusingApi(token="123456:TEST-token-for-sada-e2e-tests-0123456789") as api:
-        settings = Settings(
-            telegram={"token": api.token, "api_url": api.base_url, "admin_ids": [ADMIN]},
-            database_url=sqlite_at_head(db), flows_dir=ROOT / "flows",
-            _env_file=None,  # type: ignore[call-arg]
-        )
+        settings = settings_for(api, tmp_path, ROOT / "flows", admin_ids=[ADMIN])
         async with polling(api, settings, framework=request.param):
             yield Bot(api, db)
 
