@@ -44,7 +44,6 @@ _PG_MIGRATION_LOCK = 0x5ADA
 
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
-    "PRAGMA busy_timeout=5000",
     "PRAGMA synchronous=NORMAL",
 )
 
@@ -128,10 +127,12 @@ def _create_engine(
     # the process instead of polling SQLite's lock in its busy handler, whose sleeps (up to
     # 100 ms each) made p99 seconds and, under load, "database is locked" after busy_timeout.
     # Readers (Database.reader) get their own engine and still run beside the writer.
-    sizing: dict[str, Any] = ({"pool_size": 1, "max_overflow": 0}
-                              if one_writer and _sqlite_path(async_url) is not None else {})
+    # Its statements run on the event loop's thread (storage/sqlite_trips.py): a trip to
+    # aiosqlite's costs five times a short write transaction.
+    one_writer = one_writer and _sqlite_path(async_url) is not None
+    sizing: dict[str, Any] = {"pool_size": 1, "max_overflow": 0} if one_writer else {}
     engine = create_async_engine(async_url, json_serializer=_json_dumps,
-                                 module=one_trip_dbapi(), **sizing)
+                                 module=one_trip_dbapi(inline=one_writer), **sizing)
     pragmas = (*_SQLITE_PRAGMAS, f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
 
     @event.listens_for(engine.sync_engine, "connect")

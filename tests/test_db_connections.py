@@ -1,10 +1,15 @@
 """The pool's connections: a PostgreSQL connection is pinged only after it rested, and one
 the server closed meanwhile is replaced before anybody uses it; SQLite statements each make
-one trip to the driver's thread."""
+one trip to the driver's thread, or none: the writer's run on the loop's thread and go to
+the driver's only to wait for another process's lock."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import asyncpg
@@ -12,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 import storage.db as db_module
+import storage.sqlite_trips as trips
 from storage.db import Database
 from storage.sqlite_trips import OneTripConnection
 
@@ -91,6 +97,100 @@ async def test_sqlite_reads_writes_and_rollbacks_through_one_trip_cursors(
         assert updated.rowcount == 2
         await conn.rollback()
         assert (await conn.execute(sa.text("SELECT max(n) FROM trip"))).scalar_one() == 5
+
+
+def _path_of(database: Database) -> str:
+    path = database.engine.url.database
+    assert path
+    return path
+
+
+@contextmanager
+def _locked_by_another_process(database: Database) -> Iterator[sqlite3.Connection]:
+    """SQLite's write lock held by another connection, as a `sada` command beside the bot
+    holds it, until the block ends (or `.commit()`)."""
+    other = sqlite3.connect(_path_of(database), isolation_level=None,
+                            check_same_thread=False)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("INSERT INTO trip (n) VALUES (100)")
+        yield other
+        if other.in_transaction:
+            other.commit()
+    finally:
+        other.close()
+
+
+@asynccontextmanager
+async def _ticks() -> AsyncIterator[list[float]]:
+    """The times the event loop ran a 10 ms timer while the block ran."""
+    seen: list[float] = []
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(0.01)
+            seen.append(time.monotonic())
+
+    ticker = asyncio.create_task(tick())
+    try:
+        yield seen
+    finally:
+        ticker.cancel()
+
+
+async def _busy_timeout(conn: Any) -> int:
+    return int((await conn.execute(sa.text("PRAGMA busy_timeout"))).scalar_one())
+
+
+@ONLY_SQLITE
+async def test_sqlite_writes_run_on_the_loop_and_wait_for_a_lock_without_stopping_it(
+        database: Database) -> None:
+    async with database.engine.begin() as conn:
+        await conn.execute(sa.text("CREATE TABLE trip (n INTEGER)"))
+        writer = (await conn.get_raw_connection()).dbapi_connection
+        assert isinstance(writer, OneTripConnection) and writer.inline
+        assert await _busy_timeout(conn) == 0  # the loop never sleeps in SQLite's handler
+    async with database.reader() as conn:
+        reader = (await conn.get_raw_connection()).dbapi_connection
+        assert isinstance(reader, OneTripConnection) and not reader.inline  # reports: thread
+
+    async def write() -> None:
+        async with database.engine.begin() as conn:
+            await conn.execute(sa.text("INSERT INTO trip (n) VALUES (1)"))
+
+    with _locked_by_another_process(database) as other:
+        async with _ticks() as ticks:
+            writing = asyncio.create_task(write())
+            await asyncio.sleep(0.4)
+            assert not writing.done()  # waiting for the lock, on the driver's thread
+            other.commit()
+            await asyncio.wait_for(writing, 5)
+        assert len(ticks) >= 15  # the loop ran on while the write waited
+
+    async with database.engine.connect() as conn:
+        rows = (await conn.execute(sa.text("SELECT n FROM trip ORDER BY n"))).scalars().all()
+        assert rows == [1, 100]
+        assert await _busy_timeout(conn) == 0  # back on the loop's thread after the wait
+
+
+@ONLY_SQLITE
+async def test_sqlite_a_lock_held_past_the_wait_fails_the_write_and_the_next_one_works(
+        database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with database.engine.begin() as conn:
+        await conn.execute(sa.text("CREATE TABLE trip (n INTEGER)"))
+    monkeypatch.setattr(trips, "BUSY_WAIT_MS", 150)
+    with _locked_by_another_process(database):
+        started = time.monotonic()
+        with pytest.raises(sa.exc.OperationalError, match="database is locked"):
+            async with database.engine.begin() as conn:
+                await conn.execute(sa.text("INSERT INTO trip (n) VALUES (1)"))
+        assert time.monotonic() - started >= 0.1  # it waited, then gave up
+    async with database.engine.begin() as conn:
+        await conn.execute(sa.text("INSERT INTO trip (n) VALUES (2)"))
+        assert await _busy_timeout(conn) == 0
+    async with database.engine.connect() as conn:
+        rows = (await conn.execute(sa.text("SELECT n FROM trip ORDER BY n"))).scalars().all()
+        assert rows == [2, 100]
 
 
 @ONLY_POSTGRES
