@@ -142,9 +142,9 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         super().__init__(dbapi, connection)
         self._in_transaction = False
         self.inline = inline
-        connection: sqlite3.Connection = self._connection._conn
+        raw: sqlite3.Connection = self._connection._conn
         await_(self._connection._execute(
-            connection.execute, f"PRAGMA busy_timeout={0 if inline else BUSY_WAIT_MS}"))
+            raw.execute, f"PRAGMA busy_timeout={0 if inline else BUSY_WAIT_MS}"))
 
     def call(self, function: Callable[..., _T], *args: Any) -> _T:
         """`function(*args)` against the SQLite connection: here when inline, else (or to
