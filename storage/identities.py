@@ -16,9 +16,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, not_, update
-from sqlmodel import col, select
+from sqlalchemy import select as core_select
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.detached import detached
 from storage.models import Contact, ContactIdentity
 
 # The pseudo-channel of contacts known only by the company's own id (no chat): finding or
@@ -109,17 +111,24 @@ async def contact_and_identity_at(
     if channel == EXTERNAL:
         contact = await contact_at(s, channel, address)
         return None if contact is None else (contact, None)
-    found = (await s.exec(_CONTACT_AND_IDENTITY,
-                          params={"channel": channel, "address": address})).one_or_none()
-    return None if found is None else (found[0], found[1])
+    # Core and `detached`, not an ORM query: this runs on every inbound event.
+    found = (await (await s.connection()).execute(
+        _CONTACT_AND_IDENTITY, {"channel": channel, "address": address})).one_or_none()
+    if found is None:
+        return None
+    row = found._mapping
+    return (detached(Contact, {c.key: row[c] for c in _CONTACTS.columns}),
+            detached(ContactIdentity, {c.key: row[c] for c in _IDENTITIES.columns}))
 
 
 # Built once (read on every inbound event): building it cost about as much as running it.
+_CONTACTS, _IDENTITIES = SQLModel.metadata.tables["contact"], \
+    SQLModel.metadata.tables["contact_identity"]
 _CONTACT_AND_IDENTITY = (
-    select(Contact, ContactIdentity)
-    .join(ContactIdentity, col(ContactIdentity.contact_id) == col(Contact.id))
-    .where(col(ContactIdentity.channel) == bindparam("channel"),
-           col(ContactIdentity.address) == bindparam("address")))
+    core_select(_CONTACTS, _IDENTITIES)
+    .join(_IDENTITIES, _IDENTITIES.c.contact_id == _CONTACTS.c.id)
+    .where(_IDENTITIES.c.channel == bindparam("channel"),
+           _IDENTITIES.c.address == bindparam("address")))
 
 
 async def mark_identity(

@@ -31,6 +31,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 from storage.db import Database, NotFound, StorageError
+from storage.detached import detached, set_stored
 from storage.identities import (
     EXTERNAL,
     as_address,
@@ -220,6 +221,20 @@ class _HelperBlock:
 SEEN_GRANULARITY = timedelta(seconds=30)
 
 
+def _identity_changes(identity: ContactIdentity, *, seen_at: datetime | None,
+                      unreachable: bool | None) -> dict[str, Any]:
+    """What an inbound event (`seen_at`) or a delivery's outcome (`unreachable`) changes in
+    an identity: they wrote from it, so it is reachable and the one they use now."""
+    changes: dict[str, Any] = {}
+    if seen_at is not None and (identity.unreachable or _stale(identity.last_inbound_at,
+                                                              seen_at)):
+        changes.update(unreachable=False, last_inbound_at=seen_at)
+    if unreachable is not None and unreachable != changes.get("unreachable",
+                                                              identity.unreachable):
+        changes["unreachable"] = unreachable
+    return changes
+
+
 def _stale(seen: datetime | None, now: datetime) -> bool:
     if seen is None:
         return True
@@ -284,18 +299,30 @@ class Store:
                 identity = await find_identity(s, channel, address) if channel != EXTERNAL \
                     and (seen_at is not None or unreachable is not None) else None
             else:
+                # Detached objects (read with Core): what changes is written here, by id.
                 contact, identity = found
                 if any(not _same_json(getattr(contact, k), v) for k, v in changes.items()):
                     # Leave updated_at alone when nothing actually changed.
-                    contact.sqlmodel_update({**changes, "updated_at": ts})
+                    await self._write_row(s, contact, {**changes, "updated_at": ts})
+                if identity is not None:
+                    await self._write_row(s, identity, _identity_changes(
+                        identity, seen_at=seen_at, unreachable=unreachable))
+                return contact
             if identity is not None:
-                if seen_at is not None and (identity.unreachable or _stale(
-                        identity.last_inbound_at, seen_at)):
-                    identity.unreachable, identity.last_inbound_at = False, seen_at
-                if unreachable is not None:
-                    identity.unreachable = unreachable
+                identity.sqlmodel_update(_identity_changes(identity, seen_at=seen_at,
+                                                           unreachable=unreachable))
             await s.flush()  # nothing changed, nothing written
             return contact
+
+    @staticmethod
+    async def _write_row(s: AsyncSession, row: SQLModel, values: dict[str, Any]) -> None:
+        """Set `values` on a detached object and on its row (nothing when empty)."""
+        if not values:
+            return
+        table = type(row).__table__  # type: ignore[attr-defined]
+        await (await s.connection()).execute(
+            update(table).where(table.c.id == row.id).values(values))  # type: ignore[attr-defined]
+        set_stored(row, values)
 
     async def _create_contact(
         self, s: AsyncSession, channel: str, address: str, ts: datetime,
@@ -479,9 +506,11 @@ class Store:
         params: dict[str, Any] = {"contact_id": contact_id, "statuses": list(statuses)}
         if flow_id is not None:
             params["flow_id"] = flow_id
-        async with self.database.session() as s, s.begin():
-            return (await s.exec(_latest_query(newest, flow_id is not None),
-                                 params=params)).first()
+        # Core and `detached`, not an ORM query: this runs on nearly every inbound event.
+        async with self.database.alone() as conn:
+            row = (await conn.execute(_latest_query(newest, flow_id is not None),
+                                      params)).first()
+        return None if row is None else detached(SurveySession, row._mapping)
 
     async def get_session(self, session_id: int) -> SurveySession | None:
         async with self.database.session() as s, s.begin():

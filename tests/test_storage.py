@@ -236,6 +236,33 @@ async def test_upsert_contact_creates_once_and_updates_given_fields(store: Store
         await store.upsert_contact("telegram", "42", colour="red")
 
 
+async def test_an_inbound_event_makes_its_identity_reachable_and_stamps_it_coarsely(
+        store: Store) -> None:
+    """upsert_contact's writes to an existing contact and identity, read back from the rows
+    (the objects it returns are built from a Core read, so nothing is flushed for them)."""
+    await store.upsert_contact("telegram", "42", name="Ali", seen_at=T0, now=T0)
+    await store.upsert_contact("telegram", "42", unreachable=True, now=T0)
+    [identity] = await store.identities((await store.find_contact("telegram", "42")).id or 0)
+    assert identity.unreachable and identity.last_inbound_at == T0
+
+    back = T0 + timedelta(seconds=5)  # within SEEN_GRANULARITY, but it was unreachable
+    contact = await store.upsert_contact("telegram", "42", seen_at=back, name="Ali R.",
+                                         now=back)
+    assert (contact.name, contact.updated_at) == ("Ali R.", back)
+    [identity] = await store.identities(contact.id or 0)
+    assert (identity.unreachable, identity.last_inbound_at) == (False, back)
+
+    await store.upsert_contact("telegram", "42", seen_at=back + timedelta(seconds=10))
+    [identity] = await store.identities(contact.id or 0)
+    assert identity.last_inbound_at == back  # reachable and recent: not written again
+    later = back + timedelta(minutes=5)
+    await store.upsert_contact("telegram", "42", seen_at=later)
+    [identity] = await store.identities(contact.id or 0)
+    assert identity.last_inbound_at == later
+    stored = await store.get_contact(contact.id or 0)
+    assert stored is not None and (stored.name, stored.updated_at) == ("Ali R.", back)
+
+
 async def test_concurrent_upserts_make_one_contact(store: Store) -> None:
     contacts = await asyncio.gather(
         *(store.upsert_contact("telegram", "7", name=f"n{i}", now=T0) for i in range(8))
