@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import ARRAY, BigInteger, any_, bindparam, delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
@@ -30,6 +31,23 @@ from storage.models import InboundUpdate
 __all__ = ["Inbox"]
 
 JSON = dict[str, Any]
+
+
+# One statement text whatever the number of updates: PostgreSQL connections prepare each
+# text they meet and keep the last 100, and one text per batch size was prepared again
+# nearly every time and pushed the survey step's statements out.
+@cache
+def _keep(dialect: str) -> Any:
+    return (pg_insert if dialect == "postgresql" else sqlite_insert)(
+        InboundUpdate).on_conflict_do_nothing()  # executemany: one row's text, many rows
+
+
+@cache
+def _forget(dialect: str) -> Any:
+    ids = col(InboundUpdate.update_id)
+    match = (ids == any_(bindparam("ids", type_=ARRAY(BigInteger)))
+             if dialect == "postgresql" else ids.in_(bindparam("ids", expanding=True)))
+    return delete(InboundUpdate).where(col(InboundUpdate.source) == bindparam("source"), match)
 
 
 class Inbox:
@@ -47,10 +65,8 @@ class Inbox:
                  "received_at": now or datetime.now(UTC)} for u in updates]
         if not rows:
             return
-        insert = pg_insert if self.database.engine.dialect.name == "postgresql" \
-            else sqlite_insert
         async with self.database.alone() as conn:
-            await conn.execute(insert(InboundUpdate).values(rows).on_conflict_do_nothing())
+            await conn.execute(_keep(self.database.engine.dialect.name), rows)
 
     async def waiting(self) -> list[JSON]:
         """The updates kept and not handled, oldest first."""
@@ -71,9 +87,8 @@ class Inbox:
         ids, self._handled = self._handled, set()
         try:
             async with self.database.alone() as conn:
-                await conn.execute(delete(InboundUpdate).where(
-                    col(InboundUpdate.source) == self.source,
-                    col(InboundUpdate.update_id).in_(sorted(ids))))
+                await conn.execute(_forget(self.database.engine.dialect.name),
+                                   {"source": self.source, "ids": sorted(ids)})
         except BaseException:
             self._handled |= ids  # tried again next time
             raise
