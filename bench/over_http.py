@@ -303,9 +303,13 @@ async def run_floor(api: FakeBotApi, database_url: str, stop: asyncio.Event) -> 
     INSERT, then the calls Sada made for it, through a bare aiogram bot."""
     from sqlalchemy import text as sql
 
-    from storage.db import Database
+    from storage.db import PG_POOL_SIZE, Database
 
     database = await Database.open(database_url)
+    # At most a pool's worth of writes at once (Sada's lanes bound it likewise): with every
+    # respondent's update writing at once, PostgreSQL connections beyond the pool would be
+    # opened and closed again for each, which no real bot would do.
+    writers = asyncio.Semaphore(PG_POOL_SIZE)
     async with database.engine.begin() as conn:
         await conn.execute(sql("CREATE TABLE IF NOT EXISTS bench_floor "
                                "(update_id INTEGER NOT NULL, chat_id BIGINT NOT NULL)"))
@@ -315,7 +319,7 @@ async def run_floor(api: FakeBotApi, database_url: str, stop: asyncio.Event) -> 
     async def step(bot: Bot, update: Update) -> None:
         body = update.message or (update.callback_query.message if update.callback_query
                                   else None)
-        async with database.engine.begin() as conn:
+        async with writers, database.engine.begin() as conn:
             await conn.execute(insert, {"u": update.update_id,
                                         "c": body.chat.id if body is not None else 0})
         for name, fields in api.script(update.update_id):
