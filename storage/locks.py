@@ -21,11 +21,18 @@ from sqlalchemy import text
 import storage.db
 from storage.db import Database
 
-__all__ = ["lock_address", "name_this_run", "other_runs"]
+__all__ = ["LOCK_SQL", "SEED", "address_key", "lock_address", "name_this_run", "other_runs"]
 
 # hashtextextended's seed: any fixed number, so these keys are apart from other uses.
-_SEED = 0x5ADA_0001
-_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, :seed))")
+SEED = 0x5ADA_0001
+# The lock as SQL, with :key and :seed, for a statement that takes it with other work (the
+# update's claim, Store.claim_update): one round trip for both.
+LOCK_SQL = "pg_advisory_xact_lock(hashtextextended(:key, :seed))"
+_LOCK = text(f"SELECT {LOCK_SQL}")
+
+
+def address_key(channel: str, address: str) -> str:
+    return f"{channel}:{address}"
 
 
 async def lock_address(database: Database, channel: str, address: str) -> None:
@@ -37,7 +44,7 @@ async def lock_address(database: Database, channel: str, address: str) -> None:
     if connection is None:
         raise RuntimeError("lock_address needs the Database of an open transaction "
                            "(Store.transaction())")
-    await connection.execute(_LOCK, {"key": f"{channel}:{address}", "seed": _SEED})
+    await connection.execute(_LOCK, {"key": address_key(channel, address), "seed": SEED})
 
 
 RUN_PREFIX = "sada run "

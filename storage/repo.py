@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, or_, update
+from sqlalchemy import bindparam, delete, func, or_, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -41,6 +41,7 @@ from storage.identities import (
     identities_of,
     pick_identity,
 )
+from storage.locks import LOCK_SQL, SEED, address_key
 from storage.models import (
     RESUMABLE_STATUSES,
     Answer,
@@ -121,6 +122,15 @@ def _claim_query(dialect: str) -> Any:
                     processed_at=bindparam("processed_at"))
             .on_conflict_do_nothing().returning(col(ProcessedUpdate.id)))
 
+
+# The person's lock (storage/locks.py), then the claim: the lock is taken as the INSERT
+# reads its one row, before the conflict is looked for.
+_LOCKED_CLAIM = text(f"""
+WITH held AS (SELECT {LOCK_SQL})
+INSERT INTO processed_update (source, update_id, processed_at)
+SELECT :source, CAST(:update_id AS BIGINT), CAST(:processed_at AS TIMESTAMPTZ) FROM held
+ON CONFLICT DO NOTHING RETURNING id
+""")
 
 _MARK_SHOWN = (update(SurveySession)
                .where(col(SurveySession.id) == bindparam("p_id"))
@@ -601,20 +611,28 @@ class Store:
     # Incoming updates, delivery, links, consent, personal data
 
     async def claim_update(
-        self, source: str, update_id: int, *, now: datetime | None = None
+        self, source: str, update_id: int, *, now: datetime | None = None,
+        lock: tuple[str, str] | None = None,
     ) -> None:
         """Mark an inbound update applied; DuplicateUpdate when it already was. Claimed in
         the event's transaction (`transaction()`), it commits with all the event changed:
         a redelivery finds it and changes nothing, a crash before the commit leaves no trace
-        of it and the redelivery is applied in full."""
+        of it and the redelivery is applied in full. ``lock``: (channel, address) to take
+        `storage.locks.lock_address` on first, in the same statement (PostgreSQL)."""
         # ON CONFLICT rather than a failed INSERT: no savepoint (two more round trips on
         # every update) is needed for the transaction to go on after a duplicate.
         # On the connection, as Core: the ORM's bulk INSERT path cost more than the INSERT.
+        params = {"source": source, "update_id": update_id, "processed_at": self._now(now)}
+        dialect = self.database.engine.dialect.name
+        if lock is not None and dialect == "postgresql":
+            if not isinstance(self.database, _InTransaction):
+                raise RuntimeError("a claim with its lock needs Store.transaction()")
+            statement = _LOCKED_CLAIM
+            params.update(key=address_key(*lock), seed=SEED)
+        else:
+            statement = _claim_query(dialect)  # SQLite: one writer, no lock to take
         async with self.database.alone() as conn:
-            claimed = (await conn.execute(
-                _claim_query(self.database.engine.dialect.name),
-                {"source": source, "update_id": update_id,
-                 "processed_at": self._now(now)})).first()
+            claimed = (await conn.execute(statement, params)).first()
         if claimed is None:
             raise DuplicateUpdate(f"update {update_id} from {source} was already applied")
 

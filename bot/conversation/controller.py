@@ -254,10 +254,13 @@ class Controller:
             async with self.store.transaction() as tx:
                 # First: an update of this person in another process is applied before or
                 # after this one, never interleaved with it (PostgreSQL; see storage/locks).
-                await lock_address(tx.database, self.channel, event.chat_id)
+                # With an update id, the lock is taken by the claim's statement.
                 if event.update_id is not None:
                     await tx.claim_update(self.source, event.update_id,
-                                          now=self.service.clock())
+                                          now=self.service.clock(),
+                                          lock=(self.channel, event.chat_id))
+                else:
+                    await lock_address(tx.database, self.channel, event.chat_id)
                 return await self._within(tx)._apply(event)
         except DuplicateUpdate:
             metrics.UPDATES_REDELIVERED.labels(self.channel).inc()

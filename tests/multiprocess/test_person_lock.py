@@ -6,7 +6,7 @@ goes on beside them (storage/locks.py)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import cast
 
 import pytest
@@ -16,7 +16,7 @@ from bot.conversation.events import Typed
 from bot.messaging.transport import Transport
 from storage.db import Database
 from storage.locks import lock_address
-from storage.repo import Store
+from storage.repo import DuplicateUpdate, Store
 from tests.conversation.test_controller import ROOT, Chat, Recorder, _no_sleep
 
 pytestmark = pytest.mark.postgres
@@ -60,8 +60,18 @@ async def test_one_update_at_two_processes_at_once_is_applied_once(
     assert await _answers(first.store, "51") == ["stakeholder"]
 
 
+async def _by_lock(tx: Store, chat_id: str) -> None:
+    await lock_address(tx.database, "telegram", chat_id)
+
+
+async def _by_claim(tx: Store, chat_id: str) -> None:
+    # the controller's way: the lock taken by the update's claim, in one statement
+    await tx.claim_update("telegram:other", 777_900, lock=("telegram", chat_id))
+
+
+@pytest.mark.parametrize("hold", [_by_lock, _by_claim], ids=["lock_address", "claim"])
 async def test_one_persons_updates_wait_for_each_other_not_for_others(
-    cores: list[Controller],
+    cores: list[Controller], hold: Callable[[Store, str], Awaitable[None]],
 ) -> None:
     first, second = cores
     tr = Recorder()
@@ -71,7 +81,7 @@ async def test_one_persons_updates_wait_for_each_other_not_for_others(
         await chat.press("Supplier relationship review")
     # process 1 is in the middle of an update of Sara's (its transaction holds her lock)
     async with first.store.transaction() as tx:
-        await lock_address(tx.database, "telegram", sara.chat_id)
+        await hold(tx, sara.chat_id)
         hers = asyncio.ensure_future(second.process(
             Typed(777101, sara.chat_id, sara.user, "1"), cast(Transport, tr)))
         await second.process(Typed(777102, omid.chat_id, omid.user, "1"), cast(Transport, tr))
@@ -80,3 +90,16 @@ async def test_one_persons_updates_wait_for_each_other_not_for_others(
         assert await _answers(second.store, "53") == ["stakeholder"]  # Omid's went on
     await hers
     assert await _answers(second.store, "52") == ["stakeholder"]
+
+
+async def test_a_claim_with_its_lock_is_still_refused_when_redelivered(
+    cores: list[Controller],
+) -> None:
+    store = cores[0].store
+    async with store.transaction() as tx:
+        await tx.claim_update("telegram:sada_test_bot", 778_001, lock=("telegram", "54"))
+    with pytest.raises(DuplicateUpdate):
+        async with store.transaction() as tx:
+            await tx.claim_update("telegram:sada_test_bot", 778_001, lock=("telegram", "54"))
+    with pytest.raises(RuntimeError, match=r"Store\.transaction"):
+        await store.claim_update("telegram:sada_test_bot", 778_002, lock=("telegram", "54"))
