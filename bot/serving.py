@@ -28,14 +28,12 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from aiohttp import web
-from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection
 
 from bot.conversation.events import Inbound
 from bot.messaging.transport import Transport
 from bot.metrics_settings import MetricsSettings
 from bot.settings import Settings
-from storage.db import head_revision
+from storage.db import head_revision, revision_of
 from storage.repo import Store
 
 if TYPE_CHECKING:  # imported when the follow-ups start
@@ -74,10 +72,6 @@ HEALTH_PATH = "/healthz"
 METRICS_PATH = "/metrics"  # Prometheus; no key (docs/operations.md: keep it private)
 API_PREFIX = "/api/"  # bot.api's; not imported from there, so serving stays light
 READY_PATH = "/readyz"
-
-
-def _revision(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
 
 
 class Shared:
@@ -247,7 +241,7 @@ class Shared:
             return web.json_response({"status": "stopping"}, status=503)
         try:
             async with self.store.database.engine.connect() as conn:
-                revision = await conn.run_sync(_revision)
+                revision = await conn.run_sync(revision_of)
         except Exception as exc:  # any failure to reach it means "not ready", said why
             return web.json_response(
                 {"status": "database unreachable", "error": f"{type(exc).__name__}: {exc}"},

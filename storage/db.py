@@ -16,14 +16,10 @@ from contextlib import asynccontextmanager
 from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy import event
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -31,6 +27,13 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.sqlite_trips import one_trip_dbapi
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic itself is imported only to upgrade or make a migration: importing it costs every
+# `sada` command and every process start about 100 ms, and opening a database at head needs
+# only the two revisions, read below without it.
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -231,6 +234,8 @@ except ImportError:  # pragma: no cover - asyncpg is a pinned dependency
 
 
 def _alembic_config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     # ConfigParser interpolates "%": escape it in case the install path has one.
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
@@ -238,21 +243,41 @@ def _alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
+# A migration's `revision = "0015"` and `down_revision = "0014"` (or None) lines.
+_REVISION_LINE = re.compile(
+    r"""^(down_)?revision\b[^=\n]*=\s*(?:['"]([^'"]+)['"]|None)\s*$""", re.M)
+
+
 @lru_cache(maxsize=1)
 def head_revision() -> str:
-    """The Alembic head revision this code needs."""
-    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
-    if head is None:  # pragma: no cover - the migrations ship with the package
-        raise StorageError(f"no migrations found in {MIGRATIONS_DIR}")
-    return head
+    """The Alembic head revision this code needs: the one no migration names as the one
+    before it (tests/test_storage.py checks it is Alembic's own answer)."""
+    revisions: set[str] = set()
+    followed: set[str] = set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        for down, name in _REVISION_LINE.findall(path.read_text(encoding="utf-8")):
+            if name:
+                (followed if down else revisions).add(name)
+    heads = revisions - followed
+    if len(heads) != 1:  # pragma: no cover - the migrations ship with the package
+        raise StorageError(f"expected one head revision in {MIGRATIONS_DIR}, found "
+                           f"{sorted(heads) or 'none'}")
+    return heads.pop()
 
 
-def _revision_of(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+def revision_of(connection: Connection) -> str | None:
+    """The database's revision (Alembic's version table), None for an empty one."""
+    if not sa_inspect(connection).has_table("alembic_version"):
+        return None
+    found = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+    return None if found is None else str(found)
 
 
 def _run_upgrade(connection: Connection) -> tuple[str | None, str]:
-    before = _revision_of(connection)
+    from alembic import command
+    from alembic.util import CommandError
+
+    before = revision_of(connection)
     try:
         command.upgrade(_alembic_config(connection), "head")
     except CommandError as exc:
@@ -265,7 +290,7 @@ def _run_upgrade(connection: Connection) -> tuple[str | None, str]:
         broken = connection.exec_driver_sql("PRAGMA foreign_key_check").first()
         if broken is not None:
             raise StorageError(f"migration left a broken foreign key in table {broken[0]}")
-    after = _revision_of(connection)
+    after = revision_of(connection)
     assert after is not None
     return before, after
 
@@ -307,7 +332,7 @@ async def current_revision(url: str) -> str | None:
     engine = _create_engine(async_url)
     try:
         async with engine.connect() as conn:
-            return await conn.run_sync(_revision_of)
+            return await conn.run_sync(revision_of)
     except _CONNECT_ERRORS as exc:
         raise _unavailable(url, exc) from exc
     finally:
@@ -335,7 +360,7 @@ class Database:
             if is_sqlite:
                 _prepare_sqlite(async_url)
             async with engine.connect() as conn:
-                current = await conn.run_sync(_revision_of)
+                current = await conn.run_sync(revision_of)
             if current != head_revision():
                 if not auto_upgrade:
                     raise SchemaOutdated(current, head_revision())
@@ -416,6 +441,9 @@ async def new_revision(message: str) -> Path:
 
 
 def _autogenerate(connection: Connection, message: str) -> Path:
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
     cfg = _alembic_config(connection)
     count = sum(1 for _ in ScriptDirectory.from_config(cfg).walk_revisions())
     script = command.revision(cfg, message=message, autogenerate=True, rev_id=f"{count + 1:04d}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from sqlmodel import delete, func, select
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 from storage.db import (
+    MIGRATIONS_DIR,
     Database,
     DatabaseUnavailable,
     NotFound,
@@ -30,6 +33,7 @@ from storage.db import (
 from storage.models import Contact, Outbox, SurveySession
 from storage.repo import Store
 
+ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 FLOW_V1 = "id: nps\ntitle: NPS\nquestions:\n  - id: score\n"
 FLOW_V2 = FLOW_V1 + "  - id: why\n"
@@ -197,6 +201,39 @@ async def test_unusable_sqlite_path_is_database_unavailable(tmp_path: Path) -> N
 async def test_bad_url_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="postgresql://"):
         await Database.open("mysql://db/sada")
+
+
+def test_the_head_revision_is_alembics_own() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    assert head_revision() == ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def test_opening_a_database_at_head_does_not_import_alembic(tmp_path: Path) -> None:
+    """Every `sada` command and process start opens the database: Alembic (~100 ms to
+    import) is for upgrades only. The database is made at head first, in another process."""
+    url = f"sqlite:///{tmp_path / 'sada.db'}"
+    script = f"""
+import asyncio, sys
+from storage.db import Database, revision_of
+async def main():
+    async with await Database.open({url!r}, auto_upgrade=False) as db:
+        async with db.engine.connect() as conn:
+            print(await conn.run_sync(revision_of))
+asyncio.run(main())
+print("alembic" in sys.modules)
+"""
+    made = subprocess.run([sys.executable, "-c", f"import asyncio; from storage.db import "
+                           f"upgrade; asyncio.run(upgrade({url!r}))"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert made.returncode == 0, made.stderr
+    opened = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=ROOT, timeout=120)
+    assert opened.returncode == 0, opened.stderr
+    assert opened.stdout.split() == [head_revision(), "False"]
 
 
 def test_storage_errors_share_a_base() -> None:
