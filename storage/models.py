@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pydantic import ConfigDict
 from sqlalchemy import JSON, BigInteger, Index, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
@@ -30,7 +31,16 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 RESUMABLE_STATUSES: tuple[str, ...] = ("new", "consent", "active")
 
 
-class Contact(SQLModel, table=True):
+class Table(SQLModel):
+    """The base of Sada's tables. Their pydantic validators are built when first used, not
+    at import: rows are made and read by SQLAlchemy, and building them all cost every
+    `sada` command and process start about 50 ms."""
+
+    # SQLModel types it as its own SQLModelConfig (not exported), a ConfigDict with more keys
+    model_config = ConfigDict(defer_build=True)  # type: ignore[assignment]
+
+
+class Contact(Table, table=True):
     """A person we can survey. How to reach them is in their identities (one per channel
     address); `external_id` is the company's own id for them, when it gave one."""
 
@@ -53,7 +63,7 @@ class Contact(SQLModel, table=True):
     updated_at: datetime
 
 
-class ContactIdentity(SQLModel, table=True):
+class ContactIdentity(Table, table=True):
     """One address (a chat, a number …) on one channel that belongs to a contact.
 
     Reachability is per identity: a block on one channel leaves the others usable; a contact
@@ -72,7 +82,7 @@ class ContactIdentity(SQLModel, table=True):
     created_at: datetime
 
 
-class FlowVersion(SQLModel, table=True):
+class FlowVersion(Table, table=True):
     """One exact text of a flow; editing the YAML creates a new row, never changes one."""
 
     __tablename__ = "flow_version"
@@ -86,7 +96,7 @@ class FlowVersion(SQLModel, table=True):
     created_at: datetime
 
 
-class SurveySession(SQLModel, table=True):
+class SurveySession(Table, table=True):
     """One run of one flow with one contact, with the engine's state as JSON."""
 
     __tablename__ = "survey_session"
@@ -113,7 +123,7 @@ class SurveySession(SQLModel, table=True):
     prompt_message_id: int | None = Field(default=None, sa_type=BigInteger)
 
 
-class Answer(SQLModel, table=True):
+class Answer(Table, table=True):
     """The latest answer to one question in one session: raw text as typed, value normalised."""
 
     __tablename__ = "answer"
@@ -128,7 +138,7 @@ class Answer(SQLModel, table=True):
     answered_at: datetime
 
 
-class ProcessedUpdate(SQLModel, table=True):
+class ProcessedUpdate(Table, table=True):
     """An incoming update already applied: a redelivery (same update_id) changes nothing."""
 
     __tablename__ = "processed_update"
@@ -140,7 +150,7 @@ class ProcessedUpdate(SQLModel, table=True):
     processed_at: datetime
 
 
-class LinkToken(SQLModel, table=True):
+class LinkToken(Table, table=True):
     """An unguessable deep-link payload bound to one flow, and to one contact when issued
     for one; the context (ticket, touchpoint …) goes to the session it opens."""
 
@@ -159,7 +169,7 @@ class LinkToken(SQLModel, table=True):
     code_failures: int = 0
 
 
-class Consent(SQLModel, table=True):
+class Consent(Table, table=True):
     """When a person agreed, to which text, in which language."""
 
     __tablename__ = "consent"
@@ -173,7 +183,7 @@ class Consent(SQLModel, table=True):
     given_at: datetime
 
 
-class Invitation(SQLModel, table=True):
+class Invitation(Table, table=True):
     """One contact asked to answer one flow: sent, reminded, answered or expired.
 
     State is per stakeholder, so staff see which roles of an account stayed silent.
@@ -200,7 +210,7 @@ class Invitation(SQLModel, table=True):
     created_at: datetime
 
 
-class Outbox(SQLModel, table=True):
+class Outbox(Table, table=True):
     """A message due to be sent: the scheduler claims it, sends it, records the outcome.
 
     `key` makes scheduling idempotent (one reminder per invitation and step, one follow-up
@@ -239,7 +249,7 @@ class Outbox(SQLModel, table=True):
     created_at: datetime
 
 
-class Case(SQLModel, table=True):
+class Case(Table, table=True):
     """A detractor alert opened for staff; resolving it records the time to resolve."""
 
     __tablename__ = "case"
@@ -258,7 +268,7 @@ class Case(SQLModel, table=True):
     note: str | None = Field(default=None, sa_type=Text)
 
 
-class Action(SQLModel, table=True):
+class Action(Table, table=True):
     """Something staff did (or promise to do) because of what respondents said; every
     affected respondent is told, in their language."""
 
@@ -278,7 +288,7 @@ class Action(SQLModel, table=True):
     created_at: datetime
 
 
-class Feedback(SQLModel, table=True):
+class Feedback(Table, table=True):
     """A respondent's reply to a follow-up message, kept against the action it answers."""
 
     __tablename__ = "feedback"
@@ -290,7 +300,7 @@ class Feedback(SQLModel, table=True):
     received_at: datetime
 
 
-class ApiKey(SQLModel, table=True):
+class ApiKey(Table, table=True):
     """A key one integration (a helpdesk, a CRM) presents to the HTTP API. Only a hash of
     its secret is kept; the prefix, shown in full, lets staff tell keys apart."""
 
@@ -312,7 +322,7 @@ class ApiKey(SQLModel, table=True):
     last_used_at: datetime | None = None
 
 
-class ApiIdempotency(SQLModel, table=True):
+class ApiIdempotency(Table, table=True):
     """The first answer to a request sent with an `Idempotency-Key` header, per API key: a
     retry with the same key and body gets it again instead of acting twice."""
 
@@ -328,7 +338,7 @@ class ApiIdempotency(SQLModel, table=True):
     created_at: datetime
 
 
-class WebhookSubscription(SQLModel, table=True):
+class WebhookSubscription(Table, table=True):
     """An HTTPS endpoint of an integration that receives events (response.completed,
     case.opened, case.resolved) as signed POSTs.
 
@@ -352,7 +362,7 @@ class WebhookSubscription(SQLModel, table=True):
     last_success_at: datetime | None = None
 
 
-class WebhookDelivery(SQLModel, table=True):
+class WebhookDelivery(Table, table=True):
     """One event due to one subscription: the exact body to POST (fixed when the event
     happened, so every retry sends the same bytes and signature input) and its progress.
 
@@ -378,7 +388,7 @@ class WebhookDelivery(SQLModel, table=True):
     delivered_at: datetime | None = None
 
 
-class WebVisitor(SQLModel, table=True):
+class WebVisitor(Table, table=True):
     """A browser of the web chat (bot/channels/web): its id is the address of a contact on
     channel "web", made by the server and kept in the browser's localStorage. `opened`
     lists the links and public flows it has started ("t:<token>", "f:<flow id>"), so opening
@@ -392,7 +402,7 @@ class WebVisitor(SQLModel, table=True):
     created_at: datetime
 
 
-class WebMessage(SQLModel, table=True):
+class WebMessage(Table, table=True):
     """One entry of a visitor's conversation as the browser receives it, in order (`seq`):
     a bot message, an edit of one (`message_id`: the message it changes), a press's notice,
     or the visitor's own answer. `body` is the entry's JSON without seq and id."""
@@ -408,7 +418,7 @@ class WebMessage(SQLModel, table=True):
     created_at: datetime
 
 
-class SendRate(SQLModel, table=True):
+class SendRate(Table, table=True):
     """The shared pacing of sends (bot/followups/shared_rate.py): for a channel ("telegram")
     or one chat of it ("telegram:12345"), the earliest time, in epoch seconds of the
     database's clock, its next message may go (GCRA's theoretical arrival time). Disposable:
@@ -420,7 +430,7 @@ class SendRate(SQLModel, table=True):
     tat: float
 
 
-class InboundUpdate(SQLModel, table=True):
+class InboundUpdate(Table, table=True):
     """An update taken by long polling and not handled yet (storage/inbox.py): kept before
     Telegram is told it arrived, deleted once handled. What a stop or a crash left here is
     handled first on the next start."""
