@@ -175,7 +175,7 @@ class _InTransaction(Database):
     async def alone(self) -> AsyncIterator[AsyncConnection]:
         # Within the transaction: what the helpers wrote first, then committed with it.
         if self._shared is not None:
-            await self._shared.flush()
+            await self._shared.flush_pending()
         yield self.connection
 
     async def close(self) -> None:
@@ -194,6 +194,22 @@ class _JoinedSession(AsyncSession):
 
     async def __aenter__(self) -> _JoinedSession:
         return self
+
+    async def connection(
+        self, bind_arguments: Any = None, execution_options: Any = None, **kw: Any,
+    ) -> AsyncConnection:
+        # The transaction's own connection, which the session is bound to: asking the
+        # session for it is a trip through a greenlet (about 19 µs, three times a step).
+        bind = self.bind
+        if bind_arguments or execution_options or kw or not isinstance(bind, AsyncConnection):
+            return await super().connection(bind_arguments, execution_options, **kw)
+        return bind
+
+    async def flush_pending(self) -> None:
+        """Flush, when there is anything to flush: an empty flush is a trip through a
+        greenlet all the same (about 15 µs, three or four times a step)."""
+        if self.new or self.dirty or self.deleted:
+            await self.flush()
 
     async def __aexit__(self, *exc: object) -> None:
         return None
@@ -216,7 +232,7 @@ class _HelperBlock:
     async def __aexit__(self, kind: type[BaseException] | None, *exc: object) -> None:
         self.session._depth -= 1
         if kind is None:
-            await self.session.flush()
+            await self.session.flush_pending()
         else:
             # As a helper's own session did: a failure rolls the whole transaction back.
             await self.session.rollback()
