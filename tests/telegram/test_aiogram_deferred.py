@@ -1,6 +1,6 @@
 """aiogram, imported after bot.channels.telegram, builds its models when first used
-(bot/channels/telegram/aiogram_deferred.py): none at import, and then the same validators as
-aiogram's own import builds, for the update and the methods a survey uses."""
+(bot/channels/telegram/aiogram_deferred.py): none at import; the aiogram shell builds those a
+survey uses, and they are the same as aiogram's own import builds."""
 
 from __future__ import annotations
 
@@ -29,6 +29,9 @@ import aiogram
 from aiogram import methods, types
 built = sorted(name for module in (types, methods) for name in module.__all__
                if getattr(getattr(module, name), "__pydantic_complete__", False))
+if sys.argv[1] == "deferred":  # the shell builds what a survey uses before it is ready
+    import bot.channels.telegram.aiogram_shell
+    assert types.Update.__pydantic_complete__ and methods.SendMessage.__pydantic_complete__
 update = types.Update.model_validate({"update_id": 7, "callback_query": {
     "id": "1", "from": {"id": 5, "is_bot": False, "first_name": "Sara"}, "chat_instance": "c",
     "data": "sada:a:1", "message": {"message_id": 3, "date": 1764547200,

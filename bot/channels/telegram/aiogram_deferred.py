@@ -36,6 +36,8 @@ if TYPE_CHECKING:  # importlib.abc alone is 30 ms of every process's start
     from importlib.machinery import ModuleSpec
     from types import ModuleType
 
+    from pydantic import BaseModel
+
 _PACKAGE = "aiogram"
 _NAME = re.compile(r"[A-Za-z_]\w*")
 
@@ -124,3 +126,11 @@ def install() -> None:
 def uninstall() -> None:
     if _FINDER in sys.meta_path:
         sys.meta_path.remove(_FINDER)
+
+
+def build(*models: type[BaseModel]) -> None:
+    """Build `models` now, where their first use would have (a process is ready with what it
+    uses built, and no reply waits on a build)."""
+    for model in models:
+        if not model.__pydantic_complete__:
+            model.model_rebuild()
