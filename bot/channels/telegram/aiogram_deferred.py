@@ -3,9 +3,9 @@
 Importing aiogram 3.31 builds the pydantic validators of all its ~600 types and methods
 (its types/__init__.py calls model_rebuild on every type; its methods build as their classes
 are made): 4.4 s of CPU on this project's 2-core machines, paid by every `sada run` process
-and every process that starts one, while a survey uses about a dozen of them. Upstream has
-no fix (aiogram issues #1876 and #1891). Built when first used, the import costs 0.8 s and
-the first update about 0.1 s more.
+and every process that starts one, while a survey uses about fifteen of them. Upstream has
+no fix (aiogram issues #1876 and #1891). Deferred, the import costs 0.8 s; the aiogram shell
+then builds what a survey uses (`build`, at its import: about 0.4 s more).
 
 While aiogram's package runs its import, and only then, pydantic's two build points are
 replaced:
@@ -15,8 +15,9 @@ replaced:
   that contains the type resolve them;
 - a method class, built as its class is made, gets pydantic's placeholders instead (as
   defer_build gives), which build the validator the first time it is used.
-Afterwards pydantic is as it was. tests/telegram/test_aiogram_deferred.py checks that every
-type and method validates to the same JSON schema as with aiogram's own import.
+Afterwards pydantic is as it was. These are pydantic internals (pinned in requirements.lock):
+a pydantic without them gets aiogram's own import, and tests/telegram/test_aiogram_deferred.py
+fails, as it does if the models a survey uses differ from those aiogram's own import builds.
 
 `install()` (bot/channels/telegram/__init__.py) puts a finder in front of the import system
 for the first import of aiogram; a process that imported aiogram before gets it as it is.
@@ -50,7 +51,10 @@ def builds_deferred() -> Iterator[None]:
 
     saved = vars(BaseModel)["model_rebuild"]  # the classmethod itself
     rebuild = saved.__func__
-    complete = _model_construction.complete_model_class
+    complete = getattr(_model_construction, "complete_model_class", None)
+    if complete is None or not hasattr(_mock_val_ser, "set_model_mocks"):
+        yield  # another pydantic: aiogram's own import, slower but whole
+        return
 
     def model_rebuild(
         cls: type[BaseModel], *, force: bool = False, raise_errors: bool = True,
