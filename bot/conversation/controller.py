@@ -879,20 +879,15 @@ class Controller:
         the chat's lane (lanes.py): other people's updates go on meanwhile, and a stop cuts
         the wait short (Transient: not sent)."""
         delay = 0.5
+        booked = False  # the retry of a 429 has its time already (SharedRateLimiter)
         for attempt in range(6):
             try:
-                await self._pace(out)
+                if not booked:
+                    await self._pace(out)
+                booked = False
                 return await _send(out, transport)
             except RetryAfter as exc:
-                limiter = shared_limiter(self.channel)
-                wait = exc.seconds
-                if limiter is not None:
-                    # Every process waits it out, as for the outbox's 429s: the others'
-                    # sends would otherwise fill the window again before this retry. And the
-                    # retry keeps the bookings' margin: between processes on a busy machine a
-                    # send reaches the channel later than booked, and its window with it.
-                    limiter.pause(exc.seconds)
-                    wait += CHAT_MARGIN
+                wait, booked = await self._after_429(out, exc.seconds)
                 if exc.seconds > LONGEST_WAIT:
                     # A channel paused for long (WhatsApp's spam limit: an hour) must not hold
                     # the person's lane: unsent, so a question is shown on their next message.
@@ -904,6 +899,25 @@ class Controller:
                     raise
                 delay = min(delay * 2, 30)
         raise Transient("gave up after repeated rate limits")
+
+    async def _after_429(self, out: Out, seconds: float) -> tuple[float, bool]:
+        """How long to wait before sending `out` again after a 429 asking `seconds`, and
+        whether that retry has booked its time. With several processes every one of them
+        waits it out, as for the outbox's 429s (the others' sends would otherwise fill the
+        window again before this retry), and a message's retry is booked at once, with
+        the second before it kept clear."""
+        limiter = shared_limiter(self.channel)
+        if limiter is None:
+            return seconds, False
+        chat = getattr(out, "chat_id", None)
+        if chat is not None and not isinstance(out, AnswerPress) and seconds <= LONGEST_WAIT:
+            wait = await limiter.retry_reply(chat, seconds)
+            if wait is not None:
+                return wait, True
+        limiter.pause(seconds)
+        # between processes on a busy machine a send reaches the channel later than booked,
+        # and its window with it: the retry keeps the bookings' margin
+        return seconds + CHAT_MARGIN, False
 
     async def _pace(self, out: Out) -> None:
         """With several processes on PostgreSQL, a message waits for its turn within the

@@ -50,6 +50,11 @@ log = logging.getLogger(__name__)
 SHARED_HEADROOM = 0.9
 CHAT_MARGIN = 0.25
 
+# A retry after a 429 has this much of the second before it kept free of other sends: the
+# moments sends reach the channel wander from their bookings (above), and on a loaded machine
+# by enough to fill the channel's window again; the retry must not meet a second 429.
+RETRY_GAP = 0.5
+
 # The longest per-chat spacing replies keep (with CHAT_MARGIN): see acquire_reply.
 REPLY_CHAT_SPACING = 1.0 + CHAT_MARGIN
 
@@ -83,6 +88,25 @@ RETURNING tat - :interval - {_NOW} AS wait
 _PAUSE = text(f"""
 INSERT INTO send_rate (key, tat) VALUES (:channel, {_NOW} + :seconds)
 ON CONFLICT (key) DO UPDATE SET tat = GREATEST(send_rate.tat, EXCLUDED.tat)
+""")
+# A reply's retry after a 429, booked at once (see retry_reply): the channel waits the 429
+# out, then keeps RETRY_GAP free before the retry's slot, and its later bookings go after it.
+_RETRY = text(f"""
+WITH n AS (SELECT {_NOW} AS now),
+c AS (SELECT tat AS chat_tat FROM send_rate WHERE key = :chat AND :chat_too FOR UPDATE),
+g AS (
+    INSERT INTO send_rate (key, tat)
+    SELECT :channel, GREATEST(n.now + :seconds + :gap,
+                              COALESCE((SELECT chat_tat FROM c), 0)) + :interval FROM n
+    ON CONFLICT (key) DO UPDATE
+        SET tat = GREATEST(GREATEST(send_rate.tat, (SELECT now FROM n) + :seconds) + :gap,
+                           COALESCE((SELECT chat_tat FROM c), 0)) + :interval
+    RETURNING tat - :interval AS slot
+), u AS (
+    INSERT INTO send_rate (key, tat) SELECT :chat, g.slot + :per_chat FROM g WHERE :chat_too
+    ON CONFLICT (key) DO UPDATE SET tat = GREATEST(send_rate.tat, EXCLUDED.tat)
+)
+SELECT g.slot - n.now FROM g, n
 """)
 _PRUNE = text(f"DELETE FROM send_rate WHERE key LIKE :chats AND tat < {_NOW} - :age")
 
@@ -169,6 +193,27 @@ class SharedRateLimiter(RateLimiter):
                 "channel": self.channel, "interval": self._interval})).scalar_one()
         if float(wait) > 0:
             await (sleep or self.sleep)(float(wait))
+
+    async def retry_reply(self, chat_id: Chat, seconds: float) -> float | None:
+        """A reply to `chat_id` met a 429 asking `seconds`: pause every process that long and
+        book the reply's retry now, RETRY_GAP after the pause and after what the others had
+        booked already, so that the second before it is not full again. The seconds until
+        the retry may go, without booking again; None when the database could not be asked
+        (then: pause, wait and book as any send)."""
+        chat_too = self.per_chat <= REPLY_CHAT_SPACING  # as acquire_reply
+        try:
+            async with self.database.alone() as conn:
+                wait = (await conn.execute(_RETRY, {
+                    "chat": self._chat_key(chat_id), "chat_too": chat_too,
+                    "channel": self.channel, "seconds": seconds, "gap": RETRY_GAP,
+                    "interval": self._interval, "per_chat": self.per_chat})).scalar_one()
+        except Exception as exc:  # the database: the caller falls back to pause and book
+            log.warning("could not book the retry of a reply on %s: %s", self.channel, exc)
+            return None
+        wait = max(float(wait), 0.0)
+        if chat_too:
+            self._chat_last[chat_id] = self.clock() + wait
+        return wait
 
     def chat_wait(self, chat_id: Chat) -> float:
         last = self._chat_last.get(chat_id)

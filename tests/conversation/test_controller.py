@@ -214,6 +214,44 @@ async def test_429_is_retried_and_403_marks_unreachable(core: Controller, store:
     assert [i.unreachable for i in await store.identities(contact.id)] == [True]
 
 
+async def test_a_429_under_shared_limits_books_its_retry_with_the_pause(store: Store) -> None:
+    # several processes on PostgreSQL: the retry's time is booked when the 429 comes, behind
+    # a clear gap (bot/followups/shared_rate.py), not booked again after the wait
+    if store.database.engine.dialect.name != "postgresql":
+        pytest.skip("shared limits live in PostgreSQL; SQLite is one process")
+    from bot.channels.telegram.channel import CHANNEL
+    from bot.followups import shared_rate
+
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    core = Controller(store, project_flows(), channel="telegram", bot_username="sada_test_bot",
+                      admin_ids=frozenset({"1"}), secret="test-secret", sleep=sleep)
+    assert shared_rate.install(store.database, {"telegram": CHANNEL.capabilities})
+    limiter = shared_rate.installed("telegram")
+    assert limiter is not None
+    booked: list[object] = []
+    book = limiter.book
+
+    async def counted(chat: object) -> tuple[float | None, float]:
+        booked.append(chat)
+        return await book(chat)  # type: ignore[arg-type]
+
+    limiter.book = counted  # type: ignore[method-assign,assignment]
+    try:
+        tr = Recorder()
+        chat = Chat(core, tr, 49, "en")
+        tr.fail = [RetryAfter(1)]
+        await chat.send("/start")
+    finally:
+        shared_rate.uninstall()
+    assert "Which survey" in chat.last()
+    assert booked == ["49"], booked  # the first try's booking; the retry had its own
+    assert max(waits) >= 1 + shared_rate.RETRY_GAP - 0.05, waits
+
+
 async def test_crash_between_commit_and_send_shows_the_question(core: Controller) -> None:
     tr = Recorder()
     chat = Chat(core, tr, 48, "en")

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from bot.followups.shared_rate import SharedRateLimiter
+from bot.followups.shared_rate import RETRY_GAP, SharedRateLimiter
 from storage.db import Database
 
 pytestmark = pytest.mark.postgres
@@ -102,6 +102,27 @@ async def test_a_429_pauses_every_process(url: str) -> None:
     finally:
         await _close(limiters)
     assert slot is not None and 1.8 < wait <= 2.01
+
+
+async def test_a_replys_retry_after_a_429_is_booked_at_once_behind_a_clear_gap(url: str) -> None:
+    # sends wander from their bookings on a busy machine: the retry must not find the
+    # channel's window full again, so the second before its time is kept clear
+    limiters = await _limiters(url, rate=50, per_chat=0.1)
+    try:
+        booked = [await limiters[i % 3].book(2000 + i) for i in range(10)]
+        wait = await limiters[1].retry_reply(2999, 0.1)
+        after, _ = await limiters[2].book(3000)  # another process, another chat
+        chat_slot, chat_wait = await limiters[0].book(2999)  # the retried chat, elsewhere
+    finally:
+        await _close(limiters)
+    last = max(slot for slot, _ in booked if slot is not None)
+    assert wait is not None and wait >= 0.1 + RETRY_GAP - 0.01, wait
+    assert after is not None
+    # the retry's slot came RETRY_GAP after the bookings before it; the next one an interval
+    # after the retry (nobody inside the gap, nobody on the retry's slot)
+    assert after - last >= RETRY_GAP + 2 * 0.02 - 1e-6, (after, last)
+    # the chat keeps its spacing from the retry
+    assert chat_slot is None and chat_wait > RETRY_GAP, chat_wait
 
 
 async def test_replies_keep_a_long_chat_spacing_out_of_a_conversation(url: str) -> None:

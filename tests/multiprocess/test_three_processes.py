@@ -432,7 +432,7 @@ async def test_three_processes_behave_as_one_bot(pg_url: str, tmp_path: Path) ->
                        call.params.get("text") or call.params.get("message_id"))
                 tries.setdefault(key, []).append(call.status)
         again = {k: v for k, v in tries.items() if v.count(429) > 1}
-        assert not again, again
+        assert not again, _windows(api.requests, again)
         edits = len(api.calls("editMessageText")) + len(api.calls("editMessageReplyMarkup"))
         print(f"\n{PROCESSES} processes, {RESPONDENTS} respondents ({len(answers)} answers, "
               f"{Respondent.doubled} updates delivered twice, {Respondent.short} steps short of "
@@ -442,3 +442,23 @@ async def test_three_processes_behave_as_one_bot(pg_url: str, tmp_path: Path) ->
               f"{proxy.failovers} proxy failovers, {len(twice)} sent twice, outbox "
               f"{[tuple(r) for r in outbox]}: {took:.1f}s ({phases})")
         assert B2B.id == "b2b-supplier"
+
+
+def _windows(calls: list[Any], again: dict[tuple[Any, Any, Any], list[int | None]]) -> str:
+    """Each try of the messages that met two 429s: when it arrived (seconds after the first
+    send), its answer, and the messages the fake had accepted in the second before it,
+    overall and to that chat: what a 429 found."""
+    sends = [c for c in calls if c.method.startswith(("send", "edit"))]
+    start = sends[0].at if sends else 0.0
+    lines = []
+    for method, chat, what in again:
+        for call in sends:
+            if (call.method, call.params.get("chat_id"),
+                    call.params.get("text") or call.params.get("message_id")) != (method, chat,
+                                                                                 what):
+                continue
+            before = [c for c in sends if c.status == 200 and call.at - 1 < c.at < call.at]
+            lines.append(f"{method} {chat} at {call.at - start:.3f}s: {call.status}; "
+                         f"accepted in the second before: {len(before)} overall, "
+                         f"{sum(c.params.get('chat_id') == chat for c in before)} to the chat")
+    return "\n".join(lines)
