@@ -253,6 +253,7 @@ async def run(args: argparse.Namespace) -> int:
         total = DispatchReport()
         load = os.getloadavg()[0]
         began = time.perf_counter()
+        cpu_began = time.process_time()
         next_note = 1000
         while True:
             if dispatcher.paused():
@@ -272,6 +273,7 @@ async def run(args: argparse.Namespace) -> int:
                 break
             await asyncio.sleep(max((wake - datetime.now(UTC)).total_seconds(), 0.01))
         elapsed = time.perf_counter() - began
+        cpu = time.process_time() - cpu_began
         loads = f"{load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
         summary = await outbox.status_summary(db, datetime.now(UTC))
         expected = {address(channel, i) for i in range(args.contacts)}
@@ -291,6 +293,10 @@ async def run(args: argparse.Namespace) -> int:
           f"{args.concurrency}, fake {channel} limit {limits}; load average {loads} "
           f"on {os.cpu_count()} cores")
     print(f"seeded in {seeded:.1f} s; dispatched in {elapsed:.1f} s")
+    # What a message costs in CPU, whatever the pacing: this process holds the dispatcher,
+    # its client and the fake API server (a database server's own CPU is not counted).
+    print(f"CPU while dispatching: {cpu:.1f} s, "
+          f"{1000 * cpu / max(total.sent, 1):.2f} ms a message (this process)")
     print(f"sent {total.sent}: {rate:.2f} messages/s = {rate / ceiling:.1%} of the "
           f"{ceiling:g}/s ceiling; messages: {kinds}")
     print(f"{throttles}; duplicates: {duplicates}; missing: {missing}; "

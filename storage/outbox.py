@@ -259,10 +259,15 @@ def _held(outbox_id: int, claimed_until: datetime | None) -> list[Any]:
     return conditions
 
 
+# A send's own writes (start_send, _finish, release) are one statement each, made for every
+# message: they go through Database.alone (one round trip on PostgreSQL, no ORM session),
+# which costs a message a good part less CPU than a session's transaction.
+
+
 async def _finish(db: Database, conditions: list[Any], values: dict[str, Any]) -> bool:
     stmt = update(Outbox).where(*conditions).values(**values).returning(col(Outbox.id))
-    async with db.session() as s, s.begin():
-        return (await s.exec(stmt)).first() is not None
+    async with db.alone() as conn:
+        return (await conn.execute(stmt)).first() is not None
 
 
 async def start_send(
@@ -280,8 +285,8 @@ async def start_send(
         .values(attempts=col(Outbox.attempts) + 1)
         .returning(col(Outbox.attempts))
     )
-    async with db.session() as s, s.begin():
-        attempts = (await s.exec(stmt)).scalar()
+    async with db.alone() as conn:
+        attempts = (await conn.execute(stmt)).scalar()
     return None if attempts is None else int(attempts)
 
 
@@ -313,8 +318,8 @@ async def release(
         .values(**values)
         .returning(col(Outbox.id))
     )
-    async with db.session() as s, s.begin():
-        return len((await s.exec(stmt)).all())
+    async with db.alone() as conn:
+        return len((await conn.execute(stmt)).all())
 
 
 async def mark_sent(
