@@ -911,7 +911,7 @@ class Controller:
             return seconds, False
         chat = getattr(out, "chat_id", None)
         if chat is not None and not isinstance(out, AnswerPress) and seconds <= LONGEST_WAIT:
-            wait = await limiter.retry_reply(chat, seconds)
+            wait = await limiter.retry(chat, seconds, reply=True)
             if wait is not None:
                 return wait, True
         limiter.pause(seconds)

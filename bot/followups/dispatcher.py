@@ -48,7 +48,7 @@ from sqlalchemy.exc import DBAPIError
 from bot import logs, metrics
 from bot.followups.ratelimit import RateLimiter
 from bot.followups.render import Fail, Flows, Message, Skip, TemplateMessage, render
-from bot.followups.shared_rate import installed
+from bot.followups.shared_rate import SharedRateLimiter, installed
 from bot.messaging.registry import CHANNELS, Registry
 from bot.messaging.transport import (
     Blocked,
@@ -65,6 +65,10 @@ from storage.db import Database
 from storage.models import Outbox
 
 log = logging.getLogger(__name__)
+
+# A 429 asking longer than this (WhatsApp's spam limit: an hour) re-queues its row instead
+# of holding it claimed until its retry (Dispatcher._booked_retry).
+LONGEST_BOOKED_RETRY = 30.0
 
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
@@ -240,12 +244,13 @@ class Dispatcher:
             return self.clock()
         return self._pause(channel, seconds)
 
-    def _pause(self, channel: str, seconds: float) -> datetime:
+    def _pause(self, channel: str, seconds: float, *, share: bool = True) -> datetime:
         until = self.clock() + timedelta(seconds=seconds)
         known = self._paused.get(channel)
         if known is None or until > known:
             self._paused[channel] = until
-        self.limiters[channel].pause(seconds)
+        if share:
+            self.limiters[channel].pause(seconds)
         return self._paused[channel]
 
     async def run_once(self) -> DispatchReport:
@@ -332,7 +337,11 @@ class Dispatcher:
         stop came first."""
         if self.stopping:
             return False
-        turn = asyncio.ensure_future(self.limiters[row.channel].acquire(row.address))
+        return await self._until_stop(self.limiters[row.channel].acquire(row.address))
+
+    async def _until_stop(self, waiting: Awaitable[None]) -> bool:
+        """Wait for `waiting`; False when a stop came first."""
+        turn = asyncio.ensure_future(waiting)
         self._waiting.add(turn)
         try:
             await asyncio.wait({turn})
@@ -381,34 +390,59 @@ class Dispatcher:
             return
         row.attempts = attempts
         # The at-least-once window opens here and closes when mark_sent commits.
-        try:
-            async with asyncio.timeout_at(self._send_deadline()) as timeout:
-                self._in_flight.add(timeout)
-                try:
-                    message_id = await self._send(row, message)
-                finally:
-                    self._in_flight.discard(timeout)
-        except ChatRetryAfter as exc:
-            await self._chat_rate_limited(row, report, exc.seconds)
-        except RetryAfter as exc:
-            await self._rate_limited(row, report, exc.seconds)
-        except Blocked as exc:
-            await self._blocked(row, report, str(exc) or "blocked by the user")
-        except Refused as exc:
-            await self._fail(row, report, f"refused: {exc}")
-        except (Transient, TimeoutError) as exc:
-            await self._transient(row, report, str(exc) or type(exc).__name__)
-        except Exception as exc:  # a bug in a transport must not stop the whole queue
-            log.exception("unexpected error sending outbox message %s", row.id)
-            await self._transient(row, report, f"{type(exc).__name__}: {exc}")
-        else:
-            if await outbox.mark_sent(self.database, _id(row), message_id, self.clock(),
-                                      claimed_until=row.locked_until):
-                report.sent += 1
+        retried = False
+        while True:
+            try:
+                async with asyncio.timeout_at(self._send_deadline()) as timeout:
+                    self._in_flight.add(timeout)
+                    try:
+                        message_id = await self._send(row, message)
+                    finally:
+                        self._in_flight.discard(timeout)
+            except ChatRetryAfter as exc:
+                await self._chat_rate_limited(row, report, exc.seconds)
+            except RetryAfter as exc:
+                if not retried and await self._booked_retry(row, exc.seconds):
+                    report.rate_limited += 1
+                    retried = True
+                    continue
+                await self._rate_limited(row, report, exc.seconds)
+            except Blocked as exc:
+                await self._blocked(row, report, str(exc) or "blocked by the user")
+            except Refused as exc:
+                await self._fail(row, report, f"refused: {exc}")
+            except (Transient, TimeoutError) as exc:
+                await self._transient(row, report, str(exc) or type(exc).__name__)
+            except Exception as exc:  # a bug in a transport must not stop the whole queue
+                log.exception("unexpected error sending outbox message %s", row.id)
+                await self._transient(row, report, f"{type(exc).__name__}: {exc}")
             else:
-                report.lost_lease += 1
-                log.warning("outbox message %s was sent but its lease had passed to another "
-                            "worker: it may be delivered twice", row.id)
+                if await outbox.mark_sent(self.database, _id(row), message_id, self.clock(),
+                                          claimed_until=row.locked_until):
+                    report.sent += 1
+                else:
+                    report.lost_lease += 1
+                    log.warning("outbox message %s was sent but its lease had passed to "
+                                "another worker: it may be delivered twice", row.id)
+            return
+
+    async def _booked_retry(self, row: Outbox, seconds: float) -> bool:
+        """Under limits shared through the database, a 429 books the row's retry at once,
+        behind a clear gap (SharedRateLimiter.retry), and this worker waits for it and sends
+        again, the row still claimed: re-queued and booked later, by whichever worker, the
+        retry could meet the channel's window full again. False: the 429 is handled as
+        usual (the row re-queued, the channel paused)."""
+        limiter = self.limiters.get(row.channel)
+        if not isinstance(limiter, SharedRateLimiter) or self.stopping \
+                or seconds > LONGEST_BOOKED_RETRY:
+            return False
+        wait = await limiter.retry(row.address, seconds)
+        if wait is None or self._lease_left(row) <= timedelta(seconds=wait) + self.send_timeout:
+            return False
+        # The rest of this process's sends on the channel wait, as after any 429 (the
+        # retry's booking paused the other processes).
+        self._pause(row.channel, seconds, share=False)
+        return await self._until_stop(self.sleep(wait))
 
     @metrics.counts_sends("outbox", lambda self, row, message: row.channel)
     async def _send(self, row: Outbox, message: Message) -> int:

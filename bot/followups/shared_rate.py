@@ -89,8 +89,8 @@ _PAUSE = text(f"""
 INSERT INTO send_rate (key, tat) VALUES (:channel, {_NOW} + :seconds)
 ON CONFLICT (key) DO UPDATE SET tat = GREATEST(send_rate.tat, EXCLUDED.tat)
 """)
-# A reply's retry after a 429, booked at once (see retry_reply): the channel waits the 429
-# out, then keeps RETRY_GAP free before the retry's slot, and its later bookings go after it.
+# A message's retry after a 429, booked at once (SharedRateLimiter.retry): the channel waits
+# the 429 out, then keeps RETRY_GAP free before the retry's slot; later bookings go after it.
 _RETRY = text(f"""
 WITH n AS (SELECT {_NOW} AS now),
 c AS (SELECT tat AS chat_tat FROM send_rate WHERE key = :chat AND :chat_too FOR UPDATE),
@@ -194,13 +194,15 @@ class SharedRateLimiter(RateLimiter):
         if float(wait) > 0:
             await (sleep or self.sleep)(float(wait))
 
-    async def retry_reply(self, chat_id: Chat, seconds: float) -> float | None:
-        """A reply to `chat_id` met a 429 asking `seconds`: pause every process that long and
-        book the reply's retry now, RETRY_GAP after the pause and after what the others had
-        booked already, so that the second before it is not full again. The seconds until
-        the retry may go, without booking again; None when the database could not be asked
-        (then: pause, wait and book as any send)."""
-        chat_too = self.per_chat <= REPLY_CHAT_SPACING  # as acquire_reply
+    async def retry(self, chat_id: Chat, seconds: float, *, reply: bool = False
+                    ) -> float | None:
+        """A message to `chat_id` met a 429 asking `seconds`: pause every process that long
+        and book the message's retry now, RETRY_GAP after the pause and after what the
+        others had booked already, so that the second before it is not full again. The
+        seconds until the retry may go, without booking again; None when the database could
+        not be asked (then: pause, wait and book as any send). `reply`: the chat's spacing
+        as acquire_reply keeps it."""
+        chat_too = not reply or self.per_chat <= REPLY_CHAT_SPACING
         try:
             async with self.database.alone() as conn:
                 wait = (await conn.execute(_RETRY, {
@@ -208,7 +210,7 @@ class SharedRateLimiter(RateLimiter):
                     "channel": self.channel, "seconds": seconds, "gap": RETRY_GAP,
                     "interval": self._interval, "per_chat": self.per_chat})).scalar_one()
         except Exception as exc:  # the database: the caller falls back to pause and book
-            log.warning("could not book the retry of a reply on %s: %s", self.channel, exc)
+            log.warning("could not book the retry of a message on %s: %s", self.channel, exc)
             return None
         wait = max(float(wait), 0.0)
         if chat_too:

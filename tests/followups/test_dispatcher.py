@@ -16,6 +16,7 @@ from sqlmodel import col, select
 from bot.channels.telegram.channel import CHANNEL as TELEGRAM
 from bot.followups.dispatcher import Dispatcher, DispatchReport, dispatch_until_idle
 from bot.followups.ratelimit import RateLimiter
+from bot.followups.shared_rate import RETRY_GAP, SharedRateLimiter
 from bot.messaging.capabilities import Capabilities
 from bot.messaging.registry import Channel, Registry
 from bot.messaging.transport import Blocked, ChatRetryAfter, Refused, RetryAfter, Transient
@@ -116,6 +117,36 @@ async def test_429_waits_retry_after_and_is_not_a_failure(
     assert sorted(transport.texts()) == ["m0", "m1", "m2"]
     # max_attempts=1, yet the message was not given up: a 429 is not an attempt
     assert [r.attempts for r in (await _rows(database)).values()] == [1, 1, 1]
+
+
+async def test_under_shared_limits_a_429_is_sent_again_at_the_time_it_booked(
+    database: Database, clock: FakeClock, transport: RecordingTransport
+) -> None:
+    # several processes on PostgreSQL: the retry is booked with the 429's pause, behind a
+    # clear gap (SharedRateLimiter.retry), and sent by this worker, the row still claimed,
+    # not re-queued to be booked again later into a window as full as the first
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("shared limits live in PostgreSQL; SQLite is one process")
+    limiter = SharedRateLimiter(database, "telegram", rate=1000, per_chat=0.001,
+                                sleep=clock.sleep)
+    booked: list[object] = []
+    book = limiter.book
+
+    async def counted(chat: object) -> tuple[float | None, float]:
+        booked.append(chat)
+        return await book(chat)  # type: ignore[arg-type]
+
+    limiter.book = counted  # type: ignore[method-assign,assignment]
+    await _queue(database, clock, "m0", chat_id=10)
+    transport.fail(10, RetryAfter(1))
+    dispatcher = _dispatcher(database, transport, clock, limiter=limiter, max_attempts=1)
+    report = await dispatcher.run_once()
+    assert (report.rate_limited, report.sent, report.released, report.failed) == (1, 1, 0, 0)
+    assert transport.texts() == ["m0"] and len(transport.attempts) == 2
+    assert booked == ["10"]  # the first send's booking; the retry's came with the 429
+    assert max(clock.slept) >= 1 + RETRY_GAP - 0.05, clock.slept
+    rows = await _rows(database)
+    assert (rows["m0"].status, rows["m0"].attempts) == ("sent", 1)
 
 
 async def test_403_marks_the_contact_unreachable_and_cancels_its_queue(

@@ -104,13 +104,13 @@ async def test_a_429_pauses_every_process(url: str) -> None:
     assert slot is not None and 1.8 < wait <= 2.01
 
 
-async def test_a_replys_retry_after_a_429_is_booked_at_once_behind_a_clear_gap(url: str) -> None:
+async def test_a_retry_after_a_429_is_booked_at_once_behind_a_clear_gap(url: str) -> None:
     # sends wander from their bookings on a busy machine: the retry must not find the
     # channel's window full again, so the second before its time is kept clear
     limiters = await _limiters(url, rate=50, per_chat=0.1)
     try:
         booked = [await limiters[i % 3].book(2000 + i) for i in range(10)]
-        wait = await limiters[1].retry_reply(2999, 0.1)
+        wait = await limiters[1].retry(2999, 0.1)
         after, _ = await limiters[2].book(3000)  # another process, another chat
         chat_slot, chat_wait = await limiters[0].book(2999)  # the retried chat, elsewhere
     finally:
