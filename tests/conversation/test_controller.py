@@ -15,6 +15,7 @@ from bot.conversation.staff import record_id
 from bot.i18n import Translator
 from bot.messaging.transport import Blocked, Keyboard, RetryAfter
 from storage.repo import Store
+from tests.bookings import count_bookings
 from tests.conftest import project_flows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -232,14 +233,7 @@ async def test_a_429_under_shared_limits_books_its_retry_with_the_pause(store: S
     assert shared_rate.install(store.database, {"telegram": CHANNEL.capabilities})
     limiter = shared_rate.installed("telegram")
     assert limiter is not None
-    booked: list[object] = []
-    book = limiter.book
-
-    async def counted(chat: object) -> tuple[float | None, float]:
-        booked.append(chat)
-        return await book(chat)  # type: ignore[arg-type]
-
-    limiter.book = counted  # type: ignore[method-assign,assignment]
+    booked = count_bookings(limiter)
     try:
         tr = Recorder()
         chat = Chat(core, tr, 49, "en")

@@ -24,6 +24,7 @@ from storage import outbox
 from storage.db import Database
 from storage.models import Contact, Outbox
 from storage.repo import Store
+from tests.bookings import count_bookings
 from tests.followups.outbox_fakes import (
     FakeClock,
     RecordingTransport,
@@ -129,14 +130,7 @@ async def test_under_shared_limits_a_429_is_sent_again_at_the_time_it_booked(
         pytest.skip("shared limits live in PostgreSQL; SQLite is one process")
     limiter = SharedRateLimiter(database, "telegram", rate=1000, per_chat=0.001,
                                 sleep=clock.sleep)
-    booked: list[object] = []
-    book = limiter.book
-
-    async def counted(chat: object) -> tuple[float | None, float]:
-        booked.append(chat)
-        return await book(chat)  # type: ignore[arg-type]
-
-    limiter.book = counted  # type: ignore[method-assign,assignment]
+    booked = count_bookings(limiter)
     await _queue(database, clock, "m0", chat_id=10)
     transport.fail(10, RetryAfter(1))
     dispatcher = _dispatcher(database, transport, clock, limiter=limiter, max_attempts=1)
