@@ -65,6 +65,7 @@ from bot.messaging.registry import CHANNELS
 from bot.messaging.transport import (
     Blocked,
     Button,
+    ChatRetryAfter,
     Keyboard,
     Refused,
     RetryAfter,
@@ -887,7 +888,7 @@ class Controller:
                 booked = False
                 return await _send(out, transport)
             except RetryAfter as exc:
-                wait, booked = await self._after_429(out, exc.seconds)
+                wait, booked = await self._after_429(out, exc)
                 if exc.seconds > LONGEST_WAIT:
                     # A channel paused for long (WhatsApp's spam limit: an hour) must not hold
                     # the person's lane: unsent, so a question is shown on their next message.
@@ -900,14 +901,16 @@ class Controller:
                 delay = min(delay * 2, 30)
         raise Transient("gave up after repeated rate limits")
 
-    async def _after_429(self, out: Out, seconds: float) -> tuple[float, bool]:
-        """How long to wait before sending `out` again after a 429 asking `seconds`, and
-        whether that retry has booked its time. With several processes every one of them
-        waits it out, as for the outbox's 429s (the others' sends would otherwise fill the
-        window again before this retry), and a message's retry is booked at once, with
-        the second before it kept clear."""
+    async def _after_429(self, out: Out, exc: RetryAfter) -> tuple[float, bool]:
+        """How long to wait before sending `out` again after a 429 asking `exc.seconds`,
+        and whether that retry has booked its time. With several processes every one of
+        them waits it out, as for the outbox's 429s (the others' sends would otherwise fill
+        the window again before this retry), and a message's retry is booked at once, with
+        the second before it kept clear. A limit of this one person (WhatsApp's pair rate)
+        holds back only their lane, as in the outbox."""
+        seconds = exc.seconds
         limiter = shared_limiter(self.channel)
-        if limiter is None:
+        if limiter is None or isinstance(exc, ChatRetryAfter):
             return seconds, False
         chat = getattr(out, "chat_id", None)
         if chat is not None and not isinstance(out, AnswerPress) and seconds <= LONGEST_WAIT:
