@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import difflib
+import functools
 import re
 import types
 import typing
@@ -1166,4 +1167,20 @@ def load_flow_text(text: str, path: str = "<flow>") -> LoadedFlow:
 
 def load_flow(path: str | Path) -> LoadedFlow:
     """Read, validate and lint a flow file; raises FlowError (also for unreadable files)."""
-    return _finish(read_file(path))
+    name = str(path)
+    try:
+        text = read_source(path)
+    except SourceError as exc:
+        return _finish(_unreadable(name, exc.line, exc.message))
+    return _load_text(name, text)
+
+
+# Reading a flow's YAML (ruamel, with positions for every message) takes about 0.15 s of
+# CPU for the flows in flows/, and one process reads the same files several times: `sada
+# run` once for each channel's conversations and again for the scheduler's messages, the
+# tests hundreds of times. A flow is immutable (frozen models), so the same file text read
+# again is the same flow: kept by its exact text, a changed file is read afresh. Flows that
+# fail raise, and are never kept.
+@functools.lru_cache(maxsize=32)
+def _load_text(name: str, text: str) -> LoadedFlow:
+    return _finish(parse_text(text, name))
