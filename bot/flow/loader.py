@@ -1130,12 +1130,16 @@ def _drop(data: object, path: Loc) -> None:
 
 def read_file(path: str | Path) -> Parsed:
     """`parse_text` on a file; unreadable files become a problem, not an exception."""
-    name = str(path)
+    text = _text_or_problem(path)
+    return text if isinstance(text, Parsed) else parse_text(text, str(path))
+
+
+def _text_or_problem(path: str | Path) -> str | Parsed:
+    """The file's text, or the problem of a file that cannot be read."""
     try:
-        text = read_source(path)
+        return read_source(path)
     except SourceError as exc:
-        return _unreadable(name, exc.line, exc.message)
-    return parse_text(text, name)
+        return _unreadable(str(path), exc.line, exc.message)
 
 
 def _unreadable(name: str, line: int, message: str) -> Parsed:
@@ -1167,12 +1171,8 @@ def load_flow_text(text: str, path: str = "<flow>") -> LoadedFlow:
 
 def load_flow(path: str | Path) -> LoadedFlow:
     """Read, validate and lint a flow file; raises FlowError (also for unreadable files)."""
-    name = str(path)
-    try:
-        text = read_source(path)
-    except SourceError as exc:
-        return _finish(_unreadable(name, exc.line, exc.message))
-    return _load_text(name, text)
+    text = _text_or_problem(path)
+    return _finish(text) if isinstance(text, Parsed) else _load_text(str(path), text)
 
 
 # Reading a flow's YAML (ruamel, with positions for every message) takes about 0.15 s of

@@ -428,9 +428,7 @@ async def test_three_processes_behave_as_one_bot(pg_url: str, tmp_path: Path) ->
         tries: dict[tuple[Any, Any, Any], list[int | None]] = {}
         for call in api.requests:
             if call.method.startswith(("send", "edit")):
-                key = (call.method, call.params.get("chat_id"),
-                       call.params.get("text") or call.params.get("message_id"))
-                tries.setdefault(key, []).append(call.status)
+                tries.setdefault(_message(call), []).append(call.status)
         again = {k: v for k, v in tries.items() if v.count(429) > 1}
         assert not again, _windows(api.requests, again)
         edits = len(api.calls("editMessageText")) + len(api.calls("editMessageReplyMarkup"))
@@ -444,6 +442,13 @@ async def test_three_processes_behave_as_one_bot(pg_url: str, tmp_path: Path) ->
         assert B2B.id == "b2b-supplier"
 
 
+def _message(call: Any) -> tuple[Any, Any, Any]:
+    """Which message a send or an edit is, for counting its tries: the method, the chat and
+    the text (an edit without one: the message edited)."""
+    return (call.method, call.params.get("chat_id"),
+            call.params.get("text") or call.params.get("message_id"))
+
+
 def _windows(calls: list[Any], again: dict[tuple[Any, Any, Any], list[int | None]]) -> str:
     """Each try of the messages that met two 429s: when it arrived (seconds after the first
     send), its answer, and the messages the fake had accepted in the second before it,
@@ -453,9 +458,7 @@ def _windows(calls: list[Any], again: dict[tuple[Any, Any, Any], list[int | None
     lines = []
     for method, chat, what in again:
         for call in sends:
-            if (call.method, call.params.get("chat_id"),
-                    call.params.get("text") or call.params.get("message_id")) != (method, chat,
-                                                                                 what):
+            if _message(call) != (method, chat, what):
                 continue
             before = [c for c in sends if c.status == 200 and call.at - 1 < c.at < call.at]
             lines.append(f"{method} {chat} at {call.at - start:.3f}s: {call.status}; "
