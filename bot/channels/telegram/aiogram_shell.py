@@ -21,7 +21,6 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
 from aiogram import Bot, Dispatcher, Router, methods
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.dispatcher.middlewares.user_context import UserContextMiddleware
 from aiogram.enums import ChatType
@@ -48,6 +47,7 @@ from aiogram.types import (
 from aiogram.types import User as AiogramUser
 
 from bot.channels.telegram import aiogram_deferred
+from bot.channels.telegram.aiogram_session import LeanSession
 from bot.channels.telegram.channel import CHANNEL as TELEGRAM
 from bot.channels.telegram.intake import Rejected
 from bot.channels.telegram.settings import TELEGRAM_API_URL
@@ -235,8 +235,8 @@ def build_bot(token: str, api_url: str = TELEGRAM_API_URL) -> Bot:
     test fake). No default parse_mode: flow texts are plain and may contain < & *."""
     base = api_url.rstrip("/")
     if base == TELEGRAM_API_URL:
-        return Bot(token)
-    return Bot(token, session=AiohttpSession(api=TelegramAPIServer.from_base(base)))
+        return Bot(token, session=LeanSession())
+    return Bot(token, session=LeanSession(api=TelegramAPIServer.from_base(base)))
 
 
 # --- messages out -----------------------------------------------------------------------------
