@@ -793,6 +793,41 @@ def report(result: BackendResult) -> None:
         console.print("nothing logged at WARNING or above")
 
 
+def _ratios(result: BackendResult) -> tuple[float, float, float, float]:
+    """Sada / echo and floor / echo in answers a second, Sada / floor, and p99 Sada / echo."""
+    sada, echo, floor = result.sada, result.echo, result.floor
+    nan = float("nan")
+    if not echo.updates:
+        return nan, nan, nan, nan
+    to_echo = echo.wall / sada.wall
+    floor_to_echo = echo.wall / floor.wall if floor is not None and floor.updates else nan
+    return to_echo, floor_to_echo, to_echo / floor_to_echo, sada.p99 / echo.p99
+
+
+def report_rounds(results: list[BackendResult]) -> None:
+    """One round: its table. Several (--rounds): each round's ratios, then the table of the
+    round whose Sada / echo is the median. Sada and its baselines run one after another, and
+    this machine's speed wanders from minute to minute, so one round's ratio can be off by a
+    fifth; the median of several is what to quote."""
+    if len(results) > 1:
+        table = Table(title=f"{results[0].name}, {results[0].mode}: "
+                            f"{results[0].respondents} respondents, {len(results)} rounds",
+                      title_justify="left")
+        for column in ("round", "Sada / echo", "floor / echo", "Sada / floor",
+                       "p99 Sada / echo", "CPU/update Sada (ms)", "echo (ms)"):
+            table.add_column(column, justify="right")
+        for n, result in enumerate(results, 1):
+            to_echo, floor_to_echo, to_floor, p99 = _ratios(result)
+            table.add_row(str(n), f"{to_echo:.3f}", f"{floor_to_echo:.3f}", f"{to_floor:.3f}",
+                          f"{p99:.1f}×", f"{result.sada.cpu / result.sada.updates * 1000:.2f}",
+                          f"{result.echo.cpu / result.echo.updates * 1000:.2f}"
+                          if result.echo.updates else "")
+        console.print(table)
+        console.print("The table below is the median round's (by Sada / echo).",
+                      highlight=False)
+    report(sorted(results, key=lambda result: _ratios(result)[0])[(len(results) - 1) // 2])
+
+
 async def main(args: argparse.Namespace) -> int:
     console.print(
         f"Sada Telegram throughput · {args.respondents} respondents · mode {args.mode} · "
@@ -808,17 +843,22 @@ async def main(args: argparse.Namespace) -> int:
         modes.append((bench_backend_http, args.concurrency or min(args.respondents, 500)))
     for bench, concurrency in modes:
         if args.backend in ("sqlite", "both"):
-            result = await bench_sqlite(args.respondents, concurrency, bench)
-            report(result)
-            ok &= _clean(result)
+            results = [await bench_sqlite(args.respondents, concurrency, bench)
+                       for _ in range(args.rounds)]
+            ok &= all(_clean(result) for result in results)
+            report_rounds(results)
         if args.backend in ("postgres", "both"):
-            outcome = await bench_postgres(args.postgres_url, args.respondents, concurrency,
-                                           bench)
-            if isinstance(outcome, str):
-                console.print(f"[yellow]PostgreSQL skipped: {outcome}[/]", highlight=False)
-            else:
-                report(outcome)
+            results = []
+            for _ in range(args.rounds):
+                outcome = await bench_postgres(args.postgres_url, args.respondents,
+                                               concurrency, bench)
+                if isinstance(outcome, str):
+                    console.print(f"[yellow]PostgreSQL skipped: {outcome}[/]", highlight=False)
+                    break
+                results.append(outcome)
                 ok &= _clean(outcome)
+            if results:
+                report_rounds(results)
     console.print(f"load average at the end {os.getloadavg()[0]:.1f}", highlight=False)
     return 0 if ok else 1
 
@@ -844,7 +884,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="over HTTP on PostgreSQL: the messages a second Sada's shared "
                              "limits allow, overall and per chat (default Telegram's 30 and "
                              "1; the fake enforces none)")
+    parser.add_argument("--rounds", type=int, default=1, metavar="K",
+                        help="run each backend K times and report the round with the median "
+                             "Sada / echo, after every round's ratios (default 1)")
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.rate is not None and args.rate <= 0:
         parser.error("--rate must be above 0")
     if args.respondents < 1 or (args.concurrency is not None and args.concurrency < 1):
