@@ -15,7 +15,8 @@ local fake Bot API server, by long polling.
   write (an INSERT in its own transaction, on the same database and engine settings as
   Sada) and then *the Bot API calls Sada made for that update*, the same methods with the
   same fields in the same order (recorded by the fake during Sada's run), through a bare
-  aiogram bot. No survey logic, no reads. Sada / floor is what Sada's own work costs on top
+  aiogram bot on Sada's own HTTP session (LeanSession, as `sada run`). No survey logic, no
+  reads. Sada / floor is what Sada's own work costs on top
   of the calls a survey step cannot avoid; floor / echo is the best ratio a survey bot that
   makes these calls could reach.
 * **Respondents**: an update is made available (queued, long polls woken), the respondent
@@ -268,10 +269,11 @@ async def run_sada(api: FakeBotApi, database_url: str, flows_dir: Path,
 
 
 async def _poll_until(api: FakeBotApi, stop: asyncio.Event, *, router: Any = None,
-                      step: Callable[[Bot, Update], Awaitable[None]] | None = None) -> None:
+                      step: Callable[[Bot, Update], Awaitable[None]] | None = None,
+                      session: type[AiohttpSession] = AiohttpSession) -> None:
     """A bare aiogram bot polling the fake until `stop`, each handled update reported to
     it: the router's handlers run, or `step` in their place."""
-    bot = Bot(api.token, session=AiohttpSession(api=TelegramAPIServer.from_base(api.base_url)))
+    bot = Bot(api.token, session=session(api=TelegramAPIServer.from_base(api.base_url)))
     dp = Dispatcher()
     if router is not None:
         dp.include_router(router)
@@ -327,8 +329,12 @@ async def run_floor(api: FakeBotApi, database_url: str, stop: asyncio.Event) -> 
                 name, getattr(methods, name[0].upper() + name[1:]))
             await bot(kind.model_validate(fields))
 
+    # Sada's own session (bot/channels/telegram/aiogram_session.py): the floor's calls cost
+    # what Sada's cost, not what aiogram's stock session would.
+    from bot.channels.telegram.aiogram_session import LeanSession
+
     try:
-        await _poll_until(api, stop, step=step)
+        await _poll_until(api, stop, step=step, session=LeanSession)
     finally:
         await database.close()
 
