@@ -347,6 +347,7 @@ class Database:
         self.url = url
         self._reader_engine: AsyncEngine | None = None
         self._autocommit: AsyncEngine | None = None
+        self._glancer: AsyncEngine | None = None
 
     @classmethod
     async def open(cls, url: str, *, auto_upgrade: bool | None = None) -> Database:
@@ -391,6 +392,21 @@ class Database:
                 yield conn
         else:
             async with self.engine.begin() as conn:
+                yield conn
+
+    @asynccontextmanager
+    async def glance(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for a read that stands alone, such as a poll for due work: on
+        PostgreSQL in autocommit (one round trip, as `alone`); on SQLite the writers' own
+        connection, on the loop's thread, in a deferred transaction that takes no write lock
+        (a short read has no reason to wait for a thread as a report's reader does)."""
+        if self.engine.dialect.name == "postgresql":
+            async with self.alone() as conn:
+                yield conn
+        else:
+            if self._glancer is None:
+                self._glancer = self.engine.execution_options(**{READ_ONLY: True})
+            async with self._glancer.connect() as conn:
                 yield conn
 
     def reader(self) -> AsyncConnection:

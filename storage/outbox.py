@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, or_, update
+from sqlalchemy import BindParameter, and_, bindparam, case, func, literal, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
@@ -193,12 +193,42 @@ async def cancel_pending(
     return len((await s.exec(stmt)).all())
 
 
-def _claimable(now: datetime) -> Any:
+def _claimable(now: Any) -> Any:
     return or_(
         and_(col(Outbox.status) == "queued", col(Outbox.due_at) <= now),
         # a worker died (or stalled) holding it: its lease is over, take it back
         and_(col(Outbox.status) == "sending", col(Outbox.locked_until) < now),
     )
+
+
+# The claim and its probe are built once, with bound parameters: the dispatcher polls every
+# second in every process, and building these statements was most of an idle process's CPU.
+_NOW: BindParameter[datetime] = bindparam("now")
+_OF_CHANNELS = col(Outbox.channel).in_(bindparam("channels", expanding=True))
+_ANY_DUE = select(col(Outbox.id)).where(_claimable(_NOW), _OF_CHANNELS).limit(1)
+_DUE = (
+    select(col(Outbox.id))
+    .where(_claimable(_NOW), _OF_CHANNELS)
+    .order_by(col(Outbox.due_at), col(Outbox.id))
+    .limit(bindparam("limit"))
+    # PostgreSQL: lock what we pick, skip what another worker holds; SQLite drops this
+    # clause and relies on its single writer (BEGIN IMMEDIATE) for the same guarantee.
+    .with_for_update(skip_locked=True)
+    # A CTE, not a plain IN (subquery): PostgreSQL may re-run an uncorrelated subquery
+    # per outer row, and a re-run skips the rows this very UPDATE already changed, so
+    # LIMIT would hand out more rows than asked. A data-modifying statement's CTE with
+    # FOR UPDATE is evaluated exactly once.
+    .cte("due")
+)
+_CLAIM = (
+    update(Outbox)
+    .where(col(Outbox.id).in_(select(_DUE.c.id)))
+    # The CTE picked rows under lock, but re-check: a row's state is what counts.
+    .where(_claimable(_NOW), _OF_CHANNELS)
+    .values(status="sending", locked_until=bindparam("until"))
+    .returning(Outbox)
+    .execution_options(synchronize_session=False)
+)
 
 
 async def claim_due(
@@ -217,36 +247,19 @@ async def claim_due(
     Rows of other channels stay queued untouched: a process that does not run a channel
     never claims (nor spends the attempts of) its messages. ``worker`` names the claimer
     in logs.
+
+    A read comes first and the claim's write transaction only when it finds a due row: most
+    polls find nothing, and on SQLite a write transaction takes the one writer's lock.
     """
     if limit <= 0 or not channels:
         return []
-    until = now + lease
-    of_channels = col(Outbox.channel).in_(sorted(channels))
-    due = (
-        select(col(Outbox.id))
-        .where(_claimable(now), of_channels)
-        .order_by(col(Outbox.due_at), col(Outbox.id))
-        .limit(limit)
-        # PostgreSQL: lock what we pick, skip what another worker holds; SQLite drops this
-        # clause and relies on its single writer (BEGIN IMMEDIATE) for the same guarantee.
-        .with_for_update(skip_locked=True)
-        # A CTE, not a plain IN (subquery): PostgreSQL may re-run an uncorrelated subquery
-        # per outer row, and a re-run skips the rows this very UPDATE already changed, so
-        # LIMIT would hand out more rows than asked. A data-modifying statement's CTE with
-        # FOR UPDATE is evaluated exactly once.
-        .cte("due")
-    )
-    stmt = (
-        update(Outbox)
-        .where(col(Outbox.id).in_(select(due.c.id)))
-        # The CTE picked rows under lock, but re-check: a row's state is what counts.
-        .where(_claimable(now), of_channels)
-        .values(status="sending", locked_until=until)
-        .returning(Outbox)
-        .execution_options(synchronize_session=False)
-    )
+    of = sorted(channels)
+    async with db.glance() as conn:
+        if (await conn.execute(_ANY_DUE, {"now": now, "channels": of})).first() is None:
+            return []
+    params = {"now": now, "channels": of, "limit": limit, "until": now + lease}
     async with db.session() as s, s.begin():
-        rows = list((await s.exec(stmt)).scalars().all())
+        rows = list((await s.exec(_CLAIM, params=params)).scalars().all())
     # RETURNING has no order of its own: hand rows back in due order.
     rows.sort(key=lambda r: (r.due_at, r.id))
     return rows

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import and_, delete, func, or_, update
+from sqlalchemy import BindParameter, and_, bindparam, delete, func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -282,7 +282,7 @@ class Claimed:
     secret: str
 
 
-def _claimable(now: datetime) -> Any:
+def _claimable(now: Any) -> Any:
     return or_(
         and_(col(WebhookDelivery.status) == "queued", col(WebhookDelivery.due_at) <= now),
         # a worker died (or stalled) holding it: its lease is over, take it back
@@ -295,6 +295,28 @@ def _of_active() -> Any:
         select(col(WebhookSubscription.id)).where(col(WebhookSubscription.active)))
 
 
+# Built once, with bound parameters, and a read before the claim's write transaction, as
+# storage.outbox.claim_due: every process polls, and most polls find nothing.
+_NOW: BindParameter[datetime] = bindparam("now")
+_ANY_DUE = select(col(WebhookDelivery.id)).where(_claimable(_NOW), _of_active()).limit(1)
+_DUE = (
+    select(col(WebhookDelivery.id))
+    .where(_claimable(_NOW), _of_active())
+    .order_by(col(WebhookDelivery.due_at), col(WebhookDelivery.id))
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True, of=WebhookDelivery)
+    .cte("due")
+)
+_CLAIM = (
+    update(WebhookDelivery)
+    .where(col(WebhookDelivery.id).in_(select(_DUE.c.id)))
+    .where(_claimable(_NOW))
+    .values(status="sending", locked_until=bindparam("until"))
+    .returning(WebhookDelivery)
+    .execution_options(synchronize_session=False)
+)
+
+
 async def claim_due(db: Database, *, now: datetime, limit: int,
                     lease: timedelta) -> list[Claimed]:
     """Atomically take up to ``limit`` due deliveries of active subscriptions, earliest
@@ -302,24 +324,12 @@ async def claim_due(db: Database, *, now: datetime, limit: int,
     LOCKED: several processes claim side by side, never the same row)."""
     if limit <= 0:
         return []
-    due = (
-        select(col(WebhookDelivery.id))
-        .where(_claimable(now), _of_active())
-        .order_by(col(WebhookDelivery.due_at), col(WebhookDelivery.id))
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=WebhookDelivery)
-        .cte("due")
-    )
-    stmt = (
-        update(WebhookDelivery)
-        .where(col(WebhookDelivery.id).in_(select(due.c.id)))
-        .where(_claimable(now))
-        .values(status="sending", locked_until=now + lease)
-        .returning(WebhookDelivery)
-        .execution_options(synchronize_session=False)
-    )
+    async with db.glance() as conn:
+        if (await conn.execute(_ANY_DUE, {"now": now})).first() is None:
+            return []
+    params = {"now": now, "limit": limit, "until": now + lease}
     async with db.session() as s, s.begin():
-        rows = list((await s.exec(stmt)).scalars().all())
+        rows = list((await s.exec(_CLAIM, params=params)).scalars().all())
         ids = {r.subscription_id for r in rows}
         subs = {sub.id: sub for sub in await s.exec(
             select(WebhookSubscription).where(col(WebhookSubscription.id).in_(ids)))} \

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -416,3 +417,29 @@ def test_status_command_on_an_empty_outbox_and_a_bad_url(db_url: str) -> None:
 def test_age_is_short_and_readable() -> None:
     assert [status_cli.age(timedelta(seconds=s)) for s in (5, 125, 3600, 3900, 86400 * 2 + 7200)] \
         == ["5s", "2m", "1h", "1h 5m", "2d 2h"]
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_a_poll_that_finds_nothing_due_takes_no_write_lock(database: Database) -> None:
+    """Every process polls the outbox and the webhook queue every second or so; on SQLite a
+    poll with nothing due must not wait for (nor take) the one writer's lock, which a
+    `sada` command beside the bot may hold, and the bot's answers need."""
+    from storage import webhooks
+
+    await _queue(database, "later", due=NOW + timedelta(hours=1))
+    path = database.engine.url.database
+    assert path
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process writing
+        assert await asyncio.wait_for(outbox.claim_due(
+            database, now=NOW, limit=10, lease=LEASE, worker="w", channels={"telegram"}),
+            1) == []
+        assert await asyncio.wait_for(webhooks.claim_due(
+            database, now=NOW, limit=10, lease=LEASE), 1) == []
+        other.commit()
+    finally:
+        other.close()
+    [row] = await outbox.claim_due(database, now=NOW + timedelta(hours=1), limit=10,
+                                   lease=LEASE, worker="w", channels={"telegram"})
+    assert (row.key, row.status) == ("later", "sending")
