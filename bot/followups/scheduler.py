@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
+from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -94,6 +95,18 @@ class _Ticker:
                 await self.task
 
 
+class _TickExecutor(AsyncIOExecutor):
+    """APScheduler's asyncio executor, except that a tick cancelled by a stop is no error.
+    shutdown(wait=False) cancels the ticks it submitted that have not run yet (a SIGTERM on a
+    busy loop lands there), and the stock executor logs each one with a traceback."""
+
+    def _run_job_error(self, job_id: str, exc: BaseException, traceback: Any = None) -> None:
+        if isinstance(exc, asyncio.CancelledError):
+            self._run_job_success(job_id, [])  # the instance count, without an error
+            return
+        super()._run_job_error(job_id, exc, traceback)
+
+
 class FollowupScheduler(AsyncIOScheduler):
     """An AsyncIOScheduler that also knows its tickers, to wait for their last runs."""
 
@@ -125,7 +138,8 @@ def build_scheduler(
     tickers = [_Ticker(name, job, clock) for name, job, _ in jobs]
     # Explicitly in memory: a persistent store shared by processes runs jobs twice.
     scheduler = FollowupScheduler(tickers, timezone=UTC,
-                                  jobstores={"default": MemoryJobStore()})
+                                  jobstores={"default": MemoryJobStore()},
+                                  executors={"default": _TickExecutor()})
     for ticker, (name, _, interval) in zip(tickers, jobs, strict=True):
         if interval <= 0:
             raise ValueError(f"job {name!r}: the interval must be positive, not {interval}")
