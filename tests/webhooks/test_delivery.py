@@ -189,11 +189,13 @@ async def test_a_slow_or_absent_endpoint_is_retried(database: Database,
     await webhooks.add_subscription(database, "http://127.0.0.1:9/nothing-listens",
                                     ["case.opened"], now=T0)
     await emit(database, {"n": 1})
-    receiver.delay = 0.15
-    deliver = sender(database, Clock(), timeout=0.05)
+    # The timeout is long enough for the refused connection to come back first even on a
+    # loaded machine (at 0.05 s a busy suite ran out the timeout before the refusal).
+    receiver.delay = 0.6
+    deliver = sender(database, Clock(), timeout=0.3)
     assert (await deliver.drain()).retried == 2
     slow, absent = await deliveries(database)
-    assert slow.last_error == "no answer within 0.05 s" and slow.last_status is None
+    assert slow.last_error == "no answer within 0.3 s" and slow.last_status is None
     assert absent.last_error is not None and "Connect" in absent.last_error
     await deliver.close()
 
