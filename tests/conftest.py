@@ -553,11 +553,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     list, so the marked tests run one after another there, while a worker left idle takes
     the unmarked ones still queued behind them."""
 
-    def seconds(item: pytest.Item) -> float:
+    def place(item: pytest.Item) -> tuple[float, bool]:
         slow = item.get_closest_marker("slow")
-        return 0.0 if slow is None else float(slow.kwargs.get("seconds", 0))
+        seconds = 0.0 if slow is None else float(slow.kwargs.get("seconds", 0))
+        # A module marked `together` shares a costly module-scoped setup (a server and a
+        # browser, a built wheel): right behind the marked tests, in the first worker's
+        # queue, where work stealing (which takes from the end of a queue) leaves it whole.
+        # Left where it was collected, it was split between workers at the end of the run,
+        # and each worker paid for the setup again.
+        return seconds, item.get_closest_marker("together") is not None
 
-    items.sort(key=seconds, reverse=True)  # stable: the rest keep their order
+    items.sort(key=place, reverse=True)  # stable: the rest keep their order
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

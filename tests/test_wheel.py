@@ -23,7 +23,7 @@ from bot.engine.normalize import local_digits
 ROOT = Path(__file__).resolve().parent.parent
 PROGRESS = "Question {index} of {total}"
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.together]
 
 
 def run(args: list[str | Path], **kwargs: object) -> subprocess.CompletedProcess[str]:

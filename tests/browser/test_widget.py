@@ -22,7 +22,7 @@ from bot.flow.loader import load_flow
 from bot.i18n import translator
 from tests.browser.conftest import ROOT, Server, Site
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.together]
 
 B2B = load_flow(ROOT / "flows" / "b2b_supplier.yaml").flow
 WIDGET = ROOT / "bot" / "channels" / "web" / "static" / "sada.js"
