@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BindParameter, and_, bindparam, case, func, literal, or_, update
+from sqlalchemy import BigInteger, BindParameter, and_, bindparam, case, func, literal, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
@@ -265,22 +265,52 @@ async def claim_due(
     return rows
 
 
-def _held(outbox_id: int, claimed_until: datetime | None) -> list[Any]:
-    conditions = [col(Outbox.id) == outbox_id, col(Outbox.status) == "sending"]
-    if claimed_until is not None:
-        conditions.append(col(Outbox.locked_until) == claimed_until)
+def _held(claimed: bool) -> list[Any]:
+    """The row is still this claim's: its id, "sending", and (when the caller names its
+    claim) the lease the claim set. Bound as ``outbox_id`` and ``claimed_until``."""
+    conditions = [col(Outbox.id) == bindparam("outbox_id"), col(Outbox.status) == "sending"]
+    if claimed:
+        conditions.append(col(Outbox.locked_until) == bindparam("claimed_until"))
     return conditions
+
+
+def _held_params(outbox_id: int, claimed_until: datetime | None) -> dict[str, Any]:
+    params: dict[str, Any] = {"outbox_id": outbox_id}
+    if claimed_until is not None:
+        params["claimed_until"] = claimed_until
+    return params
 
 
 # A send's own writes (start_send, _finish, release) are one statement each, made for every
 # message: they go through Database.alone (one round trip on PostgreSQL, no ORM session),
-# which costs a message a good part less CPU than a session's transaction.
+# which costs a message a good part less CPU than a session's transaction. The two every
+# sent message makes are built once, as the claim is: building them was a third of the
+# dispatcher's CPU a message. Keyed by whether the caller names its claim.
+_START = {
+    claimed: update(Outbox)
+    .where(*_held(claimed))
+    .values(attempts=col(Outbox.attempts) + 1)
+    .returning(col(Outbox.attempts))
+    for claimed in (False, True)
+}
+_SENT = {
+    claimed: update(Outbox)
+    .where(*_held(claimed))
+    .values(status="sent", locked_until=None,
+            sent_at=bindparam("sent_at", type_=UTCDateTime()),
+            message_id=bindparam("message_id", type_=BigInteger()))
+    .returning(col(Outbox.id))
+    for claimed in (False, True)
+}
 
 
-async def _finish(db: Database, conditions: list[Any], values: dict[str, Any]) -> bool:
-    stmt = update(Outbox).where(*conditions).values(**values).returning(col(Outbox.id))
+async def _finish(db: Database, outbox_id: int, claimed_until: datetime | None,
+                  values: dict[str, Any]) -> bool:
+    stmt = (update(Outbox).where(*_held(claimed_until is not None)).values(**values)
+            .returning(col(Outbox.id)))
     async with db.alone() as conn:
-        return (await conn.execute(stmt)).first() is not None
+        found = await conn.execute(stmt, _held_params(outbox_id, claimed_until))
+        return found.first() is not None
 
 
 async def start_send(
@@ -292,14 +322,9 @@ async def start_send(
     during the send, and must not grow when the process dies before sending. Returns the
     row's attempts including this one, or None when the claim no longer holds (do not send).
     """
-    stmt = (
-        update(Outbox)
-        .where(*_held(outbox_id, claimed_until))
-        .values(attempts=col(Outbox.attempts) + 1)
-        .returning(col(Outbox.attempts))
-    )
     async with db.alone() as conn:
-        attempts = (await conn.execute(stmt)).scalar()
+        attempts = (await conn.execute(_START[claimed_until is not None],
+                                       _held_params(outbox_id, claimed_until))).scalar()
     return None if attempts is None else int(attempts)
 
 
@@ -344,11 +369,11 @@ async def mark_sent(
     claimed_until: datetime | None = None,
 ) -> bool:
     """Record a delivered message; False when the row was no longer held by this claim."""
-    return await _finish(
-        db,
-        _held(outbox_id, claimed_until),
-        {"status": "sent", "sent_at": now, "message_id": message_id, "locked_until": None},
-    )
+    params = _held_params(outbox_id, claimed_until) | {"sent_at": now,
+                                                        "message_id": message_id}
+    async with db.alone() as conn:
+        found = await conn.execute(_SENT[claimed_until is not None], params)
+        return found.first() is not None
 
 
 async def reschedule(
@@ -377,7 +402,7 @@ async def reschedule(
         values["attempts"] = case(
             (col(Outbox.attempts) > 0, col(Outbox.attempts) - 1), else_=0
         )
-    return await _finish(db, _held(outbox_id, claimed_until), values)
+    return await _finish(db, outbox_id, claimed_until, values)
 
 
 async def mark_failed(
@@ -390,8 +415,7 @@ async def mark_failed(
 ) -> bool:
     """Give up on a claimed row, keeping the reason."""
     return await _finish(
-        db,
-        _held(outbox_id, claimed_until),
+        db, outbox_id, claimed_until,
         {"status": "failed", "locked_until": None, "last_error": _error(error)},
     )
 
@@ -406,8 +430,7 @@ async def mark_cancelled(
     """Cancel a claimed row that is not to be sent (its subject is gone), keeping why; no
     attempt is spent on it."""
     return await _finish(
-        db,
-        _held(outbox_id, claimed_until),
+        db, outbox_id, claimed_until,
         {"status": "cancelled", "locked_until": None, "last_error": _error(reason)},
     )
 
@@ -434,9 +457,10 @@ async def mark_blocked(
         row = (
             await s.exec(
                 update(Outbox)
-                .where(*_held(outbox_id, claimed_until))
+                .where(*_held(claimed_until is not None))
                 .values(status="failed", locked_until=None, last_error=_error(error))
-                .returning(col(Outbox.channel), col(Outbox.address))
+                .returning(col(Outbox.channel), col(Outbox.address)),
+                params=_held_params(outbox_id, claimed_until),
             )
         ).first()
         if row is None:
