@@ -179,6 +179,8 @@ class Translator:
         """
         if not self.rtl or not text:
             return text
+        if _ISOLATE_OPENERS.isdisjoint(text):  # most texts: no isolate to step over
+            return _wrap_ltr(text)
         out: list[str] = []
         depth = 0
         start = 0
