@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import metrics
+from bot.clock import Clock, utc_now
 from bot.engine import inputs
 from bot.engine.prompts import Prompt
 from bot.engine.state import SessionState
@@ -22,8 +23,6 @@ from bot.flow.loader import LoadedFlow, load_flow_text
 from bot.flow.model import Flow
 from storage.models import Contact, SurveySession
 from storage.repo import Store
-
-Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True)
@@ -41,10 +40,6 @@ class Step:
 # Work that must commit together with a step (open a case, close an invitation): it runs
 # inside the same transaction, so a crash never leaves one without the other.
 StepHook = Callable[[AsyncSession, Step], Awaitable[None]]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def contact_fields(contact: Contact) -> dict[str, Any]:

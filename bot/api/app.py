@@ -29,6 +29,7 @@ from bot.api.http import json_object as _json_object
 from bot.api.http import parse_json as _parse_json
 from bot.api.openapi import document
 from bot.api.reads import Reads
+from bot.clock import Clock
 from bot.flow.model import Flow
 from bot.followups.contacts_csv import (
     ContactRow,
@@ -66,7 +67,6 @@ WEB_LINKS_CHANNEL = "web"
 PENDING = 0
 ABANDONED = timedelta(minutes=2)
 
-Clock = Callable[[], datetime]
 Handler = Callable[["Call"], Awaitable[web.StreamResponse]]
 
 

@@ -43,7 +43,7 @@ T = TypeVar("T")
 
 def clock() -> datetime:
     """The shell owns the clock; tests replace it."""
-    from bot.survey import utc_now
+    from bot.clock import utc_now
 
     return utc_now()
 

@@ -39,7 +39,7 @@ app = typer.Typer(help="Detractor cases: list them, resolve them (time to resolv
 
 def clock() -> datetime:
     """The shell owns the clock; tests replace it to check ages and times to resolve exactly."""
-    from bot.survey import utc_now
+    from bot.clock import utc_now
 
     return utc_now()
 

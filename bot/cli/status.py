@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 def clock() -> datetime:
     """The shell owns the clock; tests replace it to check ages exactly."""
-    from bot.followups.dispatcher import utc_now
+    from bot.clock import utc_now
 
     return utc_now()
 

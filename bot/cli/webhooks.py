@@ -48,7 +48,7 @@ _ID = id_parser("webhook", "sada webhooks list")
 
 def clock() -> datetime:
     """The shell owns the clock; tests replace it."""
-    from bot.survey import utc_now
+    from bot.clock import utc_now
 
     return utc_now()
 

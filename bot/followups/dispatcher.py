@@ -41,11 +41,12 @@ import os
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import DBAPIError
 
 from bot import logs, metrics
+from bot.clock import Clock, utc_now
 from bot.followups.ratelimit import RateLimiter
 from bot.followups.render import Fail, Flows, Message, Skip, TemplateMessage, render
 from bot.followups.shared_rate import SharedRateLimiter, installed
@@ -70,13 +71,8 @@ log = logging.getLogger(__name__)
 # of holding it claimed until its retry (Dispatcher._booked_retry).
 LONGEST_BOOKED_RETRY = 30.0
 
-Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
 Backoff = Callable[[int], timedelta]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def exponential_backoff(

@@ -39,7 +39,8 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.followups.dispatcher import Clock, Dispatcher, utc_now
+from bot.clock import Clock, utc_now
+from bot.followups.dispatcher import Dispatcher
 from bot.followups.webhooks import WebhookSender
 from bot.messaging.transport import Transport
 from storage.db import Database

@@ -36,8 +36,8 @@ import httpx
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import metrics
+from bot.clock import Clock, utc_now
 from bot.flow.model import CesQuestion, CsatQuestion, NpsQuestion
-from bot.followups.dispatcher import Clock, utc_now
 from bot.survey import Step
 from storage import webhooks
 from storage.db import Database

@@ -52,7 +52,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.followups.dispatcher import Dispatcher, DispatchReport, utc_now
+from bot.clock import utc_now
+from bot.followups.dispatcher import Dispatcher, DispatchReport
 from bot.followups.ratelimit import RateLimiter
 from bot.messaging.transport import Transport
 from storage import outbox
