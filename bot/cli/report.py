@@ -137,7 +137,18 @@ def _call(function: Callable[..., Any], *args: Any, **options: Any) -> Any:
     return function(*args, **{k: v for k, v in options.items() if k in accepted})
 
 
-def _html(report: Report, flow: Flow, out: Path, lang: str, views: list[Any]) -> None:
+def _drawn(report: Report, flow: Flow, lang: str) -> list[Any]:
+    """The charts, drawn once for both the html report and --charts: drawing them is most
+    of an html report's time."""
+    try:
+        from bot.reports.charts import render_charts
+    except ImportError as exc:
+        _fail(f"charts are not available in this install ({exc})")
+    return list(_call(render_charts, report, flow=flow, lang=lang))
+
+
+def _html(report: Report, flow: Flow, out: Path, lang: str, views: list[Any],
+          drawn: list[Any] | None = None) -> None:
     try:
         from bot.reports.html import write_html
     except ImportError as exc:
@@ -145,19 +156,20 @@ def _html(report: Report, flow: Flow, out: Path, lang: str, views: list[Any]) ->
               "table, csv or json")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        _call(write_html, report, out, flow=flow, lang=lang, accounts=views)
+        _call(write_html, report, out, flow=flow, lang=lang, accounts=views, charts=drawn)
     except OSError as exc:
         _fail(f"cannot write {out}: {exc.strerror or exc}")
     typer.echo(f"wrote {out}")
 
 
-def _charts(report: Report, flow: Flow, folder: Path, lang: str) -> None:
+def _charts(report: Report, flow: Flow, folder: Path, lang: str,
+            drawn: list[Any] | None = None) -> None:
     try:
         from bot.reports.charts import write_charts
     except ImportError as exc:
         _fail(f"charts are not available in this install ({exc})")
     try:
-        paths = _call(write_charts, report, folder, flow=flow, lang=lang)
+        paths = _call(write_charts, report, folder, flow=flow, lang=lang, charts=drawn)
     except OSError as exc:
         _fail(f"cannot write charts into {folder}: {exc.strerror or exc}")
     for path in paths or []:
@@ -261,15 +273,16 @@ def report(
     if made is None:  # --accounts as table, csv or json
         _accounts_out(result, fmt, out)
         return
+    drawn = _drawn(made, found, lang) if fmt == "html" and charts is not None else None
     if fmt == "html":
         _html(made, found, out or Path("out") / f"report-{made.flow_id}.html", lang,
-              result.views or [])
+              result.views or [], drawn)
     elif fmt == "table":
         _show(lambda console: _print_report(console, result), out)
     else:
         _write(report_csv(made) if fmt == "csv" else report_json_text(made), out)
     if charts is not None:
-        _charts(made, found, charts, lang)
+        _charts(made, found, charts, lang, drawn)
 
 
 def _print_report(console: Console, result: _Result) -> None:

@@ -541,11 +541,14 @@ def render_charts(report: Report, *, flow: Flow, lang: str = "en") -> list[Chart
     return charts
 
 
-def write_charts(report: Report, folder: Path, *, flow: Flow, lang: str = "en") -> list[Path]:
-    """Write every chart as `<flow id>-<chart>.png` into `folder` (created); the paths."""
+def write_charts(report: Report, folder: Path, *, flow: Flow, lang: str = "en",
+                 charts: Sequence[Chart] | None = None) -> list[Path]:
+    """Write every chart as `<flow id>-<chart>.png` into `folder` (created); the paths.
+    `charts` default to render_charts'."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for chart in render_charts(report, flow=flow, lang=lang):
+    drawn = charts if charts is not None else render_charts(report, flow=flow, lang=lang)
+    for chart in drawn:
         path = folder / f"{report.flow_id}-{chart.name}.png"
         path.write_bytes(chart.png)
         paths.append(path)

@@ -333,10 +333,13 @@ def write_html(
     flow: Flow,
     lang: str = "en",
     accounts: Sequence[AccountView] = (),
+    charts: Sequence[Chart] | None = None,
 ) -> Path:
-    """Write the report to `path` (folders created) as one self-contained HTML file."""
+    """Write the report to `path` (folders created) as one self-contained HTML file;
+    `charts` default to render_charts'."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(report, flow=flow, lang=lang, accounts=accounts),
+    path.write_text(render_html(report, flow=flow, lang=lang, accounts=accounts,
+                                charts=charts),
                     encoding="utf-8")
     return path

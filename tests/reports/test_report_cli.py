@@ -6,9 +6,11 @@ bot/cli/__init__.py), so these tests do not depend on that wiring.
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
+import re
 import sys
 import types
 from collections.abc import AsyncIterator, Iterator
@@ -144,28 +146,44 @@ def test_html_and_charts_are_handed_to_their_modules(
     filled: str, flows_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls: dict[str, Any] = {}
+    drawn = [object(), object()]
+
+    def render_charts(report: Report, *, flow: Any, lang: str = "en") -> list[object]:
+        calls["drawn"] = calls.get("drawn", 0) + 1
+        return drawn
 
     def write_html(report: Report, path: Path, *, flow: Any, lang: str = "en",
-                   accounts: Any = ()) -> None:
+                   accounts: Any = (), charts: Any = None) -> None:
         calls["html"] = (report.flow_id, report.by, flow.id, lang,
                          [view.account for view in accounts])
+        calls["html charts"] = charts
         path.write_text("<html></html>", encoding="utf-8")
 
-    def write_charts(report: Report, folder: Path, *, flow: Any, lang: str = "en") -> list[Path]:
+    def write_charts(report: Report, folder: Path, *, flow: Any, lang: str = "en",
+                     charts: Any = None) -> list[Path]:
         calls["charts"] = (report.by, flow.id, lang)
+        calls["png charts"] = charts
         return [folder / "x.png"]
 
     monkeypatch.setitem(sys.modules, "bot.reports.html",
                         types.SimpleNamespace(write_html=write_html))
     monkeypatch.setitem(sys.modules, "bot.reports.charts",
-                        types.SimpleNamespace(write_charts=write_charts))
+                        types.SimpleNamespace(write_charts=write_charts,
+                                              render_charts=render_charts))
     out = tmp_path / "r.html"
     result = run(filled, "report", "report-test", "--by", "role", "--format", "html", "--out",
                  str(out), "--lang", "fa", "--charts", str(tmp_path / "png"))
     assert result.exit_code == 0, result.output
     assert out.read_text() == "<html></html>"
+    # the charts are drawn once, for the page and the folder alike
     assert calls == {"html": ("report-test", "role", "report-test", "fa", []),
-                     "charts": ("role", "report-test", "fa")}
+                     "charts": ("role", "report-test", "fa"), "drawn": 1,
+                     "html charts": drawn, "png charts": drawn}
+    calls.clear()
+    # one of them alone draws its own
+    result = run(filled, "report", "report-test", "--charts", str(tmp_path / "png"))
+    assert result.exit_code == 0, result.output
+    assert calls == {"charts": (None, "report-test", "en"), "png charts": None}
     # the accounts page: the flow's scores by role, then every account
     result = run(filled, "report", "report-test", "--accounts", "--format", "html", "--out",
                  str(out), *JAN)
@@ -175,6 +193,19 @@ def test_html_and_charts_are_handed_to_their_modules(
     result = run(filled, "report", "report-test", "--account", "Acme", "--format", "html",
                  "--out", str(out), *JAN)
     assert calls["html"][1] is None and calls["html"][4] == ["Acme"]
+
+
+def test_the_html_page_shows_the_very_charts_written_beside_it(
+    filled: str, flows_dir: Path, tmp_path: Path,
+) -> None:
+    out, folder = tmp_path / "r.html", tmp_path / "png"
+    result = run(filled, "report", "report-test", "--format", "html", "--out", str(out),
+                 "--lang", "ar", "--charts", str(folder), *JAN)
+    assert result.exit_code == 0, result.output
+    shown = {base64.b64decode(uri) for uri in re.findall(
+        r"data:image/png;base64,([A-Za-z0-9+/=]+)", out.read_text(encoding="utf-8"))}
+    written = {path.read_bytes() for path in folder.glob("*.png")}
+    assert len(written) >= 3 and shown == written
 
 
 def test_answers(filled: str, flows_dir: Path) -> None:
