@@ -44,6 +44,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import DBAPIError
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import logs, metrics
 from bot.clock import Clock, utc_now
@@ -475,7 +476,10 @@ class Dispatcher:
         """The row's message, in a short read transaction of its own; None when the row was
         handled here instead (cancelled, rescheduled or failed)."""
         try:
-            async with self.database.session() as s, s.begin():
+            # Reads only, each standing alone (no BEGIN and COMMIT on PostgreSQL): a message
+            # is written from what its rows say as it goes, not from one snapshot of them.
+            async with self.database.glance() as conn, \
+                    AsyncSession(bind=conn, expire_on_commit=False) as s:
                 templated = self._templates(row.channel)
                 rendered = await render(s, row, flows=self.flows, now=self.clock(),
                                         registry=self.registry,
