@@ -473,7 +473,7 @@ class Dispatcher:
         return transport if isinstance(transport, Templated) else None
 
     async def _render(self, row: Outbox, report: DispatchReport) -> Message | None:
-        """The row's message, in a short read transaction of its own; None when the row was
+        """The row's message, from reads that stand alone; None when the row was
         handled here instead (cancelled, rescheduled or failed)."""
         try:
             # Reads only, each standing alone (no BEGIN and COMMIT on PostgreSQL): a message
