@@ -24,7 +24,7 @@ from sqlalchemy import bindparam, delete, func, or_, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
@@ -161,6 +161,13 @@ class _InTransaction(Database):
         super().__init__(database.engine, database.url)
         self.connection = connection
         self._shared: _JoinedSession | None = None
+        self._outer = database
+
+    def _readers(self) -> AsyncEngine:
+        # The database's own readers, which it closes: an engine made here was never
+        # disposed, and each staff /report in chat on SQLite left a connection and its
+        # thread open for the life of the process.
+        return self._outer._readers()
 
     def session(self) -> AsyncSession:
         # One session for the whole transaction: building and closing one per helper was

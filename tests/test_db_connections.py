@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -19,7 +21,9 @@ import sqlalchemy as sa
 import storage.db as db_module
 import storage.sqlite_trips as trips
 from storage.db import Database
+from storage.repo import Store
 from storage.sqlite_trips import OneTripConnection
+from tests.conftest import sqlite_at_head
 
 ONLY_POSTGRES = pytest.mark.parametrize(
     "database", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
@@ -205,3 +209,25 @@ async def test_a_restart_while_busy_fails_one_use_then_the_pool_starts_afresh(
         await _backend_pid(database)
     assert failed.value.connection_invalidated
     assert await _backend_pid(database) != before
+
+
+def _sqlite_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate()
+            if getattr(getattr(t, "_target", None), "__name__", "") == "_connection_worker_thread"}
+
+
+async def test_reads_made_inside_a_transaction_leave_no_connection_open(tmp_path: Path) -> None:
+    """A report read inside a Store transaction (a staff /report in chat) uses the
+    database's own readers, closed with it: each such read used to leave a SQLite
+    connection and its thread open for the life of the process."""
+    before = _sqlite_threads()
+    database = await Database.open(sqlite_at_head(tmp_path / "sada.db"))
+    store = Store(database)
+    for _ in range(3):
+        async with store.transaction() as tx, tx.database.reader() as conn:
+            assert (await conn.execute(sa.text("SELECT 1"))).scalar_one() == 1
+    await database.close()
+    left = _sqlite_threads() - before
+    for thread in left:
+        thread.join(timeout=2)
+    assert not [t for t in left if t.is_alive()]
