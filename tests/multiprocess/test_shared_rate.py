@@ -128,4 +128,5 @@ async def test_replies_keep_a_long_chat_spacing_out_of_a_conversation(url: str) 
             await limiter.acquire_reply(11)
     finally:
         await _close(limiters)
-    assert time.monotonic() - began < 1
+    # a chat's 6.25 s spacing would show as seconds; a loaded machine's slowness does not
+    assert time.monotonic() - began < 4

@@ -304,7 +304,9 @@ async def test_a_stopped_sender_hands_its_claim_back(database: Database,
         await asyncio.sleep(0.005)
     await deliver.stop()
     report = await run
-    assert time.monotonic() - started < 1
+    # The POST on the wire ends in 0.05 s, and the stop does not wait out its 5 s grace:
+    # well under the grace, however loaded the machine (1 s ran out once on a busy one).
+    assert time.monotonic() - started < 4
     assert (report.claimed, report.delivered, report.released) == (3, 1, 2)
     assert sorted(r.status for r in await deliveries(database)) == [
         "delivered", "queued", "queued"]
