@@ -305,11 +305,14 @@ _SENT = {
 
 
 async def _finish(db: Database, outbox_id: int, claimed_until: datetime | None,
-                  values: dict[str, Any]) -> bool:
-    stmt = (update(Outbox).where(*_held(claimed_until is not None)).values(**values)
-            .returning(col(Outbox.id)))
+                  values: dict[str, Any], *, stmt: Any = None, **params: Any) -> bool:
+    """A held row's finishing UPDATE: built here from ``values``, or prebuilt (``stmt``
+    with its own bound ``params``). False when the claim no longer held."""
+    if stmt is None:
+        stmt = (update(Outbox).where(*_held(claimed_until is not None)).values(**values)
+                .returning(col(Outbox.id)))
     async with db.alone() as conn:
-        found = await conn.execute(stmt, _held_params(outbox_id, claimed_until))
+        found = await conn.execute(stmt, _held_params(outbox_id, claimed_until) | params)
         return found.first() is not None
 
 
@@ -369,11 +372,9 @@ async def mark_sent(
     claimed_until: datetime | None = None,
 ) -> bool:
     """Record a delivered message; False when the row was no longer held by this claim."""
-    params = _held_params(outbox_id, claimed_until) | {"sent_at": now,
-                                                        "message_id": message_id}
-    async with db.alone() as conn:
-        found = await conn.execute(_SENT[claimed_until is not None], params)
-        return found.first() is not None
+    return await _finish(db, outbox_id, claimed_until, {},
+                         stmt=_SENT[claimed_until is not None], sent_at=now,
+                         message_id=message_id)
 
 
 async def reschedule(
