@@ -13,7 +13,9 @@ chats' updates interleaving changes nothing either would see.
 Bounded: at most `concurrency` updates run at once (each holds database connections); a
 chat's lane exists only while it has work, so idle chats cost nothing. How many updates wait
 in lanes is bounded by whoever feeds them: getUpdates hands out at most 100, a webhook at
-most Telegram's max_connections at once.
+most Telegram's max_connections at once. Long polling asks for more only when nothing taken
+waits for a place (`placed`): under load, each poll then brings a batch rather than the one
+or two updates that came in since the last, and a poll costs a Bot API call and two writes.
 """
 
 from __future__ import annotations
@@ -42,7 +44,12 @@ class _Slot:
     held: bool = False
 
     async def take(self) -> None:
-        await self.lanes._slots.acquire()
+        lanes = self.lanes
+        lanes.ready += 1
+        try:
+            await lanes._slots.acquire()
+        finally:
+            lanes._no_longer_ready()
         self.held = True
 
     def give_back(self) -> None:
@@ -99,6 +106,8 @@ class ChatLanes:
         self._closing = asyncio.Event()
         self.running = 0
         self.peak = 0  # the most updates that ever ran at once (tests read it)
+        self.ready = 0  # updates that could run now but wait for a place
+        self._placed: list[asyncio.Future[None]] = []
 
     @property
     def closing(self) -> bool:
@@ -108,6 +117,30 @@ class ChatLanes:
     def chats(self) -> int:
         """Chats with work running or waiting."""
         return len(self._lanes)
+
+    async def placed(self) -> None:
+        """Until no update waits for a place (or the lanes close). Work behind its own chat's
+        running update does not count: it could not start anyway."""
+        if self.ready == 0 or self.closing:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._placed.append(waiter)
+        try:
+            await waiter
+        finally:
+            if waiter in self._placed:
+                self._placed.remove(waiter)
+
+    def _no_longer_ready(self) -> None:
+        self.ready -= 1
+        if self.ready == 0:
+            self._wake_placed()
+
+    def _wake_placed(self) -> None:
+        for waiter in self._placed:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._placed.clear()
 
     def submit(self, chat: Hashable | None, work: Work) -> asyncio.Future[bool]:
         """Queue `work` behind the chat's earlier work.
@@ -163,6 +196,7 @@ class ChatLanes:
         """Start nothing more (waiting work is settled False); give the running updates
         `grace` seconds to finish, then cancel them."""
         self._closing.set()
+        self._wake_placed()
         workers = set(self._workers)
         if not workers:
             return

@@ -456,6 +456,37 @@ async def test_many_chats_run_side_by_side_each_in_order(
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
+async def test_no_update_is_asked_for_while_taken_ones_wait_for_a_place(
+    api: FakeBotApi, tmp_path: Path, framework: str
+) -> None:
+    core = GatedCore()
+    busy = [api.user(1250 + n) for n in range(DEFAULT_CONCURRENCY)]
+    for user in busy:
+        core.gates[user.id] = asyncio.Event()
+    async with feeding(api, tmp_path, framework, "polling", core):
+        for user in busy:
+            await user.send("/hold")
+        await api.wait_for(lambda: len(core.started) == DEFAULT_CONCURRENCY,
+                           what="every place taken")
+        queued = await api.user(1270).send("/queued")  # taken, then waits for a place
+        await api.wait_for(lambda: api.pending_updates == [], what="/queued taken")
+        polls = len(api.calls("getUpdates"))
+        later = await api.user(1271).send("/later")
+        await asyncio.sleep(0.3)
+        # Another getUpdates would only move /later into the queue behind /queued.
+        assert len(api.calls("getUpdates")) == polls
+        assert [u["update_id"] for u in api.pending_updates] == [later["update_id"]]
+        core.gates[busy[0].id].set()
+        await api.wait_sent(1271, 1)
+        for user in busy[1:]:
+            core.gates[user.id].set()
+        await api.wait_for(lambda: len(core.finished) == DEFAULT_CONCURRENCY + 2,
+                           what="every update handled")
+    assert api.texts(1270) == ["got /queued"] and api.texts(1271) == ["got /later"]
+    assert queued["update_id"] < later["update_id"]
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
 async def test_a_stop_finishes_updates_in_hand_and_keeps_the_waiting_ones_for_the_next_start(
     api: FakeBotApi, tmp_path: Path, framework: str
 ) -> None:
@@ -554,6 +585,39 @@ async def test_lanes_bound_how_many_run_and_forget_idle_chats() -> None:
     assert lanes.peak == 2 and lanes.chats == 0  # no lane left behind
     for chat in range(5):
         assert [n for c, n in order if c == chat] == [0, 1, 2]
+
+
+async def test_placed_waits_only_for_updates_that_could_run_now() -> None:
+    lanes = ChatLanes(concurrency=1)
+    gate = asyncio.Event()
+
+    async def held() -> None:
+        await gate.wait()
+
+    first = lanes.submit(1, held)
+    behind = lanes.submit(1, held)  # behind its own chat's update: it could not run anyway
+    await asyncio.sleep(0.01)
+    assert lanes.ready == 0
+    await asyncio.wait_for(lanes.placed(), 1)
+    other = lanes.submit(2, held)  # could run but for the one place
+    await asyncio.sleep(0.01)
+    assert lanes.ready == 1
+    placed = asyncio.ensure_future(lanes.placed())
+    await asyncio.sleep(0.05)
+    assert not placed.done()
+    gate.set()
+    await asyncio.wait_for(placed, 1)
+    assert all(await asyncio.gather(first, behind, other))
+    assert lanes.ready == 0
+
+    stuck = asyncio.Event()
+    lanes.submit(3, stuck.wait)
+    lanes.submit(4, stuck.wait)
+    await asyncio.sleep(0.01)
+    placed = asyncio.ensure_future(lanes.placed())
+    await asyncio.sleep(0.01)
+    await lanes.close(grace=0.01)  # a stop ends the wait too
+    await asyncio.wait_for(placed, 1)
 
 
 async def test_a_wait_out_gives_its_place_to_another_chat_and_a_stop_cuts_it_short() -> None:

@@ -564,6 +564,10 @@ async def _poll(run: _Run, intake: Intake[Any], lanes: ChatLanes, inbox: Inbox) 
                  "first", run.title, len(kept))
     submit(kept)
     while not run.stop.is_set():
+        # While updates already taken wait for a place, another getUpdates would only move
+        # more from Telegram's queue to this one, at the cost of a call and two writes.
+        if lanes.ready:
+            await _until_stopped(run, lanes.placed())
         try:
             await inbox.forget_handled()
         except Exception as exc:  # the database is away: kept rows only come again
