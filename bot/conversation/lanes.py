@@ -157,6 +157,7 @@ class ChatLanes:
         lane = self._lanes.get(key)
         if lane is None:
             lane = self._lanes[key] = deque()
+            self.ready += 1  # its first update, from now: the worker has not run yet
             worker = asyncio.create_task(self._drain(key, lane), name=f"sada-lane-{chat}")
             self._workers.add(worker)
             worker.add_done_callback(self._workers.discard)
@@ -165,6 +166,7 @@ class ChatLanes:
 
     async def _drain(self, key: Hashable, lane: deque[_Item]) -> None:
         slot = _Slot(self)
+        self.ready -= 1  # submit's count of the first update: take() counts it from here
         try:
             while lane and not self.closing:
                 item = lane[0]
@@ -189,6 +191,8 @@ class ChatLanes:
             # No await between the last look at `lane` and this: a submit() for this chat
             # either landed in `lane` (and is settled below) or will start a new lane.
             del self._lanes[key]
+            if self.ready == 0:  # when the stop came before the first take
+                self._wake_placed()
             for item in lane:
                 _settle(item.done, False)
 
