@@ -49,7 +49,7 @@ from aiohttp import web
 
 JSON = dict[str, Any]
 # Messages a second Sada is told Telegram allows, overall and per chat (the shared limits on
-# PostgreSQL); None: Telegram's own, 30 and 1 (bench option --rate).
+# PostgreSQL, their per-chat margin left out); None: Telegram's own, 30 and 1 (--rate).
 CHANNEL_RATE: float | None = None
 REPLIES = frozenset({"sendMessage", "editMessageText", "editMessageReplyMarkup",
                      "answerCallbackQuery", "sendDocument"})
@@ -254,9 +254,17 @@ async def run_sada(api: FakeBotApi, database_url: str, flows_dir: Path,
         # The fake enforces no limits: with PostgreSQL, Sada may be told the same (--rate).
         if CHANNEL_RATE is None:
             return install(database, channels)
-        return install(database, {name: dataclasses.replace(
+        done = install(database, {name: dataclasses.replace(
             capabilities, messages_per_second=CHANNEL_RATE,
             messages_per_chat_per_second=CHANNEL_RATE) for name, capabilities in channels.items()})
+        for name in channels:
+            # The quarter second the limits keep between two messages to one chat on top of
+            # the channel's spacing (shared_rate.CHAT_MARGIN) goes too: with respondents who
+            # answer at once it, not the survey step, set the pace.
+            limiter = shared_rate.installed(name)
+            if limiter is not None:
+                limiter.per_chat = 1.0 / CHANNEL_RATE
+        return done
 
     aiogram_shell.AiogramIntake.feed = feed  # type: ignore[method-assign]
     shared_rate.install = install_at_rate
