@@ -107,7 +107,7 @@ class ChatLanes:
         self.running = 0
         self.peak = 0  # the most updates that ever ran at once (tests read it)
         self.ready = 0  # updates that could run now but wait for a place
-        self._placed: list[asyncio.Future[None]] = []
+        self._none_ready = asyncio.Event()
 
     @property
     def closing(self) -> bool:
@@ -121,26 +121,14 @@ class ChatLanes:
     async def placed(self) -> None:
         """Until no update waits for a place (or the lanes close). Work behind its own chat's
         running update does not count: it could not start anyway."""
-        if self.ready == 0 or self.closing:
-            return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._placed.append(waiter)
-        try:
-            await waiter
-        finally:
-            if waiter in self._placed:
-                self._placed.remove(waiter)
+        while self.ready and not self.closing:
+            self._none_ready.clear()
+            await self._none_ready.wait()
 
     def _no_longer_ready(self) -> None:
         self.ready -= 1
         if self.ready == 0:
-            self._wake_placed()
-
-    def _wake_placed(self) -> None:
-        for waiter in self._placed:
-            if not waiter.done():
-                waiter.set_result(None)
-        self._placed.clear()
+            self._none_ready.set()
 
     def submit(self, chat: Hashable | None, work: Work) -> asyncio.Future[bool]:
         """Queue `work` behind the chat's earlier work.
@@ -166,7 +154,7 @@ class ChatLanes:
 
     async def _drain(self, key: Hashable, lane: deque[_Item]) -> None:
         slot = _Slot(self)
-        self.ready -= 1  # submit's count of the first update: take() counts it from here
+        self._no_longer_ready()  # submit counted the first update: take() counts it now
         try:
             while lane and not self.closing:
                 item = lane[0]
@@ -191,8 +179,6 @@ class ChatLanes:
             # No await between the last look at `lane` and this: a submit() for this chat
             # either landed in `lane` (and is settled below) or will start a new lane.
             del self._lanes[key]
-            if self.ready == 0:  # when the stop came before the first take
-                self._wake_placed()
             for item in lane:
                 _settle(item.done, False)
 
@@ -200,7 +186,7 @@ class ChatLanes:
         """Start nothing more (waiting work is settled False); give the running updates
         `grace` seconds to finish, then cancel them."""
         self._closing.set()
-        self._wake_placed()
+        self._none_ready.set()
         workers = set(self._workers)
         if not workers:
             return
