@@ -39,6 +39,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests check what comes out, never how fast: on this shared machine one draw took a
+# second under load and Hypothesis failed the test for being slow. Speed is bench/'s.
+settings.register_profile("sada", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("sada")
 
 # Sada's modules are imported where used: pytest-xdist's controller loads this file before
 # it starts the workers, and storage alone (SQLAlchemy, alembic) is a second of CPU there.
