@@ -7,10 +7,10 @@ from typing import ClassVar
 
 from pydantic import Field, field_validator
 
-from bot.channels.settings import ChannelSettings
+from bot.settings_group import SettingsGroup
 
 
-class MetricsSettings(ChannelSettings):
+class MetricsSettings(SettingsGroup):
     # Not a channel: bot.settings.channel_groups leaves it out, setting_groups keeps it.
     is_channel: ClassVar[bool] = False
 

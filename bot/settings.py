@@ -27,11 +27,11 @@ from pydantic_settings import (
 )
 
 from bot.channels.bale.settings import BaleSettings
-from bot.channels.settings import ChannelSettings
 from bot.channels.telegram.settings import TelegramSettings
 from bot.channels.web.settings import WebSettings
 from bot.channels.whatsapp.settings import WhatsAppSettings
 from bot.metrics_settings import MetricsSettings
+from bot.settings_group import SettingsGroup
 
 DEFAULT_DATA_DIR = Path("data")
 PREFIX = "SADA_"
@@ -143,20 +143,20 @@ class Settings(BaseSettings):
 
 def channel_groups(
     settings_cls: type[BaseSettings] = Settings,
-) -> dict[str, type[ChannelSettings]]:
+) -> dict[str, type[SettingsGroup]]:
     """The channels' settings groups by field name: {"telegram": TelegramSettings}. A field
-    whose type is a ChannelSettings is a group: declaring it is all a channel needs here."""
+    whose type is a SettingsGroup is a group: declaring it is all a channel needs here."""
     return {name: model for name, model in setting_groups(settings_cls).items()
             if getattr(model, "is_channel", True)}
 
 
 def setting_groups(
     settings_cls: type[BaseSettings] = Settings,
-) -> dict[str, type[ChannelSettings]]:
+) -> dict[str, type[SettingsGroup]]:
     """Every settings group, the channels' and the others' (metrics), by field name."""
     return {name: field.annotation for name, field in settings_cls.model_fields.items()
             if isinstance(field.annotation, type)
-            and issubclass(field.annotation, ChannelSettings)}
+            and issubclass(field.annotation, SettingsGroup)}
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from pydantic_core import PydanticUndefined
 from typer.testing import CliRunner
 
 import bot.cli
-from bot.channels.settings import ChannelSettings, Ids
 from bot.cli import app, common
 from bot.settings import Settings, channel_groups, get_settings, variables
+from bot.settings_group import Ids, SettingsGroup
 
 runner = CliRunner()
 
@@ -214,7 +214,7 @@ def test_a_bad_channel_setting_is_one_line_naming_the_variable_as_written(
     assert result.output.strip().splitlines() == [line]
 
 
-class _BaleSettings(ChannelSettings):
+class _BaleSettings(SettingsGroup):
     aliases: ClassVar[Mapping[str, str]] = {"token": "SADA_BALE_TOKEN"}
     token: str | None = None
     admin_ids: Ids = Field(default_factory=list)

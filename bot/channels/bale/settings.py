@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from bot.channels.settings import Ids
 from bot.channels.telegram.settings import BotApiSettings
+from bot.settings_group import Ids
 
 BALE_API_URL = "https://tapi.bale.ai"
 

@@ -8,14 +8,14 @@ from typing import ClassVar
 
 from pydantic import Field, SecretStr, field_validator
 
-from bot.channels.settings import ChannelSettings, Ids
+from bot.settings_group import Ids, SettingsGroup
 
 TELEGRAM_API_URL = "https://api.telegram.org"
 # What Telegram accepts as a webhook secret_token.
 _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
-class BotApiSettings(ChannelSettings):
+class BotApiSettings(SettingsGroup):
     """A channel on Telegram's Bot API protocol (Telegram, Bale): `sada run` runs every such
     group that has a token on the code of bot/channels/telegram/. A channel's group derives
     from this and declares the same keys with its own defaults and descriptions."""

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field, field_validator
 from pydantic_settings import NoDecode
 
-from bot.channels.settings import ChannelSettings
+from bot.settings_group import SettingsGroup
 
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
@@ -34,7 +34,7 @@ def _origins(value: Any) -> Any:
     return found
 
 
-class WebSettings(ChannelSettings):
+class WebSettings(SettingsGroup):
     enabled: bool = Field(
         default=False, json_schema_extra={"shown_default": "on when the public URL is set"},
         description="serve the web chat on --listen (/s/<token>, /web/sada.js, /web/v1/…)",

@@ -26,9 +26,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
-from bot.channels.settings import ChannelSettings
 from bot.channels.whatsapp.numbers import e164
 from bot.flow.model import LANGUAGES
+from bot.settings_group import SettingsGroup
 
 GRAPH_API_URL = "https://graph.facebook.com"
 GRAPH_API_VERSION = "v21.0"
@@ -126,12 +126,12 @@ def _phone_numbers(value: Any) -> Any:
     return numbers
 
 
-# Phone numbers as E.164 digits (ints: ChannelSettings reads admin_ids and alert_chat_ids
+# Phone numbers as E.164 digits (ints: SettingsGroup reads admin_ids and alert_chat_ids
 # as numbers).
 PhoneNumbers = Annotated[list[int], NoDecode, BeforeValidator(_phone_numbers)]
 
 
-class WhatsAppSettings(ChannelSettings):
+class WhatsAppSettings(SettingsGroup):
     phone_number_id: str | None = Field(
         default=None,
         description="the business number's Phone number ID from WhatsApp Manager (not the "

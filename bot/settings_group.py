@@ -1,8 +1,9 @@
-"""What every channel's settings group shares: the model it derives from, and staff id lists.
+"""What every settings group shares: the model it derives from, and staff id lists.
 
-A channel declares its group in its own folder (bot/channels/<name>/settings.py) as a
-``ChannelSettings``; bot.settings gathers the groups, one field per channel, read from
-``SADA_<CHANNEL>__<KEY>``. ``aliases`` keeps the flat names of earlier releases working.
+A group is read from ``SADA_<GROUP>__<KEY>``. Each channel declares one in its own folder
+(bot/channels/<name>/settings.py); a group that is not a channel (bot/metrics_settings.py)
+sets ``is_channel`` False. bot.settings gathers the groups, one field each. ``aliases``
+keeps the flat names of earlier releases working.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict
 from pydantic_settings import NoDecode
 
 
-class ChannelSettings(BaseModel):
+class SettingsGroup(BaseModel):
     # forbid: a mistyped key (SADA_TELEGRAM__TOKN) is an error, not a silently unset value.
     model_config = ConfigDict(extra="forbid")
 
